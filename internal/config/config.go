@@ -1,0 +1,174 @@
+// Package config loads rewind's YAML configuration strictly: unknown keys are
+// errors, defaults are set before decoding, and secrets redact themselves so
+// they never reach a log line.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration of an agent.
+type Config struct {
+	// Source is the MongoDB connection string to back up.
+	Source Secret `yaml:"source"`
+	// Repo is the repository URL (file://, s3://, gs://, azblob://).
+	Repo string `yaml:"repo"`
+	// Identity is the path of the age identity file, needed only to read an
+	// encrypted repository (restore, verify).
+	Identity  string    `yaml:"identity"`
+	Capture   Capture   `yaml:"capture"`
+	Snapshot  Snapshot  `yaml:"snapshot"`
+	Retention Retention `yaml:"retention"`
+	API       API       `yaml:"api"`
+	Log       Log       `yaml:"log"`
+}
+
+// Capture tunes oplog capture.
+type Capture struct {
+	// FlushInterval bounds how long a read entry waits before it is made
+	// durable: it is the recovery point objective.
+	FlushInterval Duration `yaml:"flush_interval"`
+	// MaxSegmentBytes flushes a segment early once it holds this many bytes.
+	MaxSegmentBytes int64 `yaml:"max_segment_bytes"`
+	// SpoolDir holds segments that could not be uploaded yet.
+	SpoolDir string `yaml:"spool_dir"`
+	// SpoolMaxBytes bounds the spool; when full, capture pauses reading.
+	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
+}
+
+// Snapshot schedules base snapshots.
+type Snapshot struct {
+	// Every is the interval between scheduled snapshots; zero disables them.
+	Every    Duration `yaml:"every"`
+	Parallel int      `yaml:"parallel"`
+}
+
+// Retention says what the repository keeps.
+type Retention struct {
+	RestoreWindow Duration `yaml:"restore_window"`
+	Hourly        int      `yaml:"hourly"`
+	Daily         int      `yaml:"daily"`
+	Weekly        int      `yaml:"weekly"`
+	Monthly       int      `yaml:"monthly"`
+}
+
+// API configures the agent's HTTP server.
+type API struct {
+	Listen     string `yaml:"listen"`
+	Token      Secret `yaml:"token"`
+	TokenFile  string `yaml:"token_file"`
+	PublicRead bool   `yaml:"public_read"`
+	TLSCert    string `yaml:"tls_cert"`
+	TLSKey     string `yaml:"tls_key"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Format string `yaml:"format"`
+	Level  string `yaml:"level"`
+}
+
+// Default returns the configuration used when a key is not set.
+func Default() Config {
+	return Config{
+		Capture: Capture{
+			FlushInterval:   Duration(time.Second),
+			MaxSegmentBytes: 16 << 20,
+			SpoolMaxBytes:   1 << 30,
+		},
+		Snapshot:  Snapshot{Parallel: 4},
+		Retention: Retention{RestoreWindow: Duration(7 * 24 * time.Hour)},
+		API:       API{Listen: "127.0.0.1:7070"},
+		Log:       Log{Format: "text", Level: "info"},
+	}
+}
+
+// Load reads a configuration file over the defaults, applies environment
+// overrides and validates the result. An empty path means defaults only.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		if err := decode(data, &cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	cfg.applyEnv(os.Getenv)
+	return cfg, nil
+}
+
+// decode parses YAML strictly into cfg, keeping the defaults already in it.
+func decode(data []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return nil
+}
+
+// applyEnv lets the environment override secrets and locations, so they need
+// not be written into a file or typed into shell history.
+func (c *Config) applyEnv(getenv func(string) string) {
+	if v := getenv("REWIND_SOURCE"); v != "" {
+		c.Source = Secret(v)
+	}
+	if v := getenv("REWIND_REPO"); v != "" {
+		c.Repo = v
+	}
+	if v := getenv("REWIND_IDENTITY_FILE"); v != "" {
+		c.Identity = v
+	}
+	if v := getenv("REWIND_API_TOKEN"); v != "" {
+		c.API.Token = Secret(v)
+	}
+}
+
+// Validate checks the values a running agent depends on.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Source == "" {
+		errs = append(errs, errors.New("source is not set: give --source URI, `source:` in the config or REWIND_SOURCE"))
+	}
+	if c.Repo == "" {
+		errs = append(errs, errors.New("repo is not set: give --repo URL, `repo:` in the config or REWIND_REPO"))
+	}
+	if c.Capture.FlushInterval <= 0 {
+		errs = append(errs, errors.New("capture.flush_interval must be positive"))
+	}
+	if c.Capture.MaxSegmentBytes < 1<<10 {
+		errs = append(errs, errors.New("capture.max_segment_bytes must be at least 1024"))
+	}
+	if c.Capture.SpoolMaxBytes < c.Capture.MaxSegmentBytes {
+		errs = append(errs, errors.New("capture.spool_max_bytes must be at least capture.max_segment_bytes"))
+	}
+	if c.Snapshot.Parallel < 1 {
+		errs = append(errs, errors.New("snapshot.parallel must be at least 1"))
+	}
+	if c.Retention.RestoreWindow < 0 {
+		errs = append(errs, errors.New("retention.restore_window must not be negative"))
+	}
+	if c.API.Token != "" && c.API.TokenFile != "" {
+		errs = append(errs, errors.New("set api.token or api.token_file, not both"))
+	}
+	if (c.API.TLSCert == "") != (c.API.TLSKey == "") {
+		errs = append(errs, errors.New("api.tls_cert and api.tls_key go together"))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q is not text or json", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}

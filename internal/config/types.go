@@ -1,0 +1,104 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Duration is a time.Duration that also accepts days ("7d") in YAML, since
+// retention is spoken of in days.
+type Duration time.Duration
+
+// ParseDuration reads Go durations ("90s", "1h30m") and whole days ("7d").
+func ParseDuration(s string) (Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("duration %q: want a whole number of days like 7d", s)
+		}
+		return Duration(time.Duration(n) * 24 * time.Hour), nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("duration %q: want a value like 1s, 5m, 6h or 7d", s)
+	}
+	return Duration(v), nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = v
+	return nil
+}
+
+// Std returns the value as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// String formats days as "Nd" and everything else as Go does.
+func (d Duration) String() string {
+	day := 24 * time.Hour
+	if v := time.Duration(d); v > 0 && v%day == 0 {
+		return fmt.Sprintf("%dd", v/day)
+	}
+	return time.Duration(d).String()
+}
+
+// Secret holds a value that must never be printed: a connection string with a
+// password, an API token. Formatting it, logging it or marshalling it shows a
+// redacted form; Reveal gives the value to the code that needs it.
+type Secret string
+
+// Reveal returns the secret itself.
+func (s Secret) Reveal() string { return string(s) }
+
+// String redacts: passwords in URIs become "xxxxx", other values vanish.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	if strings.Contains(string(s), "://") {
+		return RedactURI(string(s))
+	}
+	return "[redacted]"
+}
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalText implements encoding.TextMarshaler (JSON, YAML output).
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// RedactURI hides the password of a URI and the values of query parameters
+// that commonly carry credentials. Unparseable input is hidden entirely.
+func RedactURI(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[unparseable URI redacted]"
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	changed := false
+	for k := range q {
+		switch strings.ToLower(k) {
+		case "password", "secret", "token", "sig", "x-amz-signature", "x-amz-credential", "access_key", "secret_key", "awssessiontoken", "tlscertificatekeyfilepassword":
+			q.Set(k, "xxxxx")
+			changed = true
+		}
+	}
+	if changed {
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
