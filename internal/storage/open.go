@@ -1,0 +1,101 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Options carries what Open cannot read from the URL. The zero value is
+// what production uses: credentials come from each cloud's usual
+// environment variables and files, never from flags or the URL.
+//
+// Tests set the fields to talk to local emulators without touching the
+// process environment, so parallel tests with different servers are safe.
+type Options struct {
+	// AWS, if set, replaces the AWS credential chain for s3:// URLs.
+	AWS *AWSCredentials
+	// Azure, if set, replaces the environment for azblob:// URLs.
+	Azure *AzureSharedKey
+	// GCSEmulatorHost, if set, is used for gs:// URLs as
+	// STORAGE_EMULATOR_HOST would be ("127.0.0.1:PORT", no scheme):
+	// anonymous access to a local emulator.
+	GCSEmulatorHost string
+}
+
+// AWSCredentials is a static S3 access key.
+type AWSCredentials struct {
+	AccessKeyID     string
+	SecretAccessKey string
+	SessionToken    string
+}
+
+// AzureSharedKey is a storage account name and its shared key.
+type AzureSharedKey struct {
+	Account string
+	Key     string
+}
+
+// Open opens the repository store named by rawURL with credentials from the
+// environment. Accepted forms:
+//
+//	/abs/path or rel/path          a local directory (created if missing)
+//	file:///abs/path               the same
+//	s3://bucket/prefix?region=R&endpoint=URL&use_path_style=true
+//	gs://bucket/prefix
+//	azblob://container/prefix?protocol=http&domain=HOST:PORT
+//
+// A path after the bucket is a key prefix: the store only sees keys under it.
+func Open(ctx context.Context, rawURL string) (Store, error) {
+	return OpenWith(ctx, rawURL, Options{})
+}
+
+// OpenWith is Open with explicit options (see Options).
+func OpenWith(ctx context.Context, rawURL string, opts Options) (Store, error) {
+	if rawURL == "" {
+		return nil, fmt.Errorf("open repository: the URL is empty: give a directory or a file://, s3://, gs:// or azblob:// URL")
+	}
+	if !hasScheme(rawURL) {
+		return openFile(rawURL)
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: parse URL: %s", Redact(rawURL), redactErr(err, rawURL))
+	}
+	switch u.Scheme {
+	case "file":
+		return openFileURL(u)
+	case "s3", "gs", "azblob":
+		return openBlob(ctx, u, opts)
+	}
+	return nil, fmt.Errorf("open repository %s: unknown scheme %q: use file://, s3://, gs:// or azblob://", Redact(rawURL), u.Scheme)
+}
+
+// hasScheme tells a URL from a local path: "scheme://..." with a scheme of
+// at least two letters (so "C:/x" stays a path).
+func hasScheme(s string) bool {
+	i := strings.Index(s, "://")
+	if i < 2 {
+		return false
+	}
+	for _, r := range s[:i] {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func openFileURL(u *url.URL) (Store, error) {
+	if u.Host != "" && u.Host != "localhost" {
+		return nil, fmt.Errorf("open repository %s: file URLs name a local path: write file:///abs/path", Redact(u.String()))
+	}
+	if u.RawQuery != "" {
+		return nil, fmt.Errorf("open repository %s: file URLs take no query parameters", Redact(u.String()))
+	}
+	if u.Path == "" || !strings.HasPrefix(u.Path, "/") {
+		return nil, fmt.Errorf("open repository %s: file URLs need an absolute path: write file:///abs/path", Redact(u.String()))
+	}
+	return openFile(u.Path)
+}
