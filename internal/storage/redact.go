@@ -57,13 +57,12 @@ func isSensitiveParam(k string) bool {
 // redactErr formats err with every secret of rawURL removed: url.Parse and
 // SDK errors quote the URL they were given.
 func redactErr(err error, rawURL string) string {
-	return scrub(err.Error(), rawURL)
+	return scrub(err.Error(), secretsOf(rawURL))
 }
 
-// scrub removes from msg the userinfo and the sensitive query values of
-// rawURL, in both raw and escaped forms.
-func scrub(msg, rawURL string) string {
-	for _, s := range secretsOf(rawURL) {
+// scrub removes every secret from msg, in both raw and URL-escaped forms.
+func scrub(msg string, secrets []string) string {
+	for _, s := range secrets {
 		if len(s) < 4 {
 			continue // too short to replace without mangling the message
 		}
