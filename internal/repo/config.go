@@ -1,0 +1,259 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"filippo.io/age"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rewind-backup/rewind/internal/storage"
+)
+
+// FormatVersion is the repository format this build writes and the newest
+// it reads. Bump it only for changes an older build would misread.
+const FormatVersion = 1
+
+// Compression values for InitOptions and Config.
+const (
+	CompressionZstd = "zstd"
+	CompressionNone = "none"
+)
+
+// Source identifies what a repository backs up.
+type Source struct {
+	Flavor     string   `bson:"flavor"` // "mongodb" or "ferretdb"
+	ReplicaSet string   `bson:"replicaSet,omitempty"`
+	Hosts      []string `bson:"hosts,omitempty"`
+	CreatedBy  string   `bson:"createdBy,omitempty"` // e.g. "rewind 0.1.0 on host db1"
+}
+
+// Config is the repository's self-description, stored unencrypted under the
+// key "config" so that a writer holding only the store URL can find the
+// recipient, and a reader can tell whether it needs an identity.
+type Config struct {
+	Version     int       `bson:"version"`
+	ID          string    `bson:"id"` // random UUID
+	Created     time.Time `bson:"created"`
+	Compression string    `bson:"compression"`
+	// Recipient is the age public key every data object is encrypted to;
+	// empty when the repository is not encrypted.
+	Recipient string `bson:"recipient,omitempty"`
+	// KeyCheck is a small random value encrypted to Recipient: Open decrypts
+	// it to tell a wrong identity apart before touching any data.
+	KeyCheck []byte `bson:"keyCheck,omitempty"`
+	Source   Source `bson:"source"`
+}
+
+// Encrypted reports whether data objects are encrypted.
+func (c Config) Encrypted() bool { return c.Recipient != "" }
+
+// InitOptions configure a new repository.
+type InitOptions struct {
+	Location    string // the repository URL, for messages
+	Compression string // CompressionZstd (default) or CompressionNone
+	Recipient   string // age public key; empty: no encryption
+	Source      Source
+	Now         func() time.Time // default time.Now
+}
+
+// OpenOptions configure access to an existing repository.
+type OpenOptions struct {
+	Location string // the repository URL, for messages
+	// Identities decrypt data objects. Writing needs none: the recipient is
+	// in the config.
+	Identities []age.Identity
+	// Recipient, if set, must equal the config's recipient: it stops a
+	// writer from encrypting to a key an attacker put in the config.
+	Recipient string
+}
+
+// Repository is an opened rewind repository. It is safe for concurrent use.
+type Repository struct {
+	store    storage.Store
+	cfg      Config
+	codec    *codec
+	location string
+}
+
+// Config returns the repository's config.
+func (r *Repository) Config() Config { return r.cfg }
+
+// Store returns the underlying store.
+func (r *Repository) Store() storage.Store { return r.store }
+
+func where(loc string) string {
+	if loc == "" {
+		return "this location"
+	}
+	return loc
+}
+
+// Init creates a repository in an empty store and returns it opened for
+// writing (without identities).
+func Init(ctx context.Context, store storage.Store, o InitOptions) (*Repository, error) {
+	cfg, err := newConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := store.Stat(ctx, configKey); err == nil {
+		return nil, fmt.Errorf("init repository: %s already holds a rewind repository; open it instead of running init: %w",
+			where(o.Location), ErrAlreadyInitialized)
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("init repository: %w", err)
+	}
+	payload, err := bson.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	c := &codec{}
+	obj, err := c.encode(KindConfig, payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.Put(ctx, configKey, bytes.NewReader(obj)); err != nil {
+		return nil, fmt.Errorf("write config: %w", err)
+	}
+	r, err := Open(ctx, store, OpenOptions{Location: o.Location, Recipient: o.Recipient})
+	if err != nil {
+		return nil, err
+	}
+	if r.cfg.ID != cfg.ID {
+		return nil, fmt.Errorf("init repository: another init at %s won the race (repository id %s): %w",
+			where(o.Location), r.cfg.ID, ErrAlreadyInitialized)
+	}
+	return r, nil
+}
+
+func newConfig(o InitOptions) (Config, error) {
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	cfg := Config{Version: FormatVersion, ID: newUUID(), Created: now().UTC().Truncate(time.Millisecond),
+		Compression: o.Compression, Recipient: o.Recipient, Source: o.Source}
+	if cfg.Compression == "" {
+		cfg.Compression = CompressionZstd
+	}
+	if o.Recipient == "" {
+		return cfg, cfg.validate()
+	}
+	rcp, err := ParseRecipient(o.Recipient)
+	if err != nil {
+		return cfg, fmt.Errorf("init repository: %w", err)
+	}
+	var buf bytes.Buffer
+	w, err := age.Encrypt(&buf, rcp)
+	if err == nil {
+		_, err = w.Write([]byte(randomHex(16)))
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("encrypt key check: %w", err)
+	}
+	cfg.KeyCheck = buf.Bytes()
+	return cfg, cfg.validate()
+}
+
+func newUUID() string {
+	h := randomHex(16)
+	b := []byte(h)
+	b[12] = '4' // version 4
+	b[16] = "89ab"[b[16]%4]
+	return string(b[:8]) + "-" + string(b[8:12]) + "-" + string(b[12:16]) + "-" + string(b[16:20]) + "-" + string(b[20:])
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Version < 1:
+		return fmt.Errorf("check config: version %d: %w", c.Version, ErrInvalid)
+	case c.ID == "":
+		return fmt.Errorf("check config: empty repository id: %w", ErrInvalid)
+	case c.Compression != CompressionZstd && c.Compression != CompressionNone:
+		return fmt.Errorf("check config: compression %q: want %q or %q: %w",
+			c.Compression, CompressionZstd, CompressionNone, ErrInvalid)
+	case c.Recipient != "" && len(c.KeyCheck) == 0:
+		return fmt.Errorf("check config: encrypted repository without a key check: %w", ErrInvalid)
+	}
+	if c.Recipient != "" {
+		if _, err := ParseRecipient(c.Recipient); err != nil {
+			return fmt.Errorf("check config: %w", err)
+		}
+	}
+	return nil
+}
+
+// decodeConfig parses a config payload and checks its version.
+func decodeConfig(payload []byte) (Config, error) {
+	var cfg Config
+	if err := bson.Unmarshal(payload, &cfg); err != nil {
+		return cfg, fmt.Errorf("%w: config: %v", ErrCorrupt, err)
+	}
+	if cfg.Version > FormatVersion {
+		return cfg, fmt.Errorf("repository format version %d is newer than this rewind reads (up to %d); upgrade rewind: %w",
+			cfg.Version, FormatVersion, ErrUnsupportedVersion)
+	}
+	if err := cfg.validate(); err != nil {
+		return cfg, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return cfg, nil
+}
+
+// Open reads the config of an existing repository.
+func Open(ctx context.Context, store storage.Store, o OpenOptions) (*Repository, error) {
+	rc, err := store.Get(ctx, configKey)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("no rewind repository at %s: run `rewind init --repo %s`: %w",
+			where(o.Location), where(o.Location), ErrNoRepository)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer rc.Close()
+	payload, _, err := (&codec{}).decode(configKey, KindConfig, rc)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := decodeConfig(payload)
+	if err != nil {
+		return nil, fmt.Errorf("open repository at %s: %w", where(o.Location), err)
+	}
+	c := &codec{compress: cfg.Compression == CompressionZstd}
+	if cfg.Encrypted() {
+		if o.Recipient != "" && o.Recipient != cfg.Recipient {
+			return nil, fmt.Errorf("open repository at %s: its recipient %s is not the expected %s; check the config was not replaced: %w",
+				where(o.Location), cfg.Recipient, o.Recipient, ErrWrongKey)
+		}
+		rcp, _ := ParseRecipient(cfg.Recipient) // validated above
+		c.recipients = []age.Recipient{rcp}
+		if len(o.Identities) > 0 {
+			if err := checkKey(cfg, o.Identities); err != nil {
+				return nil, fmt.Errorf("open repository at %s: %w", where(o.Location), err)
+			}
+			c.identities = o.Identities
+		}
+	}
+	return &Repository{store: store, cfg: cfg, codec: c, location: o.Location}, nil
+}
+
+func checkKey(cfg Config, ids []age.Identity) error {
+	r, err := age.Decrypt(bytes.NewReader(cfg.KeyCheck), ids...)
+	if err == nil {
+		_, err = io.Copy(io.Discard, r)
+	}
+	var nomatch *age.NoIdentityMatchError
+	switch {
+	case errors.As(err, &nomatch):
+		return fmt.Errorf("the identity does not match the repository's recipient %s; pass the identity it was initialized for: %w",
+			cfg.Recipient, ErrWrongKey)
+	case err != nil:
+		return fmt.Errorf("%w: config key check: %v", ErrCorrupt, err)
+	}
+	return nil
+}

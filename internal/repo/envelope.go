@@ -1,0 +1,301 @@
+package repo
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
+)
+
+// MaxObjectSize bounds the plaintext of one object. Decoders refuse larger
+// length fields before allocating, so a corrupt header cannot make them
+// allocate more than this.
+const MaxObjectSize = 256 << 20
+
+const (
+	envelopeMagic   = "RWND"
+	envelopeVersion = 1
+	headerSize      = 8  // magic, version, flags, kind, reserved
+	innerHeaderSize = 40 // plaintext length (uint64 BE), sha256 of plaintext
+	flagZstd        = 1 << 0
+	flagAge         = 1 << 1
+	knownFlags      = flagZstd | flagAge
+	// maxEncodedSize bounds what a decoder reads from the store: the largest
+	// plaintext plus generous room for age and zstd framing.
+	maxEncodedSize = MaxObjectSize + MaxObjectSize/8 + 1<<20
+)
+
+// Kind is the type of an object, stored in its envelope header so an object
+// copied under the wrong key is detected.
+type Kind byte
+
+// Object kinds. Values are part of the on-disk format: never renumber.
+const (
+	KindConfig    Kind = 1
+	KindSegment   Kind = 2
+	KindGap       Kind = 3
+	KindTimeline  Kind = 4
+	KindChunk     Kind = 5
+	KindManifest  Kind = 6
+	KindHeartbeat Kind = 7
+	KindLock      Kind = 8
+)
+
+func (k Kind) String() string {
+	names := map[Kind]string{
+		KindConfig: "config", KindSegment: "oplog segment", KindGap: "gap",
+		KindTimeline: "timeline", KindChunk: "snapshot chunk", KindManifest: "snapshot manifest",
+		KindHeartbeat: "heartbeat", KindLock: "lock",
+	}
+	if n, ok := names[k]; ok {
+		return n
+	}
+	return fmt.Sprintf("kind %d", byte(k))
+}
+
+// isData reports whether objects of kind k carry user data (documents,
+// oplog entries, namespace names). Only those are compressed and encrypted;
+// metadata objects must stay readable by a writer that has no identity.
+func (k Kind) isData() bool {
+	return k == KindSegment || k == KindChunk || k == KindManifest
+}
+
+// codec turns plaintext into envelopes and back. It is safe for concurrent
+// use.
+type codec struct {
+	compress   bool
+	recipients []age.Recipient // nil: do not encrypt
+	identities []age.Identity  // nil: cannot decrypt
+}
+
+var (
+	encoderOnce sync.Once
+	encoder     *zstd.Encoder
+	encoderErr  error
+	decoderPool = sync.Pool{New: func() any {
+		// Concurrency 1 keeps the decoder synchronous: no goroutines to leak
+		// when a pooled decoder is dropped by the garbage collector.
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxMemory(MaxObjectSize))
+		if err != nil {
+			return err
+		}
+		return d
+	}}
+)
+
+// sharedEncoder returns the process-wide zstd encoder; EncodeAll is safe for
+// concurrent use and encoders are expensive to build.
+func sharedEncoder() (*zstd.Encoder, error) {
+	encoderOnce.Do(func() {
+		encoder, encoderErr = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault),
+			zstd.WithEncoderConcurrency(1))
+	})
+	return encoder, encoderErr
+}
+
+// encode wraps plaintext in an envelope of the given kind.
+func (c *codec) encode(kind Kind, plaintext []byte) ([]byte, error) {
+	if len(plaintext) > MaxObjectSize {
+		return nil, fmt.Errorf("encode %s: %d bytes exceeds the %d-byte object limit: %w",
+			kind, len(plaintext), MaxObjectSize, ErrInvalid)
+	}
+	var flags byte
+	compress := c.compress && kind.isData()
+	encrypt := c.recipients != nil && kind.isData()
+	if compress {
+		flags |= flagZstd
+	}
+	if encrypt {
+		flags |= flagAge
+	}
+	out := make([]byte, 0, headerSize+innerHeaderSize+len(plaintext)/2+512)
+	out = append(out, envelopeMagic...)
+	out = append(out, envelopeVersion, flags, byte(kind), 0)
+	inner := appendInner(out[len(out):], plaintext)
+	if !encrypt {
+		out = append(out, inner...)
+		return appendPayload(out, plaintext, compress)
+	}
+	body, err := appendPayload(inner, plaintext, compress)
+	if err != nil {
+		return nil, err
+	}
+	buf := bytes.NewBuffer(out)
+	w, err := age.Encrypt(buf, c.recipients...)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt %s: %w", kind, err)
+	}
+	if _, err := w.Write(body); err != nil {
+		return nil, fmt.Errorf("encrypt %s: %w", kind, err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("encrypt %s: %w", kind, err)
+	}
+	return buf.Bytes(), nil
+}
+
+func appendInner(dst, plaintext []byte) []byte {
+	sum := sha256.Sum256(plaintext)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(len(plaintext)))
+	return append(dst, sum[:]...)
+}
+
+func appendPayload(dst, plaintext []byte, compress bool) ([]byte, error) {
+	if !compress {
+		return append(dst, plaintext...), nil
+	}
+	enc, err := sharedEncoder()
+	if err != nil {
+		return nil, fmt.Errorf("create zstd encoder: %w", err)
+	}
+	return enc.EncodeAll(plaintext, dst), nil
+}
+
+// sourceReader remembers an error of the underlying store reader so a
+// network failure mid-object is reported as such, not as corruption.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
+
+// decode reads one envelope of the given kind from r and returns the
+// plaintext and its sha256. key names the object in every error.
+func (c *codec) decode(key string, kind Kind, r io.Reader) ([]byte, [32]byte, error) {
+	src := &sourceReader{r: io.LimitReader(r, maxEncodedSize)}
+	plain, sum, err := c.decodeFrom(key, kind, src)
+	if err != nil && src.err != nil {
+		return nil, sum, fmt.Errorf("read object %s: %w", key, src.err)
+	}
+	return plain, sum, err
+}
+
+func (c *codec) decodeFrom(key string, kind Kind, src io.Reader) ([]byte, [32]byte, error) {
+	var sum [32]byte
+	flags, err := readHeader(key, kind, src)
+	if err != nil {
+		return nil, sum, err
+	}
+	body := src
+	if flags&flagAge != 0 {
+		if body, err = c.decrypt(key, src); err != nil {
+			return nil, sum, err
+		}
+	} else if c.recipients != nil && kind.isData() {
+		return nil, sum, corrupt(key, "object is not encrypted but the repository is")
+	}
+	var inner [innerHeaderSize]byte
+	if _, err := io.ReadFull(body, inner[:]); err != nil {
+		return nil, sum, corrupt(key, "truncated header: %v", err)
+	}
+	n := binary.BigEndian.Uint64(inner[:8])
+	copy(sum[:], inner[8:])
+	if n > MaxObjectSize {
+		return nil, sum, corrupt(key, "plaintext length %d exceeds the %d-byte limit", n, MaxObjectSize)
+	}
+	plain, err := readPayload(body, n, flags&flagZstd != 0)
+	if err != nil {
+		return nil, sum, corrupt(key, "%v", err)
+	}
+	if sha256.Sum256(plain) != sum {
+		return nil, sum, corrupt(key, "sha256 mismatch")
+	}
+	return plain, sum, nil
+}
+
+func readHeader(key string, kind Kind, src io.Reader) (byte, error) {
+	var hdr [headerSize]byte
+	if _, err := io.ReadFull(src, hdr[:]); err != nil {
+		return 0, corrupt(key, "truncated header: %v", err)
+	}
+	if string(hdr[:4]) != envelopeMagic {
+		return 0, corrupt(key, "bad magic %q: not a rewind object", hdr[:4])
+	}
+	if v := hdr[4]; v != envelopeVersion {
+		if v > envelopeVersion {
+			return 0, fmt.Errorf("decode object %s: envelope version %d is newer than this rewind reads (%d); upgrade rewind: %w",
+				key, v, envelopeVersion, ErrUnsupportedVersion)
+		}
+		return 0, corrupt(key, "bad envelope version %d", v)
+	}
+	flags := hdr[5]
+	if flags&^knownFlags != 0 || hdr[7] != 0 {
+		return 0, corrupt(key, "unknown header flags %#x/%#x", flags, hdr[7])
+	}
+	if got := Kind(hdr[6]); got != kind {
+		return 0, corrupt(key, "object is a %s, want a %s", got, kind)
+	}
+	if flags&flagAge != 0 && !kind.isData() {
+		return 0, corrupt(key, "metadata object marked encrypted")
+	}
+	return flags, nil
+}
+
+func (c *codec) decrypt(key string, src io.Reader) (io.Reader, error) {
+	if len(c.identities) == 0 {
+		return nil, fmt.Errorf("decrypt object %s: the object is encrypted; pass --identity FILE or set REWIND_IDENTITY: %w",
+			key, ErrNeedIdentity)
+	}
+	r, err := age.Decrypt(src, c.identities...)
+	if err != nil {
+		var nomatch *age.NoIdentityMatchError
+		if errors.As(err, &nomatch) {
+			return nil, fmt.Errorf("decrypt object %s: the identity does not match the repository's recipient: %w",
+				key, ErrWrongKey)
+		}
+		return nil, corrupt(key, "decrypt: %v", err)
+	}
+	return r, nil
+}
+
+// readPayload reads exactly n plaintext bytes from body and checks that
+// nothing follows. Memory grows with the bytes actually produced, never with
+// the (possibly corrupt) length field alone.
+func readPayload(body io.Reader, n uint64, compressed bool) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(int(min(n, 1<<20)))
+	src := body
+	if compressed {
+		d, ok := decoderPool.Get().(*zstd.Decoder)
+		if !ok {
+			return nil, errors.New("create zstd decoder")
+		}
+		defer func() { _ = d.Reset(nil); decoderPool.Put(d) }()
+		if err := d.Reset(body); err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		src = d
+	}
+	got, err := io.Copy(&buf, io.LimitReader(src, int64(n)+1))
+	if err != nil {
+		return nil, fmt.Errorf("read payload: %w", err)
+	}
+	if uint64(got) != n {
+		return nil, fmt.Errorf("payload is %d bytes, header says %d", got, n)
+	}
+	if !compressed {
+		var one [1]byte
+		if m, _ := io.ReadFull(body, one[:]); m != 0 {
+			return nil, errors.New("trailing bytes after payload")
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+func corrupt(key, format string, args ...any) error {
+	return fmt.Errorf("decode object %s: %w: %s", key, ErrCorrupt, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,132 @@
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/storage"
+)
+
+func (l *Lock) write(ctx context.Context) error {
+	return l.r.putBSON(ctx, lockKey(l.info.ID), KindLock, l.info)
+}
+
+// Refresh rewrites the lock object with a new refresh time. It fails with
+// ErrLockLost if the object was removed (broken, or judged stale) or if the
+// last refresh is so old that others may already treat the lock as stale:
+// the holder must stop what it is doing.
+func (l *Lock) Refresh(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.opts.Now().UTC()
+	key := lockKey(l.info.ID)
+	if now.Sub(l.lastOK) > l.opts.StaleAfter {
+		return fmt.Errorf("refresh lock %s: not refreshed since %s: %w", key, l.lastOK.Format(time.RFC3339), ErrLockLost)
+	}
+	if _, err := l.r.store.Stat(ctx, key); errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("refresh lock %s: the lock object was removed: %w", key, ErrLockLost)
+	} else if err != nil {
+		return fmt.Errorf("refresh lock %s: %w", key, err)
+	}
+	l.info.Refreshed = now
+	if err := l.write(ctx); err != nil {
+		return fmt.Errorf("refresh lock: %w", err)
+	}
+	l.lastOK = now
+	return nil
+}
+
+// Run refreshes the lock every RefreshEvery until ctx is done (then it
+// returns nil) or a refresh fails (then it returns the error, and the holder
+// must stop). Transient store errors are retried until the lock would go
+// stale.
+func (l *Lock) Run(ctx context.Context) error {
+	t := time.NewTicker(l.opts.RefreshEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		err := l.Refresh(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrLockLost) {
+			return err
+		}
+	}
+}
+
+// BeginDelete switches an exclusive lock to deleting mode, after which the
+// holder may remove objects. It fails with a *LockedError if a reader holds
+// a shared lock; the lock then stays exclusive (not deleting).
+func (l *Lock) BeginDelete(ctx context.Context) error {
+	if l.info.Kind != LockExclusive {
+		return fmt.Errorf("begin delete: a %s lock cannot delete: %w", l.info.Kind, ErrInvalid)
+	}
+	l.mu.Lock()
+	l.info.Deleting = true
+	err := l.write(ctx)
+	l.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("begin delete: %w", err)
+	}
+	// Readers write their lock then list, as we do: at least one of us
+	// sees the other, so a reader never reads while we delete.
+	others, err := l.r.conflicting(ctx, l.Info(), l.opts)
+	if err == nil && len(others) == 0 {
+		return nil
+	}
+	if endErr := l.EndDelete(ctx); endErr != nil {
+		return endErr
+	}
+	if err != nil {
+		return fmt.Errorf("begin delete: %w", err)
+	}
+	return &LockedError{Location: l.r.location, Holder: others[0]}
+}
+
+// EndDelete leaves deleting mode: readers may lock again.
+func (l *Lock) EndDelete(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.info.Deleting = false
+	if err := l.write(ctx); err != nil {
+		return fmt.Errorf("end delete: %w", err)
+	}
+	return nil
+}
+
+// Unlock removes the lock object.
+func (l *Lock) Unlock(ctx context.Context) error {
+	if err := l.r.deleteIfExists(ctx, lockKey(l.info.ID)); err != nil {
+		return fmt.Errorf("unlock: %w", err)
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func randomUint(n uint64) uint64 {
+	if n == 0 {
+		return 0
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:]) % n
+}

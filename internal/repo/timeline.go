@@ -1,0 +1,173 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/storage"
+)
+
+// TimelineInfo is what the agent records when it starts a timeline: the
+// source's flavor decides how entries are replayed, so the replayer reads it
+// from here, never from a live server.
+type TimelineInfo struct {
+	Shard   string    `bson:"shard"`
+	ID      string    `bson:"id"`
+	Flavor  string    `bson:"flavor"` // "mongodb" or "ferretdb"
+	Version string    `bson:"version,omitempty"` // server version string
+	Hosts   []string  `bson:"hosts,omitempty"`
+	Started time.Time `bson:"started"`
+}
+
+// Gap records oplog entries lost between two timelines: the source's oplog
+// rolled over while capture was down. Entries after Before and before After
+// are missing.
+type Gap struct {
+	Shard    string           `bson:"shard"`
+	Before   optime.Timestamp `bson:"before"` // last ts captured before the gap
+	After    optime.Timestamp `bson:"after"`  // first ts available after the gap
+	Detected time.Time        `bson:"detected"`
+	Reason   string           `bson:"reason,omitempty"`
+}
+
+// Timeline is an unbroken run of segments, as derived from a listing.
+type Timeline struct {
+	ID       string
+	Info     *TimelineInfo // nil if the timeline object is missing
+	First    optime.Timestamp
+	Last     optime.Timestamp
+	Segments []SegmentInfo
+}
+
+// History is a shard's timelines and gaps, both in time order.
+type History struct {
+	Timelines []Timeline
+	Gaps      []Gap
+}
+
+// WriteTimeline records a new timeline. Write it before the timeline's first
+// segment.
+func (r *Repository) WriteTimeline(ctx context.Context, info TimelineInfo) error {
+	if err := checkShard(info.Shard); err != nil {
+		return fmt.Errorf("write timeline: %w", err)
+	}
+	if err := checkTimeline(info.ID); err != nil {
+		return fmt.Errorf("write timeline: %w", err)
+	}
+	info.Started = info.Started.UTC()
+	return r.putBSON(ctx, timelineKey(info.Shard, info.ID), KindTimeline, info)
+}
+
+// ReadTimeline loads a timeline's record.
+func (r *Repository) ReadTimeline(ctx context.Context, shard, id string) (TimelineInfo, error) {
+	var info TimelineInfo
+	if err := checkTimeline(id); err != nil {
+		return info, fmt.Errorf("read timeline: %w", err)
+	}
+	key := timelineKey(shard, id)
+	if err := r.getBSON(ctx, key, KindTimeline, &info); err != nil {
+		return info, err
+	}
+	if info.Shard != shard || info.ID != id {
+		return info, fmt.Errorf("decode object %s: %w: holds timeline %s/%s", key, ErrCorrupt, info.Shard, info.ID)
+	}
+	return info, nil
+}
+
+// RecordGap stores a gap. Write it before the first segment of the timeline
+// that follows the gap.
+func (r *Repository) RecordGap(ctx context.Context, g Gap) error {
+	if err := checkShard(g.Shard); err != nil {
+		return fmt.Errorf("record gap: %w", err)
+	}
+	if !g.Before.Before(g.After) {
+		return fmt.Errorf("record gap: before %s is not before after %s: %w", g.Before, g.After, ErrInvalid)
+	}
+	g.Detected = g.Detected.UTC()
+	return r.putBSON(ctx, gapKey(g.Shard, g.Before, g.After), KindGap, g)
+}
+
+// ListGaps returns a shard's gaps in time order.
+func (r *Repository) ListGaps(ctx context.Context, shard string) ([]Gap, error) {
+	if err := checkShard(shard); err != nil {
+		return nil, fmt.Errorf("list gaps: %w", err)
+	}
+	infos, err := r.listKeys(ctx, prefixGaps+shard+"/")
+	if err != nil {
+		return nil, err
+	}
+	gaps := make([]Gap, 0, len(infos))
+	for _, i := range infos {
+		var g Gap
+		if err := r.getBSON(ctx, i.Key, KindGap, &g); err != nil {
+			return nil, err
+		}
+		if i.Key != gapKey(shard, g.Before, g.After) || g.Shard != shard {
+			return nil, fmt.Errorf("decode object %s: %w: holds gap %s %s..%s", i.Key, ErrCorrupt, g.Shard, g.Before, g.After)
+		}
+		gaps = append(gaps, g)
+	}
+	return gaps, nil
+}
+
+// History lists a shard's timelines (derived from its segments, with their
+// recorded info) and gaps.
+func (r *Repository) History(ctx context.Context, shard string) (History, error) {
+	segs, err := r.ListSegments(ctx, shard)
+	if err != nil {
+		return History{}, err
+	}
+	gaps, err := r.ListGaps(ctx, shard)
+	if err != nil {
+		return History{}, err
+	}
+	var h History
+	h.Gaps = gaps
+	index := map[string]int{}
+	for _, s := range segs {
+		i, ok := index[s.Timeline]
+		if !ok {
+			i = len(h.Timelines)
+			index[s.Timeline] = i
+			h.Timelines = append(h.Timelines, Timeline{ID: s.Timeline, First: s.First})
+		}
+		t := &h.Timelines[i]
+		t.Segments = append(t.Segments, s)
+		t.Last = s.Last
+	}
+	for i := range h.Timelines {
+		t := &h.Timelines[i]
+		info, err := r.ReadTimeline(ctx, shard, t.ID)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return History{}, err
+		}
+		if err == nil {
+			t.Info = &info
+		}
+	}
+	sort.SliceStable(h.Timelines, func(a, b int) bool {
+		return h.Timelines[a].First.Before(h.Timelines[b].First)
+	})
+	return h, nil
+}
+
+// Shards lists the shard ids that have timelines.
+func (r *Repository) Shards(ctx context.Context) ([]string, error) {
+	infos, err := r.listKeys(ctx, prefixTimelines)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, i := range infos {
+		shard, _, _ := strings.Cut(strings.TrimPrefix(i.Key, prefixTimelines), "/")
+		if len(out) == 0 || out[len(out)-1] != shard {
+			out = append(out, shard)
+		}
+	}
+	return out, nil
+}
