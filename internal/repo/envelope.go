@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"sync"
 
@@ -21,7 +22,7 @@ const MaxObjectSize = 256 << 20
 const (
 	envelopeMagic   = "RWND"
 	envelopeVersion = 1
-	headerSize      = 8  // magic, version, flags, kind, reserved
+	headerSize      = 12 // magic, version, flags, kind, reserved, crc32c
 	innerHeaderSize = 40 // plaintext length (uint64 BE), sha256 of plaintext
 	flagZstd        = 1 << 0
 	flagAge         = 1 << 1
@@ -117,12 +118,16 @@ func (c *codec) encode(kind Kind, plaintext []byte) ([]byte, error) {
 	}
 	out := make([]byte, 0, headerSize+innerHeaderSize+len(plaintext)/2+512)
 	out = append(out, envelopeMagic...)
-	out = append(out, envelopeVersion, flags, byte(kind), 0)
-	inner := appendInner(out[len(out):], plaintext)
+	out = append(out, envelopeVersion, flags, byte(kind), 0, 0, 0, 0, 0)
 	if !encrypt {
-		out = append(out, inner...)
-		return appendPayload(out, plaintext, compress)
+		out, err := appendPayload(appendInner(out, plaintext), plaintext, compress)
+		if err != nil {
+			return nil, err
+		}
+		return sealCRC(out), nil
 	}
+	// The inner part is encrypted, so it needs its own buffer.
+	inner := appendInner(make([]byte, 0, innerHeaderSize+len(plaintext)/2+64), plaintext)
 	body, err := appendPayload(inner, plaintext, compress)
 	if err != nil {
 		return nil, err
@@ -138,7 +143,18 @@ func (c *codec) encode(kind Kind, plaintext []byte) ([]byte, error) {
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("encrypt %s: %w", kind, err)
 	}
-	return buf.Bytes(), nil
+	return sealCRC(buf.Bytes()), nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// sealCRC stores in bytes 8..11 the CRC-32C of the rest of the object, so
+// that any change of the stored bytes is detected, even one the zstd or age
+// framing would tolerate without changing the plaintext.
+func sealCRC(obj []byte) []byte {
+	crc := crc32.Update(crc32.Checksum(obj[:8], castagnoli), castagnoli, obj[headerSize:])
+	binary.BigEndian.PutUint32(obj[8:headerSize], crc)
+	return obj
 }
 
 func appendInner(dst, plaintext []byte) []byte {
@@ -186,13 +202,22 @@ func (c *codec) decode(key string, kind Kind, r io.Reader) ([]byte, [32]byte, er
 
 func (c *codec) decodeFrom(key string, kind Kind, src io.Reader) ([]byte, [32]byte, error) {
 	var sum [32]byte
-	flags, err := readHeader(key, kind, src)
+	flags, wantCRC, err := readHeader(key, kind, src)
 	if err != nil {
 		return nil, sum, err
 	}
+	crc := crc32.New(castagnoli)
+	crc.Write([]byte{envelopeMagic[0], envelopeMagic[1], envelopeMagic[2], envelopeMagic[3],
+		envelopeVersion, flags, byte(kind), 0})
+	src = io.TeeReader(src, crc)
 	body := src
 	if flags&flagAge != 0 {
 		if body, err = c.decrypt(key, src); err != nil {
+			// A damaged recipient stanza looks like a wrong key: the CRC
+			// tells the two apart.
+			if _, derr := io.Copy(io.Discard, src); derr != nil || crc.Sum32() != wantCRC {
+				return nil, sum, corrupt(key, "crc32c mismatch")
+			}
 			return nil, sum, err
 		}
 	} else if c.recipients != nil && kind.isData() {
@@ -211,17 +236,28 @@ func (c *codec) decodeFrom(key string, kind Kind, src io.Reader) ([]byte, [32]by
 	if err != nil {
 		return nil, sum, corrupt(key, "%v", err)
 	}
+	if _, err := io.Copy(io.Discard, src); err != nil {
+		return nil, sum, corrupt(key, "read trailer: %v", err)
+	}
+	if crc.Sum32() != wantCRC {
+		return nil, sum, corrupt(key, "crc32c mismatch")
+	}
 	if sha256.Sum256(plain) != sum {
 		return nil, sum, corrupt(key, "sha256 mismatch")
 	}
 	return plain, sum, nil
 }
 
-func readHeader(key string, kind Kind, src io.Reader) (byte, error) {
+func readHeader(key string, kind Kind, src io.Reader) (byte, uint32, error) {
 	var hdr [headerSize]byte
 	if _, err := io.ReadFull(src, hdr[:]); err != nil {
-		return 0, corrupt(key, "truncated header: %v", err)
+		return 0, 0, corrupt(key, "truncated header: %v", err)
 	}
+	flags, err := checkHeader(key, kind, hdr)
+	return flags, binary.BigEndian.Uint32(hdr[8:]), err
+}
+
+func checkHeader(key string, kind Kind, hdr [headerSize]byte) (byte, error) {
 	if string(hdr[:4]) != envelopeMagic {
 		return 0, corrupt(key, "bad magic %q: not a rewind object", hdr[:4])
 	}

@@ -27,10 +27,11 @@ const (
 const maxIDLen = 64
 
 // validID reports whether s may be a path component of a key: 1 to 64
-// characters from [A-Za-z0-9._-], not starting with a dot. extra lists
+// characters from [A-Za-z0-9._-], not starting with a dot nor holding ".."
+// (storage keys forbid it). extra lists
 // characters that are additionally forbidden (separators inside a name).
 func validID(s, forbid string) bool {
-	if s == "" || len(s) > maxIDLen || s[0] == '.' {
+	if s == "" || len(s) > maxIDLen || s[0] == '.' || strings.Contains(s, "..") {
 		return false
 	}
 	for _, c := range []byte(s) {

@@ -246,4 +246,3 @@ func (r *Repository) DeleteSnapshot(ctx context.Context, shard, id string) error
 	}
 	return nil
 }
-

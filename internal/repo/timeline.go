@@ -18,7 +18,7 @@ import (
 type TimelineInfo struct {
 	Shard   string    `bson:"shard"`
 	ID      string    `bson:"id"`
-	Flavor  string    `bson:"flavor"` // "mongodb" or "ferretdb"
+	Flavor  string    `bson:"flavor"`            // "mongodb" or "ferretdb"
 	Version string    `bson:"version,omitempty"` // server version string
 	Hosts   []string  `bson:"hosts,omitempty"`
 	Started time.Time `bson:"started"`
