@@ -105,6 +105,10 @@ func SaveMarks(path string, marks []Mark) error {
 		return fmt.Errorf("save marks: %w", err)
 	}
 	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save marks: %w", err)
+	}
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
 		return fmt.Errorf("save marks: %w", err)

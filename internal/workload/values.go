@@ -36,12 +36,13 @@ const (
 	NaNInf      // NaN and ±Infinity doubles
 	NegZero     // -0.0, which some servers store as +0.0
 	NestedArray // an array directly or indirectly inside an array
+	RegexX      // the regex option "x" (extended), which FerretDB cannot compile
 	numKinds
 )
 
 var kindNames = [...]string{"double", "string", "document", "array", "binary", "objectid",
 	"bool", "date", "null", "regex", "int32", "timestamp", "int64", "decimal128",
-	"minmaxkey", "javascript", "symbol", "undefined", "dbpointer", "naninf", "negzero", "nestedarray"}
+	"minmaxkey", "javascript", "symbol", "undefined", "dbpointer", "naninf", "negzero", "nestedarray", "regexx"}
 
 func (k Kind) String() string {
 	if k < numKinds {
@@ -94,7 +95,7 @@ var stringPieces = []string{"hello", "wörld", "日本語", "한국어", "الع
 	"e\u0301", "😀👍🏽", "tab\there", "new\nline", "quote\"s", "back\\slash", "nul?", " ", ""}
 
 var regexPatterns = []string{"^abc", "a.*b$", "[0-9]+", "(?:x|y){2,3}", "\\d{4}-\\d{2}", "ünï", "^$"}
-var regexOptions = []string{"", "i", "im", "imsx", "s", "x"}
+var regexOptions = []string{"", "i", "im", "ims", "s", "imsx", "x"}
 
 var binarySubtypes = []byte{0x00, 0x01, 0x03, 0x04, 0x05, 0x07, 0x80}
 
@@ -169,7 +170,11 @@ func (g *gen) valueOf(k Kind, depth int, inArray bool) any {
 	case Null:
 		return bson.Null{}
 	case Regex:
-		return bson.Regex{Pattern: regexPatterns[g.pick(len(regexPatterns))], Options: regexOptions[g.pick(len(regexOptions))]}
+		opts := regexOptions[:len(regexOptions)-2] // the last two have "x"
+		if g.kinds.Has(RegexX) {
+			opts = regexOptions
+		}
+		return bson.Regex{Pattern: regexPatterns[g.pick(len(regexPatterns))], Options: opts[g.pick(len(opts))]}
 	case Int32:
 		return int32(g.rng.Uint32())
 	case Timestamp:
