@@ -29,6 +29,10 @@ a whole deployment, some databases or one collection to any second in the window
 	addGlobalFlags(root)
 	root.AddCommand(
 		newVersionCmd(),
+		newInitCmd(),
+		newRepoCmd(),
+		newAgentCmd(),
+		newStatusCmd(),
 	)
 	return root
 }

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rewind-backup/rewind/internal/oplog"
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/storage"
+)
+
+func newInitCmd() *cobra.Command {
+	var rf repoFlags
+	var source, recipient, compression string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a repository",
+		Long: `Create a new, empty repository at --repo. With --recipient (an age public key)
+every object written later is encrypted: writers need only that public key,
+restores need the matching identity (--identity or REWIND_IDENTITY).
+With --source the repository records which deployment it backs up, and an agent
+pointed at another deployment is refused.`,
+		Example: `  rewind init --repo file:///var/lib/rewind
+  rewind init --repo s3://backups/rewind?region=eu-west-1 --source mongodb://db1/?replicaSet=rs0 \
+      --recipient age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := rf.require(cmd); err != nil {
+				return err
+			}
+			if compression != repo.CompressionZstd && compression != repo.CompressionNone {
+				return usagef(cmd, "--compression %q is not zstd or none", compression)
+			}
+			ctx := cmd.Context()
+			var src repo.Source
+			if source != "" {
+				s, err := oplog.Connect(ctx, source)
+				if err != nil {
+					return err
+				}
+				src = repo.Source{Flavor: string(s.Flavor), ReplicaSet: s.SetName}
+				_ = s.Close(ctx)
+			}
+			host, _ := os.Hostname()
+			src.CreatedBy = fmt.Sprintf("rewind %s on %s", version, host)
+			store, err := storage.Open(ctx, rf.url)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			r, err := repo.Init(ctx, store, repo.InitOptions{Location: storage.Redact(rf.url),
+				Compression: compression, Recipient: recipient, Source: src})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created repository %s at %s\n", r.Config().ID, storage.Redact(rf.url))
+			return nil
+		},
+	}
+	rf.add(cmd)
+	cmd.Flags().StringVar(&source, "source", os.Getenv("REWIND_SOURCE"), "MongoDB connection string of the deployment this repository backs up (optional); default $REWIND_SOURCE")
+	cmd.Flags().StringVar(&recipient, "recipient", "", "age public key (age1...) to encrypt every object to")
+	cmd.Flags().StringVar(&compression, "compression", repo.CompressionZstd, "zstd or none")
+	return cmd
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rewind-backup/rewind/internal/storage"
+)
+
+func newRepoCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "repo",
+		Short:   "Inspect a repository",
+		Example: "  rewind repo info --repo file:///var/lib/rewind",
+		Args:    args(cobra.NoArgs),
+		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newRepoInfoCmd())
+	return cmd
+}
+
+// repoInfo is the JSON form of `rewind repo info`.
+type repoInfo struct {
+	URL         string    `json:"url"`
+	ID          string    `json:"id"`
+	Version     int       `json:"format_version"`
+	Created     time.Time `json:"created"`
+	Compression string    `json:"compression"`
+	Encrypted   bool      `json:"encrypted"`
+	Recipient   string    `json:"recipient,omitempty"`
+	Flavor      string    `json:"source_flavor,omitempty"`
+	ReplicaSet  string    `json:"source_replica_set,omitempty"`
+	CreatedBy   string    `json:"created_by,omitempty"`
+}
+
+func newRepoInfoCmd() *cobra.Command {
+	var rf repoFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "info",
+		Short:   "Print a repository's configuration",
+		Example: "  rewind repo info --repo s3://backups/rewind?region=eu-west-1 --json",
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := rf.require(cmd); err != nil {
+				return err
+			}
+			r, err := rf.open(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			c := r.Config()
+			info := repoInfo{URL: storage.Redact(rf.url), ID: c.ID, Version: c.Version, Created: c.Created,
+				Compression: c.Compression, Encrypted: c.Encrypted(), Recipient: c.Recipient,
+				Flavor: c.Source.Flavor, ReplicaSet: c.Source.ReplicaSet, CreatedBy: c.Source.CreatedBy}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(info)
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "repository\t%s\n", info.URL)
+			fmt.Fprintf(tw, "id\t%s\n", info.ID)
+			fmt.Fprintf(tw, "format version\t%d\n", info.Version)
+			fmt.Fprintf(tw, "created\t%s\n", info.Created.Format(time.RFC3339))
+			fmt.Fprintf(tw, "compression\t%s\n", info.Compression)
+			if info.Encrypted {
+				fmt.Fprintf(tw, "encryption\tage, to %s\n", info.Recipient)
+			} else {
+				fmt.Fprintf(tw, "encryption\tnone\n")
+			}
+			if info.Flavor != "" {
+				fmt.Fprintf(tw, "source\t%s %s\n", info.Flavor, info.ReplicaSet)
+			}
+			if info.CreatedBy != "" {
+				fmt.Fprintf(tw, "created by\t%s\n", info.CreatedBy)
+			}
+			return tw.Flush()
+		},
+	}
+	rf.add(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

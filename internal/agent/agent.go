@@ -1,0 +1,147 @@
+// Package agent is the rewind daemon: it holds the repository's writer lock,
+// runs oplog capture (with gap handling and a local spool), and refreshes the
+// heartbeat that `rewind status` reads. It shuts down cleanly on ctx end,
+// flushing what it captured.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rewind-backup/rewind/internal/config"
+	"github.com/rewind-backup/rewind/internal/oplog"
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/storage"
+)
+
+// Agent captures one source into one repository.
+type Agent struct {
+	Config  config.Config
+	Log     *slog.Logger
+	Version string
+	// HeartbeatEvery is how often the heartbeat object is rewritten.
+	HeartbeatEvery time.Duration
+
+	stats *oplog.Stats
+}
+
+// Stats returns the live capture numbers (nil before Run).
+func (a *Agent) Stats() *oplog.Stats { return a.stats }
+
+// Run captures until ctx ends. It returns nil after a clean stop.
+func (a *Agent) Run(ctx context.Context) error {
+	if a.Log == nil {
+		a.Log = slog.Default()
+	}
+	if a.HeartbeatEvery <= 0 {
+		a.HeartbeatEvery = 5 * time.Second
+	}
+	a.stats = &oplog.Stats{}
+	w, err := a.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	a.Log.Info("agent started", "source", a.Config.Source, "repo", storage.Redact(a.Config.Repo),
+		"flavor", w.src.Flavor, "shard", w.shard, "resume_after", w.resume.After.String(), "timeline", w.resume.Timeline)
+
+	g, gctx := errgroup.WithContext(ctx)
+	capCtx, stopCapture := context.WithCancel(gctx)
+	defer stopCapture()
+	g.Go(func() error { return w.holdLock(gctx, a.Log) })
+	g.Go(func() error {
+		defer stopCapture()
+		return a.heartbeat(capCtx, w)
+	})
+	g.Go(func() error {
+		err := a.capture(capCtx, w)
+		stopCapture()
+		return err
+	})
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) || (err == nil && ctx.Err() != nil) {
+		a.Log.Info("agent stopped", "last_durable", a.stats.LastDurable().String())
+		return nil
+	}
+	return err
+}
+
+// capture runs the pipeline, starting a new timeline after every gap.
+func (a *Agent) capture(ctx context.Context, w *writer) error {
+	resume := w.resume
+	for {
+		c := &oplog.Capture{
+			Source: w.src, Sink: w, Spool: w.spool, Resume: resume,
+			FlushInterval: a.Config.Capture.FlushInterval.Std(),
+			MaxBatchBytes: int(a.Config.Capture.MaxSegmentBytes),
+			DrainTimeout:  10 * time.Second,
+			Log:           a.Log, Stats: a.stats,
+		}
+		err := c.Run(ctx)
+		var gap *oplog.GapError
+		if !errors.As(err, &gap) {
+			return err
+		}
+		a.Log.Error("GAP in the oplog: entries were lost while capture was down; a new timeline starts and a new snapshot is needed to restore past it",
+			"last_before", gap.LastBefore.String(), "first_after", gap.FirstAfter.String(),
+			"lost_from", gap.LastBefore.Time().Format(time.RFC3339), "lost_to", gap.FirstAfter.Time().Format(time.RFC3339))
+		resume = oplog.Resume{After: gap.FirstAfter, Inclusive: true}
+	}
+}
+
+// heartbeat rewrites the heartbeat object until ctx ends.
+func (a *Agent) heartbeat(ctx context.Context, w *writer) error {
+	started := time.Now()
+	host, _ := os.Hostname()
+	t := time.NewTicker(a.HeartbeatEvery)
+	defer t.Stop()
+	for {
+		hb := repo.Heartbeat{Shard: w.shard, Host: host, PID: os.Getpid(), Version: a.Version,
+			Started: started, Updated: time.Now(), LastDurable: a.stats.LastDurable()}
+		if newest, err := w.src.NewestEntry(ctx); err == nil && newest.After(hb.LastDurable) {
+			hb.Lag = time.Duration(newest.T-hb.LastDurable.T) * time.Second
+		}
+		if err := w.repo.WriteHeartbeat(ctx, hb); err != nil && ctx.Err() == nil {
+			a.Log.Warn("write heartbeat failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// defaultSpoolDir keeps each repository's spool apart on a shared host.
+func defaultSpoolDir(repoID string) string {
+	base := os.Getenv("XDG_STATE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = os.TempDir()
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(base, "rewind", "spool", repoID)
+}
+
+// checkSource refuses a repository that was made for another source.
+func checkSource(cfg repo.Config, src *oplog.Source) error {
+	want := cfg.Source
+	switch {
+	case want.Flavor == "":
+		return nil
+	case want.Flavor != string(src.Flavor):
+		return fmt.Errorf("the repository backs up a %s source, not this %s one: use a repository of its own for each source", want.Flavor, src.Flavor)
+	case want.ReplicaSet != src.SetName:
+		return fmt.Errorf("the repository backs up replica set %q, not %q: use a repository of its own for each source", want.ReplicaSet, src.SetName)
+	}
+	return nil
+}

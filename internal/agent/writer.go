@@ -1,0 +1,180 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/oplog"
+	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/storage"
+)
+
+// writer is the agent's side of the repository: it holds the writer lock,
+// knows the shard and current timeline, and turns batches into segments.
+type writer struct {
+	src    *oplog.Source
+	repo   *repo.Repository
+	store  storage.Store
+	lock   *repo.Lock
+	held   atomic.Bool
+	shard  string
+	spool  *oplog.Spool
+	resume oplog.Resume
+
+	// lastTimeline and lastTS describe the newest stored segment.
+	lastTimeline string
+	lastTS       optime.Timestamp
+}
+
+// ShardID is the key component for a source: its replica set name, or
+// "ferretdb" for a FerretDB source, which has none.
+func ShardID(src *oplog.Source) string {
+	if src.SetName == "" {
+		return string(src.Flavor)
+	}
+	return repo.ShardID(src.SetName)
+}
+
+func (a *Agent) open(ctx context.Context) (*writer, error) {
+	if err := a.Config.Validate(); err != nil {
+		return nil, err
+	}
+	store, err := storage.Open(ctx, a.Config.Repo)
+	if err != nil {
+		return nil, err
+	}
+	w := &writer{store: store}
+	ok := false
+	defer func() {
+		if !ok {
+			w.close()
+		}
+	}()
+	if w.repo, err = repo.Open(ctx, store, repo.OpenOptions{Location: storage.Redact(a.Config.Repo)}); err != nil {
+		return nil, err
+	}
+	if w.src, err = oplog.Connect(ctx, a.Config.Source.Reveal()); err != nil {
+		return nil, err
+	}
+	if err := checkSource(w.repo.Config(), w.src); err != nil {
+		return nil, err
+	}
+	w.shard = ShardID(w.src)
+	if w.lock, err = w.repo.Lock(ctx, repo.LockOptions{Kind: repo.LockExclusive, Purpose: "agent"}); err != nil {
+		return nil, err
+	}
+	w.held.Store(true)
+	dir := a.Config.Capture.SpoolDir
+	if dir == "" {
+		dir = defaultSpoolDir(w.repo.Config().ID)
+	}
+	if w.spool, err = oplog.OpenSpool(dir, a.Config.Capture.SpoolMaxBytes); err != nil {
+		return nil, err
+	}
+	if err := w.findResume(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return w, nil
+}
+
+// findResume reads the resume point from the repository and the spool: no
+// other state is kept.
+func (w *writer) findResume(ctx context.Context) error {
+	h, err := w.repo.History(ctx, w.shard)
+	if err != nil {
+		return fmt.Errorf("read the repository's timeline: %w", err)
+	}
+	if n := len(h.Timelines); n > 0 {
+		tl := h.Timelines[n-1]
+		w.lastTimeline, w.lastTS = tl.ID, tl.Last
+		w.resume = oplog.Resume{Timeline: tl.ID, After: tl.Last}
+	}
+	if b, ok, err := w.spool.Newest(); err != nil {
+		return err
+	} else if ok && b.Last.After(w.resume.After) {
+		w.resume = oplog.Resume{Timeline: b.Timeline, After: b.Last}
+	}
+	return nil
+}
+
+// WriteSegment implements oplog.Sink. The first segment of a timeline is
+// preceded by its timeline record and, after a gap, the gap record.
+func (w *writer) WriteSegment(ctx context.Context, b oplog.Batch) error {
+	if !w.held.Load() {
+		return errors.New("the repository writer lock is not held (storage was unreachable for too long); re-acquiring it")
+	}
+	if b.Timeline != w.lastTimeline {
+		if err := w.startTimeline(ctx, b); err != nil {
+			return err
+		}
+	}
+	if _, err := w.repo.WriteSegment(ctx, w.shard, b.Timeline, b.Entries); err != nil {
+		return err
+	}
+	w.lastTimeline, w.lastTS = b.Timeline, b.Last
+	return nil
+}
+
+func (w *writer) startTimeline(ctx context.Context, b oplog.Batch) error {
+	if w.lastTimeline != "" {
+		g := repo.Gap{Shard: w.shard, Before: w.lastTS, After: b.First, Detected: time.Now(),
+			Reason: "the source's oplog no longer held the resume point"}
+		if err := w.repo.RecordGap(ctx, g); err != nil {
+			return err
+		}
+	}
+	info := repo.TimelineInfo{Shard: w.shard, ID: b.Timeline, Flavor: string(w.src.Flavor),
+		Version: w.src.Version, Started: time.Now()}
+	return w.repo.WriteTimeline(ctx, info)
+}
+
+// holdLock refreshes the writer lock; if it is lost (storage unreachable for
+// longer than the lock's staleness), uploads pause until it is taken again.
+func (w *writer) holdLock(ctx context.Context, log *slog.Logger) error {
+	for {
+		err := w.lock.Run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		w.held.Store(false)
+		log.Error("repository lock lost; uploads paused, capture goes on into the spool", "err", err)
+		for {
+			l, err := w.repo.Lock(ctx, repo.LockOptions{Kind: repo.LockExclusive, Purpose: "agent", Wait: time.Minute})
+			if err == nil {
+				w.lock = l
+				w.held.Store(true)
+				log.Info("repository lock taken again")
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			var le *repo.LockedError
+			if errors.As(err, &le) {
+				return fmt.Errorf("another writer took the repository while this agent could not reach it: %w", err)
+			}
+			log.Warn("re-acquire repository lock failed; retrying", "err", err)
+			time.Sleep(5 * time.Second)
+		}
+	}
+}
+
+func (w *writer) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if w.lock != nil {
+		_ = w.lock.Unlock(ctx)
+	}
+	if w.src != nil {
+		_ = w.src.Close(ctx)
+	}
+	if w.store != nil {
+		_ = w.store.Close()
+	}
+}

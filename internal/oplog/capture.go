@@ -1,0 +1,287 @@
+package oplog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rewind-backup/rewind/internal/optime"
+)
+
+// Resume says where capture continues.
+type Resume struct {
+	// Timeline is the current timeline; empty starts a new one.
+	Timeline string
+	// After is the last entry already durable (repository or spool).
+	After optime.Timestamp
+	// Inclusive starts at After itself (first entry of a new timeline).
+	Inclusive bool
+}
+
+// Capture is the pipeline source oplog -> batches -> spool -> repository.
+type Capture struct {
+	Source *Source
+	Sink   Sink
+	Spool  *Spool
+	Resume Resume
+	// FlushInterval is the longest an entry waits before its batch is cut.
+	FlushInterval time.Duration
+	// MaxBatchBytes cuts a batch early once it is this large.
+	MaxBatchBytes int
+	// DrainTimeout bounds how long a stopping capture keeps uploading.
+	DrainTimeout time.Duration
+	Log          *slog.Logger
+	Stats        *Stats
+
+	wake chan struct{}
+}
+
+// Stats are the capture's live numbers, read by status and metrics.
+type Stats struct {
+	lastRead      atomic.Uint64 // packed optime
+	lastDurable   atomic.Uint64
+	Segments      atomic.Int64
+	BytesWritten  atomic.Int64
+	StorageErrors atomic.Int64
+	// SpoolFull is set while capture has stopped reading because the spool is full.
+	SpoolFull atomic.Bool
+	mu        sync.Mutex
+	lastError string
+	timeline  string
+}
+
+func pack(ts optime.Timestamp) uint64   { return uint64(ts.T)<<32 | uint64(ts.I) }
+func unpack(v uint64) optime.Timestamp { return optime.Timestamp{T: uint32(v >> 32), I: uint32(v)} }
+
+// LastRead is the newest entry read from the source.
+func (s *Stats) LastRead() optime.Timestamp { return unpack(s.lastRead.Load()) }
+
+// LastDurable is the newest entry stored in the repository.
+func (s *Stats) LastDurable() optime.Timestamp { return unpack(s.lastDurable.Load()) }
+
+// LastError is the most recent storage error, empty once uploads succeed.
+func (s *Stats) LastError() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastError
+}
+
+// Timeline is the timeline being written.
+func (s *Stats) Timeline() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.timeline
+}
+
+func (s *Stats) setError(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.lastError = ""
+	} else {
+		s.lastError = err.Error()
+	}
+}
+
+// TimelineID names a timeline after its first entry.
+func TimelineID(first optime.Timestamp) string { return "tl-" + first.Key() }
+
+// Run captures until ctx ends, then flushes what it read and uploads for up
+// to DrainTimeout. A *GapError return means the source lost the resume point:
+// the caller records it and runs a new Capture on a new timeline.
+func (c *Capture) Run(ctx context.Context) error {
+	if c.Stats == nil {
+		c.Stats = &Stats{}
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	c.wake = make(chan struct{}, 1)
+	c.Stats.lastDurable.Store(pack(c.Resume.After))
+	entries := make(chan bson.Raw, 1024)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	upCtx, stopUploading := context.WithCancel(context.Background())
+	defer stopUploading()
+
+	var g errgroup.Group
+	var tailErr error
+	g.Go(func() error {
+		defer close(entries)
+		t := &Tailer{Source: c.Source, After: c.Resume.After, Inclusive: c.Resume.Inclusive, Log: c.Log}
+		tailErr = t.Run(readCtx, entries)
+		return nil
+	})
+	batchDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(batchDone)
+		err := c.batch(ctx, entries)
+		// If batching stopped early, stop the tailer and let it finish.
+		stopReading()
+		for range entries {
+		}
+		if err != nil && !errors.Is(err, errStopped) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		return c.upload(upCtx, batchDone)
+	})
+	go func() {
+		// Once reading stops (ctx ended or a gap), give uploads a bounded time.
+		<-batchDone
+		if t := c.DrainTimeout; t > 0 {
+			time.AfterFunc(t, stopUploading)
+		} else {
+			stopUploading()
+		}
+	}()
+	err := g.Wait()
+	var gap *GapError
+	if errors.As(tailErr, &gap) {
+		return gap
+	}
+	if err != nil {
+		return err
+	}
+	if tailErr != nil && !errors.Is(tailErr, context.Canceled) {
+		return tailErr
+	}
+	return nil
+}
+
+// batch cuts entries into batches and puts each in the spool, waiting when
+// the spool is full (the source is then not read: nothing is ever dropped).
+func (c *Capture) batch(ctx context.Context, entries <-chan bson.Raw) error {
+	timeline := c.Resume.Timeline
+	var cur Batch
+	var deadline <-chan time.Time
+	flush := func() error {
+		if len(cur.Entries) == 0 {
+			return nil
+		}
+		if err := c.spoolBatch(ctx, cur); err != nil {
+			return err
+		}
+		cur, deadline = Batch{Timeline: timeline}, nil
+		return nil
+	}
+
+	for {
+		select {
+		case e, ok := <-entries:
+			if !ok {
+				return flush()
+			}
+			ts, err := EntryTS(e)
+			if err != nil {
+				return err
+			}
+			if timeline == "" {
+				timeline = TimelineID(ts)
+				c.Stats.mu.Lock()
+				c.Stats.timeline = timeline
+				c.Stats.mu.Unlock()
+			}
+			if len(cur.Entries) == 0 {
+				cur.Timeline = timeline
+				deadline = time.After(c.FlushInterval)
+			}
+			cur.Append(e, ts)
+			c.Stats.lastRead.Store(pack(ts))
+			if cur.Bytes >= c.MaxBatchBytes {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		case <-deadline:
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// errStopped ends batching when a stop came while the spool was full: the
+// batch in hand is not stored, and neither may anything after it be, or the
+// timeline would have a hole.
+var errStopped = errors.New("stopped with a full spool")
+
+// spoolBatch stores b in the spool, pausing while the spool is full.
+func (c *Capture) spoolBatch(ctx context.Context, b Batch) error {
+	for c.Spool.Full(b.Bytes) {
+		if !c.Stats.SpoolFull.Swap(true) {
+			c.Log.Error("spool is full: capture paused until storage takes uploads again", "spool_bytes", c.Spool.Bytes())
+		}
+		if err := c.Spool.WaitFreed(ctx); err != nil {
+			// Stopping with a full spool: these entries are still in the
+			// source's oplog and will be read again after a restart.
+			return errStopped
+		}
+	}
+	c.Stats.SpoolFull.Store(false)
+	if err := c.Spool.Put(b); err != nil {
+		return err
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// upload sends spooled batches to the sink, oldest first, retrying with
+// backoff while storage fails. It returns once batching is done and the
+// spool is empty, or when ctx ends.
+func (c *Capture) upload(ctx context.Context, batchDone <-chan struct{}) error {
+	backoff := 200 * time.Millisecond
+	for {
+		b, name, ok, err := c.Spool.Oldest()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			select {
+			case <-batchDone:
+				// Batching is over; one more look catches its final flush.
+				if _, _, more, _ := c.Spool.Oldest(); !more {
+					return nil
+				}
+				continue
+			case <-c.wake:
+				continue
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		if err := c.Sink.WriteSegment(ctx, b); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			c.Stats.StorageErrors.Add(1)
+			c.Stats.setError(err)
+			c.Log.Warn("upload segment failed; kept in the spool, retrying", "first", b.First.String(), "last", b.Last.String(), "err", err, "backoff", backoff)
+			if !sleep(ctx, backoff) {
+				return nil
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 200 * time.Millisecond
+		c.Stats.setError(nil)
+		if err := c.Spool.Remove(name); err != nil {
+			return fmt.Errorf("after upload: %w", err)
+		}
+		c.Stats.lastDurable.Store(pack(b.Last))
+		c.Stats.Segments.Add(1)
+		c.Stats.BytesWritten.Add(int64(b.Bytes))
+	}
+}

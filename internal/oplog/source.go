@@ -1,0 +1,187 @@
+package oplog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rewind-backup/rewind/internal/config"
+	"github.com/rewind-backup/rewind/internal/optime"
+)
+
+// Flavor names the kind of server a source is. It changes the meaning of
+// update entries (see DESIGN.md), so it is recorded with every timeline.
+type Flavor string
+
+const (
+	// FlavorMongoDB is a MongoDB replica set.
+	FlavorMongoDB Flavor = "mongodb"
+	// FlavorFerretDB is FerretDB, which logs every update as a whole-document $set.
+	FlavorFerretDB Flavor = "ferretdb"
+)
+
+// Source is a connected MongoDB deployment whose oplog rewind reads.
+type Source struct {
+	Client *mongo.Client
+	Flavor Flavor
+	// SetName is the replica set name; empty for FerretDB.
+	SetName string
+	// Version is the server version the source reports.
+	Version string
+}
+
+// Connect opens a client to uri, checks that the server answers and has an
+// oplog, and detects its flavor. Errors say what to fix and never contain the
+// password of uri.
+func Connect(ctx context.Context, uri string) (*Source, error) {
+	safe := config.RedactURI(uri)
+	opts := options.Client().ApplyURI(uri).
+		SetServerSelectionTimeout(10 * time.Second).
+		SetAppName("rewind")
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("source URI %s is not valid (%v): use mongodb://host:port/ or mongodb+srv://", safe, scrub(err, uri))
+	}
+	client, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to source %s: %v", safe, scrub(err, uri))
+	}
+	src := &Source{Client: client}
+	if err := src.identify(ctx); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fmt.Errorf("source %s: %w", safe, err)
+	}
+	return src, nil
+}
+
+// Close disconnects from the source.
+func (s *Source) Close(ctx context.Context) error { return s.Client.Disconnect(ctx) }
+
+// identify asks the server who it is and checks that it keeps an oplog.
+func (s *Source) identify(ctx context.Context) error {
+	var build bson.Raw
+	err := s.Client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&build)
+	if err != nil {
+		return explainConnectError(err)
+	}
+	s.Version, _ = build.Lookup("version").StringValueOK()
+	if _, ok := build.Lookup("ferretdbVersion").StringValueOK(); ok {
+		s.Flavor = FlavorFerretDB
+	} else {
+		s.Flavor = FlavorMongoDB
+	}
+	var hello bson.Raw
+	if err := s.Client.Database("admin").RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
+		return explainConnectError(err)
+	}
+	s.SetName, _ = hello.Lookup("setName").StringValueOK()
+	if s.Flavor == FlavorMongoDB && s.SetName == "" {
+		return errors.New("it is not a replica set member, so it has no oplog: start mongod with --replSet (a one-member replica set is enough)")
+	}
+	if _, err := s.newestEntry(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// explainConnectError turns the driver's errors into advice.
+func explainConnectError(err error) error {
+	msg := err.Error()
+	switch {
+	case mongo.IsTimeout(err) || strings.Contains(msg, "server selection"):
+		return fmt.Errorf("no server answered within 10 s; check the host and port and that the server is running (%v)", err)
+	case strings.Contains(msg, "Authentication failed") || strings.Contains(msg, "auth error") || strings.Contains(msg, "AuthenticationFailed"):
+		return errors.New("authentication failed: check the user name, password and authSource in the URI")
+	case strings.Contains(msg, "Unauthorized") || strings.Contains(msg, "not authorized"):
+		return fmt.Errorf("the user lacks a permission rewind needs (the backup role covers it): %v", err)
+	}
+	return err
+}
+
+// scrub removes the URI (which may hold a password) from a driver error.
+func scrub(err error, uri string) string {
+	return strings.ReplaceAll(err.Error(), uri, config.RedactURI(uri))
+}
+
+// Identity says which source a repository belongs to: its replica set name,
+// or for FerretDB (which has none) the flavor alone.
+func (s *Source) Identity() string {
+	if s.SetName != "" {
+		return "rs:" + s.SetName
+	}
+	return string(s.Flavor)
+}
+
+// oplogColl is the capped collection every replica set member writes.
+func (s *Source) oplogColl() *mongo.Collection {
+	return s.Client.Database("local").Collection("oplog.rs")
+}
+
+// newestEntry returns the timestamp of the last entry in the source's oplog.
+func (s *Source) newestEntry(ctx context.Context) (optime.Timestamp, error) {
+	return s.edgeEntry(ctx, -1)
+}
+
+// OldestEntry returns the timestamp of the first entry still in the oplog:
+// resuming after anything older means a gap.
+func (s *Source) OldestEntry(ctx context.Context) (optime.Timestamp, error) {
+	return s.edgeEntry(ctx, 1)
+}
+
+// NewestEntry returns the timestamp of the newest entry in the oplog.
+func (s *Source) NewestEntry(ctx context.Context) (optime.Timestamp, error) {
+	return s.newestEntry(ctx)
+}
+
+func (s *Source) edgeEntry(ctx context.Context, dir int) (optime.Timestamp, error) {
+	opts := options.FindOne().SetSort(bson.D{{Key: "$natural", Value: dir}}).
+		SetProjection(bson.D{{Key: "ts", Value: 1}})
+	raw, err := s.oplogColl().FindOne(ctx, bson.D{}, opts).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return optime.Zero, errors.New("its oplog local.oplog.rs is empty or missing: is it a replica set member?")
+	}
+	if err != nil {
+		return optime.Zero, fmt.Errorf("read local.oplog.rs: %w", explainConnectError(err))
+	}
+	return EntryTS(raw)
+}
+
+// EntryTS reads the ts field of a raw oplog entry.
+func EntryTS(entry bson.Raw) (optime.Timestamp, error) {
+	v, err := entry.LookupErr("ts")
+	if err != nil {
+		return optime.Zero, fmt.Errorf("oplog entry has no ts field: %w", err)
+	}
+	t, i, ok := v.TimestampOK()
+	if !ok {
+		return optime.Zero, fmt.Errorf("oplog entry ts is a %s, not a timestamp", v.Type)
+	}
+	return optime.Timestamp{T: t, I: i}, nil
+}
+
+// MajorityCommitted returns the newest timestamp that a majority of the
+// replica set has written: entries at or before it can never be rolled back.
+// FerretDB has a single node, so everything it logged is committed.
+func (s *Source) MajorityCommitted(ctx context.Context) (optime.Timestamp, error) {
+	if s.Flavor == FlavorFerretDB {
+		return optime.Timestamp{T: ^uint32(0), I: ^uint32(0)}, nil
+	}
+	var hello bson.Raw
+	if err := s.Client.Database("admin").RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
+		return optime.Zero, fmt.Errorf("ask the majority commit point: %w", err)
+	}
+	v, err := hello.LookupErr("lastWrite", "majorityOpTime", "ts")
+	if err != nil {
+		return optime.Zero, fmt.Errorf("hello has no lastWrite.majorityOpTime: %w", err)
+	}
+	t, i, ok := v.TimestampOK()
+	if !ok {
+		return optime.Zero, errors.New("hello's lastWrite.majorityOpTime.ts is not a timestamp")
+	}
+	return optime.Timestamp{T: t, I: i}, nil
+}

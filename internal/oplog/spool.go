@@ -1,0 +1,220 @@
+package oplog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rewind-backup/rewind/internal/optime"
+)
+
+// Spool is a local directory of batches waiting for upload. Every batch goes
+// through it, so a batch read from the source is on local disk (fsynced)
+// before the source is read further, and storage being down only makes the
+// spool grow. Files are named so that a sorted listing is upload order.
+type Spool struct {
+	dir      string
+	maxBytes int64
+
+	mu    sync.Mutex
+	bytes int64
+	// freed is signalled when an upload shrinks the spool.
+	freed chan struct{}
+}
+
+const spoolExt = ".bson"
+
+// OpenSpool opens (creating) the spool directory and counts what it holds.
+func OpenSpool(dir string, maxBytes int64) (*Spool, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create spool %s: %w", dir, err)
+	}
+	s := &Spool{dir: dir, maxBytes: maxBytes, freed: make(chan struct{}, 1)}
+	names, err := s.list()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if fi, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			s.bytes += fi.Size()
+		}
+	}
+	return s, nil
+}
+
+// Bytes is how much the spool holds now.
+func (s *Spool) Bytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes
+}
+
+// Full reports whether adding n bytes would pass the bound.
+func (s *Spool) Full(n int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes > 0 && s.bytes+int64(n) > s.maxBytes
+}
+
+// WaitFreed blocks until an upload removes something or ctx ends.
+func (s *Spool) WaitFreed(ctx context.Context) error {
+	select {
+	case <-s.freed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Put writes b durably: temp file, fsync, rename, fsync of the directory.
+func (s *Spool) Put(b Batch) error {
+	name := spoolName(b)
+	tmp, err := os.CreateTemp(s.dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("spool batch: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	for _, e := range b.Entries {
+		if _, err := tmp.Write(e); err != nil {
+			tmp.Close()
+			return fmt.Errorf("spool batch: %w", err)
+		}
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("spool batch: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("spool batch: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, name)); err != nil {
+		return fmt.Errorf("spool batch: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("spool batch: %w", err)
+	}
+	s.mu.Lock()
+	s.bytes += int64(b.Bytes)
+	s.mu.Unlock()
+	return nil
+}
+
+// Oldest returns the first batch waiting, or ok=false when the spool is empty.
+func (s *Spool) Oldest() (b Batch, name string, ok bool, err error) {
+	names, err := s.list()
+	if err != nil || len(names) == 0 {
+		return b, "", false, err
+	}
+	b, err = s.read(names[0])
+	return b, names[0], err == nil, err
+}
+
+// Newest returns the last batch waiting, for the resume point.
+func (s *Spool) Newest() (b Batch, ok bool, err error) {
+	names, err := s.list()
+	if err != nil || len(names) == 0 {
+		return b, false, err
+	}
+	b, err = s.read(names[len(names)-1])
+	return b, err == nil, err
+}
+
+// Remove drops an uploaded batch.
+func (s *Spool) Remove(name string) error {
+	p := filepath.Join(s.dir, name)
+	fi, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("unspool %s: %w", name, err)
+	}
+	if err := os.Remove(p); err != nil {
+		return fmt.Errorf("unspool %s: %w", name, err)
+	}
+	s.mu.Lock()
+	s.bytes -= fi.Size()
+	s.mu.Unlock()
+	select {
+	case s.freed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// spoolName orders batches by their first timestamp; the timeline rides along.
+func spoolName(b Batch) string {
+	return b.First.Key() + "_" + b.Last.Key() + "_" + b.Timeline + spoolExt
+}
+
+func (s *Spool) list() ([]string, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list spool %s: %w", s.dir, err)
+	}
+	var names []string
+	for _, e := range ents {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), spoolExt) && !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+func (s *Spool) read(name string) (Batch, error) {
+	parts := strings.SplitN(strings.TrimSuffix(name, spoolExt), "_", 3)
+	if len(parts) != 3 {
+		return Batch{}, fmt.Errorf("spool file %s: unexpected name", name)
+	}
+	data, err := os.ReadFile(filepath.Join(s.dir, name))
+	if err != nil {
+		return Batch{}, fmt.Errorf("read spool file %s: %w", name, err)
+	}
+	entries, err := splitDocs(data)
+	if err != nil {
+		return Batch{}, fmt.Errorf("spool file %s is damaged (%w): remove it; the agent will read those entries from the source again if they are still there", name, err)
+	}
+	return newBatchFromEntries(parts[2], entries)
+}
+
+// splitDocs cuts concatenated BSON documents apart, validating each.
+func splitDocs(data []byte) ([]bson.Raw, error) {
+	var out []bson.Raw
+	r := bytes.NewReader(data)
+	for r.Len() > 0 {
+		doc, err := bson.ReadDocument(r)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		out = append(out, doc)
+	}
+	return out, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// resumeFromSpool is the last timestamp the spool holds, if any.
+func resumeFromSpool(s *Spool) (optime.Timestamp, string, bool, error) {
+	b, ok, err := s.Newest()
+	if err != nil || !ok {
+		return optime.Zero, "", false, err
+	}
+	return b.Last, b.Timeline, true, nil
+}

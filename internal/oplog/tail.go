@@ -1,0 +1,226 @@
+package oplog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rewind-backup/rewind/internal/optime"
+)
+
+// GapError reports that the source's oplog no longer holds the resume point:
+// entries between LastBefore and FirstAfter were lost while capture was down.
+type GapError struct {
+	// LastBefore is the last entry captured before the gap.
+	LastBefore optime.Timestamp
+	// FirstAfter is the oldest entry the source still holds.
+	FirstAfter optime.Timestamp
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("oplog gap: the source no longer holds entries after %s (%s); its oldest entry is %s (%s); a new snapshot is needed to restore past it",
+		e.LastBefore, e.LastBefore.Time().Format(time.RFC3339), e.FirstAfter, e.FirstAfter.Time().Format(time.RFC3339))
+}
+
+// Tailer reads the source's oplog in order, strictly after a resume point,
+// and hands on only entries that a majority of the replica set has written.
+type Tailer struct {
+	Source *Source
+	// After is the last entry already captured. Zero starts at the newest
+	// entry of the oplog, which is then the first entry captured.
+	After optime.Timestamp
+	// Inclusive makes After itself the first entry passed on (a new
+	// timeline starting at the oldest entry left after a gap).
+	Inclusive bool
+	// BatchSize is the cursor batch size; small values lower latency.
+	BatchSize int32
+	// Log receives reconnects and cursor restarts.
+	Log *slog.Logger
+	// Retry bounds the backoff between failed attempts to read the source.
+	Retry time.Duration
+}
+
+// Run sends entries to out until ctx ends, re-opening the cursor whenever it
+// dies (network errors, failovers, the server's own limits). It returns a
+// *GapError when the resume point has fallen off the oplog.
+func (t *Tailer) Run(ctx context.Context, out chan<- bson.Raw) error {
+	log := t.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	last, inclusive := t.After, t.Inclusive
+	if last.IsZero() {
+		newest, err := t.Source.NewestEntry(ctx)
+		if err != nil {
+			return fmt.Errorf("find where to start: %w", err)
+		}
+		last, inclusive = newest, true
+	}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		n, err := t.readOnce(ctx, &last, &inclusive, out)
+		var gap *GapError
+		switch {
+		case errors.As(err, &gap):
+			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			log.Warn("oplog read failed; retrying", "after", last.String(), "err", err, "backoff", backoff)
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, t.maxRetry())
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		if n == 0 {
+			// A cursor that died without news (FerretDB closes short tailable
+			// cursors at once) is re-opened after a pause, not in a hot loop.
+			sleep(ctx, 100*time.Millisecond)
+		}
+	}
+	return ctx.Err()
+}
+
+func (t *Tailer) maxRetry() time.Duration {
+	if t.Retry > 0 {
+		return t.Retry
+	}
+	return 10 * time.Second
+}
+
+// readOnce opens one tailable cursor at last and follows it until it dies.
+// It returns how many new entries it passed on. The first entry it sees must
+// be last itself (unless starting inclusively): that proves nothing between
+// last and the next entry fell off the oplog.
+func (t *Tailer) readOnce(ctx context.Context, last *optime.Timestamp, inclusive *bool, out chan<- bson.Raw) (int, error) {
+	filter := bson.D{{Key: "ts", Value: bson.D{{Key: "$gte", Value: bson.Timestamp{T: last.T, I: last.I}}}}}
+	opts := options.Find().SetCursorType(options.TailableAwait).
+		SetMaxAwaitTime(time.Second).SetBatchSize(t.batchSize())
+	cur, err := t.Source.oplogColl().Find(ctx, filter, opts)
+	if err != nil {
+		return 0, fmt.Errorf("open oplog cursor: %w", err)
+	}
+	defer cur.Close(context.Background())
+	committed := optime.Zero
+	first, n := true, 0
+	for cur.Next(ctx) {
+		entry := cur.Current
+		ts, err := EntryTS(entry)
+		if err != nil {
+			return n, err
+		}
+		if first {
+			first = false
+			if err := t.checkContinuity(ctx, *last, ts, *inclusive); err != nil {
+				return n, err
+			}
+		}
+		// Skip what was already passed on: the resume entry itself, and the
+		// redeliveries some servers make when a cursor restarts.
+		if ts.Before(*last) || (ts == *last && !*inclusive) {
+			continue
+		}
+		if committed, err = t.waitCommitted(ctx, ts, committed); err != nil {
+			return n, err
+		}
+		select {
+		case out <- cloneRaw(entry):
+		case <-ctx.Done():
+			return n, ctx.Err()
+		}
+		*last, *inclusive = ts, false
+		n++
+	}
+	if err := cur.Err(); err != nil && !isCursorEnd(err) {
+		return n, fmt.Errorf("read oplog: %w", err)
+	}
+	if first {
+		return n, t.checkEmpty(ctx, *last)
+	}
+	return n, nil
+}
+
+// checkContinuity proves the cursor started where capture left off.
+func (t *Tailer) checkContinuity(ctx context.Context, last, firstSeen optime.Timestamp, inclusive bool) error {
+	if firstSeen == last {
+		return nil
+	}
+	if inclusive && firstSeen.After(last) {
+		return nil
+	}
+	return &GapError{LastBefore: last, FirstAfter: firstSeen}
+}
+
+// checkEmpty handles a cursor that returned nothing at all: the resume entry
+// itself is gone, so either the oplog rolled past it or it was never there.
+func (t *Tailer) checkEmpty(ctx context.Context, last optime.Timestamp) error {
+	oldest, err := t.Source.OldestEntry(ctx)
+	if err != nil {
+		return err
+	}
+	if oldest.After(last) {
+		return &GapError{LastBefore: last, FirstAfter: oldest}
+	}
+	return nil
+}
+
+// waitCommitted blocks until ts is majority committed. committed is the
+// commit point already known, so the server is asked only when needed.
+func (t *Tailer) waitCommitted(ctx context.Context, ts, committed optime.Timestamp) (optime.Timestamp, error) {
+	for committed.Before(ts) {
+		c, err := t.Source.MajorityCommitted(ctx)
+		if err != nil {
+			return committed, err
+		}
+		if !c.Before(ts) {
+			return c, nil
+		}
+		committed = c
+		if !sleep(ctx, 20*time.Millisecond) {
+			return committed, ctx.Err()
+		}
+	}
+	return committed, nil
+}
+
+func (t *Tailer) batchSize() int32 {
+	if t.BatchSize > 0 {
+		return t.BatchSize
+	}
+	return 1000
+}
+
+// isCursorEnd tells errors that only mean "this cursor is over" from real ones.
+func isCursorEnd(err error) bool {
+	var ce mongo.CommandError
+	if errors.As(err, &ce) {
+		// CursorNotFound, CappedPositionLost, CursorKilled: re-open and carry on.
+		return ce.Code == 43 || ce.Code == 136 || ce.Code == 237
+	}
+	return false
+}
+
+// cloneRaw copies a cursor's current document, whose bytes the driver reuses.
+func cloneRaw(r bson.Raw) bson.Raw {
+	c := make(bson.Raw, len(r))
+	copy(c, r)
+	return c
+}
+
+// sleep waits d or until ctx ends; it reports whether the full wait happened.
+func sleep(ctx context.Context, d time.Duration) bool {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what it needs (Go modules,
+# the test servers and storage emulators, built once into a cache outside the
+# repository), then runs every Go test. CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export REWIND_TEST_CACHE="${REWIND_TEST_CACHE:-$HOME/.cache/rewind-test}"
+mkdir -p "$REWIND_TEST_CACHE"
+
+step() { printf '\n==> %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
+
+step "checking the toolchain"
+command -v go >/dev/null || { echo "go is not installed: install Go 1.26 or newer" >&2; exit 1; }
+command -v npm >/dev/null || { echo "npm is not installed (Azurite needs it): apt-get install -y nodejs npm" >&2; exit 1; }
+go version
+
+step "downloading Go modules"
+go mod download
+(cd cmd/rewind-testserver && go mod download)
+
+step "building the test servers into $REWIND_TEST_CACHE (reused on later runs)"
+scripts/install-test-servers.sh
+go run ./internal/testserver/cmd/ensure-testserver
+
+step "vetting"
+go vet ./...
+(cd cmd/rewind-testserver && go vet ./...)
+
+step "running the tests"
+# -p 2: the machine has two cores; the integration tests start real servers.
+go test -p 2 -timeout 45m -count=1 "$@" ./...
+(cd cmd/rewind-testserver && go test -count=1 ./...)
+step "all tests passed"
