@@ -166,6 +166,20 @@ func (s *Server) Stop() {
 	}
 }
 
+// Kill ends the server at once with SIGKILL, as a crash would (Stop is
+// graceful and takes about 3 s while clients are connected: FerretDB gives
+// them time to disconnect). Restart brings it back.
+func (s *Server) Kill() {
+	s.t.Helper()
+	if s.proc == nil {
+		s.t.Fatal("testserver: Kill is not possible against an external server ($" + EnvURI + ")")
+	}
+	s.proc.kill()
+	if s.proc.running() {
+		s.t.Fatalf("testserver: pid %d survived SIGKILL", s.proc.pid())
+	}
+}
+
 // Restart stops the server if it runs and starts it again on the same data
 // directory and port, then waits until Client works again. It fails the test
 // against an external server.

@@ -1,9 +1,13 @@
 package testserver_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -32,11 +36,15 @@ func TestRestartKeepsDataAndOplog(t *testing.T) {
 	}
 	oldURI, oldPID := s.URI(), s.PID()
 
+	start := time.Now()
 	s.Stop()
 	if alive(oldPID) {
 		t.Fatalf("pid %d still alive after Stop", oldPID)
 	}
+	t.Logf("graceful stop took %s", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
 	s.Restart()
+	t.Logf("restart to a working client took %s", time.Since(start).Round(time.Millisecond))
 	if s.URI() != oldURI {
 		t.Fatalf("URI changed across restart: %s -> %s", oldURI, s.URI())
 	}
@@ -55,6 +63,20 @@ func TestRestartKeepsDataAndOplog(t *testing.T) {
 	}
 	if n := countOplog(t, s); n != oplogBefore+1 {
 		t.Fatalf("oplog has %d entries after restart and one insert, want %d", n, oplogBefore+1)
+	}
+
+	// A crash (SIGKILL) loses nothing acknowledged either.
+	pid := s.PID()
+	s.Kill()
+	if alive(pid) {
+		t.Fatalf("pid %d alive after Kill", pid)
+	}
+	s.Restart()
+	if n, err := coll.CountDocuments(ctx, bson.D{}); err != nil || n != 2 {
+		t.Fatalf("after kill and restart: %d documents (%v), want 2", n, err)
+	}
+	if n := countOplog(t, s); n != oplogBefore+1 {
+		t.Fatalf("oplog has %d entries after kill and restart, want %d", n, oplogBefore+1)
 	}
 }
 
@@ -113,11 +135,63 @@ func countOplog(t *testing.T, s *testserver.Server) int64 {
 	return n
 }
 
-// alive reports whether a process with this pid exists (the harness reaps its
-// children, so a stopped server does not linger as a zombie).
+// alive reports whether a process with this pid exists and is not a zombie
+// (an orphan is reaped by whatever init the machine has, maybe late).
 func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || !errors.Is(err, syscall.ESRCH)
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesized command name: "pid (comm) S ...".
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
+}
+
+// TestServerDiesWithTestBinary kills a test binary that has a server running
+// and checks the server goes too: Pdeathsig, for test binaries that crash or
+// time out without running their cleanups.
+func TestServerDiesWithTestBinary(t *testing.T) {
+	if os.Getenv("REWIND_TESTSERVER_HELPER") == "1" {
+		s := testserver.Start(t)
+		fmt.Printf("PID %d\n", s.PID())
+		time.Sleep(time.Minute)
+		return
+	}
+	if testserverExternal() {
+		t.Log("external server: no process to check")
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServerDiesWithTestBinary$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "REWIND_TESTSERVER_HELPER=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	var pid int
+	if _, err2 := fmt.Sscanf(line, "PID %d", &pid); err2 != nil || pid == 0 {
+		t.Fatalf("helper printed %q (%v, %v)", line, err, err2)
+	}
+	if !alive(pid) {
+		t.Fatalf("server pid %d not alive under the helper", pid)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("server pid %d outlived its killed test binary", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func testserverExternal() bool { return os.Getenv(testserver.EnvURI) != "" }

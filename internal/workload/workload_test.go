@@ -113,3 +113,29 @@ func TestNamesAreValid(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeDocuments writes documents near 1 MiB and reads them back.
+func TestLargeDocuments(t *testing.T) {
+	s := testserver.Start(t)
+	ctx := context.Background()
+	cfg := s.Workload(3)
+	cfg.Ops, cfg.LargeEvery, cfg.Databases, cfg.Collections = 12, 3, 1, 2
+	st, err := workload.Run(ctx, s.Client(), cfg, nil)
+	if err != nil {
+		t.Fatalf("run workload: %v", err)
+	}
+	var biggest int
+	for _, ns := range workload.Namespaces(cfg) {
+		cur, err := s.Client().Database(ns.DB).Collection(ns.Coll).Find(ctx, bson.D{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for cur.Next(ctx) {
+			biggest = max(biggest, len(cur.Current))
+		}
+		cur.Close(ctx)
+	}
+	if biggest < 900<<10 || biggest > 1<<20+64<<10 {
+		t.Fatalf("largest document %d bytes, want near 1 MiB (stats %+v)", biggest, st)
+	}
+}
