@@ -22,12 +22,16 @@ const (
 	partConcurrency = 2
 )
 
+// beforeWriteFunc is gocloud's WriterOptions.BeforeWrite hook.
+type beforeWriteFunc = func(as func(any) bool) error
+
 // blobStore is a Store over a gocloud.dev bucket (S3, GCS, Azure Blob).
 type blobStore struct {
 	b       *blob.Bucket
-	client  io.Closer // a client the bucket doesn't own, or nil
-	name    string    // redacted URL, for errors
-	secrets []string  // values scrubbed from every error message
+	client  io.Closer       // a client the bucket doesn't own, or nil
+	before  beforeWriteFunc // adjusts a driver's writer, or nil
+	name    string          // redacted URL, for errors
+	secrets []string        // values scrubbed from every error message
 }
 
 // openBlob opens the bucket for u, checks that it exists and scopes it to
@@ -41,10 +45,11 @@ func openBlob(ctx context.Context, u *url.URL, opts Options) (Store, error) {
 	bu.Path, bu.RawPath = "", ""
 	var b *blob.Bucket
 	var client io.Closer
+	var before beforeWriteFunc
 	var err error
 	switch u.Scheme {
 	case "s3":
-		b, err = openS3(ctx, &bu, opts)
+		b, before, err = openS3(ctx, &bu, opts)
 	case "gs":
 		b, client, err = openGCS(ctx, &bu, opts)
 	case "azblob":
@@ -53,7 +58,7 @@ func openBlob(ctx context.Context, u *url.URL, opts Options) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %s", name, scrub(err.Error(), secrets))
 	}
-	s := &blobStore{b: b, client: client, name: name, secrets: secrets}
+	s := &blobStore{b: b, client: client, before: before, name: name, secrets: secrets}
 	if err := s.checkBucket(ctx, u.Host); err != nil {
 		s.Close()
 		return nil, err
@@ -82,7 +87,7 @@ func (s *blobStore) checkBucket(ctx context.Context, bucket string) error {
 	return nil
 }
 
-func (s *blobStore) Put(ctx context.Context, key string, r io.Reader) (err error) {
+func (s *blobStore) Put(ctx context.Context, key string, r io.Reader) error {
 	if err := ValidateKey(key); err != nil {
 		return fmt.Errorf("put object: %w", err)
 	}
@@ -93,32 +98,37 @@ func (s *blobStore) Put(ctx context.Context, key string, r io.Reader) (err error
 	// leaves no object (gocloud's documented way).
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	defer func() {
-		// The azureblob writer can panic in Close on an upload error; a
-		// library panic must not take the agent down.
-		if p := recover(); p != nil {
-			err = fmt.Errorf("put object %s: upload failed (storage driver panicked: %v)", key, p)
-		}
-	}()
 	w, err := s.b.NewWriter(wctx, key, &blob.WriterOptions{
 		BufferSize:                  partSize,
 		MaxConcurrency:              partConcurrency,
 		ContentType:                 "application/octet-stream",
 		DisableContentTypeDetection: true,
+		BeforeWrite:                 s.before,
 	})
 	if err != nil {
 		return s.wrap("put object", key, err)
 	}
-	_, err = io.Copy(w, ctxReader{ctx: ctx, r: r})
-	if err != nil {
+	if _, err := io.Copy(w, ctxReader{ctx: ctx, r: r}); err != nil {
 		cancel()
-		_ = w.Close()
+		_ = closeWriter(w) // the copy's error is the cause
 		return s.wrap("put object", key, err)
 	}
-	if err := w.Close(); err != nil {
+	if err := closeWriter(w); err != nil {
 		return s.wrap("put object", key, err)
 	}
 	return nil
+}
+
+// closeWriter closes w, turning a driver panic into an error: the
+// azureblob writer (v0.47.0) dereferences a nil pipe in Close whenever the
+// upload failed, and a library bug must not take the agent down.
+func closeWriter(w *blob.Writer) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("upload failed (the storage driver panicked: %v)", p)
+		}
+	}()
+	return w.Close()
 }
 
 func (s *blobStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {

@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	gcaws "gocloud.dev/aws"
@@ -27,7 +28,7 @@ import (
 // openS3 builds the S3 client itself (rather than through s3blob's URL
 // opener) so that Options.AWS can replace the credential chain; the URL
 // parameters are the same as s3blob's.
-func openS3(ctx context.Context, u *url.URL, opts Options) (*blob.Bucket, error) {
+func openS3(ctx context.Context, u *url.URL, opts Options) (*blob.Bucket, beforeWriteFunc, error) {
 	q := u.Query()
 	var s3opts []func(*s3.Options)
 	var bopts s3blob.Options
@@ -39,7 +40,7 @@ func openS3(ctx context.Context, u *url.URL, opts Options) (*blob.Bucket, error)
 		q.Del(p)
 		on, err := strconv.ParseBool(v)
 		if err != nil {
-			return nil, fmt.Errorf("parse URL parameter %s=%q: want true or false", p, v)
+			return nil, nil, fmt.Errorf("parse URL parameter %s=%q: want true or false", p, v)
 		}
 		switch p {
 		case "use_path_style", "s3ForcePathStyle":
@@ -58,13 +59,13 @@ func openS3(ctx context.Context, u *url.URL, opts Options) (*blob.Bucket, error)
 		q.Del("ssetype")
 		sse, err := sseType(v)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		bopts.EncryptionType = sse
 	}
 	cfg, err := gcaws.V2ConfigFromURLParams(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
+		return nil, nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	if c := opts.AWS; c != nil {
 		cfg.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken))
@@ -75,7 +76,33 @@ func openS3(ctx context.Context, u *url.URL, opts Options) (*blob.Bucket, error)
 		cfg.Region = "us-east-1"
 	}
 	bopts.RequestChecksumCalculation = cfg.RequestChecksumCalculation
-	return s3blob.OpenBucket(ctx, s3.NewFromConfig(cfg, s3opts...), u.Host, &bopts)
+	client := s3.NewFromConfig(cfg, s3opts...)
+	b, err := s3blob.OpenBucket(ctx, client, u.Host, &bopts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, s3BeforeWrite(client, cfg.RequestChecksumCalculation), nil
+}
+
+// s3BeforeWrite lowers the transfer manager's multipart threshold to one
+// part. s3blob leaves it at 16 MiB, and the manager reads that much into
+// memory before deciding: with its part buffers that made a Put hold over
+// 30 MiB. s3blob exposes the manager but not its options, so the hook
+// replaces the manager's value with one built the same way.
+func s3BeforeWrite(client *s3.Client, checksum aws.RequestChecksumCalculation) beforeWriteFunc {
+	return func(as func(any) bool) error {
+		var tm *transfermanager.Client
+		if !as(&tm) || tm == nil {
+			return nil
+		}
+		*tm = *transfermanager.New(client, func(o *transfermanager.Options) {
+			o.RequestChecksumCalculation = checksum
+			o.PartSizeBytes = partSize
+			o.MultipartUploadThreshold = partSize
+			o.Concurrency = partConcurrency
+		})
+		return nil
+	}
 }
 
 // openGCS uses gocloud's URL opener (Application Default Credentials, or
