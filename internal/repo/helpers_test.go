@@ -122,3 +122,12 @@ func newRepo(t testing.TB, id *age.X25519Identity, compression string) (*Reposit
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
 
 func tsOf(t, i uint32) optime.Timestamp { return optime.Timestamp{T: t, I: i} }
+
+// rngFor returns a deterministic generator seeded from the test name.
+func rngFor(t testing.TB) *rand.Rand {
+	var seed uint64
+	for _, c := range t.Name() {
+		seed = seed*31 + uint64(c)
+	}
+	return rand.New(rand.NewPCG(seed, 7))
+}

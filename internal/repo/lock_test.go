@@ -1,0 +1,222 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+func lockOpts(c *clock, kind LockKind, purpose, host string) LockOptions {
+	return LockOptions{Kind: kind, Purpose: purpose, Host: host, PID: 7, Now: c.Now,
+		StaleAfter: time.Minute, RefreshEvery: 10 * time.Second, SettleDelay: 5 * time.Millisecond}
+}
+
+func TestLockTwoWriters(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, nil, "")
+	c := &clock{now: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	a, err := r.Lock(ctx, lockOpts(c, LockExclusive, "agent", "db1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Lock(ctx, lockOpts(c, LockExclusive, "prune", "laptop"))
+	var le *LockedError
+	if !errors.Is(err, ErrLocked) || !errors.As(err, &le) || le.Holder.Host != "db1" || le.Holder.Purpose != "agent" {
+		t.Fatalf("second writer: %v", err)
+	}
+	for _, s := range []string{"db1", "pid 7", "agent", "exclusive", "2026-11-25T10:00:00Z", "rewind unlock --repo mem://test"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("message lacks %q: %v", s, err)
+		}
+	}
+	if locks, _ := r.ListLocks(ctx); len(locks) != 1 {
+		t.Fatalf("refused writer left its lock: %d locks", len(locks))
+	}
+	if err := a.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Lock(ctx, lockOpts(c, LockExclusive, "prune", "laptop"))
+	if err != nil {
+		t.Fatalf("after unlock: %v", err)
+	}
+	b.Unlock(ctx)
+}
+
+func TestLockWriterAndReaders(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, nil, "")
+	c := &clock{now: time.Now()}
+	w, err := r.Lock(ctx, lockOpts(c, LockExclusive, "agent", "db1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Readers coexist with a writer that only adds objects, and with each
+	// other.
+	r1, err := r.Lock(ctx, lockOpts(c, LockShared, "restore", "h1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := r.Lock(ctx, lockOpts(c, LockShared, "verify", "h2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Deleting must wait for the readers.
+	if err := w.BeginDelete(ctx); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "restore") && !strings.Contains(err.Error(), "verify") {
+		t.Fatalf("delete with readers: %v", err)
+	}
+	if w.Info().Deleting {
+		t.Fatal("lock left in deleting mode")
+	}
+	r1.Unlock(ctx)
+	r2.Unlock(ctx)
+	if err := w.BeginDelete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// While deleting, a reader is refused.
+	if _, err := r.Lock(ctx, lockOpts(c, LockShared, "restore", "h1")); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "deleting") {
+		t.Fatalf("reader while deleting: %v", err)
+	}
+	if err := w.EndDelete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Lock(ctx, lockOpts(c, LockShared, "restore", "h1")); err != nil {
+		t.Fatalf("reader after delete: %v", err)
+	}
+}
+
+func TestLockStaleTakeoverAndLost(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, nil, "")
+	c := &clock{now: time.Now()}
+	old, err := r.Lock(ctx, lockOpts(c, LockExclusive, "agent", "dead"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Add(30 * time.Second)
+	if err := old.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(50 * time.Second) // 50 s since the refresh: still live
+	if _, err := r.Lock(ctx, lockOpts(c, LockExclusive, "agent", "new")); !errors.Is(err, ErrLocked) {
+		t.Fatalf("live lock: %v", err)
+	}
+	c.Add(11 * time.Second) // 61 s: stale
+	nl, err := r.Lock(ctx, lockOpts(c, LockExclusive, "agent", "new"))
+	if err != nil {
+		t.Fatalf("stale takeover: %v", err)
+	}
+	if err := old.Refresh(ctx); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("old holder refresh: %v", err)
+	}
+	locks, _ := r.ListLocks(ctx)
+	if len(locks) != 1 || locks[0].ID != nl.Info().ID {
+		t.Fatalf("locks after takeover: %+v", locks)
+	}
+}
+
+func TestBreakLocks(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, nil, "")
+	c := &clock{now: time.Now()}
+	a, _ := r.Lock(ctx, lockOpts(c, LockShared, "restore", "h1"))
+	b, _ := r.Lock(ctx, lockOpts(c, LockShared, "restore", "h2"))
+	c.Add(50 * time.Second)
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(20 * time.Second) // a is stale, b is not
+	n, err := r.BreakLocks(ctx, true, time.Minute, c.Now())
+	if err != nil || n != 1 {
+		t.Fatalf("break stale: %d, %v", n, err)
+	}
+	if err := a.Refresh(ctx); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("broken holder: %v", err)
+	}
+	if n, err := r.BreakLocks(ctx, false, 0, c.Now()); err != nil || n != 1 {
+		t.Fatalf("break all: %d, %v", n, err)
+	}
+	if err := b.Refresh(ctx); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("broken holder: %v", err)
+	}
+}
+
+// TestLockRace starts many exclusive contenders at once, repeatedly: at
+// most one may ever win.
+func TestLockRace(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, nil, "")
+	c := &clock{now: time.Now()}
+	wins := 0
+	for round := 0; round < 20; round++ {
+		var won atomic.Int32
+		var held []*Lock
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := 0; i < 4; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l, err := r.Lock(ctx, lockOpts(c, LockExclusive, "agent", "h"))
+				if err == nil {
+					won.Add(1)
+					mu.Lock()
+					held = append(held, l)
+					mu.Unlock()
+				} else if !errors.Is(err, ErrLocked) {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if won.Load() > 1 {
+			t.Fatalf("round %d: %d writers hold the exclusive lock", round, won.Load())
+		}
+		wins += int(won.Load())
+		for _, l := range held {
+			l.Unlock(ctx)
+		}
+	}
+	t.Logf("%d of 20 rounds had a winner", wins)
+}
+
+func TestLockRun(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r, _ := newRepo(t, nil, "")
+	o := LockOptions{Kind: LockExclusive, Purpose: "agent", RefreshEvery: 5 * time.Millisecond, StaleAfter: time.Second}
+	l, err := r.Lock(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	first := l.Info().Refreshed
+	time.Sleep(30 * time.Millisecond)
+	if !l.Info().Refreshed.After(first) {
+		t.Fatal("Run did not refresh")
+	}
+	if _, err := r.BreakLocks(ctx, false, 0, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrLockLost) {
+			t.Fatalf("Run after break: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not notice the broken lock")
+	}
+	cancel()
+}
