@@ -5,8 +5,8 @@ import "github.com/rewind-backup/rewind/internal/workload"
 // FerretDBKinds are the value kinds FerretDB v1.24 stores faithfully. It
 // refuses decimal128, NaN and ±Infinity, nested arrays, MinKey/MaxKey,
 // JavaScript, symbol, undefined and DBPointer, and stores -0.0 as +0.0. It
-// stores a regular expression with the "x" option, but an update of a
-// document holding one closes the connection ("regex: option not implemented").
+// stores a regular expression with the "x" option, but closes the connection
+// when it has to compare one ($addToSet: "regex: option not implemented").
 var FerretDBKinds = workload.AllKinds.Without(
 	workload.Decimal128, workload.NaNInf, workload.NestedArray, workload.MinMaxKey,
 	workload.JavaScript, workload.Symbol, workload.Undefined, workload.DBPointer,

@@ -36,7 +36,7 @@ const (
 	NaNInf      // NaN and ±Infinity doubles
 	NegZero     // -0.0, which some servers store as +0.0
 	NestedArray // an array directly or indirectly inside an array
-	RegexX      // the regex option "x" (extended), which FerretDB cannot compile
+	RegexX      // the regex option "x" (extended), which FerretDB cannot compile to compare
 	numKinds
 )
 
