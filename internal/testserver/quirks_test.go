@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rewind-backup/rewind/internal/testserver"
@@ -101,6 +102,32 @@ func checkFerretDBOplog(t *testing.T, s *testserver.Server) {
 	set, ok := o.Lookup("$set").DocumentOK()
 	if !ok || o.Lookup("$v").AsInt64() != 1 || set.Lookup("a").AsInt64() != 1 {
 		t.Errorf("update entry is no longer {$v: 1, $set: <whole document>}: %s", last)
+	}
+
+	// No DDL entries: create, index and drop leave no "c" entry.
+	db := s.Client().Database(s.DB("quirks"))
+	db.CreateCollection(ctx, "ddl")
+	db.Collection("ddl").Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "x", Value: 1}}})
+	db.Collection("ddl").Drop(ctx)
+	oplog := s.Client().Database("local").Collection("oplog.rs")
+	if n, err := oplog.CountDocuments(ctx, bson.D{{Key: "op", Value: "c"}}); err != nil || n != 0 {
+		t.Errorf("FerretDB now logs DDL: %d \"c\" entries (%v)", n, err)
+	}
+
+	// Deleting the oldest entry (simulated rollover) is itself logged.
+	first, err := oplog.FindOne(ctx, bson.D{}, options.FindOne().SetSort(bson.D{{Key: "$natural", Value: 1}})).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oplog.DeleteOne(ctx, bson.D{{Key: "_id", Value: first.Lookup("_id")}}); err != nil {
+		t.Fatalf("delete the oldest oplog entry: %v", err)
+	}
+	last, err = oplog.FindOne(ctx, bson.D{}, options.FindOne().SetSort(bson.D{{Key: "$natural", Value: -1}})).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last.Lookup("op").StringValue() != "d" || last.Lookup("ns").StringValue() != "local.oplog.rs" {
+		t.Errorf("deleting from the oplog is no longer logged as a d entry on local.oplog.rs: %s", last)
 	}
 
 	var hello bson.Raw
