@@ -219,7 +219,7 @@ func (s *blobStore) wrap(verb, key string, err error) error {
 }
 
 func (s *blobStore) scrub(err error) string {
-	return scrub(err.Error(), s.secrets)
+	return compact(scrub(err.Error(), s.secrets))
 }
 
 // scrubbedError shows a message with secrets removed while keeping the

@@ -67,6 +67,9 @@ func OpenWith(ctx context.Context, rawURL string, opts Options) (Store, error) {
 	case "file":
 		return openFileURL(u)
 	case "s3", "gs", "azblob":
+		if u.User != nil {
+			return nil, fmt.Errorf("open repository %s: credentials in the URL are not accepted: remove them and use the cloud's usual environment variables or credential files", Redact(rawURL))
+		}
 		return openBlob(ctx, u, opts)
 	}
 	return nil, fmt.Errorf("open repository %s: unknown scheme %q: use file://, s3://, gs:// or azblob://", Redact(rawURL), u.Scheme)

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -33,13 +34,16 @@ func Redact(rawURL string) string {
 		u.User = url.User("REDACTED")
 	}
 	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
-			if isSensitiveParam(k) {
-				q[k] = []string{"REDACTED"}
+		// Rewrite in place rather than re-encode, so the URL stays as
+		// the user typed it.
+		parts := strings.Split(u.RawQuery, "&")
+		for i, kv := range parts {
+			k, _, _ := strings.Cut(kv, "=")
+			if uk, err := url.QueryUnescape(k); err == nil && isSensitiveParam(uk) {
+				parts[i] = k + "=REDACTED"
 			}
 		}
-		u.RawQuery = q.Encode()
+		u.RawQuery = strings.Join(parts, "&")
 	}
 	return u.String()
 }
@@ -60,8 +64,11 @@ func redactErr(err error, rawURL string) string {
 	return scrub(err.Error(), secretsOf(rawURL))
 }
 
-// scrub removes every secret from msg, in both raw and URL-escaped forms.
+// scrub removes every secret from msg, in both raw and URL-escaped forms,
+// longest first so that a secret containing another goes whole.
 func scrub(msg string, secrets []string) string {
+	secrets = slices.Clone(secrets)
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	for _, s := range secrets {
 		if len(s) < 4 {
 			continue // too short to replace without mangling the message
@@ -83,8 +90,12 @@ func secretsOf(rawURL string) []string {
 		if at := strings.LastIndex(rest, "@"); at >= 0 {
 			ui := rest[:at]
 			out = append(out, ui)
-			if user, pass, ok := strings.Cut(ui, ":"); ok {
-				out = append(out, user, pass)
+			user, pass, _ := strings.Cut(ui, ":")
+			for _, v := range []string{user, pass} {
+				out = append(out, v)
+				if dv, err := url.PathUnescape(v); err == nil {
+					out = append(out, dv)
+				}
 			}
 		}
 	}
@@ -100,4 +111,24 @@ func secretsOf(rawURL string) []string {
 		}
 	}
 	return out
+}
+
+// compact turns a multi-line SDK error (Azure's carry the response body)
+// into one line: the lines before the first separator or XML body.
+func compact(msg string) string {
+	if !strings.Contains(msg, "\n") {
+		return msg
+	}
+	var keep []string
+	for _, line := range strings.Split(msg, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "<") {
+			break
+		}
+		if line == "" || strings.HasPrefix(line, "---") {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return strings.Join(keep, " ")
 }

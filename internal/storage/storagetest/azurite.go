@@ -84,20 +84,35 @@ func (s *AzuriteServer) Env() []string {
 // and its writer panics on a missing one.
 func (s *AzuriteServer) CreateContainer(name string) {
 	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.containerClient(name).Create(ctx, nil); err != nil {
+		s.t.Fatalf("create Azure container %s: %v", name, err)
+	}
+}
+
+// DeleteContainer deletes a container and everything in it.
+func (s *AzuriteServer) DeleteContainer(name string) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.containerClient(name).Delete(ctx, nil); err != nil {
+		s.t.Fatalf("delete Azure container %s: %v", name, err)
+	}
+}
+
+func (s *AzuriteServer) containerClient(name string) *container.Client {
+	s.t.Helper()
 	cred, err := azblob.NewSharedKeyCredential(AzuriteAccount, AzuriteKey)
 	if err != nil {
-		s.t.Fatalf("create Azure container %s: %v", name, err)
+		s.t.Fatalf("azure container client: %v", err)
 	}
 	u, _ := url.JoinPath("http://"+s.Domain(), AzuriteAccount, name)
 	c, err := container.NewClientWithSharedKeyCredential(u, cred, nil)
 	if err != nil {
-		s.t.Fatalf("create Azure container %s: %v", name, err)
+		s.t.Fatalf("azure container client: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := c.Create(ctx, nil); err != nil {
-		s.t.Fatalf("create Azure container %s: %v", name, err)
-	}
+	return c
 }
 
 // Start starts Azurite (again, after Stop) on the same port and data.
