@@ -25,6 +25,10 @@ const tempPrefix = ".rewind-tmp-"
 // of them "." or ".." or starting with the file backend's temp prefix; it
 // never starts or ends with "/", and holds no "..", NUL, backslash or other
 // control character.
+//
+// One rule cannot be checked from the key alone: no key may also be the
+// "directory" of another ("a" and "a/b"). The file backend, and S3 servers
+// that keep objects as files, cannot hold both.
 func ValidateKey(key string) error {
 	if msg := checkKey(key); msg != "" {
 		return fmt.Errorf("invalid key %q: %s", key, msg)

@@ -13,28 +13,23 @@ import (
 	"github.com/rewind-backup/rewind/internal/storage/storagetest"
 )
 
-// server is what every emulator in the harness offers.
-type server interface {
-	URL() string
-	Options() storage.Options
-	Stop()
-	Start()
-}
-
 // TestStopStart proves what outage tests rely on: a stopped server refuses
 // connections and fails Puts, and after Start on the same port its data is
 // back.
 func TestStopStart(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		start func(t *testing.T) (server, string)
+		start func(t *testing.T) (storagetest.Server, string)
 	}{
-		{"S3", func(t *testing.T) (server, string) {
+		{"S3", func(t *testing.T) (storagetest.Server, string) {
 			s := storagetest.StartS3(t)
 			return s, strings.TrimPrefix(s.Endpoint(), "http://")
 		}},
-		{"GCS", func(t *testing.T) (server, string) { s := storagetest.StartGCS(t); return s, s.Host() }},
-		{"Azurite", func(t *testing.T) (server, string) { s := storagetest.StartAzurite(t); return s, s.Domain() }},
+		{"GCS", func(t *testing.T) (storagetest.Server, string) { s := storagetest.StartGCS(t); return s, s.Host() }},
+		{"Azurite", func(t *testing.T) (storagetest.Server, string) {
+			s := storagetest.StartAzurite(t)
+			return s, s.Domain()
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, addr := tc.start(t)
@@ -72,5 +67,22 @@ func TestStopStart(t *testing.T) {
 				t.Errorf("Stat of the object put during the outage = %v, want ErrNotFound", err)
 			}
 		})
+	}
+}
+
+// TestStartAll checks that every backend StartAll returns can be opened
+// from its URL and options and round-trips an object.
+func TestStartAll(t *testing.T) {
+	for _, b := range storagetest.StartAll(t) {
+		s := b.Open(t)
+		if err := s.Put(t.Context(), "hello", strings.NewReader(b.Name)); err != nil {
+			t.Errorf("%s: Put: %v", b.Name, err)
+			continue
+		}
+		var got []string
+		err := s.List(t.Context(), "", func(i storage.Info) error { got = append(got, i.Key); return nil })
+		if err != nil || len(got) != 1 || got[0] != "hello" {
+			t.Errorf("%s: List = %q, %v; want [hello]", b.Name, got, err)
+		}
 	}
 }
