@@ -27,7 +27,7 @@ document that differs, with both versions, and exits with 3 if anything does.
 
 --ns limits the check to databases (db, db.*) or collections (db.coll);
 --rename maps a source database or collection to its name in the target.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			all, err := oracle.LoadMarks(marks)
 			if err != nil {
@@ -77,7 +77,7 @@ func newMarkCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mark --uri URI --marks FILE [--ns DB[.COLL]]...",
 		Short: "Append a mark of the deployment as it is now to a marks file",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if marks == "" {
 				return usagef("--marks is required")

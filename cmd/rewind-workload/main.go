@@ -75,7 +75,7 @@ It drops and recreates the databases under --prefix first.`,
   rewind-workload compare --uri 'mongodb://127.0.0.1:27018/?directConnection=true' --marks marks.json --mark 3`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Args:          cobra.NoArgs,
+		Args:          noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runWorkload(cmd.Context(), cmd.OutOrStdout(), o)
 		},
@@ -84,4 +84,11 @@ It drops and recreates the databases under --prefix first.`,
 	addRunFlags(root, &o)
 	root.AddCommand(newCompareCmd(), newMarkCmd())
 	return root
+}
+
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected argument %q for %q (see --help)", args[0], cmd.CommandPath())
+	}
+	return nil
 }
