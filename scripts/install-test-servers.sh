@@ -67,6 +67,7 @@ install_azurite() {
 		(cd "$tmp" && echo '{"private":true}' >package.json &&
 			npm install --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" >&2)
 		rm -rf "$dir"
+		chmod 755 "$tmp" # mktemp makes it owner-only; the cache is shared
 		mv "$tmp" "$dir"
 		log "installed azurite $AZURITE_VERSION in $(( $(date +%s) - start )) s"
 	) 9>"$lock"

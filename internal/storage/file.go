@@ -89,12 +89,12 @@ func (s *fileStore) Put(ctx context.Context, key string, r io.Reader) error {
 }
 
 // createTemp creates a temp file in dir, creating dir as needed. A
-// concurrent Delete may remove an empty dir between MkdirAll and
+// concurrent Delete may remove an empty dir between makeDirs and
 // CreateTemp, so that race is retried.
 func (s *fileStore) createTemp(dir string) (*os.File, error) {
 	var err error
 	for range 5 {
-		if err = os.MkdirAll(dir, dirPerm); err != nil {
+		if err = s.makeDirs(dir); err != nil {
 			return nil, fmt.Errorf("create directory: %w", err)
 		}
 		var f *os.File
@@ -107,6 +107,25 @@ func (s *fileStore) createTemp(dir string) (*os.File, error) {
 		}
 	}
 	return nil, fmt.Errorf("create temp file: %w", err)
+}
+
+// makeDirs creates dir and its missing parents under the root, fsyncing
+// each parent so the new entries survive a crash along with the object.
+func (s *fileStore) makeDirs(dir string) error {
+	if dir == s.root {
+		return nil
+	}
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if err := s.makeDirs(parent); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, dirPerm); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return syncDir(parent)
 }
 
 // writeSynced copies r into f, makes it durable and closes f.

@@ -131,6 +131,7 @@ func azuriteBinary(t testing.TB) string {
 		t.Fatalf("install azurite %s with npm (Node 20 and the npm registry are needed): %v\n%s", AzuriteVersion, err, tail(out, 4000))
 	}
 	os.RemoveAll(dir)
+	os.Chmod(tmp, 0o755) // MkdirTemp makes it owner-only; the cache is shared
 	if err := os.Rename(tmp, dir); err != nil {
 		t.Fatalf("install azurite: %v", err)
 	}
