@@ -143,12 +143,25 @@ func (s *Source) edgeEntry(ctx context.Context, dir int) (optime.Timestamp, erro
 		SetProjection(bson.D{{Key: "ts", Value: 1}})
 	raw, err := s.oplogColl().FindOne(ctx, bson.D{}, opts).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return optime.Zero, errors.New("its oplog local.oplog.rs is empty or missing: is it a replica set member?")
+		return optime.Zero, s.checkOplogExists(ctx)
 	}
 	if err != nil {
 		return optime.Zero, fmt.Errorf("read local.oplog.rs: %w", explainConnectError(err))
 	}
 	return EntryTS(raw)
+}
+
+// checkOplogExists tells an empty oplog (a new deployment: capture starts
+// with its first entry) from a missing one.
+func (s *Source) checkOplogExists(ctx context.Context) error {
+	names, err := s.Client.Database("local").ListCollectionNames(ctx, bson.D{{Key: "name", Value: "oplog.rs"}})
+	if err != nil {
+		return fmt.Errorf("list collections of local: %w", explainConnectError(err))
+	}
+	if len(names) == 0 {
+		return errors.New("it has no oplog (local.oplog.rs is missing): is it a replica set member?")
+	}
+	return nil
 }
 
 // EntryTS reads the ts field of a raw oplog entry.

@@ -100,11 +100,9 @@ func (t *Tailer) maxRetry() time.Duration {
 // last and the next entry fell off the oplog.
 func (t *Tailer) readOnce(ctx context.Context, last *optime.Timestamp, inclusive *bool, out chan<- bson.Raw) (int, error) {
 	filter := bson.D{{Key: "ts", Value: bson.D{{Key: "$gte", Value: bson.Timestamp{T: last.T, I: last.I}}}}}
-	opts := options.Find().SetCursorType(options.TailableAwait).
-		SetMaxAwaitTime(time.Second).SetBatchSize(t.batchSize())
-	cur, err := t.Source.oplogColl().Find(ctx, filter, opts)
+	cur, err := t.open(ctx, filter)
 	if err != nil {
-		return 0, fmt.Errorf("open oplog cursor: %w", err)
+		return 0, err
 	}
 	defer cur.Close(context.Background())
 	committed := optime.Zero
@@ -144,6 +142,27 @@ func (t *Tailer) readOnce(ctx context.Context, last *optime.Timestamp, inclusive
 		return n, t.checkEmpty(ctx, *last)
 	}
 	return n, nil
+}
+
+// open starts a cursor over the entries at or after the resume point.
+//
+// On MongoDB it is a tailable await cursor. The first batch holds just the
+// resume entry, which is all continuity needs and keeps a server from closing
+// the cursor for a short first batch. FerretDB's tailable getMore re-runs the
+// query and can skip entries (seen in tests: hundreds lost while writes ran),
+// so a FerretDB source is polled with plain cursors, which it iterates
+// reliably; Run re-opens them after a short pause.
+func (t *Tailer) open(ctx context.Context, filter bson.D) (*mongo.Cursor, error) {
+	opts := options.Find().SetBatchSize(t.batchSize())
+	if t.Source.Flavor != FlavorFerretDB {
+		opts.SetCursorType(options.TailableAwait).SetMaxAwaitTime(time.Second).SetBatchSize(1)
+	}
+	cur, err := t.Source.oplogColl().Find(ctx, filter, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open oplog cursor: %w", err)
+	}
+	cur.SetBatchSize(t.batchSize())
+	return cur, nil
 }
 
 // checkContinuity proves the cursor started where capture left off.
