@@ -17,7 +17,10 @@ func TestCaptureEqualsSourceOplog(t *testing.T) {
 	srv := testserver.Start(t)
 	url := newRepo(t)
 	a := startAgent(t, agentConfig(t, srv, url))
-	debugInfo = func() string { st := a.Stats(); return fmt.Sprintf("read %s timeline %s err %q segs %d", st.LastRead(), st.Timeline(), st.LastError(), st.Segments.Load()) }
+	debugInfo = func() string {
+		st := a.Stats()
+		return fmt.Sprintf("read %s timeline %s err %q segs %d", st.LastRead(), st.Timeline(), st.LastError(), st.Segments.Load())
+	}
 	runWorkload(t, srv, 1, 600, "a", func(c *workload.Config) { c.LargeEvery = 100 })
 	newest := newestOplogTS(t, srv.Client())
 	waitDurable(t, func() optime.Timestamp { return a.Stats().LastDurable() }, newest, 30*time.Second)

@@ -222,5 +222,4 @@ func must(t *testing.T, err error) {
 	}
 }
 
-
 var debugInfo = func() string { return "" }

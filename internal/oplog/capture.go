@@ -57,7 +57,7 @@ type Stats struct {
 	timeline  string
 }
 
-func pack(ts optime.Timestamp) uint64   { return uint64(ts.T)<<32 | uint64(ts.I) }
+func pack(ts optime.Timestamp) uint64  { return uint64(ts.T)<<32 | uint64(ts.I) }
 func unpack(v uint64) optime.Timestamp { return optime.Timestamp{T: uint32(v >> 32), I: uint32(v)} }
 
 // LastRead is the newest entry read from the source.
