@@ -205,7 +205,7 @@ func (r *Repository) conflicting(ctx context.Context, self LockInfo, o LockOptio
 	for _, other := range locks {
 		switch {
 		case other.ID == self.ID:
-		case o.Now().Sub(other.Refreshed) > o.StaleAfter:
+		case o.Now().Sub(other.Refreshed) > o.StaleAfter || deadHolder(other, o.Host):
 			if err := r.deleteIfExists(ctx, lockKey(other.ID)); err != nil {
 				return nil, err
 			}
@@ -214,6 +214,16 @@ func (r *Repository) conflicting(ctx context.Context, self LockInfo, o LockOptio
 		}
 	}
 	return out, nil
+}
+
+// deadHolder reports whether a lock's holder ran on this host and is gone:
+// after a crash or kill -9 on the same host the lock need not wait to go
+// stale (restic does the same). Other hosts' locks only ever go stale.
+func deadHolder(l LockInfo, host string) bool {
+	if l.Host != host || l.PID <= 0 || l.PID == os.Getpid() {
+		return false
+	}
+	return !processAlive(l.PID)
 }
 
 // ListLocks returns every lock object in id order, stale ones included. A
