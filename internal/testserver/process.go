@@ -41,7 +41,7 @@ func (p *process) start(addr string) error {
 		"--dir", filepath.Join(p.dir, "data"),
 		"--oplog-size-mb", fmt.Sprint(p.oplogMB))
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = sysProcAttr()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return fmt.Errorf("pipe server stdout: %w", err)

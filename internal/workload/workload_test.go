@@ -84,14 +84,15 @@ func TestDurationAndRate(t *testing.T) {
 	s := testserver.Start(t)
 	cfg := s.Workload(1)
 	cfg.Duration = 2 * time.Second
-	cfg.Rate = 50
+	cfg.Rate = 20
 	cfg.BatchSize = 10
 	st, err := workload.Run(context.Background(), s.Client(), cfg, nil)
 	if err != nil {
 		t.Fatalf("run workload: %v", err)
 	}
-	if st.Ops < 60 || st.Ops > 110 {
-		t.Fatalf("%d operations in %s at 50/s: want about 100", st.Ops, st.Elapsed)
+	// 40 due, plus at most one batch started before the deadline.
+	if st.Ops < 20 || st.Ops > 55 {
+		t.Fatalf("%d operations in %s at 20/s: want about 40", st.Ops, st.Elapsed)
 	}
 }
 
