@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"os/exec"
@@ -42,19 +43,28 @@ func (p *process) start(addr string) error {
 		"--oplog-size-mb", fmt.Sprint(p.oplogMB))
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = sysProcAttr()
-	stdout, err := cmd.StdoutPipe()
+	// An os.Pipe rather than StdoutPipe: cmd.Wait (below, in its own
+	// goroutine) must not close the pipe while it is being read.
+	stdout, w, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("pipe server stdout: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stdout = w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		stdout.Close()
 		return fmt.Errorf("start %s: %w", p.bin, err)
 	}
 	p.cmd, p.exited = cmd, make(chan struct{})
 
 	lines := make(chan string, 1)
 	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		defer stdout.Close()
+		r := bufio.NewReader(stdout)
+		line, _ := r.ReadString('\n')
 		lines <- strings.TrimSpace(line)
+		io.Copy(io.Discard, r) // until the server exits: it must never block on stdout
 	}()
 	go func() {
 		cmd.Wait()
