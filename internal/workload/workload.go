@@ -33,7 +33,7 @@ type Config struct {
 	Kinds       Kinds         // value kinds to write (default AllKinds)
 	LargeEvery  int           // every Nth insert or replace carries a large value (0: never)
 	LargeSize   int           // size of that value in bytes (default 900 KiB: documents near 1 MiB)
-	KeepData    bool          // don't drop the databases before starting
+	KeepData    bool          // don't drop the databases first (they must not exist: the generator assumes empty collections)
 }
 
 func (c Config) withDefaults() Config {
