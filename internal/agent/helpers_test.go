@@ -32,8 +32,13 @@ func newRepo(t *testing.T) string {
 
 func initRepo(t *testing.T, url string) {
 	t.Helper()
+	initRepoWith(t, url, storage.Options{})
+}
+
+func initRepoWith(t *testing.T, url string, opts storage.Options) {
+	t.Helper()
 	ctx := context.Background()
-	st, err := storage.Open(ctx, url)
+	st, err := storage.OpenWith(ctx, url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,8 +140,13 @@ func sourceOplog(t *testing.T, c *mongo.Client, from, to optime.Timestamp) []bso
 // shard, in order, with the timelines they belong to.
 func repoEntries(t *testing.T, url string) ([]bson.Raw, repo.History) {
 	t.Helper()
+	return repoEntriesWith(t, url, storage.Options{})
+}
+
+func repoEntriesWith(t *testing.T, url string, opts storage.Options) ([]bson.Raw, repo.History) {
+	t.Helper()
 	ctx := context.Background()
-	st, err := storage.Open(ctx, url)
+	st, err := storage.OpenWith(ctx, url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,7 +113,12 @@ func decode(data []byte, cfg *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		// One line per problem from the YAML library; errors here are one sentence.
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+		msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", ";")), " ")
+		msg = strings.ReplaceAll(msg, "not found in type config.", "is not a known key of ")
+		return fmt.Errorf("%s", msg)
 	}
 	return nil
 }

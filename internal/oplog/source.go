@@ -41,9 +41,10 @@ type Source struct {
 // password of uri.
 func Connect(ctx context.Context, uri string) (*Source, error) {
 	safe := config.RedactURI(uri)
-	opts := options.Client().ApplyURI(uri).
-		SetServerSelectionTimeout(10 * time.Second).
-		SetAppName("rewind")
+	opts := options.Client().ApplyURI(uri).SetAppName("rewind")
+	if opts.ServerSelectionTimeout == nil {
+		opts.SetServerSelectionTimeout(10 * time.Second)
+	}
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("source URI %s is not valid (%v): use mongodb://host:port/ or mongodb+srv://", safe, scrub(err, uri))
 	}
@@ -94,7 +95,7 @@ func explainConnectError(err error) error {
 	msg := err.Error()
 	switch {
 	case mongo.IsTimeout(err) || strings.Contains(msg, "server selection"):
-		return fmt.Errorf("no server answered within 10 s; check the host and port and that the server is running (%v)", err)
+		return errors.New("no server answered: check the host and port in the URI and that the server is running")
 	case strings.Contains(msg, "Authentication failed") || strings.Contains(msg, "auth error") || strings.Contains(msg, "AuthenticationFailed"):
 		return errors.New("authentication failed: check the user name, password and authSource in the URI")
 	case strings.Contains(msg, "Unauthorized") || strings.Contains(msg, "not authorized"):

@@ -138,7 +138,9 @@ func (t *Tailer) readOnce(ctx context.Context, last *optime.Timestamp, inclusive
 	if err := cur.Err(); err != nil && !isCursorEnd(err) {
 		return n, fmt.Errorf("read oplog: %w", err)
 	}
-	if first {
+	if first && !*inclusive {
+		// Nothing at all, not even the resume entry. (Starting inclusively
+		// there is nothing yet to be continuous with.)
 		return n, t.checkEmpty(ctx, *last)
 	}
 	return n, nil

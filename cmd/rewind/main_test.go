@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/storage"
+	"github.com/rewind-backup/rewind/internal/testserver"
+)
+
+// cli runs rewind in-process and returns its exit code, stdout and stderr.
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// wantFailure checks a failed command: its exit code and a single line on
+// stderr that mentions every one of wants.
+func wantFailure(t *testing.T, code int, stderr string, wantCode int, wants ...string) {
+	t.Helper()
+	if code != wantCode {
+		t.Fatalf("exit code %d, want %d; stderr: %s", code, wantCode, stderr)
+	}
+	if lines := strings.Count(strings.TrimRight(stderr, "\n"), "\n") + 1; lines != 1 {
+		t.Errorf("want a one-line error, got %d lines:\n%s", lines, stderr)
+	}
+	for _, w := range wants {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("error %q does not mention %q", stderr, w)
+		}
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	code, out, _ := cli(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "rewind ") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+	code, _, stderr := cli(t, "frobnicate")
+	wantFailure(t, code, stderr, 2, "unknown command", "--help")
+	code, _, stderr = cli(t, "init", "--no-such-flag")
+	wantFailure(t, code, stderr, 2, "unknown flag")
+	t.Setenv("REWIND_REPO", "")
+	code, _, stderr = cli(t, "repo", "info", "--repo", "")
+	wantFailure(t, code, stderr, 2, "--repo is required")
+	code, _, stderr = cli(t, "init", "--repo", t.TempDir(), "--compression", "lz4")
+	wantFailure(t, code, stderr, 2, "lz4")
+}
+
+func TestEveryCommandHasAnExample(t *testing.T) {
+	for _, c := range newRootCmd().Commands() {
+		if c.Name() == "help" || c.Name() == "completion" {
+			continue
+		}
+		if c.Example == "" {
+			t.Errorf("rewind %s --help has no example", c.Name())
+		}
+		for _, sub := range c.Commands() {
+			if sub.Example == "" {
+				t.Errorf("rewind %s %s --help has no example", c.Name(), sub.Name())
+			}
+		}
+	}
+}
+
+func TestInitAndRepoInfo(t *testing.T) {
+	url := "file://" + filepath.Join(t.TempDir(), "repo")
+	code, out, stderr := cli(t, "init", "--repo", url)
+	if code != 0 || !strings.Contains(out, "created repository") {
+		t.Fatalf("init: %d %s %s", code, out, stderr)
+	}
+	code, out, stderr = cli(t, "repo", "info", "--repo", url)
+	if code != 0 || !strings.Contains(out, "format version") || !strings.Contains(out, "zstd") {
+		t.Fatalf("repo info: %d %s %s", code, out, stderr)
+	}
+	code, _, stderr = cli(t, "init", "--repo", url)
+	wantFailure(t, code, stderr, 1, "already holds a rewind repository")
+	missing := "file://" + filepath.Join(t.TempDir(), "nothing")
+	code, _, stderr = cli(t, "repo", "info", "--repo", missing)
+	wantFailure(t, code, stderr, 1, "no rewind repository", "rewind init")
+}
+
+func TestInitEncrypted(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := filepath.Join(t.TempDir(), "repo")
+	code, _, stderr := cli(t, "init", "--repo", url, "--recipient", id.Recipient().String())
+	if code != 0 {
+		t.Fatalf("init: %s", stderr)
+	}
+	code, out, _ := cli(t, "repo", "info", "--repo", url, "--json")
+	if code != 0 || !strings.Contains(out, `"encrypted": true`) || !strings.Contains(out, id.Recipient().String()) {
+		t.Fatalf("repo info --json: %s", out)
+	}
+	code, _, stderr = cli(t, "init", "--repo", filepath.Join(t.TempDir(), "r2"), "--recipient", "age1nonsense")
+	wantFailure(t, code, stderr, 1, "age public key")
+}
+
+func TestAgentCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("source: mongodb://u:secretpw@h/\nrepo: file:///tmp/x\ncapture:\n  flush_interval: 500ms\n"), 0o600)
+	code, out, stderr := cli(t, "agent", "--config", good, "--check-config")
+	if code != 0 || !strings.Contains(out, "valid") {
+		t.Fatalf("check-config: %d %s %s", code, out, stderr)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("source: mongodb://u:secretpw@h/\ncapture:\n  flush_every: 1s\n"), 0o600)
+	code, _, stderr = cli(t, "agent", "--config", bad, "--check-config")
+	wantFailure(t, code, stderr, 1, "flush_every")
+	if strings.Contains(stderr, "secretpw") {
+		t.Fatalf("password leaked: %s", stderr)
+	}
+}
+
+// Bad input to the agent gets a one-line error that says what to do, and
+// never shows a password.
+func TestAgentBadInput(t *testing.T) {
+	srv := testserver.Start(t)
+	url := filepath.Join(t.TempDir(), "repo")
+	if code, _, stderr := cli(t, "init", "--repo", url); code != 0 {
+		t.Fatal(stderr)
+	}
+	spool := filepath.Join(t.TempDir(), "spool")
+	agent := func(source, repoURL string) (int, string) {
+		code, _, stderr := cli(t, "agent", "--source", source, "--repo", repoURL, "--spool-dir", spool)
+		return code, stderr
+	}
+	code, stderr := agent("http://127.0.0.1:1/", url)
+	wantFailure(t, code, stderr, 1, "not valid")
+	code, stderr = agent("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300", url)
+	wantFailure(t, code, stderr, 1, "no server answered", "127.0.0.1:1")
+	if !srv.External() {
+		wrong := strings.Replace(srv.URI(), "mongodb://", "mongodb://nobody:hunter2@", 1)
+		code, stderr = agent(wrong, url)
+		wantFailure(t, code, stderr, 1, "authentication failed")
+		if strings.Contains(stderr, "hunter2") {
+			t.Fatalf("password leaked: %s", stderr)
+		}
+	}
+	code, stderr = agent(srv.URI(), filepath.Join(t.TempDir(), "missing"))
+	wantFailure(t, code, stderr, 1, "no rewind repository", "rewind init")
+
+	other := filepath.Join(t.TempDir(), "other")
+	ctx := context.Background()
+	st, err := storage.Open(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, err = repo.Init(ctx, st, repo.InitOptions{Source: repo.Source{Flavor: "mongodb", ReplicaSet: "elsewhere"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stderr = agent(srv.URI(), other)
+	wantFailure(t, code, stderr, 1, "repository backs up", "repository of its own")
+}

@@ -1,0 +1,142 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/optime"
+)
+
+var (
+	buildOnce sync.Once
+	rewindBin string
+	buildErr  error
+)
+
+// rewindBinary builds the rewind command once per test binary.
+func rewindBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "rewind-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		rewindBin = filepath.Join(dir, "rewind")
+		out, err := exec.Command("go", "build", "-o", rewindBin, "github.com/rewind-backup/rewind/cmd/rewind").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			rewindBin = string(out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build rewind: %v\n%s", buildErr, rewindBin)
+	}
+	return rewindBin
+}
+
+// agentProcess is `rewind agent` run as a child process.
+type agentProcess struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	done   chan struct{}
+}
+
+func startAgentProcess(t *testing.T, args ...string) *agentProcess {
+	t.Helper()
+	return startAgentProcessEnv(t, nil, args...)
+}
+
+// startAgentProcessEnv starts the agent with extra environment variables.
+func startAgentProcessEnv(t *testing.T, env []string, args ...string) *agentProcess {
+	t.Helper()
+	cmd := exec.Command(rewindBinary(t), append([]string{"agent"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p := &agentProcess{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	cmd.Stderr = &lockedWriter{w: p.stderr}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start agent: %v", err)
+	}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+func (p *agentProcess) kill() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// terminate sends SIGTERM and returns the exit code.
+func (p *agentProcess) terminate(t *testing.T) int {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("agent ignored SIGTERM for 60 s; stderr:\n%s", p.stderr)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+// statusJSON runs `rewind status --json` and decodes it.
+func statusJSON(t *testing.T, repoURL string, env ...string) map[string]any {
+	t.Helper()
+	cmd := exec.Command(rewindBinary(t), "status", "--repo", repoURL, "--json")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("rewind status: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatalf("status JSON: %v\n%s", err, out)
+	}
+	return m
+}
+
+// lastDurable reads last_durable from `rewind status --json`.
+func lastDurable(t *testing.T, repoURL string, env ...string) optime.Timestamp {
+	ld, ok := statusJSON(t, repoURL, env...)["last_durable"].(map[string]any)
+	if !ok {
+		return optime.Zero
+	}
+	if _, err := time.Parse(time.RFC3339, ld["time"].(string)); err != nil {
+		t.Fatalf("last_durable.time is not RFC 3339: %v", err)
+	}
+	return optime.Timestamp{T: uint32(ld["t"].(float64)), I: uint32(ld["i"].(float64))}
+}
+
+// runCLI runs the rewind command and returns its exit code and stderr.
+func runCLI(t *testing.T, ctx context.Context, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, rewindBinary(t), args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if err != nil && cmd.ProcessState == nil {
+		t.Fatalf("run rewind: %v", err)
+	}
+	return cmd.ProcessState.ExitCode(), strings.TrimSpace(stderr.String())
+}
