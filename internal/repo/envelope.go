@@ -299,11 +299,11 @@ func (c *codec) decrypt(key string, src io.Reader) (io.Reader, error) {
 }
 
 // readPayload reads exactly n plaintext bytes from body and checks that
-// nothing follows. Memory grows with the bytes actually produced, never with
-// the (possibly corrupt) length field alone.
+// nothing follows. The first MiB is read into a small buffer; only once
+// that much real data has arrived is the rest allocated at the (bounded)
+// size the header promises, so a corrupt length field alone cannot make it
+// allocate, and a genuine object is copied at most once more.
 func readPayload(body io.Reader, n uint64, compressed bool) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(int(min(n, 1<<20)))
 	src := body
 	if compressed {
 		d, ok := decoderPool.Get().(*zstd.Decoder)
@@ -316,20 +316,27 @@ func readPayload(body io.Reader, n uint64, compressed bool) ([]byte, error) {
 		}
 		src = d
 	}
-	got, err := io.Copy(&buf, io.LimitReader(src, int64(n)+1))
-	if err != nil {
-		return nil, fmt.Errorf("read payload: %w", err)
-	}
-	if uint64(got) != n {
-		return nil, fmt.Errorf("payload is %d bytes, header says %d", got, n)
-	}
-	if !compressed {
-		var one [1]byte
-		if m, _ := io.ReadFull(body, one[:]); m != 0 {
-			return nil, errors.New("trailing bytes after payload")
+	buf := make([]byte, 0, min(n+1, 1<<20))
+	for {
+		if len(buf) == cap(buf) {
+			if uint64(len(buf)) > n {
+				return nil, fmt.Errorf("payload is longer than the %d bytes the header says", n)
+			}
+			buf = append(make([]byte, 0, n+1), buf...)
+		}
+		m, err := src.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read payload: %w", err)
 		}
 	}
-	return buf.Bytes(), nil
+	if uint64(len(buf)) != n {
+		return nil, fmt.Errorf("payload is %d bytes, header says %d", len(buf), n)
+	}
+	return buf, nil
 }
 
 func corrupt(key, format string, args ...any) error {
