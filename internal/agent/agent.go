@@ -56,6 +56,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	capCtx, stopCapture := context.WithCancel(gctx)
 	defer stopCapture()
 	g.Go(func() error { return w.holdLock(gctx, a.Log) })
+	g.Go(func() error { return a.compactor(w).run(capCtx) })
 	g.Go(func() error {
 		defer stopCapture()
 		return a.heartbeat(capCtx, w)
@@ -94,6 +95,12 @@ func (a *Agent) capture(ctx context.Context, w *writer) error {
 			"lost_from", gap.LastBefore.Time().Format(time.RFC3339), "lost_to", gap.FirstAfter.Time().Format(time.RFC3339))
 		resume = oplog.Resume{After: gap.FirstAfter, Inclusive: true}
 	}
+}
+
+func (a *Agent) compactor(w *writer) *compactor {
+	cc := a.Config.Capture
+	return &compactor{w: w, log: a.Log, every: cc.CompactInterval.Std(), minAge: cc.CompactAfter.Std(),
+		target: cc.CompactTargetBytes, canRead: w.canRead, now: time.Now}
 }
 
 // heartbeat rewrites the heartbeat object until ctx ends.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,11 +21,15 @@ type writer struct {
 	src    *oplog.Source
 	repo   *repo.Repository
 	store  storage.Store
+	lockMu sync.Mutex
 	lock   *repo.Lock
 	held   atomic.Bool
 	shard  string
 	spool  *oplog.Spool
 	resume oplog.Resume
+	// canRead is true when the agent can read its own segments back (the
+	// repository is not encrypted, or an identity was given): compaction needs it.
+	canRead bool
 
 	// lastTimeline and lastTS describe the newest stored segment.
 	lastTimeline string
@@ -55,9 +60,14 @@ func (a *Agent) open(ctx context.Context) (*writer, error) {
 			w.close()
 		}
 	}()
-	if w.repo, err = repo.Open(ctx, store, repo.OpenOptions{Location: storage.Redact(a.Config.Repo)}); err != nil {
+	ids, err := repo.ResolveIdentities(a.Config.Identity)
+	if err != nil {
 		return nil, err
 	}
+	if w.repo, err = repo.Open(ctx, store, repo.OpenOptions{Location: storage.Redact(a.Config.Repo), Identities: ids}); err != nil {
+		return nil, err
+	}
+	w.canRead = !w.repo.Config().Encrypted() || len(ids) > 0
 	if w.src, err = oplog.Connect(ctx, a.Config.Source.Reveal()); err != nil {
 		return nil, err
 	}
@@ -134,11 +144,24 @@ func (w *writer) startTimeline(ctx context.Context, b oplog.Batch) error {
 	return w.repo.WriteTimeline(ctx, info)
 }
 
+// currentLock is the held writer lock, or nil while it is lost.
+func (w *writer) currentLock() *repo.Lock {
+	if !w.held.Load() {
+		return nil
+	}
+	w.lockMu.Lock()
+	defer w.lockMu.Unlock()
+	return w.lock
+}
+
 // holdLock refreshes the writer lock; if it is lost (storage unreachable for
 // longer than the lock's staleness), uploads pause until it is taken again.
 func (w *writer) holdLock(ctx context.Context, log *slog.Logger) error {
 	for {
-		err := w.lock.Run(ctx)
+		w.lockMu.Lock()
+		l := w.lock
+		w.lockMu.Unlock()
+		err := l.Run(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -147,7 +170,9 @@ func (w *writer) holdLock(ctx context.Context, log *slog.Logger) error {
 		for {
 			l, err := w.repo.Lock(ctx, repo.LockOptions{Kind: repo.LockExclusive, Purpose: "agent", Wait: time.Minute})
 			if err == nil {
+				w.lockMu.Lock()
 				w.lock = l
+				w.lockMu.Unlock()
 				w.held.Store(true)
 				log.Info("repository lock taken again")
 				break

@@ -42,6 +42,13 @@ type Capture struct {
 	SpoolDir string `yaml:"spool_dir"`
 	// SpoolMaxBytes bounds the spool; when full, capture pauses reading.
 	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
+	// CompactInterval is how often old small segments are merged; zero
+	// disables compaction.
+	CompactInterval Duration `yaml:"compact_interval"`
+	// CompactAfter is how old a segment must be before it is merged.
+	CompactAfter Duration `yaml:"compact_after"`
+	// CompactTargetBytes is the size merged segments aim for.
+	CompactTargetBytes int64 `yaml:"compact_target_bytes"`
 }
 
 // Snapshot schedules base snapshots.
@@ -80,9 +87,12 @@ type Log struct {
 func Default() Config {
 	return Config{
 		Capture: Capture{
-			FlushInterval:   Duration(time.Second),
-			MaxSegmentBytes: 16 << 20,
-			SpoolMaxBytes:   1 << 30,
+			FlushInterval:      Duration(time.Second),
+			MaxSegmentBytes:    16 << 20,
+			SpoolMaxBytes:      1 << 30,
+			CompactInterval:    Duration(5 * time.Minute),
+			CompactAfter:       Duration(10 * time.Minute),
+			CompactTargetBytes: 64 << 20,
 		},
 		Snapshot:  Snapshot{Parallel: 4},
 		Retention: Retention{RestoreWindow: Duration(7 * 24 * time.Hour)},
