@@ -166,3 +166,31 @@ func TestAgentBadInput(t *testing.T) {
 	code, stderr = agent(srv.URI(), other)
 	wantFailure(t, code, stderr, 1, "repository backs up", "repository of its own")
 }
+
+func TestUnlock(t *testing.T) {
+	url := filepath.Join(t.TempDir(), "repo")
+	if code, _, stderr := cli(t, "init", "--repo", url); code != 0 {
+		t.Fatal(stderr)
+	}
+	ctx := context.Background()
+	st, err := storage.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := repo.Open(ctx, st, repo.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Lock(ctx, repo.LockOptions{Kind: repo.LockExclusive, Purpose: "agent"}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := cli(t, "unlock", "--repo", url)
+	if code != 0 || !strings.Contains(out, "removed 0 of 1") {
+		t.Fatalf("a live lock must survive unlock without --all: %d %s", code, out)
+	}
+	code, out, _ = cli(t, "unlock", "--repo", url, "--all")
+	if code != 0 || !strings.Contains(out, "removed 1 of 1") {
+		t.Fatalf("unlock --all: %d %s", code, out)
+	}
+}
