@@ -1,0 +1,65 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/rewind-backup/rewind/internal/repo"
+)
+
+// Load lists every shard of the repository and derives its catalog. Reading
+// manifests needs the identity when the repository is encrypted.
+func Load(ctx context.Context, r *repo.Repository) (Catalog, error) {
+	ids, err := r.Shards(ctx)
+	if err != nil {
+		return Catalog{}, fmt.Errorf("list shards: %w", err)
+	}
+	snaps, err := r.ListSnapshots(ctx, "")
+	if err != nil {
+		return Catalog{}, fmt.Errorf("list snapshots: %w", err)
+	}
+	for _, s := range snaps {
+		if !contains(ids, s.Shard) {
+			ids = append(ids, s.Shard)
+		}
+	}
+	var c Catalog
+	for _, id := range ids {
+		sh, err := LoadShard(ctx, r, id, snaps)
+		if err != nil {
+			return Catalog{}, err
+		}
+		c.Shards = append(c.Shards, sh)
+	}
+	return c, nil
+}
+
+// LoadShard derives one shard's catalog; snaps is a listing of snapshots
+// (of any shard: the others are ignored).
+func LoadShard(ctx context.Context, r *repo.Repository, shard string, snaps []repo.SnapshotRef) (Shard, error) {
+	h, err := r.History(ctx, shard)
+	if err != nil {
+		return Shard{}, fmt.Errorf("list history of shard %s: %w", shard, err)
+	}
+	var ms []repo.Manifest
+	for _, s := range snaps {
+		if s.Shard != shard {
+			continue
+		}
+		m, err := r.ReadManifest(ctx, s.Shard, s.ID)
+		if err != nil {
+			return Shard{}, fmt.Errorf("read snapshot %s: %w", s.ID, err)
+		}
+		ms = append(ms, m)
+	}
+	return Derive(shard, h, ms), nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
