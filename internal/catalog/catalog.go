@@ -134,12 +134,12 @@ func covers(tl repo.Timeline, from, to optime.Timestamp) bool {
 }
 
 // Nearest returns the windows closest to ts: the last one ending before it
-// and the first one starting after it (either may be missing). It is for
-// error messages.
+// (the newest snapshot's, when several end together) and the first one
+// starting after it (either may be missing). It is for error messages.
 func (s Shard) Nearest(ts optime.Timestamp) (before, after *Window) {
 	for i := range s.Windows {
 		w := &s.Windows[i]
-		if w.To.Before(ts) && (before == nil || before.To.Before(w.To)) {
+		if w.To.Before(ts) && (before == nil || before.To.Before(w.To) || before.To == w.To && before.From.Before(w.From)) {
 			before = w
 		}
 		if w.From.After(ts) && (after == nil || w.From.Before(after.From)) {

@@ -1,0 +1,124 @@
+package restore
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Namespace is a database and collection name.
+type Namespace struct{ DB, Coll string }
+
+func (n Namespace) String() string { return n.DB + "." + n.Coll }
+
+// splitNS splits "db.coll" at the first dot: database names have none,
+// collection names may ("a.b").
+func splitNS(s string) Namespace {
+	db, coll, _ := strings.Cut(s, ".")
+	return Namespace{db, coll}
+}
+
+// systemDBs hold the server's own state; a restore never writes them
+// (users and roles go through their own commands).
+var systemDBs = map[string]bool{"admin": true, "config": true, "local": true}
+
+// dbForbidden are the characters MongoDB refuses in database names.
+const dbForbidden = "/\\. \"$*<>:|?\x00"
+
+// Mapper selects source namespaces and names them in the target, the
+// semantics of --ns and --rename.
+type Mapper struct {
+	include []Namespace // Coll "" means every collection of DB
+	rename  map[string]string
+}
+
+// NewMapper parses --ns patterns ("db", "db.*", "db.coll") and --rename
+// pairs ("db=newdb" or "db.coll=db2.coll2").
+func NewMapper(include []string, rename map[string]string) (Mapper, error) {
+	m := Mapper{rename: map[string]string{}}
+	for _, p := range include {
+		ns, err := parsePattern(p)
+		if err != nil {
+			return Mapper{}, err
+		}
+		m.include = append(m.include, ns)
+	}
+	for from, to := range rename {
+		if err := checkRename(from, to); err != nil {
+			return Mapper{}, err
+		}
+		m.rename[from] = to
+	}
+	return m, nil
+}
+
+func parsePattern(p string) (Namespace, error) {
+	ns := splitNS(p)
+	switch {
+	case ns.DB == "":
+		return ns, fmt.Errorf("--ns %q: the database name is empty; use db, db.* or db.coll", p)
+	case strings.ContainsAny(ns.DB, dbForbidden):
+		return ns, fmt.Errorf("--ns %q: the database name holds a character MongoDB forbids; use db, db.* or db.coll", p)
+	case systemDBs[ns.DB]:
+		return ns, fmt.Errorf("--ns %q: %s is a system database, never restored; use --with-users-and-roles for users and roles", p, ns.DB)
+	case ns.Coll == "*":
+		ns.Coll = ""
+	case strings.Contains(ns.Coll, "*"):
+		return ns, fmt.Errorf("--ns %q: wildcards are only allowed as a whole collection name (db.*)", p)
+	case strings.Contains(p, ".") && ns.Coll == "":
+		return ns, fmt.Errorf("--ns %q: the collection name is empty; use db, db.* or db.coll", p)
+	}
+	return ns, nil
+}
+
+func checkRename(from, to string) error {
+	f, t := splitNS(from), splitNS(to)
+	hint := "use --rename db=newdb or --rename db.coll=db.newcoll"
+	switch {
+	case f.DB == "" || t.DB == "" || strings.Contains(from, ".") != strings.Contains(to, ".") ||
+		(strings.Contains(from, ".") && (f.Coll == "" || t.Coll == "")):
+		return fmt.Errorf("--rename %s=%s: rename a database to a database or a collection to a collection; %s", from, to, hint)
+	case strings.ContainsAny(t.DB, dbForbidden) || strings.ContainsAny(t.Coll, "$\x00"):
+		return fmt.Errorf("--rename %s=%s: %q is not a valid name; %s", from, to, to, hint)
+	case systemDBs[t.DB] || systemDBs[f.DB]:
+		return fmt.Errorf("--rename %s=%s: admin, config and local are never restored", from, to)
+	case len(t.DB) > 63:
+		return fmt.Errorf("--rename %s=%s: database names are at most 63 bytes", from, to)
+	}
+	return nil
+}
+
+// Match reports whether source db.coll is selected.
+func (m Mapper) Match(db, coll string) bool {
+	if systemDBs[db] || strings.HasPrefix(coll, "system.") && coll != "system.js" {
+		return false
+	}
+	if len(m.include) == 0 {
+		return true
+	}
+	return slices.ContainsFunc(m.include, func(p Namespace) bool {
+		return p.DB == db && (p.Coll == "" || p.Coll == coll)
+	})
+}
+
+// Target names source db.coll in the target; a collection's rename wins
+// over its database's.
+func (m Mapper) Target(db, coll string) Namespace {
+	if to, ok := m.rename[db+"."+coll]; ok {
+		return splitNS(to)
+	}
+	if to, ok := m.rename[db]; ok {
+		return Namespace{to, coll}
+	}
+	return Namespace{db, coll}
+}
+
+// Map is the replay mapping: the target name of a selected namespace, or
+// ok false to skip it.
+func (m Mapper) Map(db, coll string) (string, string, bool) {
+	if !m.Match(db, coll) {
+		return "", "", false
+	}
+	t := m.Target(db, coll)
+	return t.DB, t.Coll, true
+}

@@ -1,0 +1,332 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rewind-backup/rewind/internal/catalog"
+	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/repo"
+)
+
+// Request is what the user asked for.
+type Request struct {
+	To                When
+	Include           []string          // --ns patterns; empty: everything
+	Rename            map[string]string // --rename pairs
+	WithUsersAndRoles bool
+}
+
+// CollectionPlan is one collection to load.
+type CollectionPlan struct {
+	Source, Target Namespace
+	Manifest       repo.CollectionManifest
+}
+
+// ViewPlan is one view to create.
+type ViewPlan struct {
+	Source, Target Namespace
+	Options        bson.Raw // viewOn, pipeline, collation; viewOn already renamed
+}
+
+// Plan is everything a restore will do, decided before any I/O.
+type Plan struct {
+	Shard    string
+	Request  When
+	Target   optime.Timestamp // replay every entry at or before this
+	Window   catalog.Window
+	Snapshot catalog.Snapshot
+	Flavor   string // how to replay: from the timeline record, else the manifest
+
+	Collections []CollectionPlan
+	Views       []ViewPlan
+	Users       []bson.Raw
+	Roles       []bson.Raw
+
+	// Replay entries with ReplayFrom <= ts <= Target from Segments.
+	ReplayFrom optime.Timestamp
+	Segments   []repo.SegmentInfo
+
+	Chunks       int   // objects to read for documents
+	ChunkBytes   int64 // their plaintext bytes
+	Documents    int64 // documents in those chunks
+	SegmentBytes int64 // stored bytes of the segments
+
+	Mapper Mapper
+}
+
+// ErrOutsideWindows means the restore point is in no restore window.
+var ErrOutsideWindows = errors.New("no restore window holds the restore point")
+
+// Build plans a restore: the newest snapshot whose end is at or before the
+// target on a timeline that reaches it, the segments from the snapshot's
+// start to the target, and only the selected collections' chunks.
+func Build(cat catalog.Catalog, req Request) (Plan, error) {
+	sh, err := pickShard(cat)
+	if err != nil {
+		return Plan{}, err
+	}
+	w, target, err := pickWindow(sh, req.To)
+	if err != nil {
+		return Plan{}, err
+	}
+	snap, _ := sh.Snapshot(w.Snapshot)
+	m, err := NewMapper(req.Include, req.Rename)
+	if err != nil {
+		return Plan{}, err
+	}
+	p := Plan{Shard: sh.ID, Request: req.To, Target: target, Window: w, Snapshot: snap,
+		Flavor: snap.Manifest.Flavor, ReplayFrom: snap.Start, Mapper: m}
+	if tl, ok := sh.Timeline(w.Timeline); ok {
+		if tl.Info != nil && tl.Info.Flavor != "" {
+			p.Flavor = tl.Info.Flavor
+		}
+		p.Segments = segmentsBetween(tl.Segments, snap.Start, target)
+	}
+	if err := p.selectNamespaces(req); err != nil {
+		return Plan{}, err
+	}
+	for _, s := range p.Segments {
+		p.SegmentBytes += s.Size
+	}
+	return p, nil
+}
+
+func pickShard(cat catalog.Catalog) (catalog.Shard, error) {
+	var with []catalog.Shard
+	for _, sh := range cat.Shards {
+		if len(sh.Windows) > 0 {
+			with = append(with, sh)
+		}
+	}
+	switch len(with) {
+	case 0:
+		return catalog.Shard{}, fmt.Errorf("%w: the repository has no restore window yet (it needs a snapshot and the oplog after it); take a snapshot and run `rewind list` to check", ErrOutsideWindows)
+	case 1:
+		return with[0], nil
+	}
+	ids := make([]string, len(with))
+	for i, sh := range with {
+		ids[i] = sh.ID
+	}
+	return catalog.Shard{}, fmt.Errorf("plan restore: the repository holds several shards (%s); restoring a sharded cluster is not supported yet", strings.Join(ids, ", "))
+}
+
+// pickWindow chooses the window with the newest snapshot that holds the
+// restore point and returns the effective target.
+func pickWindow(sh catalog.Shard, when When) (catalog.Window, optime.Timestamp, error) {
+	if when.Latest {
+		best := sh.Windows[0]
+		for _, w := range sh.Windows[1:] {
+			if w.To.After(best.To) || w.To == best.To && w.From.After(best.From) {
+				best = w
+			}
+		}
+		return best, best.To, nil
+	}
+	var best *catalog.Window
+	target := when.TS
+	for i := range sh.Windows {
+		w := sh.Windows[i]
+		t := when.TS
+		// A wall-clock second that holds the window's last entry ends at
+		// that entry: nothing later is captured yet.
+		if when.Clock && t.After(w.To) && t.T == w.To.T {
+			t = w.To
+		}
+		if w.Contains(t) && (best == nil || w.From.After(best.From)) {
+			best, target = &sh.Windows[i], t
+		}
+	}
+	if best == nil {
+		return catalog.Window{}, target, outsideError(sh, when)
+	}
+	return *best, target, nil
+}
+
+func outsideError(sh catalog.Shard, when When) error {
+	before, after := sh.Nearest(when.TS)
+	var near []string
+	if before != nil {
+		near = append(near, "the last one before it is "+describeWindow(*before))
+	}
+	if after != nil {
+		near = append(near, "the first one after it is "+describeWindow(*after))
+	}
+	return fmt.Errorf("%w: %s is in no restore window; %s; run `rewind list` to see the windows",
+		ErrOutsideWindows, when, strings.Join(near, ", "))
+}
+
+func describeWindow(w catalog.Window) string {
+	return fmt.Sprintf("%s (%s) .. %s (%s) from snapshot %s", w.From.Time().Format("2006-01-02T15:04:05Z"), w.From,
+		w.To.Time().Format("2006-01-02T15:04:05Z"), w.To, w.Snapshot)
+}
+
+// segmentsBetween returns the segments holding entries in [from, to].
+func segmentsBetween(segs []repo.SegmentInfo, from, to optime.Timestamp) []repo.SegmentInfo {
+	var out []repo.SegmentInfo
+	for _, s := range segs {
+		if !s.Last.Before(from) && !s.First.After(to) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// selectNamespaces fills collections, views, users and roles, and checks
+// that every --ns and --rename names something in the snapshot and that no
+// two sources land on one target.
+func (p *Plan) selectNamespaces(req Request) error {
+	man := p.Snapshot.Manifest
+	matched := map[string]bool{}
+	seen := map[Namespace]Namespace{}
+	claim := func(src, dst Namespace) error {
+		if prev, ok := seen[dst]; ok {
+			return fmt.Errorf("plan restore: %s and %s would both be restored as %s; change --rename", prev, src, dst)
+		}
+		seen[dst] = src
+		return nil
+	}
+	for _, c := range man.Collections {
+		if !p.Mapper.Match(c.DB, c.Name) {
+			continue
+		}
+		src := Namespace{c.DB, c.Name}
+		dst := p.Mapper.Target(c.DB, c.Name)
+		if err := claim(src, dst); err != nil {
+			return err
+		}
+		p.markMatched(matched, src)
+		p.Collections = append(p.Collections, CollectionPlan{Source: src, Target: dst, Manifest: c})
+		p.Chunks += len(c.Chunks)
+		p.ChunkBytes += c.Bytes
+		p.Documents += c.Count
+	}
+	for _, v := range man.Views {
+		if !p.Mapper.Match(v.DB, v.Name) {
+			continue
+		}
+		src := Namespace{v.DB, v.Name}
+		dst := p.Mapper.Target(v.DB, v.Name)
+		if err := claim(src, dst); err != nil {
+			return err
+		}
+		p.markMatched(matched, src)
+		p.Views = append(p.Views, ViewPlan{Source: src, Target: dst, Options: p.viewOptions(v)})
+	}
+	sort.Slice(p.Collections, func(a, b int) bool {
+		return p.Collections[a].Source.String() < p.Collections[b].Source.String()
+	})
+	if err := p.checkMatched(req, matched); err != nil {
+		return err
+	}
+	if req.WithUsersAndRoles {
+		p.Users = selectByDB(man.Users, p.Mapper)
+		p.Roles = selectByDB(man.Roles, p.Mapper)
+	}
+	return nil
+}
+
+// markMatched records which patterns and renames a namespace satisfies.
+func (p *Plan) markMatched(matched map[string]bool, ns Namespace) {
+	matched[ns.DB] = true
+	matched[ns.String()] = true
+}
+
+func (p *Plan) checkMatched(req Request, matched map[string]bool) error {
+	names := p.snapshotDBs()
+	for _, pat := range req.Include {
+		ns := splitNS(pat)
+		key := ns.DB
+		if ns.Coll != "" && ns.Coll != "*" {
+			key = ns.String()
+		}
+		if !matched[key] {
+			return fmt.Errorf("plan restore: --ns %s matches nothing in snapshot %s (it holds databases %s); check the name with `rewind list`",
+				pat, p.Snapshot.ID, names)
+		}
+	}
+	for from := range req.Rename {
+		if !matched[from] {
+			return fmt.Errorf("plan restore: --rename %s: %s is not among the namespaces being restored (snapshot %s holds databases %s)",
+				from, from, p.Snapshot.ID, names)
+		}
+	}
+	if len(p.Collections)+len(p.Views) == 0 {
+		return fmt.Errorf("plan restore: snapshot %s holds no collection to restore", p.Snapshot.ID)
+	}
+	return nil
+}
+
+func (p *Plan) snapshotDBs() string {
+	set := map[string]bool{}
+	for _, c := range p.Snapshot.Manifest.Collections {
+		set[c.DB] = true
+	}
+	var out []string
+	for db := range set {
+		out = append(out, db)
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
+}
+
+// viewOptions renames viewOn when the collection it reads was renamed
+// within the view's target database.
+func (p *Plan) viewOptions(v repo.ViewManifest) bson.Raw {
+	on, ok := v.Options.Lookup("viewOn").StringValueOK()
+	if !ok {
+		return v.Options
+	}
+	dst := p.Mapper.Target(v.DB, on)
+	if dst.Coll == on {
+		return v.Options
+	}
+	var d bson.D
+	for _, e := range mustElements(v.Options) {
+		val := any(e.Value())
+		if e.Key() == "viewOn" {
+			val = dst.Coll
+		}
+		d = append(d, bson.E{Key: e.Key(), Value: val})
+	}
+	raw, err := bson.Marshal(d)
+	if err != nil {
+		return v.Options
+	}
+	return raw
+}
+
+func mustElements(r bson.Raw) []bson.RawElement {
+	els, _ := r.Elements()
+	return els
+}
+
+// selectByDB keeps users or roles defined in a selected database (all of
+// them, admin's included, for a whole-deployment restore).
+func selectByDB(docs []bson.Raw, m Mapper) []bson.Raw {
+	var out []bson.Raw
+	for _, d := range docs {
+		db, _ := d.Lookup("db").StringValueOK()
+		if len(m.include) == 0 || matchDB(m, db) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func matchDB(m Mapper, db string) bool {
+	for _, p := range m.include {
+		if p.DB == db {
+			return true
+		}
+	}
+	return false
+}
