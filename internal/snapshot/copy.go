@@ -1,0 +1,191 @@
+package snapshot
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rewind-backup/rewind/internal/repo"
+)
+
+// copier copies collections into chunks with a fixed number of workers.
+type copier struct {
+	client     *mongo.Client
+	repo       *repo.Repository
+	shard, id  string
+	parallel   int
+	chunkBytes int
+	splitBytes int64
+	majority   bool // read with majority read concern (a replica set)
+	progress   *Progress
+}
+
+// result gathers one collection's chunks as its parts finish.
+type result struct {
+	info   *collInfo
+	mu     sync.Mutex
+	next   int
+	chunks map[int]repo.ChunkRef
+	// parts and done count the collection's parts, for progress.
+	parts, done int
+}
+
+// finishPart reports whether the collection's last part just finished.
+func (r *result) finishPart() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done++
+	return r.done == r.parts
+}
+
+func (r *result) take() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.next
+	r.next++
+	return n
+}
+
+func (r *result) add(n int, ref repo.ChunkRef) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.chunks[n] = ref
+}
+
+// manifest returns the collection's manifest entry, chunks in key order.
+func (r *result) manifest() repo.CollectionManifest {
+	c := r.info
+	m := repo.CollectionManifest{DB: c.db, Name: c.name, UUID: c.id, Options: c.options, Indexes: c.indexes,
+		Chunks: []repo.ChunkRef{}}
+	for n := 0; n < r.next; n++ {
+		ref := r.chunks[n]
+		m.Chunks = append(m.Chunks, ref)
+		m.Count += ref.Count
+		m.Bytes += ref.Bytes
+	}
+	return m
+}
+
+// part is one unit of work: a collection, or an _id range of one.
+type part struct {
+	res    *result
+	filter bson.D
+}
+
+// run copies every collection of cat and returns their manifests in
+// catalog order.
+func (cp *copier) run(ctx context.Context, cat *catalog) ([]repo.CollectionManifest, error) {
+	results := make([]*result, len(cat.colls))
+	for i, c := range cat.colls {
+		results[i] = &result{info: c, chunks: map[int]repo.ChunkRef{}}
+	}
+	// Largest first, so one big collection does not finish alone at the end.
+	order := slices.Clone(results)
+	sort.SliceStable(order, func(a, b int) bool { return order[a].info.estBytes > order[b].info.estBytes })
+
+	g, gctx := errgroup.WithContext(ctx)
+	parts := make(chan part)
+	g.Go(func() error {
+		defer close(parts)
+		for _, r := range order {
+			filters := cp.split(gctx, r.info)
+			r.mu.Lock()
+			r.parts = len(filters)
+			r.mu.Unlock()
+			for _, f := range filters {
+				select {
+				case parts <- part{res: r, filter: f}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+		}
+		return nil
+	})
+	for range cp.parallel {
+		g.Go(func() error {
+			for p := range parts {
+				if err := cp.copyPart(gctx, p); err != nil {
+					return err
+				}
+				if p.res.finishPart() {
+					cp.progress.collectionDone()
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := make([]repo.CollectionManifest, len(results))
+	for i, r := range results {
+		out[i] = r.manifest()
+	}
+	return out, nil
+}
+
+// copyPart streams one part's documents into chunks of at most chunkBytes
+// (a single larger document makes a chunk of its own).
+func (cp *copier) copyPart(ctx context.Context, p part) error {
+	c := p.res.info
+	collOpts := options.Collection()
+	if cp.majority {
+		collOpts.SetReadConcern(readconcern.Majority())
+	}
+	coll := cp.client.Database(c.db).Collection(c.name, collOpts)
+	filter := p.filter
+	if filter == nil {
+		filter = bson.D{}
+	}
+	cur, err := coll.Find(ctx, filter, options.Find().SetBatchSize(1000))
+	if err != nil {
+		return fmt.Errorf("copy %s.%s: %w", c.db, c.name, explain(err))
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	var docs []bson.Raw
+	size := 0
+	flush := func() error {
+		if len(docs) == 0 {
+			return nil
+		}
+		n := p.res.take()
+		ref, err := cp.repo.WriteChunk(ctx, cp.shard, cp.id, c.id, n, docs)
+		if err != nil {
+			return fmt.Errorf("copy %s.%s: %w", c.db, c.name, err)
+		}
+		p.res.add(n, ref)
+		cp.progress.addChunk(ref.Count, ref.Bytes)
+		docs, size = docs[:0], 0
+		return nil
+	}
+	for cur.Next(ctx) {
+		if size > 0 && size+len(cur.Current) > cp.chunkBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		docs = append(docs, slices.Clone(cur.Current))
+		size += len(cur.Current)
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("copy %s.%s: %w", c.db, c.name, explain(err))
+	}
+	return flush()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (Go >= 1.24)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,184 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/oplog"
+	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/storage"
+)
+
+// HeartbeatFresh is how recent an agent's heartbeat must be for the agent to
+// count as capturing.
+const HeartbeatFresh = 30 * time.Second
+
+// covered reports whether one timeline of h holds every entry in
+// [start, end]: replaying from start to end is then possible.
+func covered(h repo.History, start, end optime.Timestamp) bool {
+	for _, tl := range h.Timelines {
+		if !tl.First.After(start) && !tl.Last.Before(end) {
+			return true
+		}
+	}
+	return false
+}
+
+// agentCapturing reports whether an agent's heartbeat is fresh.
+func agentCapturing(ctx context.Context, r *repo.Repository, shard string, now time.Time) (bool, error) {
+	hb, err := r.ReadHeartbeat(ctx, shard)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return now.Sub(hb.Updated) < HeartbeatFresh, nil
+}
+
+// waitCovered polls the repository until [start, end] is covered, for up to
+// timeout.
+func waitCovered(ctx context.Context, r *repo.Repository, shard string, start, end optime.Timestamp, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		h, err := r.History(ctx, shard)
+		if err != nil {
+			return err
+		}
+		if covered(h, start, end) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the agent capturing this repository has not made the oplog up to %s durable within %s: check it with `rewind status`, or stop it and re-run so the snapshot captures the oplog itself",
+				end, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// rangeCapture captures the oplog into the repository while no agent does,
+// holding the writer lock, until the snapshot's range is durable.
+type rangeCapture struct {
+	src   *oplog.Source
+	repo  *repo.Repository
+	lock  *repo.Lock
+	shard string
+	log   *slog.Logger
+
+	lastTimeline string
+	lastTS       optime.Timestamp
+}
+
+// run captures from the repository's resume point (or from start, if the
+// repository has nothing or the resume point fell off the oplog) until the
+// range [start, end()] is covered; end() reports false until the copy ends.
+func (rc *rangeCapture) run(ctx context.Context, start optime.Timestamp, end func() (optime.Timestamp, bool)) error {
+	h, err := rc.repo.History(ctx, rc.shard)
+	if err != nil {
+		return fmt.Errorf("read the repository's timeline: %w", err)
+	}
+	resume := oplog.Resume{After: start, Inclusive: true}
+	if n := len(h.Timelines); n > 0 {
+		tl := h.Timelines[n-1]
+		rc.lastTimeline, rc.lastTS = tl.ID, tl.Last
+		resume = oplog.Resume{Timeline: tl.ID, After: tl.Last}
+	}
+	dir, err := os.MkdirTemp("", "rewind-snapshot-spool-")
+	if err != nil {
+		return fmt.Errorf("create spool: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	spool, err := oplog.OpenSpool(dir, 1<<30)
+	if err != nil {
+		return err
+	}
+	for {
+		err := rc.capture(ctx, spool, resume, start, end)
+		var gap *oplog.GapError
+		if !errors.As(err, &gap) {
+			return err
+		}
+		if gap.FirstAfter.After(start) {
+			return fmt.Errorf("the source's oplog no longer holds the snapshot's start %s (its oldest entry is %s): the copy took longer than the oplog window; enlarge the oplog or run the agent continuously", start, gap.FirstAfter)
+		}
+		rc.log.Warn("the repository's resume point fell off the oplog; capturing from the snapshot's start on a new timeline",
+			"last_before", gap.LastBefore.String(), "start", start.String())
+		resume = oplog.Resume{After: start, Inclusive: true}
+	}
+}
+
+// capture runs one oplog.Capture until the range is covered.
+func (rc *rangeCapture) capture(ctx context.Context, spool *oplog.Spool, resume oplog.Resume, start optime.Timestamp, end func() (optime.Timestamp, bool)) error {
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	c := &oplog.Capture{Source: rc.src, Sink: rc, Spool: spool, Resume: resume,
+		FlushInterval: 200 * time.Millisecond, MaxBatchBytes: 16 << 20, DrainTimeout: time.Minute, Log: rc.log}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(cctx) }()
+	var finished atomic.Bool
+	t := time.NewTicker(300 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			switch {
+			case finished.Load():
+				return nil
+			case err != nil:
+				return err
+			case ctx.Err() != nil:
+				return ctx.Err()
+			}
+			return errors.New("oplog capture stopped before the snapshot's range was durable")
+		case <-t.C:
+		}
+		e, ok := end()
+		if !ok || finished.Load() {
+			continue
+		}
+		h, err := rc.repo.History(ctx, rc.shard)
+		if err != nil {
+			rc.log.Warn("read the repository's timeline failed; retrying", "err", err)
+			continue
+		}
+		if covered(h, start, e) {
+			finished.Store(true)
+			stop()
+		}
+	}
+}
+
+// WriteSegment implements oplog.Sink as the agent's writer does: the first
+// segment of a timeline is preceded by its timeline record and, after a
+// gap, the gap record.
+func (rc *rangeCapture) WriteSegment(ctx context.Context, b oplog.Batch) error {
+	if b.Timeline != rc.lastTimeline {
+		if rc.lastTimeline != "" {
+			g := repo.Gap{Shard: rc.shard, Before: rc.lastTS, After: b.First, Detected: time.Now(),
+				Reason: "the source's oplog no longer held the resume point"}
+			if err := rc.repo.RecordGap(ctx, g); err != nil {
+				return err
+			}
+		}
+		info := repo.TimelineInfo{Shard: rc.shard, ID: b.Timeline, Flavor: string(rc.src.Flavor),
+			Version: rc.src.Version, Started: time.Now()}
+		if err := rc.repo.WriteTimeline(ctx, info); err != nil {
+			return err
+		}
+	}
+	if _, err := rc.repo.WriteSegment(ctx, rc.shard, b.Timeline, b.Entries); err != nil {
+		return err
+	}
+	rc.lastTimeline, rc.lastTS = b.Timeline, b.Last
+	return nil
+}

@@ -1,0 +1,108 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// Progress counts what a running snapshot has copied. Its methods are safe
+// for concurrent use; a nil *Progress counts nothing.
+type Progress struct {
+	started atomic.Int64 // unix nanoseconds; 0 until the copy starts
+	// Totals are known once the catalog is listed; the byte and document
+	// totals are the server's estimates (zero when it gives none).
+	collections, totalDocs, totalBytes atomic.Int64
+	collsDone, docs, bytes, chunks     atomic.Int64
+	// OnChunk, if set, is called after every stored chunk (tests use it to
+	// interrupt a copy at a known point).
+	OnChunk func()
+}
+
+func (p *Progress) setTotals(cat *catalog) {
+	if p == nil {
+		return
+	}
+	p.started.Store(time.Now().UnixNano())
+	var docs, size int64
+	for _, c := range cat.colls {
+		docs += c.estDocs
+		size += c.estBytes
+	}
+	p.collections.Store(int64(len(cat.colls)))
+	p.totalDocs.Store(docs)
+	p.totalBytes.Store(size)
+}
+
+func (p *Progress) addChunk(docs, size int64) {
+	if p == nil {
+		return
+	}
+	p.docs.Add(docs)
+	p.bytes.Add(size)
+	p.chunks.Add(1)
+	if p.OnChunk != nil {
+		p.OnChunk()
+	}
+}
+
+func (p *Progress) collectionDone() {
+	if p != nil {
+		p.collsDone.Add(1)
+	}
+}
+
+// Counts returns documents, bytes and chunks copied so far.
+func (p *Progress) Counts() (docs, bytes, chunks int64) {
+	return p.docs.Load(), p.bytes.Load(), p.chunks.Load()
+}
+
+// Line is a one-line summary: collections, documents, bytes, rate, ETA.
+func (p *Progress) Line() string {
+	el := time.Since(time.Unix(0, p.started.Load())).Seconds()
+	size := p.bytes.Load()
+	rate := 0.0
+	if el > 0 {
+		rate = float64(size) / el
+	}
+	eta := "?"
+	if total := p.totalBytes.Load(); total > size && rate > 0 {
+		eta = (time.Duration(float64(total-size)/rate) * time.Second).Round(time.Second).String()
+	} else if total > 0 {
+		eta = "0s"
+	}
+	return fmt.Sprintf("collections %d/%d  documents %d  %s/%s  %s/s  ETA %s",
+		p.collsDone.Load(), p.collections.Load(), p.docs.Load(), mib(size), mib(p.totalBytes.Load()), mib(int64(rate)), eta)
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// Report shows progress until ctx ends: a line rewritten in place on a
+// terminal (w), or a log line every interval otherwise.
+func (p *Progress) Report(ctx context.Context, w io.Writer, terminal bool, log *slog.Logger, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if terminal && p.started.Load() != 0 {
+				fmt.Fprintf(w, "\r\033[K%s\n", p.Line())
+			}
+			return
+		case <-t.C:
+		}
+		if p.started.Load() == 0 {
+			continue
+		}
+		if terminal {
+			fmt.Fprintf(w, "\r\033[K%s", p.Line())
+			continue
+		}
+		d, b, _ := p.Counts()
+		log.Info("snapshot progress", "collections_done", p.collsDone.Load(), "collections", p.collections.Load(),
+			"documents", d, "bytes", b, "line", p.Line())
+	}
+}
