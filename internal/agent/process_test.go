@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,35 +13,11 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/optime"
-)
-
-var (
-	buildOnce sync.Once
-	rewindBin string
-	buildErr  error
+	"github.com/rewind-backup/rewind/internal/testbin"
 )
 
 // rewindBinary builds the rewind command once per test binary.
-func rewindBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "rewind-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		rewindBin = filepath.Join(dir, "rewind")
-		out, err := exec.Command("go", "build", "-o", rewindBin, "github.com/rewind-backup/rewind/cmd/rewind").CombinedOutput()
-		if err != nil {
-			buildErr = err
-			rewindBin = string(out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build rewind: %v\n%s", buildErr, rewindBin)
-	}
-	return rewindBin
-}
+func rewindBinary(t *testing.T) string { return testbin.Rewind(t) }
 
 // agentProcess is `rewind agent` run as a child process.
 type agentProcess struct {

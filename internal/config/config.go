@@ -87,7 +87,7 @@ type Log struct {
 func Default() Config {
 	return Config{
 		Capture: Capture{
-			FlushInterval:      Duration(time.Second),
+			FlushInterval:      Duration(500 * time.Millisecond),
 			MaxSegmentBytes:    16 << 20,
 			SpoolMaxBytes:      1 << 30,
 			CompactInterval:    Duration(5 * time.Minute),

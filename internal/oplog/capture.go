@@ -39,6 +39,10 @@ type Capture struct {
 	DrainTimeout time.Duration
 	Log          *slog.Logger
 	Stats        *Stats
+	// Read, when set, replaces tailing the source: it sends entries in
+	// order until ctx ends. Benchmarks use it to measure the pipeline
+	// alone, fed from recorded entries.
+	Read func(ctx context.Context, out chan<- bson.Raw) error
 
 	wake chan struct{}
 }
@@ -115,8 +119,12 @@ func (c *Capture) Run(ctx context.Context) error {
 	var tailErr error
 	g.Go(func() error {
 		defer close(entries)
-		t := &Tailer{Source: c.Source, After: c.Resume.After, Inclusive: c.Resume.Inclusive, Log: c.Log}
-		tailErr = t.Run(readCtx, entries)
+		read := c.Read
+		if read == nil {
+			t := &Tailer{Source: c.Source, After: c.Resume.After, Inclusive: c.Resume.Inclusive, Log: c.Log}
+			read = t.Run
+		}
+		tailErr = read(readCtx, entries)
 		return nil
 	})
 	batchDone := make(chan struct{})

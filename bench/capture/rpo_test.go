@@ -1,0 +1,219 @@
+package capture
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rewind-backup/rewind/internal/oplog"
+	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/storage"
+	"github.com/rewind-backup/rewind/internal/testbin"
+	"github.com/rewind-backup/rewind/internal/testserver"
+)
+
+// BenchmarkRPO100 measures, at 100 writes/s, the time from a write's
+// acknowledgement to the moment its oplog entry is durable in the
+// repository, with the agent's default settings.
+func BenchmarkRPO100(b *testing.B) { benchRPO(b, 1000, 100) }
+
+// BenchmarkRPOMax is the same with writes as fast as the server takes them.
+func BenchmarkRPOMax(b *testing.B) { benchRPO(b, 2000, 0) }
+
+func benchRPO(b *testing.B, writes int, rate float64) {
+	for i := 0; i < b.N; i++ {
+		r := runRPO(b, writes, rate)
+		b.ReportMetric(r.p50.Seconds()*1000, "p50-ms")
+		b.ReportMetric(r.p99.Seconds()*1000, "p99-ms")
+		b.ReportMetric(r.max.Seconds()*1000, "max-ms")
+		b.ReportMetric(r.writesPerSec, "writes/s")
+		b.ReportMetric(r.cpu, "agent-cpu-%")
+		b.ReportMetric(float64(r.rssKB)/1024, "agent-peak-RSS-MiB")
+		b.Logf("%d writes at %.0f/s: RPO p50 %v p99 %v max %v; agent CPU %.1f%% of one core, peak RSS %d MiB",
+			writes, r.writesPerSec, r.p50, r.p99, r.max, r.cpu, r.rssKB/1024)
+	}
+}
+
+type rpoResult struct {
+	p50, p99, max time.Duration
+	writesPerSec  float64
+	cpu           float64
+	rssKB         int64
+}
+
+func runRPO(b *testing.B, writes int, rate float64) rpoResult {
+	srv := testserver.Start(b)
+	url := "file://" + filepath.Join(b.TempDir(), "repo")
+	ctx := context.Background()
+	st, err := storage.Open(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	r, err := repo.Init(ctx, st, repo.InitOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	agent := exec.Command(testbin.Rewind(b), "agent", "--source", srv.URI(), "--repo", url,
+		"--spool-dir", filepath.Join(b.TempDir(), "spool"), "--log-level", "warn")
+	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	agent.Stderr = os.Stderr
+	if err := agent.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = agent.Process.Kill(); _ = agent.Wait() }()
+	time.Sleep(time.Second) // agent connected and tailing
+
+	w := &watcher{r: r, shard: "ferretdb", seen: map[string]time.Time{}}
+	wctx, stopWatch := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); w.run(wctx) }()
+
+	cpu0 := cpuTicks(b, agent.Process.Pid)
+	coll := srv.Client().Database(srv.DB("rpo")).Collection("writes")
+	acks := make([]time.Time, writes)
+	start := time.Now()
+	for i := range writes {
+		if rate > 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))))
+		}
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: i}, {Key: "v", Value: strings.Repeat("x", 100)}}); err != nil {
+			b.Fatal(err)
+		}
+		acks[i] = time.Now()
+	}
+	elapsed := time.Since(start)
+	newest := newestTS(b, srv)
+	deadline := time.Now().Add(30 * time.Second)
+	for w.durable().Before(newest) {
+		if time.Now().After(deadline) {
+			b.Fatalf("entries not durable 30 s after the last write")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopWatch()
+	wg.Wait()
+	cpu := float64(cpuTicks(b, agent.Process.Pid)-cpu0) / 100 / time.Since(start).Seconds() * 100
+	rss := peakRSS(b, agent.Process.Pid)
+
+	lat := w.latencies(b, srv.DB("rpo")+".writes", acks)
+	slices.Sort(lat)
+	return rpoResult{p50: lat[len(lat)/2], p99: lat[len(lat)*99/100], max: lat[len(lat)-1],
+		writesPerSec: float64(writes) / elapsed.Seconds(), cpu: cpu, rssKB: rss}
+}
+
+// watcher lists the repository every few milliseconds and notes when each
+// segment first appears: that is when its entries became durable.
+type watcher struct {
+	r     *repo.Repository
+	shard string
+	mu    sync.Mutex
+	seen  map[string]time.Time
+	segs  []repo.SegmentInfo
+	last  optime.Timestamp
+}
+
+func (w *watcher) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		segs, err := w.r.ListSegments(context.Background(), w.shard)
+		now := time.Now()
+		if err == nil {
+			w.mu.Lock()
+			for _, s := range segs {
+				if _, ok := w.seen[s.Key]; !ok {
+					w.seen[s.Key] = now
+					w.segs = append(w.segs, s)
+					if s.Last.After(w.last) {
+						w.last = s.Last
+					}
+				}
+			}
+			w.mu.Unlock()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (w *watcher) durable() optime.Timestamp {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
+}
+
+// latencies maps every write to its entry and the time its segment appeared.
+func (w *watcher) latencies(b *testing.B, ns string, acks []time.Time) []time.Duration {
+	var out []time.Duration
+	for _, s := range w.segs {
+		entries, err := w.r.ReadSegment(context.Background(), s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Lookup("ns").StringValue() != ns || e.Lookup("op").StringValue() != "i" {
+				continue
+			}
+			id, ok := e.Lookup("o", "_id").AsInt64OK()
+			if !ok || id < 0 || int(id) >= len(acks) {
+				continue
+			}
+			out = append(out, w.seen[s.Key].Sub(acks[id]))
+		}
+	}
+	if len(out) != len(acks) {
+		b.Fatalf("found %d of %d writes in the repository", len(out), len(acks))
+	}
+	return out
+}
+
+func newestTS(b *testing.B, srv *testserver.Server) optime.Timestamp {
+	src, err := oplog.Connect(context.Background(), srv.URI())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close(context.Background())
+	ts, err := src.NewestEntry(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ts
+}
+
+// cpuTicks is the process's user+system time in clock ticks (1/100 s).
+func cpuTicks(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s
+}
+
+// peakRSS is the process's peak resident set size in KiB.
+func peakRSS(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
