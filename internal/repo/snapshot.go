@@ -146,6 +146,9 @@ func (m Manifest) validate() error {
 	if m.End.Before(m.Start) {
 		return fmt.Errorf("end %s is before start %s", m.End, m.Start)
 	}
+	if err := m.validateDocs(); err != nil {
+		return err
+	}
 	for _, c := range m.Collections {
 		if err := checkID("collection id", c.UUID, ""); err != nil {
 			return fmt.Errorf("collection %s.%s: %w", c.DB, c.Name, err)
@@ -163,6 +166,28 @@ func (m Manifest) validate() error {
 		if count != c.Count || size != c.Bytes {
 			return fmt.Errorf("collection %s.%s: counts %d/%d differ from its chunks' %d/%d",
 				c.DB, c.Name, c.Count, c.Bytes, count, size)
+		}
+	}
+	return nil
+}
+
+// validateDocs checks every embedded BSON document (options, indexes,
+// views, users, roles): a restore must not find out halfway through.
+func (m Manifest) validateDocs() error {
+	var docs []bson.Raw
+	for _, c := range m.Collections {
+		docs = append(append(docs, c.Options), c.Indexes...)
+	}
+	for _, v := range m.Views {
+		docs = append(docs, v.Options)
+	}
+	docs = append(append(docs, m.Users...), m.Roles...)
+	for i, d := range docs {
+		if d == nil {
+			continue
+		}
+		if err := d.Validate(); err != nil {
+			return fmt.Errorf("embedded document %d: %v", i, err)
 		}
 	}
 	return nil
