@@ -48,6 +48,16 @@ REWIND_REPO override both for secrets kept out of files and shell history.`,
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("invalid configuration: %w", err)
 			}
+			// The config's log settings apply unless the flags were given.
+			if f := cmd.Flag("log-format"); f != nil && !f.Changed {
+				global.logFormat = cfg.Log.Format
+			}
+			if f := cmd.Flag("log-level"); f != nil && !f.Changed {
+				global.logLevel = cfg.Log.Level
+			}
+			if err := setupLogging(cmd); err != nil {
+				return err
+			}
 			if check {
 				fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid")
 				return nil
