@@ -82,7 +82,7 @@ It drops and recreates the databases under --prefix first.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	addRunFlags(root, &o)
-	root.AddCommand(newCompareCmd(), newMarkCmd())
+	root.AddCommand(newCompareCmd(), newMarkCmd(), newDropCmd())
 	return root
 }
 
