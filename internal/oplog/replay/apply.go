@@ -1,0 +1,273 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Flavors of source oplog (the agent records the source's flavor with its timeline).
+const (
+	FlavorMongoDB  = "mongodb"
+	FlavorFerretDB = "ferretdb"
+)
+
+// DefaultBatchSize is how many CRUD writes Apply gathers before writing them.
+const DefaultBatchSize = 1000
+
+// Applier applies oplog entries to a target deployment as ordinary writes.
+// It keeps state between calls to Apply (open transactions, temporary
+// collections), so one Applier replays one oplog window, in order. It is not
+// safe for concurrent use.
+type Applier struct {
+	Client *mongo.Client // v2 driver, the target
+	Flavor string        // "mongodb" (default) or "ferretdb"
+	// Map decides whether an entry's namespace is applied and where: given the
+	// source db and collection, it returns the target db and collection and
+	// ok=false to skip. nil = identity. DDL entries are mapped the same way.
+	// Database-wide commands (dropDatabase) ask Map(db, "$cmd") for the target
+	// database. A renameCollection whose source is filtered out drops its target
+	// when the entry says dropTarget (the data that replaced it is not
+	// restored); one whose target is filtered out drops the source (the data
+	// left the restored set). A view is created only when Map keeps both the
+	// view and the collection it reads in the same target database.
+	Map func(db, coll string) (tdb, tcoll string, ok bool)
+	Log *slog.Logger
+
+	// SkipFromMigrate skips entries marked fromMigrate (chunk migrations),
+	// as a restore of a whole sharded cluster from every shard's oplog must;
+	// writes to a collection created with temp: true inside the window
+	// (convertToCapped's copy) are applied anyway. Leave it false when
+	// restoring one replica set on its own.
+	SkipFromMigrate bool
+	// BatchSize caps the CRUD writes gathered before they are written
+	// (DefaultBatchSize when 0). Commands always flush the batch first.
+	BatchSize int
+
+	txns  map[string]*txn // open transactions by lsid+txnNumber
+	temp  map[string]bool // source namespaces created with temp: true
+	batch []write         // CRUD writes not yet sent
+	stats *Stats
+}
+
+// Stats counts what Apply did. Entries counts the entries passed in; the
+// other counters count operations, including those inside applyOps.
+type Stats struct{ Entries, Inserts, Updates, Deletes, Commands, Skipped int64 }
+
+// Add adds o to s.
+func (s *Stats) Add(o Stats) {
+	s.Entries += o.Entries
+	s.Inserts += o.Inserts
+	s.Updates += o.Updates
+	s.Deletes += o.Deletes
+	s.Commands += o.Commands
+	s.Skipped += o.Skipped
+}
+
+// Apply applies entries (in oplog order) and returns when all are applied.
+// Consecutive CRUD writes are batched per namespace (each document's writes
+// keep their order; commands are barriers). Transactions still open at the
+// end (partialTxn chunks, prepared but not yet committed) stay buffered for
+// the next call; see Pending.
+func (a *Applier) Apply(ctx context.Context, entries []bson.Raw) (Stats, error) {
+	var st Stats
+	a.stats = &st
+	defer func() { a.stats = nil }()
+	for _, raw := range entries {
+		st.Entries++
+		e, err := parseEntry(raw)
+		if err == nil {
+			err = a.dispatch(ctx, e, 0)
+		}
+		if err != nil {
+			a.batch = a.batch[:0]
+			return st, fmt.Errorf("apply oplog entry %s: %w", describe(raw), err)
+		}
+	}
+	if err := a.flush(ctx); err != nil {
+		return st, fmt.Errorf("apply oplog entries: %w", err)
+	}
+	return st, nil
+}
+
+// Pending is the number of transactions buffered and not yet committed or
+// aborted. A restore ending with some open drops them (shared/oplog/README.md §7.4).
+func (a *Applier) Pending() int { return len(a.txns) }
+
+// describe names an entry in errors: its ts, op and ns.
+func describe(raw bson.Raw) string {
+	var parts []string
+	if ts, ok := lookup(raw, "ts"); ok && ts.Type == bson.TypeTimestamp {
+		t, i := ts.Timestamp()
+		parts = append(parts, fmt.Sprintf("ts=%d,%d", t, i))
+	}
+	for _, k := range []string{"op", "ns"} {
+		if v, ok := lookup(raw, k); ok && v.Type == bson.TypeString {
+			parts = append(parts, fmt.Sprintf("%s=%q", k, v.StringValue()))
+		}
+	}
+	return "(" + strings.Join(parts, " ") + ")"
+}
+
+func (a *Applier) log() *slog.Logger {
+	if a.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Log
+}
+
+func (a *Applier) mapNS(db, coll string) (string, string, bool) {
+	if a.Map == nil {
+		return db, coll, true
+	}
+	return a.Map(db, coll)
+}
+
+func (a *Applier) ferret() bool { return a.Flavor == FlavorFerretDB }
+
+// maxNesting bounds nested applyOps.
+const maxNesting = 10
+
+// dispatch applies one entry or one operation inside applyOps.
+func (a *Applier) dispatch(ctx context.Context, e entry, depth int) error {
+	switch e.op {
+	case "n":
+		a.stats.Skipped++ // no-ops, including findAndModify image entries (§8)
+		return nil
+	case "i", "u", "d":
+		return a.crud(ctx, e)
+	case "c":
+		if err := a.flush(ctx); err != nil {
+			return err
+		}
+		return a.command(ctx, e, depth)
+	}
+	return fmt.Errorf("unknown op %q: this oplog comes from a server rewind does not support yet; upgrade rewind", e.op)
+}
+
+// crud queues an insert, update or delete.
+func (a *Applier) crud(ctx context.Context, e entry) error {
+	db, coll, err := splitNS(e.ns)
+	if err != nil {
+		return err
+	}
+	if internalNS(db, coll) || (e.fromMigrate && a.SkipFromMigrate && !a.temp[e.ns]) {
+		a.stats.Skipped++
+		return nil
+	}
+	if coll == "system.views" {
+		if err := a.flush(ctx); err != nil {
+			return err
+		}
+		return a.viewWrite(ctx, e, db)
+	}
+	tdb, tcoll, ok := a.mapNS(db, coll)
+	if !ok {
+		a.stats.Skipped++
+		return nil
+	}
+	if strings.HasPrefix(coll, "system.buckets.") {
+		return fmt.Errorf("replay time-series bucket writes (%s): not supported yet; exclude the collection from the restore", e.ns)
+	}
+	w := write{db: tdb, coll: tcoll, op: e.op[0], o: e.o}
+	idSrc := e.o
+	if e.op == "u" {
+		idSrc = e.o2
+	}
+	if w.id, err = docID(idSrc); err != nil {
+		return err
+	}
+	if e.op == "u" {
+		if err := checkUpdate(e.o); err != nil {
+			return err
+		}
+	}
+	a.batch = append(a.batch, w)
+	if len(a.batch) >= a.batchSize() {
+		return a.flush(ctx)
+	}
+	return nil
+}
+
+func (a *Applier) batchSize() int {
+	if a.BatchSize > 0 {
+		return a.BatchSize
+	}
+	return DefaultBatchSize
+}
+
+// checkUpdate rejects malformed updates when they are read, so the error
+// names the entry rather than the batch.
+func checkUpdate(o bson.Raw) error {
+	kind, diff := updateKind(o)
+	switch kind {
+	case 'v':
+		_, err := applyDiff(bson.Raw{5, 0, 0, 0, 0}, diff)
+		return err
+	case 'm':
+		_, err := parseModifier(o)
+		return err
+	}
+	return nil
+}
+
+// newDocument computes the document an update leaves, from the current one.
+func (a *Applier) newDocument(cur bson.Raw, id bson.RawValue, o bson.Raw) (bson.Raw, error) {
+	kind, diff := updateKind(o)
+	switch kind {
+	case 'v':
+		return applyDiff(cur, diff)
+	case 'm':
+		if a.ferret() {
+			if whole, ok := ferretReplacement(o); ok {
+				return withID(whole, id), nil
+			}
+		}
+		return applyModifier(cur, o)
+	}
+	return withID(o, id), nil
+}
+
+// ferretReplacement recognizes FerretDB's logging of every update as
+// {$v: 1, $set: <the whole new document>}: replaying it as a replacement is
+// exact, replaying it as a $set would keep fields the update removed.
+func ferretReplacement(o bson.Raw) (bson.Raw, bool) {
+	es, err := elems(o)
+	if err != nil {
+		return nil, false
+	}
+	var set bson.Raw
+	for _, e := range es {
+		switch {
+		case e.key == "$v":
+		case e.key == "$set" && e.val.Type == bson.TypeEmbeddedDocument:
+			set = e.val.Document()
+		default:
+			return nil, false
+		}
+	}
+	return set, set != nil
+}
+
+// withID returns doc with _id first: replacements keep the old _id in front
+// when they lack one, and the server moves _id to the front anyway.
+func withID(doc bson.Raw, id bson.RawValue) bson.Raw {
+	fields, err := elems(doc)
+	if err != nil {
+		return doc
+	}
+	for i, f := range fields {
+		if f.key == "_id" {
+			if i == 0 {
+				return doc
+			}
+			rest := append(append([]elem{}, fields[:i]...), fields[i+1:]...)
+			return build(append([]elem{f}, rest...))
+		}
+	}
+	return build(append([]elem{{"_id", id}}, fields...))
+}

@@ -1,0 +1,231 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Server error codes the oplog applier accepts as success (§9).
+const (
+	codeNamespaceNotFound  = 26
+	codeIndexNotFound      = 27
+	codeNamespaceExists    = 48
+	codeIndexAlreadyExists = 68
+	codeIndexOptsConflict  = 85
+	codeIndexKeysConflict  = 86
+)
+
+// ignoredCommands carry nothing to replay (§6.2): the matching
+// commitIndexBuild carries the index specs; the rest is internal.
+var ignoredCommands = map[string]bool{
+	"startIndexBuild": true, "abortIndexBuild": true, "dbCheck": true,
+	"setMultikeyMetadata": true, "modifyCollectionShardingIndexCatalog": true,
+	"createGlobalIndex": true, "dropGlobalIndex": true,
+}
+
+// command replays an op "c" entry (or one inside applyOps).
+func (a *Applier) command(ctx context.Context, e entry, depth int) error {
+	db, _, err := splitNS(e.ns)
+	if err != nil {
+		return err
+	}
+	es, err := elems(e.o)
+	if err != nil || len(es) == 0 {
+		return fmt.Errorf("%w: empty command", errEntry)
+	}
+	name := es[0].key
+	switch {
+	case name == "applyOps":
+		return a.applyOps(ctx, e, depth)
+	case name == "commitTransaction":
+		return a.commitTxn(ctx, e, depth)
+	case name == "abortTransaction":
+		return a.abortTxn(e)
+	case ignoredCommands[name] || db == "local" || db == "config":
+		a.stats.Skipped++
+		return nil
+	case name == "importCollection":
+		return errors.New("importCollection cannot be replayed: its data came from files, not from the oplog; take a new snapshot after the import")
+	case name == "dropDatabase":
+		return a.dropDatabase(ctx, db)
+	case name == "renameCollection":
+		return a.rename(ctx, e.o)
+	}
+	run, ok := collCommands[name]
+	if !ok {
+		return fmt.Errorf("unknown command %q: this oplog comes from a server rewind does not support yet; upgrade rewind", name)
+	}
+	if es[0].val.Type != bson.TypeString {
+		return fmt.Errorf("%w: %s names no collection", errEntry, name)
+	}
+	coll := es[0].val.StringValue()
+	tdb, tcoll, ok := a.mapNS(db, coll)
+	if internalNS(db, coll) || !ok {
+		a.stats.Skipped++
+		return nil
+	}
+	a.stats.Commands++
+	if err := run(a, ctx, target{db: db, coll: coll, tdb: tdb, tcoll: tcoll}, es[1:]); err != nil {
+		return fmt.Errorf("replay %s of %s.%s: %w", name, db, coll, err)
+	}
+	return nil
+}
+
+// target is a collection command's namespace, in the source and the target.
+type target struct{ db, coll, tdb, tcoll string }
+
+var collCommands = map[string]func(a *Applier, ctx context.Context, t target, rest []elem) error{
+	"create":           (*Applier).create,
+	"drop":             (*Applier).drop,
+	"createIndexes":    (*Applier).createIndex,
+	"commitIndexBuild": (*Applier).commitIndexBuild,
+	"dropIndexes":      (*Applier).dropIndexes,
+	"deleteIndexes":    (*Applier).dropIndexes,
+	"dropIndex":        (*Applier).dropIndexes,
+	"deleteIndex":      (*Applier).dropIndexes,
+	"collMod":          (*Applier).collMod,
+	"convertToCapped":  (*Applier).convertToCapped,
+	"emptycapped":      (*Applier).emptycapped,
+}
+
+// run runs a command on a target database, treating the listed error codes
+// as success.
+func (a *Applier) run(ctx context.Context, db string, cmd bson.Raw, accept ...int) error {
+	err := a.Client.Database(db).RunCommand(ctx, cmd).Err()
+	var se mongo.ServerError
+	if err != nil && errors.As(err, &se) {
+		for _, c := range accept {
+			if se.HasErrorCode(c) {
+				a.log().Debug("replay: accepted error", "db", db, "code", c, "err", err)
+				return nil
+			}
+		}
+	}
+	return err
+}
+
+// cmdDoc builds {name: coll, rest... (without the named fields)}.
+func cmdDoc(name, coll string, rest []elem, drop ...string) bson.Raw {
+	return build(append([]elem{{name, stringValue(coll)}}, without(rest, drop...)...))
+}
+
+func stringValue(s string) bson.RawValue {
+	return bson.RawValue{Type: bson.TypeString, Value: appendString(s)}
+}
+
+func (a *Applier) create(ctx context.Context, t target, rest []elem) error {
+	if t.coll == "system.views" {
+		return nil // created by the server with the first view
+	}
+	for _, e := range rest {
+		if e.key == "temp" && truthy(e.val) {
+			if a.temp == nil {
+				a.temp = map[string]bool{}
+			}
+			a.temp[t.db+"."+t.coll] = true
+		}
+	}
+	// idIndex is implied; storageEngine options are the source's business;
+	// temp is for the server's own temporary collections.
+	cmd := cmdDoc("create", t.tcoll, rest, "idIndex", "storageEngine", "temp")
+	return a.run(ctx, t.tdb, cmd, codeNamespaceExists)
+}
+
+func (a *Applier) drop(ctx context.Context, t target, _ []elem) error {
+	return a.run(ctx, t.tdb, cmdDoc("drop", t.tcoll, nil), codeNamespaceNotFound)
+}
+
+func (a *Applier) createIndex(ctx context.Context, t target, rest []elem) error {
+	spec := build(rest)
+	return a.createIndexes(ctx, t, []bson.RawValue{docValue(spec)})
+}
+
+func (a *Applier) commitIndexBuild(ctx context.Context, t target, rest []elem) error {
+	for _, e := range rest {
+		if e.key == "indexes" && e.val.Type == bson.TypeArray {
+			specs, err := arrayValues(bson.Raw(e.val.Array()))
+			if err != nil {
+				return err
+			}
+			return a.createIndexes(ctx, t, specs)
+		}
+	}
+	return fmt.Errorf("%w: commitIndexBuild without indexes", errEntry)
+}
+
+// createIndexes builds indexes on an existing collection; on a missing one it
+// does nothing (the snapshot lacks it because a later entry drops it).
+func (a *Applier) createIndexes(ctx context.Context, t target, specs []bson.RawValue) error {
+	exists, err := a.collExists(ctx, t.tdb, t.tcoll)
+	if err != nil || !exists {
+		return err
+	}
+	for i, s := range specs {
+		if s.Type != bson.TypeEmbeddedDocument {
+			return fmt.Errorf("%w: index spec is %s", errEntry, s.Type)
+		}
+		// ns is legacy; v is left to the server's default (2 on every
+		// supported release): servers other than MongoDB refuse it.
+		specs[i] = docValue(build(without(mustElems(s.Document()), "ns", "v")))
+	}
+	cmd := build([]elem{{"createIndexes", stringValue(t.tcoll)}, {"indexes", arrayValue(buildArray(specs))}})
+	return a.run(ctx, t.tdb, cmd, codeIndexAlreadyExists, codeIndexOptsConflict, codeIndexKeysConflict, codeNamespaceNotFound)
+}
+
+func (a *Applier) dropIndexes(ctx context.Context, t target, rest []elem) error {
+	return a.run(ctx, t.tdb, cmdDoc("dropIndexes", t.tcoll, rest), codeNamespaceNotFound, codeIndexNotFound)
+}
+
+func (a *Applier) collMod(ctx context.Context, t target, rest []elem) error {
+	cmd := cmdDoc("collMod", t.tcoll, rest, "noPadding", "usePowerOf2Sizes")
+	return a.run(ctx, t.tdb, cmd, codeNamespaceNotFound, codeIndexNotFound)
+}
+
+func (a *Applier) convertToCapped(ctx context.Context, t target, rest []elem) error {
+	return a.run(ctx, t.tdb, cmdDoc("convertToCapped", t.tcoll, rest), codeNamespaceNotFound)
+}
+
+// emptycapped is a test command (not on production servers): deleting every
+// document gives the same result.
+func (a *Applier) emptycapped(ctx context.Context, t target, _ []elem) error {
+	_, err := a.Client.Database(t.tdb).Collection(t.tcoll).DeleteMany(ctx, bson.D{})
+	return err
+}
+
+func (a *Applier) collExists(ctx context.Context, db, coll string) (bool, error) {
+	names, err := a.Client.Database(db).ListCollectionNames(ctx, bson.D{{Key: "name", Value: coll}})
+	if err != nil {
+		return false, fmt.Errorf("list collections of %s: %w", db, err)
+	}
+	return len(names) > 0, nil
+}
+
+func without(es []elem, names ...string) []elem {
+	out := make([]elem, 0, len(es))
+next:
+	for _, e := range es {
+		for _, n := range names {
+			if e.key == n {
+				continue next
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func mustElems(d bson.Raw) []elem {
+	es, _ := elems(d)
+	return es
+}
+
+func hasCode(err error, code int) bool {
+	var se mongo.ServerError
+	return errors.As(err, &se) && se.HasErrorCode(code)
+}
+
+func hasNoDocuments(err error) bool { return errors.Is(err, mongo.ErrNoDocuments) }

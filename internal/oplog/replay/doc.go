@@ -1,0 +1,18 @@
+// Package replay translates oplog entries into ordinary writes on a target
+// deployment: inserts become replace-by-_id upserts, updates are applied to
+// the current document in rewind itself ($v:1 modifiers and $v:2 diffs, byte
+// exact) and written back by _id, deletes go by _id, DDL entries become the
+// matching commands, and transactions are buffered and unpacked in order. It
+// never calls the server's applyOps, so a restore can rename and filter
+// namespaces and run against any server that speaks the MongoDB protocol.
+//
+// Replay follows the rules of MongoDB's initial sync (shared/oplog/README.md
+// §9): it is idempotent over the window in which a fuzzy snapshot was copied.
+//
+// Why updates are applied client-side: a $v:2 diff has exact field-order
+// rules that update operators reproduce only in simple cases, and a server
+// may order new $set fields differently from MongoDB (FerretDB appends them
+// in request order). Reading the document costs one read per updated
+// document, batched with $in per namespace and per batch, and is exact on
+// every server.
+package replay
