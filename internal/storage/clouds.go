@@ -30,7 +30,11 @@ import (
 // parameters are the same as s3blob's.
 func openS3(ctx context.Context, u *url.URL, opts Options) (*blob.Bucket, beforeWriteFunc, error) {
 	q := u.Query()
-	var s3opts []func(*s3.Options)
+	s3opts := []func(*s3.Options){func(o *s3.Options) {
+		// Objects uploaded in parts carry a composite checksum the SDK
+		// cannot check on download; it would log a warning per Get.
+		o.DisableLogOutputChecksumValidationSkipped = true
+	}}
 	var bopts s3blob.Options
 	for _, p := range []string{"use_path_style", "s3ForcePathStyle", "disable_https", "accelerate"} {
 		v := q.Get(p)
