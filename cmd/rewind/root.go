@@ -33,6 +33,7 @@ a whole deployment, some databases or one collection to any second in the window
 		newRepoCmd(),
 		newAgentCmd(),
 		newStatusCmd(),
+		newSnapshotCmd(),
 		newUnlockCmd(),
 	)
 	return root
