@@ -119,3 +119,34 @@ func TestFileBasics(t *testing.T) {
 		t.Errorf("List(a/) with a temp file = %q, want %q", strings.Join(got, " "), want)
 	}
 }
+
+// TestFileFailedPutLeavesNoTempFile: a cancelled or failed Put removes its
+// temp file, so crashes aside the directory holds only objects.
+func TestFileFailedPutLeavesNoTempFile(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	r := readerFunc(func(p []byte) (int, error) {
+		if n++; n > 10 {
+			cancel()
+		}
+		return len(p), nil
+	})
+	if err := s.Put(ctx, "deep/er/key", r); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Put = %v, want context.Canceled", err)
+	}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			t.Errorf("file left behind by a cancelled Put: %s", p)
+		}
+		return nil
+	})
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
