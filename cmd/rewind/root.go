@@ -35,6 +35,8 @@ a whole deployment, some databases or one collection to any second in the window
 		newStatusCmd(),
 		newSnapshotCmd(),
 		newUnlockCmd(),
+		newListCmd(),
+		newRestoreCmd(),
 	)
 	return root
 }

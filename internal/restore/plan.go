@@ -57,6 +57,9 @@ type Plan struct {
 	SegmentBytes int64 // stored bytes of the segments
 
 	Mapper Mapper
+	// Others are the shard's windows from other snapshots, to name a way
+	// out when this snapshot's objects turn out missing or corrupt.
+	Others []catalog.Window
 }
 
 // ErrOutsideWindows means the restore point is in no restore window.
@@ -86,6 +89,11 @@ func Build(cat catalog.Catalog, req Request) (Plan, error) {
 			p.Flavor = tl.Info.Flavor
 		}
 		p.Segments = segmentsBetween(tl.Segments, snap.Start, target)
+	}
+	for _, o := range sh.Windows {
+		if o.Snapshot != snap.ID {
+			p.Others = append(p.Others, o)
+		}
 	}
 	if err := p.selectNamespaces(req); err != nil {
 		return Plan{}, err

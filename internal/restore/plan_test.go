@@ -76,12 +76,12 @@ func TestBuildChoosesSnapshotAndSegments(t *testing.T) {
 		flavor       string
 	}{
 		{"125:1", "s1", ts(125, 1), 110, 2, 6, "ferretdb"},
-		{"120:1", "s1", ts(120, 1), 110, 2, 6, "ferretdb"},     // the snapshot's own end
-		{"159:5", "s1", ts(159, 5), 110, 5, 6, "ferretdb"},     // inside s2's copy: s2 is not consistent yet
-		{"160:1", "s2", ts(160, 1), 150, 2, 6, "ferretdb"},     // s2's end: the newest snapshot wins
-		{"199:1", "s2", ts(199, 1), 150, 5, 6, "ferretdb"},     // last entry before the gap
-		{"latest", "s3", ts(399, 1), 310, 9, 6, "mongodb"},     // the newest point of all
-		{"350:0", "s3", ts(350, 0), 310, 4, 6, "mongodb"},      // after the gap
+		{"120:1", "s1", ts(120, 1), 110, 2, 6, "ferretdb"}, // the snapshot's own end
+		{"159:5", "s1", ts(159, 5), 110, 5, 6, "ferretdb"}, // inside s2's copy: s2 is not consistent yet
+		{"160:1", "s2", ts(160, 1), 150, 2, 6, "ferretdb"}, // s2's end: the newest snapshot wins
+		{"199:1", "s2", ts(199, 1), 150, 5, 6, "ferretdb"}, // last entry before the gap
+		{"latest", "s3", ts(399, 1), 310, 9, 6, "mongodb"}, // the newest point of all
+		{"350:0", "s3", ts(350, 0), 310, 4, 6, "mongodb"},  // after the gap
 		{"1970-01-01T00:02:50Z", "s2", ts(170, 1<<32-1), 150, 3, 6, "ferretdb"},
 		{"1970-01-01T00:03:19Z", "s2", ts(199, 1), 150, 5, 6, "ferretdb"}, // the last second ends at its last entry
 	}

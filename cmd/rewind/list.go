@@ -1,0 +1,184 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rewind-backup/rewind/internal/catalog"
+	"github.com/rewind-backup/rewind/internal/optime"
+)
+
+// listJSON is the JSON form of `rewind list`.
+type listJSON struct {
+	Shards []shardListJSON `json:"shards"`
+}
+
+type shardListJSON struct {
+	Shard     string         `json:"shard"`
+	Windows   []windowJSON   `json:"windows"`
+	Gaps      []gapJSON      `json:"gaps"`
+	Snapshots []snapshotJSON `json:"snapshots"`
+	Timelines []timelineJSON `json:"timelines"`
+}
+
+type windowJSON struct {
+	From     *tsJSON `json:"from"`
+	To       *tsJSON `json:"to"`
+	Snapshot string  `json:"snapshot"`
+	Timeline string  `json:"timeline,omitempty"`
+}
+
+type snapshotJSON struct {
+	ID          string    `json:"id"`
+	Start       *tsJSON   `json:"start"`
+	End         *tsJSON   `json:"end"`
+	Started     time.Time `json:"started"`
+	Finished    time.Time `json:"finished"`
+	Collections int       `json:"collections"`
+	Documents   int64     `json:"documents"`
+	Bytes       int64     `json:"bytes"`
+	Chunks      int       `json:"chunks"`
+}
+
+func newListCmd() *cobra.Command {
+	var rf repoFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List restore windows, gaps and snapshots",
+		Long: `list shows what the repository can restore: the restore windows (every oplog
+timestamp from a snapshot's end to the last entry of the unbroken timeline after
+it), the gaps where entries were lost, the snapshots and the timelines.
+Reading snapshot manifests of an encrypted repository needs --identity.`,
+		Example: `  rewind list --repo file:///var/lib/rewind
+  rewind list --repo s3://backups/rewind --identity key.txt --json`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := rf.require(cmd); err != nil {
+				return err
+			}
+			r, err := rf.open(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			cat, err := catalog.Load(cmd.Context(), r.Repository)
+			if err != nil {
+				return err
+			}
+			out := listOf(cat)
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			}
+			return printList(cmd.OutOrStdout(), out)
+		},
+	}
+	rf.add(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func listOf(cat catalog.Catalog) listJSON {
+	out := listJSON{Shards: []shardListJSON{}}
+	for _, sh := range cat.Shards {
+		s := shardListJSON{Shard: sh.ID, Windows: []windowJSON{}, Gaps: []gapJSON{},
+			Snapshots: []snapshotJSON{}, Timelines: []timelineJSON{}}
+		for _, w := range sh.Windows {
+			s.Windows = append(s.Windows, windowJSON{From: toTSJSON(w.From), To: toTSJSON(w.To), Snapshot: w.Snapshot, Timeline: w.Timeline})
+		}
+		for _, g := range sh.Gaps {
+			s.Gaps = append(s.Gaps, gapJSON{Before: toTSJSON(g.Before), After: toTSJSON(g.After), Detected: g.Detected})
+		}
+		for _, sn := range sh.Snapshots {
+			s.Snapshots = append(s.Snapshots, snapshotJSON{ID: sn.ID, Start: toTSJSON(sn.Start), End: toTSJSON(sn.End),
+				Started: sn.Started, Finished: sn.Finished, Collections: sn.Collections, Documents: sn.Documents,
+				Bytes: sn.Bytes, Chunks: sn.Chunks})
+		}
+		for _, tl := range sh.Timelines {
+			t := timelineJSON{ID: tl.ID, First: toTSJSON(tl.First), Last: toTSJSON(tl.Last), Segments: len(tl.Segments)}
+			if tl.Info != nil {
+				t.Flavor = tl.Info.Flavor
+			}
+			for _, seg := range tl.Segments {
+				t.Bytes += seg.Size
+			}
+			s.Timelines = append(s.Timelines, t)
+		}
+		out.Shards = append(out.Shards, s)
+	}
+	return out
+}
+
+// point formats a timestamp as both forms --to accepts.
+func point(ts *tsJSON) string {
+	if ts == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s (%s)", ts.Time, optime.Timestamp{T: ts.T, I: ts.I})
+}
+
+func printList(w io.Writer, l listJSON) error {
+	if len(l.Shards) == 0 {
+		fmt.Fprintln(w, "The repository is empty: no oplog captured and no snapshot yet.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, s := range l.Shards {
+		fmt.Fprintf(tw, "shard %s\n\nRESTORE WINDOWS\n", s.Shard)
+		if len(s.Windows) == 0 {
+			fmt.Fprintln(tw, "  none: a window needs a snapshot and the oplog from its start")
+		} else {
+			fmt.Fprintln(tw, "  FROM\tTO\tSNAPSHOT\tTIMELINE")
+		}
+		for _, win := range s.Windows {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", point(win.From), point(win.To), win.Snapshot, orDash(win.Timeline))
+		}
+		if len(s.Gaps) > 0 {
+			fmt.Fprintf(tw, "\nGAPS (entries lost: nothing inside is restorable)\n  LAST BEFORE\tFIRST AFTER\tDETECTED\n")
+			for _, g := range s.Gaps {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", point(g.Before), point(g.After), g.Detected.Format(time.RFC3339))
+			}
+		}
+		fmt.Fprintf(tw, "\nSNAPSHOTS\n")
+		if len(s.Snapshots) == 0 {
+			fmt.Fprintln(tw, "  none")
+		} else {
+			fmt.Fprintln(tw, "  ID\tCONSISTENT AT\tCOLLECTIONS\tDOCUMENTS\tSIZE\tCHUNKS")
+		}
+		for _, sn := range s.Snapshots {
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\t%d\n", sn.ID, point(sn.End), sn.Collections, sn.Documents, humanBytes(sn.Bytes), sn.Chunks)
+		}
+		fmt.Fprintf(tw, "\nTIMELINES\n  ID\tFLAVOR\tFIRST\tLAST\tSEGMENTS\tSTORED\n")
+		for _, t := range s.Timelines {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\n", t.ID, orDash(t.Flavor), point(t.First), point(t.Last), t.Segments, humanBytes(t.Bytes))
+		}
+		fmt.Fprintln(tw)
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

@@ -1,0 +1,136 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// indexBuilder builds the snapshot's indexes after the documents are in
+// (faster, and no unique index can trip over the fuzzy copy's transient
+// duplicates), except that a collection's indexes are built before the
+// first DDL entry touching it is replayed, so a later dropIndexes, drop or
+// rename applies to them as it did on the source.
+type indexBuilder struct {
+	client  *mongo.Client
+	pending map[Namespace]CollectionPlan // by source namespace
+	order   []Namespace
+	built   int
+}
+
+func newIndexBuilder(client *mongo.Client, p Plan) *indexBuilder {
+	b := &indexBuilder{client: client, pending: map[Namespace]CollectionPlan{}}
+	for _, c := range p.Collections {
+		b.pending[c.Source] = c
+		b.order = append(b.order, c.Source)
+	}
+	return b
+}
+
+// beforeDDL builds the indexes of every pending collection a command entry
+// in entries touches.
+func (b *indexBuilder) beforeDDL(ctx context.Context, entries []bson.Raw) error {
+	if len(b.pending) == 0 {
+		return nil
+	}
+	for _, e := range entries {
+		for _, ns := range b.touched(e) {
+			if c, ok := b.pending[ns]; ok {
+				if err := b.build(ctx, c); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// touched lists the source collections a command entry acts on.
+func (b *indexBuilder) touched(e bson.Raw) []Namespace {
+	if op, _ := e.Lookup("op").StringValueOK(); op != "c" {
+		return nil
+	}
+	ns, _ := e.Lookup("ns").StringValueOK()
+	db := splitNS(ns).DB
+	o, ok := e.Lookup("o").DocumentOK()
+	if !ok {
+		return nil
+	}
+	els, err := o.Elements()
+	if err != nil || len(els) == 0 {
+		return nil
+	}
+	name, v := els[0].Key(), els[0].Value()
+	switch name {
+	case "applyOps":
+		var out []Namespace
+		arr, _ := v.ArrayOK()
+		vals, _ := arr.Values()
+		for _, inner := range vals {
+			if d, ok := inner.DocumentOK(); ok {
+				out = append(out, b.touched(d)...)
+			}
+		}
+		return out
+	case "dropDatabase":
+		var out []Namespace
+		for ns := range b.pending {
+			if ns.DB == db {
+				out = append(out, ns)
+			}
+		}
+		return out
+	case "renameCollection":
+		from, _ := v.StringValueOK()
+		return []Namespace{splitNS(from)}
+	}
+	coll, _ := v.StringValueOK()
+	return []Namespace{{db, coll}}
+}
+
+func (b *indexBuilder) buildAll(ctx context.Context) error {
+	for _, ns := range b.order {
+		if c, ok := b.pending[ns]; ok {
+			if err := b.build(ctx, c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// build creates a collection's indexes (all but _id's, which the server
+// makes itself) in one createIndexes command.
+func (b *indexBuilder) build(ctx context.Context, c CollectionPlan) error {
+	delete(b.pending, c.Source)
+	var specs bson.A
+	for _, spec := range c.Manifest.Indexes {
+		if name, _ := spec.Lookup("name").StringValueOK(); name == "_id_" {
+			continue
+		}
+		var d bson.D
+		els, err := spec.Elements()
+		if err != nil {
+			return fmt.Errorf("read index of %s: %w", c.Source, err)
+		}
+		for _, e := range els {
+			// v and ns describe the source's build; the target picks its own.
+			if e.Key() == "v" || e.Key() == "ns" {
+				continue
+			}
+			d = append(d, bson.E{Key: e.Key(), Value: e.Value()})
+		}
+		specs = append(specs, d)
+	}
+	if len(specs) == 0 {
+		return nil
+	}
+	cmd := bson.D{{Key: "createIndexes", Value: c.Target.Coll}, {Key: "indexes", Value: specs}}
+	if err := b.client.Database(c.Target.DB).RunCommand(ctx, cmd).Err(); err != nil {
+		return fmt.Errorf("build indexes of %s: %w", c.Target, err)
+	}
+	b.built += len(specs)
+	return nil
+}

@@ -1,0 +1,87 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// Progress counts what a running restore has done. Its methods are safe for
+// concurrent use; a nil *Progress counts nothing.
+type Progress struct {
+	started                    atomic.Int64 // unix nanoseconds; 0 until the restore starts
+	phase                      atomic.Value // string
+	totalDocs, totalChunks     atomic.Int64
+	docs, chunks, bytes        atomic.Int64
+	totalSegments              atomic.Int64
+	segments, entries, applied atomic.Int64
+}
+
+func (p *Progress) start(plan Plan) {
+	if p == nil {
+		return
+	}
+	p.started.Store(time.Now().UnixNano())
+	p.totalDocs.Store(plan.Documents)
+	p.totalChunks.Store(int64(plan.Chunks))
+	p.totalSegments.Store(int64(len(plan.Segments)))
+}
+
+func (p *Progress) setPhase(s string) {
+	if p != nil {
+		p.phase.Store(s)
+	}
+}
+
+func (p *Progress) addChunk(docs, size int64) {
+	if p != nil {
+		p.docs.Add(docs)
+		p.chunks.Add(1)
+		p.bytes.Add(size)
+	}
+}
+
+func (p *Progress) addSegment(entries, applied, size int64) {
+	if p != nil {
+		p.segments.Add(1)
+		p.entries.Add(entries)
+		p.applied.Add(applied)
+		p.bytes.Add(size)
+	}
+}
+
+// Line is a one-line summary of the restore so far.
+func (p *Progress) Line() string {
+	phase, _ := p.phase.Load().(string)
+	el := time.Since(time.Unix(0, p.started.Load())).Round(time.Second)
+	return fmt.Sprintf("%-8s documents %d/%d  chunks %d/%d  oplog segments %d/%d (%d entries applied)  %s",
+		phase, p.docs.Load(), p.totalDocs.Load(), p.chunks.Load(), p.totalChunks.Load(),
+		p.segments.Load(), p.totalSegments.Load(), p.applied.Load(), el)
+}
+
+// Report shows progress until ctx ends: a line rewritten in place on a
+// terminal (w), or a log line every interval otherwise.
+func (p *Progress) Report(ctx context.Context, w io.Writer, terminal bool, log *slog.Logger, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if terminal && p.started.Load() != 0 {
+				fmt.Fprintf(w, "\r\033[K%s\n", p.Line())
+			}
+			return
+		case <-t.C:
+		}
+		switch {
+		case p.started.Load() == 0:
+		case terminal:
+			fmt.Fprintf(w, "\r\033[K%s", p.Line())
+		default:
+			log.Info("restore progress", "status", p.Line())
+		}
+	}
+}

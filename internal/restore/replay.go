@@ -1,0 +1,140 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/rewind-backup/rewind/internal/oplog/replay"
+	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/repo"
+)
+
+// segmentRead is one segment's entries, read ahead of the replay.
+type segmentRead struct {
+	seg     repo.SegmentInfo
+	entries []bson.Raw
+	err     error
+}
+
+// readAhead reads the plan's segments in order, one ahead of the consumer.
+func readAhead(ctx context.Context, r *repo.Repository, segs []repo.SegmentInfo) <-chan segmentRead {
+	out := make(chan segmentRead, 1)
+	go func() {
+		defer close(out)
+		for _, s := range segs {
+			es, err := r.ReadSegment(ctx, s)
+			select {
+			case out <- segmentRead{s, es, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// inRange keeps the entries with from <= ts <= to that come after last
+// (two segments of a timeline may overlap), and returns the newest ts kept.
+func inRange(entries []bson.Raw, from, to, last optime.Timestamp) ([]bson.Raw, optime.Timestamp, error) {
+	out := entries[:0:0]
+	for _, e := range entries {
+		ts, err := entryTS(e)
+		if err != nil {
+			return nil, last, err
+		}
+		if ts.Before(from) || ts.After(to) || !ts.After(last) {
+			continue
+		}
+		out = append(out, e)
+		last = ts
+	}
+	return out, last, nil
+}
+
+func entryTS(e bson.Raw) (optime.Timestamp, error) {
+	t, i, ok := e.Lookup("ts").TimestampOK()
+	if !ok {
+		return optime.Zero, fmt.Errorf("oplog entry without a timestamp: %s", e)
+	}
+	return optime.Timestamp{T: t, I: i}, nil
+}
+
+// replayOplog applies the plan's oplog range through replay.Applier.
+func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan, o Options, idx *indexBuilder, rep *Report) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a := &replay.Applier{Client: client, Flavor: p.Flavor, Map: p.Mapper.Map, Log: o.Log}
+	var last optime.Timestamp
+	prev := p.Snapshot.End // the last restore point before a segment, for errors
+	for sr := range readAhead(ctx, r, p.Segments) {
+		if sr.err != nil {
+			return segmentError(p, sr.seg, prev, sr.err)
+		}
+		batch, newest, err := inRange(sr.entries, p.ReplayFrom, p.Target, last)
+		if err != nil {
+			return segmentError(p, sr.seg, prev, err)
+		}
+		if err := idx.beforeDDL(ctx, batch); err != nil {
+			return err
+		}
+		st, err := a.Apply(ctx, batch)
+		rep.Replay.Add(st)
+		if err != nil {
+			return fmt.Errorf("replay oplog segment %s: %w", sr.seg.Key, err)
+		}
+		last = newest
+		if sr.seg.Last.After(prev) {
+			prev = sr.seg.Last
+		}
+		rep.Entries += int64(len(batch))
+		o.Progress.addSegment(int64(len(sr.entries)), int64(len(batch)), sr.seg.Size)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if n := a.Pending(); n > 0 {
+		o.Log.Info("transactions still open at the restore point are not applied", "count", n)
+	}
+	rep.LastApplied = last
+	return nil
+}
+
+// segmentError names the segment and the last restore point before it.
+func segmentError(p Plan, seg repo.SegmentInfo, prev optime.Timestamp, err error) error {
+	if !objectBroken(err) {
+		return fmt.Errorf("read oplog segment %s: %w", seg.Key, err)
+	}
+	if !seg.First.After(p.Snapshot.End) {
+		return fmt.Errorf("read oplog segment %s: %w; it lies inside snapshot %s's copy, so this snapshot cannot be restored; %s",
+			seg.Key, err, p.Snapshot.ID, otherWindows(p))
+	}
+	return fmt.Errorf("read oplog segment %s: %w; the last restore point before it is %s (--to %s); run `rewind list` to see the windows",
+		seg.Key, err, prev.Time().Format("2006-01-02T15:04:05Z"), prev)
+}
+
+// CountEntries reads the plan's segments and counts the entries a restore
+// would replay (for --dry-run).
+func CountEntries(ctx context.Context, r *repo.Repository, p Plan) (int64, error) {
+	var n int64
+	var last optime.Timestamp
+	prev := p.Snapshot.End
+	for _, s := range p.Segments {
+		es, err := r.ReadSegment(ctx, s)
+		if err != nil {
+			return n, segmentError(p, s, prev, err)
+		}
+		kept, newest, err := inRange(es, p.ReplayFrom, p.Target, last)
+		if err != nil {
+			return n, segmentError(p, s, prev, err)
+		}
+		n += int64(len(kept))
+		last, prev = newest, s.Last
+	}
+	return n, nil
+}
