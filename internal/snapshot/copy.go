@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"sync"
@@ -28,6 +29,7 @@ type copier struct {
 	splitBytes int64
 	majority   bool // read with majority read concern (a replica set)
 	progress   *Progress
+	log        *slog.Logger
 }
 
 // result gathers one collection's chunks as its parts finish.
@@ -102,6 +104,7 @@ func (cp *copier) run(ctx context.Context, cat *catalog) ([]repo.CollectionManif
 			r.mu.Lock()
 			r.parts = len(filters)
 			r.mu.Unlock()
+			cp.progress.addParts(len(filters))
 			for _, f := range filters {
 				select {
 				case parts <- part{res: r, filter: f}:

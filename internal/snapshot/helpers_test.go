@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/optime"
@@ -163,4 +165,17 @@ func assertCovered(t *testing.T, e *env, shard string, start, end optime.Timesta
 			t.Fatalf("segments span timelines %s and %s", segs[0].Timeline, segs[i].Timeline)
 		}
 	}
+}
+
+func mongoIndex(name, field string) mongo.IndexModel {
+	return mongo.IndexModel{Keys: bson.D{{Key: field, Value: 1}}, Options: options.Index().SetName(name)}
+}
+
+func indexNames(specs []bson.Raw) string {
+	var names []string
+	for _, s := range specs {
+		n, _ := s.Lookup("name").StringValueOK()
+		names = append(names, n)
+	}
+	return strings.Join(names, ",")
 }

@@ -17,6 +17,7 @@ type Progress struct {
 	// totals are the server's estimates (zero when it gives none).
 	collections, totalDocs, totalBytes atomic.Int64
 	collsDone, docs, bytes, chunks     atomic.Int64
+	parts                              atomic.Int64
 	// OnChunk, if set, is called after every stored chunk (tests use it to
 	// interrupt a copy at a known point).
 	OnChunk func()
@@ -54,6 +55,16 @@ func (p *Progress) collectionDone() {
 		p.collsDone.Add(1)
 	}
 }
+
+func (p *Progress) addParts(n int) {
+	if p != nil {
+		p.parts.Add(int64(n))
+	}
+}
+
+// Parts is how many units of work the copy had so far: one per collection,
+// more for a collection split into _id ranges.
+func (p *Progress) Parts() int64 { return p.parts.Load() }
 
 // Counts returns documents, bytes and chunks copied so far.
 func (p *Progress) Counts() (docs, bytes, chunks int64) {

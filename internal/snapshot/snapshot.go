@@ -173,7 +173,7 @@ func take(ctx context.Context, src *oplog.Source, r *repo.Repository, o Options,
 
 	o.Progress.setTotals(cat)
 	cp := &copier{client: src.Client, repo: r, shard: shard, id: m.ID, parallel: o.Parallel,
-		chunkBytes: o.ChunkBytes, splitBytes: o.SplitBytes, majority: src.Flavor == oplog.FlavorMongoDB, progress: o.Progress}
+		chunkBytes: o.ChunkBytes, splitBytes: o.SplitBytes, majority: src.Flavor == oplog.FlavorMongoDB, progress: o.Progress, log: o.Log}
 	if m.Collections, err = cp.run(ctx, cat); err != nil {
 		return repo.Manifest{}, err
 	}

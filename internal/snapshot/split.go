@@ -24,12 +24,18 @@ const maxParts = 64
 func (cp *copier) split(ctx context.Context, c *collInfo) []bson.D {
 	whole := []bson.D{nil}
 	if cp.splitBytes <= 0 || c.estBytes < 2*cp.splitBytes {
+		cp.log.Debug("not splitting", "ns", c.db+"."+c.name, "estimated_bytes", c.estBytes)
 		return whole
 	}
 	n := int(min(c.estBytes/cp.splitBytes, maxParts))
 	coll := cp.client.Database(c.db).Collection(c.name)
 	ids, err := sampleIDs(ctx, coll, n*10)
+	if err != nil {
+		// No $sample (FerretDB): walk the _ids in order, keeping every k-th.
+		ids, err = everyKthID(ctx, coll, max(1, c.estDocs/int64(n*10)))
+	}
 	if err != nil || len(ids) < n {
+		cp.log.Info("not splitting: sampling _ids failed", "ns", c.db+"."+c.name, "samples", len(ids), "err", err)
 		return whole
 	}
 	typ := ids[0].Type
@@ -41,6 +47,7 @@ func (cp *copier) split(ctx context.Context, c *collInfo) []bson.D {
 	other, err := coll.CountDocuments(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$type", Value: int32(typ)}}}}}},
 		options.Count().SetLimit(1))
 	if err != nil || other > 0 {
+		cp.log.Info("not splitting: _ids of several types", "ns", c.db+"."+c.name, "err", err)
 		return whole
 	}
 	var bounds []bson.RawValue
@@ -86,4 +93,24 @@ func rangeFilters(bounds []bson.RawValue) []bson.D {
 		out = append(out, rng(bson.E{Key: "$gte", Value: bounds[i-1]}, bson.E{Key: "$lt", Value: bounds[i]}))
 	}
 	return append(out, rng(bson.E{Key: "$gte", Value: bounds[len(bounds)-1]}))
+}
+
+// everyKthID returns every k-th _id of coll in _id order: on MongoDB a
+// covered scan of the _id index. Memory stays bounded by the count kept.
+func everyKthID(ctx context.Context, coll *mongo.Collection, k int64) ([]bson.RawValue, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{{Key: "_id", Value: 1}})
+	cur, err := coll.Find(ctx, bson.D{}, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(ctx)
+	var ids []bson.RawValue
+	for i := int64(0); cur.Next(ctx); i++ {
+		if i%k == 0 {
+			v := cur.Current.Lookup("_id")
+			v.Value = slices.Clone(v.Value)
+			ids = append(ids, v)
+		}
+	}
+	return ids, cur.Err()
 }
