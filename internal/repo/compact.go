@@ -25,7 +25,8 @@ func PlanCompaction(segs []SegmentInfo, targetSize int64) [][]SegmentInfo {
 			flush()
 		}
 		if s.Size >= targetSize {
-			continue // already big enough
+			flush() // already big enough; a run never spans it
+			continue
 		}
 		run = append(run, s)
 		size += s.Size

@@ -98,6 +98,49 @@ func seg(tl string, f, l uint32) SegmentInfo {
 	return SegmentInfo{Key: segmentKey("rs0", tl, first, last), Shard: "rs0", Timeline: tl, First: first, Last: last}
 }
 
+func TestReadEntriesSkipsOverlap(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, nil, "")
+	es := entries(rngFor(t), 100, 9, 20) // ts 100:1 .. 102:3
+	if _, err := r.WriteSegment(ctx, "rs0", "t", es[:5]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.WriteSegment(ctx, "rs0", "t", es[3:]); err != nil { // re-sent tail
+		t.Fatal(err)
+	}
+	segs, _ := r.ListSegments(ctx, "rs0")
+	if len(segs) != 2 {
+		t.Fatalf("%d segments", len(segs))
+	}
+	var got []bson.Raw
+	after, _ := entryTS(es[1])
+	err := r.ReadEntries(ctx, segs, after, func(_ optime.Timestamp, e bson.Raw) error {
+		got = append(got, e)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSameEntries(t, es[2:], got)
+}
+
+func TestPlanCompaction(t *testing.T) {
+	sized := func(s SegmentInfo, size int64) SegmentInfo { s.Size = size; return s }
+	segs := []SegmentInfo{sized(seg("a", 1, 1), 10), sized(seg("a", 2, 2), 10), sized(seg("a", 3, 3), 100),
+		sized(seg("a", 4, 4), 10), sized(seg("a", 5, 5), 10), sized(seg("b", 6, 6), 10), sized(seg("b", 7, 7), 10),
+		sized(seg("b", 8, 8), 10)}
+	plan := PlanCompaction(segs, 25)
+	want := [][]uint32{{1, 2}, {4, 5}, {6, 7}}
+	if len(plan) != len(want) {
+		t.Fatalf("plan %v", plan)
+	}
+	for i, run := range plan {
+		if len(run) != len(want[i]) || run[0].First.T != want[i][0] || run[len(run)-1].First.T != want[i][1] {
+			t.Fatalf("run %d: %v, want %v", i, run, want[i])
+		}
+	}
+}
+
 func TestVisibleSegmentsRule(t *testing.T) {
 	cases := []struct {
 		name     string
