@@ -170,3 +170,23 @@ func BenchmarkGet(b *testing.B) {
 		}
 	}
 }
+// BenchmarkEncodeOnly is the CPU cost of the envelope alone (no store).
+
+func BenchmarkEncodeOnly(b *testing.B) {
+	for _, sz := range benchSizes {
+		payload := benchPayload(sz.size)
+		for _, c := range []struct {
+			name string
+			c    *codec
+		}{{"plain", &codec{}}, {"zstd", &codec{compress: true}}} {
+			b.Run(sz.name+"/"+c.name, func(b *testing.B) {
+				b.SetBytes(int64(len(payload)))
+				for b.Loop() {
+					if _, err := c.c.encode(KindChunk, payload); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
