@@ -170,6 +170,7 @@ func BenchmarkGet(b *testing.B) {
 		}
 	}
 }
+
 // BenchmarkEncodeOnly is the CPU cost of the envelope alone (no store).
 
 func BenchmarkEncodeOnly(b *testing.B) {
