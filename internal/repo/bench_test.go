@@ -172,7 +172,6 @@ func BenchmarkGet(b *testing.B) {
 }
 
 // BenchmarkEncodeOnly is the CPU cost of the envelope alone (no store).
-
 func BenchmarkEncodeOnly(b *testing.B) {
 	for _, sz := range benchSizes {
 		payload := benchPayload(sz.size)
