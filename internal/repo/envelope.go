@@ -48,6 +48,7 @@ const (
 	KindLock      Kind = 8
 )
 
+// String names the kind in messages.
 func (k Kind) String() string {
 	names := map[Kind]string{
 		KindConfig: "config", KindSegment: "oplog segment", KindGap: "gap",
