@@ -1,0 +1,259 @@
+package retention
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/catalog"
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/storage"
+)
+
+// Orphan is an object no listing rule makes part of a restore point: the
+// chunks of a snapshot without a manifest (an interrupted snapshot or
+// delete), or a segment hidden inside a bigger one (an interrupted
+// compaction). Only orphans older than the grace period are removed.
+type Orphan struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+	Reason  string
+}
+
+// Result is a planned (and, unless a dry run, carried out) prune.
+type Result struct {
+	Now       time.Time
+	Policy    Policy
+	Decisions []Decision
+	Orphans   []Orphan
+	// Filled in by Prune.
+	DeletedSnapshots, DeletedSegments, DeletedOrphans, CopiedSegments int
+	DeletedBytes                                                      int64
+}
+
+// Plan lists the repository and decides what a prune would do. Reading
+// manifests needs the identity of an encrypted repository.
+func Plan(ctx context.Context, r *repo.Repository, p Policy, now time.Time) (Result, error) {
+	if p.Grace <= 0 {
+		p.Grace = DefaultGrace
+	}
+	res := Result{Now: now, Policy: p}
+	cat, err := catalog.Load(ctx, r)
+	if err != nil {
+		return res, fmt.Errorf("plan prune: %w", err)
+	}
+	for _, sh := range cat.Shards {
+		in := Shard{ID: sh.ID, Timelines: sh.Timelines}
+		for _, s := range sh.Snapshots {
+			in.Snapshots = append(in.Snapshots, Snapshot{Shard: s.Shard, ID: s.ID, Start: s.Start, End: s.End})
+		}
+		res.Decisions = append(res.Decisions, Decide(p, in, now))
+	}
+	if res.Orphans, err = findOrphans(ctx, r, cat, now.Add(-p.Grace)); err != nil {
+		return res, fmt.Errorf("plan prune: %w", err)
+	}
+	return res, nil
+}
+
+// findOrphans lists chunks of snapshots without a manifest and segments
+// hidden by a bigger one, older than before.
+func findOrphans(ctx context.Context, r *repo.Repository, cat catalog.Catalog, before time.Time) ([]Orphan, error) {
+	complete := map[string]bool{}
+	visible := map[string]bool{}
+	for _, sh := range cat.Shards {
+		for _, s := range sh.Snapshots {
+			complete[sh.ID+"/"+s.ID] = true
+		}
+		for _, tl := range sh.Timelines {
+			for _, s := range tl.Segments {
+				visible[s.Key] = true
+			}
+		}
+	}
+	var out []Orphan
+	err := r.Store().List(ctx, "data/", func(i storage.Info) error {
+		parts := strings.SplitN(strings.TrimPrefix(i.Key, "data/"), "/", 3)
+		if len(parts) == 3 && !complete[parts[0]+"/"+parts[1]] && i.ModTime.Before(before) {
+			out = append(out, Orphan{Key: i.Key, Size: i.Size, ModTime: i.ModTime,
+				Reason: "chunk of snapshot " + parts[1] + ", which has no manifest (interrupted snapshot or delete)"})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list data objects: %w", err)
+	}
+	for _, sh := range cat.Shards {
+		err := r.Store().List(ctx, "oplog/"+sh.ID+"/", func(i storage.Info) error {
+			if !visible[i.Key] && i.ModTime.Before(before) {
+				out = append(out, Orphan{Key: i.Key, Size: i.Size, ModTime: i.ModTime,
+					Reason: "segment contained in a bigger one of its timeline (interrupted compaction)"})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list segments: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// Prune plans and carries out a prune. lock is the held exclusive lock: it
+// is switched to deleting mode (which shared readers exclude) for the
+// deletes. The order keeps every promised restore point whole at every
+// moment: extracted segments are copied before their originals go; a
+// snapshot's manifest goes before its chunks; segments go from the outer
+// ends of a timeline inwards, so what is left is always one unbroken run.
+func Prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, p Policy, now time.Time, log *slog.Logger) (Result, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	res, err := Plan(ctx, r, p, now)
+	if err != nil {
+		return res, err
+	}
+	if !res.changes() {
+		return res, nil
+	}
+	for _, d := range res.Decisions {
+		for _, ex := range d.Extracts {
+			n, err := copyExtract(ctx, r, ex)
+			res.CopiedSegments += n
+			if err != nil {
+				return res, err
+			}
+		}
+	}
+	if err := lock.BeginDelete(ctx); err != nil {
+		return res, fmt.Errorf("prune: %w", err)
+	}
+	defer func() { _ = lock.EndDelete(context.WithoutCancel(ctx)) }()
+	if err := res.deleteAll(ctx, r); err != nil {
+		return res, err
+	}
+	log.Info("pruned the repository", "snapshots", res.DeletedSnapshots, "segments", res.DeletedSegments,
+		"orphans", res.DeletedOrphans, "copied_segments", res.CopiedSegments, "bytes", res.DeletedBytes)
+	return res, nil
+}
+
+// changes reports whether the plan deletes anything.
+func (res Result) changes() bool {
+	if len(res.Orphans) > 0 {
+		return true
+	}
+	for _, d := range res.Decisions {
+		if len(d.DropSnapshots()) > 0 || len(d.DropSegments()) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (res *Result) deleteAll(ctx context.Context, r *repo.Repository) error {
+	for _, d := range res.Decisions {
+		for _, s := range d.DropSnapshots() {
+			if err := r.DeleteSnapshot(ctx, s.Shard, s.ID); err != nil {
+				return fmt.Errorf("prune snapshot %s: %w", s.ID, err)
+			}
+			res.DeletedSnapshots++
+		}
+	}
+	for _, d := range res.Decisions {
+		for _, seg := range deleteOrder(d) {
+			if err := remove(ctx, r, seg.Key); err != nil {
+				return err
+			}
+			res.DeletedSegments++
+			res.DeletedBytes += seg.Size
+		}
+	}
+	for _, o := range res.Orphans {
+		if err := remove(ctx, r, o.Key); err != nil {
+			return err
+		}
+		res.DeletedOrphans++
+		res.DeletedBytes += o.Size
+	}
+	return nil
+}
+
+// deleteOrder returns the segments to drop: per timeline, those before the
+// kept run oldest first, then those after it newest first.
+func deleteOrder(d Decision) []repo.SegmentInfo {
+	var out []repo.SegmentInfo
+	byTimeline := map[string][]SegmentRun{}
+	var order []string
+	for _, r := range d.Runs {
+		if _, ok := byTimeline[r.Timeline]; !ok {
+			order = append(order, r.Timeline)
+		}
+		byTimeline[r.Timeline] = append(byTimeline[r.Timeline], r)
+	}
+	for _, id := range order {
+		var before, after []repo.SegmentInfo
+		seenKept := false
+		for _, r := range byTimeline[id] {
+			switch {
+			case r.Keep:
+				seenKept = true
+			case seenKept:
+				after = append(after, r.Segments...)
+			default:
+				before = append(before, r.Segments...)
+			}
+		}
+		out = append(out, before...)
+		for i := len(after) - 1; i >= 0; i-- {
+			out = append(out, after[i])
+		}
+	}
+	return out
+}
+
+func remove(ctx context.Context, r *repo.Repository, key string) error {
+	if err := r.Store().Delete(ctx, key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("prune: delete object %s: %w", key, err)
+	}
+	return nil
+}
+
+// copyExtract copies a block of segments to its own timeline, byte for
+// byte (no identity needed: the envelope does not name its key), after the
+// timeline's record. Segments already copied are skipped.
+func copyExtract(ctx context.Context, r *repo.Repository, ex Extract) (int, error) {
+	info, err := r.ReadTimeline(ctx, ex.Shard, ex.From)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		info = repo.TimelineInfo{Shard: ex.Shard, Started: time.Now()}
+	case err != nil:
+		return 0, fmt.Errorf("prune: copy timeline %s: %w", ex.From, err)
+	}
+	info.ID = ex.ID
+	if err := r.WriteTimeline(ctx, info); err != nil {
+		return 0, fmt.Errorf("prune: %w", err)
+	}
+	n := 0
+	for _, s := range ex.Segments {
+		key := fmt.Sprintf("oplog/%s/%s_%s_%s", ex.Shard, s.First.Key(), s.Last.Key(), ex.ID)
+		if _, err := r.Store().Stat(ctx, key); err == nil {
+			continue
+		}
+		if err := copyObject(ctx, r.Store(), s.Key, key); err != nil {
+			return n, fmt.Errorf("prune: copy segment %s to timeline %s: %w", s.Key, ex.ID, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+func copyObject(ctx context.Context, st storage.Store, from, to string) error {
+	rc, err := st.Get(ctx, from)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return st.Put(ctx, to, rc)
+}
