@@ -132,4 +132,3 @@ func TestRestoreBasics(t *testing.T) {
 		t.Logf("missing chunk: %v", err)
 	})
 }
-
