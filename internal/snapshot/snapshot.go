@@ -118,7 +118,8 @@ func Take(ctx context.Context, src *oplog.Source, r *repo.Repository, o Options)
 
 	m, err := take(gctx, src, r, o, cat, writer)
 	release()
-	if werr := g.Wait(); err == nil && werr != nil {
+	// A lost lock cancels the copy: report it rather than the cancellation.
+	if werr := g.Wait(); werr != nil && (err == nil || ctx.Err() == nil) {
 		err = fmt.Errorf("hold the repository lock: %w", werr)
 	}
 	return m, err
