@@ -34,7 +34,7 @@ func (s *scheduler) run(ctx context.Context) error {
 	if s.every <= 0 {
 		return nil
 	}
-	poll := min(max(s.every/4, time.Second), 30*time.Second)
+	poll := min(max(s.every/4, time.Second), 10*time.Second)
 	retry := time.Time{}
 	for {
 		if due, why := s.due(ctx); due && !s.now().Before(retry) {

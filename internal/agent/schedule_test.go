@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/config"
+	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
@@ -70,4 +71,60 @@ func snapshotTime(t *testing.T, id string) time.Time {
 	ts, err := time.Parse("20060102T150405Z", id[:16])
 	must(t, err)
 	return ts
+}
+
+// After a gap the agent takes a new snapshot at once, whatever the
+// schedule says, and it lies on the timeline after the gap.
+func TestSnapshotAfterGap(t *testing.T) {
+	srv := testserver.Start(t)
+	if srv.External() {
+		t.Skip("rollover cannot be simulated on an external replica set")
+	}
+	url := newRepo(t)
+	cfg := agentConfig(t, srv, url)
+	cfg.Snapshot.Every = config.Duration(time.Hour)
+	runWorkload(t, srv, 20, 60, "a")
+	a := startAgent(t, cfg)
+	r := openRepo(t, url)
+	waitSnapshots(t, r, 1)
+	resume := newestOplogTS(t, srv.Client())
+	waitDurable(t, func() optime.Timestamp { return a.Stats().LastDurable() }, resume, 30*time.Second)
+	must(t, a.stop(t))
+
+	runWorkload(t, srv, 21, 100, "b")
+	firstKept := rollOver(t, srv, resume, 20)
+	startAgent(t, cfg)
+	snaps := waitSnapshots(t, r, 2)
+	m, err := r.ReadManifest(context.Background(), snaps[1].Shard, snaps[1].ID)
+	must(t, err)
+	if m.Start.Before(firstKept) {
+		t.Fatalf("the snapshot after the gap starts at %s, before the first entry after the gap %s", m.Start, firstKept)
+	}
+}
+
+func openRepo(t *testing.T, url string) *repo.Repository {
+	ctx := context.Background()
+	st, err := storage.Open(ctx, url)
+	must(t, err)
+	t.Cleanup(func() { st.Close() })
+	r, err := repo.Open(ctx, st, repo.OpenOptions{})
+	must(t, err)
+	return r
+}
+
+// waitSnapshots waits until the repository lists n snapshots.
+func waitSnapshots(t *testing.T, r *repo.Repository, n int) []repo.SnapshotRef {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		snaps, err := r.ListSnapshots(context.Background(), "")
+		must(t, err)
+		if len(snaps) >= n {
+			return snaps
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d snapshots after 90 s, want %d", len(snaps), n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
