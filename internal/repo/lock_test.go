@@ -3,6 +3,9 @@ package repo
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +23,8 @@ func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return 
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
 func lockOpts(c *clock, kind LockKind, purpose, host string) LockOptions {
-	return LockOptions{Kind: kind, Purpose: purpose, Host: host, PID: 7, Now: c.Now,
+	// Our own pid: contenders in this process are alive (see deadHolder).
+	return LockOptions{Kind: kind, Purpose: purpose, Host: host, PID: os.Getpid(), Now: c.Now,
 		StaleAfter: time.Minute, RefreshEvery: 10 * time.Second, SettleDelay: 5 * time.Millisecond}
 }
 
@@ -37,7 +41,7 @@ func TestLockTwoWriters(t *testing.T) {
 	if !errors.Is(err, ErrLocked) || !errors.As(err, &le) || le.Holder.Host != "db1" || le.Holder.Purpose != "agent" {
 		t.Fatalf("second writer: %v", err)
 	}
-	for _, s := range []string{"db1", "pid 7", "agent", "exclusive", "2026-11-25T10:00:00Z", "rewind unlock --repo mem://test"} {
+	for _, s := range []string{"db1", fmt.Sprintf("pid %d", os.Getpid()), "agent", "exclusive", "2026-11-25T10:00:00Z", "rewind unlock --repo mem://test"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("message lacks %q: %v", s, err)
 		}
@@ -203,9 +207,11 @@ func TestLockRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
 	first := l.Info().Refreshed
-	time.Sleep(30 * time.Millisecond)
-	if !l.Info().Refreshed.After(first) {
-		t.Fatal("Run did not refresh")
+	for deadline := time.Now().Add(2 * time.Second); !l.Info().Refreshed.After(first); {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not refresh within 2 s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	if _, err := r.BreakLocks(ctx, false, 0, time.Now()); err != nil {
 		t.Fatal(err)
@@ -219,4 +225,29 @@ func TestLockRun(t *testing.T) {
 		t.Fatal("Run did not notice the broken lock")
 	}
 	cancel()
+}
+
+// TestLockDeadHolderSameHost: a lock left by a process of this host that no
+// longer exists (kill -9) is taken over at once, without waiting to go stale;
+// the same pid on another host is not.
+func TestLockDeadHolderSameHost(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, nil, "")
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := cmd.Process.Pid
+	c := &clock{now: time.Now()}
+	o := lockOpts(c, LockExclusive, "agent", "otherhost")
+	o.PID = dead
+	if _, err := r.Lock(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Lock(ctx, lockOpts(c, LockExclusive, "agent", "thishost")); !errors.Is(err, ErrLocked) {
+		t.Fatalf("lock of a dead pid on another host: %v", err)
+	}
+	if _, err := r.Lock(ctx, lockOpts(c, LockExclusive, "agent", "otherhost")); err != nil {
+		t.Fatalf("lock of a dead pid on this host: %v", err)
+	}
 }
