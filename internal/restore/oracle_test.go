@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/catalog"
+	"github.com/rewind-backup/rewind/internal/oplog"
+	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/oracle"
 	"github.com/rewind-backup/rewind/internal/restore"
 	"github.com/rewind-backup/rewind/internal/testserver"
@@ -33,6 +36,7 @@ func envInt(t *testing.T, name string, def int64) int64 {
 type restoreCase struct {
 	mark   oracle.Mark
 	kind   string
+	clock  bool          // restore to the RFC 3339 second of the mark, not its timestamp
 	filter oracle.Filter // what the oracle compares (source names, rename)
 	onSrc  bool          // restore into the source server (renamed), else the second server
 }
@@ -74,6 +78,7 @@ func TestOracle(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(seed, 1))
 	cases := pickCases(fx, rng, restorable, inCopy, points)
+	cases = append(cases, clockCases(t, fx, sh, rng.Perm(len(restorable)), restorable, 5)...)
 	srv2 := testserver.Start(t)
 	start := time.Now()
 	for i, c := range cases {
@@ -100,17 +105,15 @@ func pickCases(fx *fixture, rng *rand.Rand, restorable, inCopy []oracle.Mark, n 
 		k := fmt.Sprintf("p%d", i)
 		switch i % 5 {
 		case 0:
-			out = append(out, restoreCase{m, "whole", oracle.Filter{Include: dbs}, false})
+			out = append(out, restoreCase{mark: m, kind: "whole", filter: oracle.Filter{Include: dbs}})
 		case 1:
-			out = append(out, restoreCase{m, "database", oracle.Filter{Include: []string{db}}, false})
+			out = append(out, restoreCase{mark: m, kind: "database", filter: oracle.Filter{Include: []string{db}}, onSrc: false})
 		case 2:
-			out = append(out, restoreCase{m, "collection", oracle.Filter{Include: []string{ns.String()}}, false})
+			out = append(out, restoreCase{mark: m, kind: "collection", filter: oracle.Filter{Include: []string{ns.String()}}, onSrc: false})
 		case 3:
-			out = append(out, restoreCase{m, "renamed database",
-				oracle.Filter{Include: []string{db}, Rename: map[string]string{db: fx.srv.DB(k)}}, true})
+			out = append(out, restoreCase{mark: m, kind: "renamed database", filter: oracle.Filter{Include: []string{db}, Rename: map[string]string{db: fx.srv.DB(k)}}, onSrc: true})
 		case 4:
-			out = append(out, restoreCase{m, "renamed collection",
-				oracle.Filter{Include: []string{ns.String()}, Rename: map[string]string{ns.String(): fx.srv.DB(k) + ".c" + k}}, true})
+			out = append(out, restoreCase{mark: m, kind: "renamed collection", filter: oracle.Filter{Include: []string{ns.String()}, Rename: map[string]string{ns.String(): fx.srv.DB(k) + ".c" + k}}, onSrc: true})
 		}
 	}
 	return out
@@ -123,6 +126,12 @@ func runCase(t *testing.T, fx *fixture, srv2 *testserver.Server, i int, c restor
 		target = fx.srv
 	}
 	req := restore.Request{To: at(c.mark.TS), Include: c.filter.Include, Rename: c.filter.Rename}
+	if c.clock {
+		w, err := restore.ParseWhen(c.mark.TS.Time().Format(time.RFC3339))
+		must(t, err)
+		req.To = w
+		c.kind += " (time)"
+	}
 	if c.kind == "whole" {
 		req.Include = nil
 	}
@@ -141,4 +150,45 @@ func runCase(t *testing.T, fx *fixture, srv2 *testserver.Server, i int, c restor
 		drop = append(drop, col.Target.DB)
 	}
 	dropDBs(t, target.Client(), drop...)
+}
+
+// clockCases picks marks that are the last state of their second (the next
+// oplog entry, read from the repository, is in a later second, or there is
+// none: then the second ends at the last captured entry), so a restore to
+// that RFC 3339 time must reproduce them.
+func clockCases(t *testing.T, fx *fixture, sh catalog.Shard, order []int, restorable []oracle.Mark, n int) []restoreCase {
+	t.Helper()
+	var all []optime.Timestamp
+	for _, tl := range sh.Timelines {
+		for _, seg := range tl.Segments {
+			es, err := fx.repo.ReadSegment(context.Background(), seg)
+			must(t, err)
+			for _, e := range es {
+				ts, err := oplog.EntryTS(e)
+				must(t, err)
+				all = append(all, ts)
+			}
+		}
+	}
+	dbs := workload.Databases(fx.cfg)
+	var out []restoreCase
+	for _, i := range order {
+		if len(out) == n {
+			break
+		}
+		m := restorable[i]
+		j := sort.Search(len(all), func(k int) bool { return all[k].After(m.TS) })
+		if j < len(all) && all[j].T == m.TS.T {
+			continue
+		}
+		// The second must also start inside a window.
+		if !sh.Windows[0].Contains(optime.Timestamp{T: m.TS.T}) && !sh.Windows[len(sh.Windows)-1].Contains(optime.Timestamp{T: m.TS.T}) {
+			continue
+		}
+		out = append(out, restoreCase{mark: m, kind: "whole", clock: true, filter: oracle.Filter{Include: dbs}})
+	}
+	if len(out) == 0 {
+		t.Fatal("no mark is the last state of its second: cannot test RFC 3339 restore points")
+	}
+	return out
 }
