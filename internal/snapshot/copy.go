@@ -156,8 +156,11 @@ func (cp *copier) copyPart(ctx context.Context, p part) error {
 		return fmt.Errorf("copy %s.%s: %w", c.db, c.name, explain(err))
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
+	// Documents are packed into one buffer reused for every chunk of the
+	// part: WriteChunk copies what it stores, so memory stays at about one
+	// chunk per worker whatever the data size.
+	buf := make([]byte, 0, cp.chunkBytes)
 	var docs []bson.Raw
-	size := 0
 	flush := func() error {
 		if len(docs) == 0 {
 			return nil
@@ -169,17 +172,20 @@ func (cp *copier) copyPart(ctx context.Context, p part) error {
 		}
 		p.res.add(n, ref)
 		cp.progress.addChunk(ref.Count, ref.Bytes)
-		docs, size = docs[:0], 0
+		docs, buf = docs[:0], buf[:0]
 		return nil
 	}
 	for cur.Next(ctx) {
-		if size > 0 && size+len(cur.Current) > cp.chunkBytes {
+		if len(buf) > 0 && len(buf)+len(cur.Current) > cp.chunkBytes {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
-		docs = append(docs, slices.Clone(cur.Current))
-		size += len(cur.Current)
+		// A document larger than the buffer's room makes append move it;
+		// earlier documents keep pointing at the old array, which is fine.
+		at := len(buf)
+		buf = append(buf, cur.Current...)
+		docs = append(docs, bson.Raw(buf[at:len(buf):len(buf)]))
 	}
 	if err := cur.Err(); err != nil {
 		return fmt.Errorf("copy %s.%s: %w", c.db, c.name, explain(err))
