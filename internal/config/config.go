@@ -65,6 +65,9 @@ type Retention struct {
 	Daily         int      `yaml:"daily"`
 	Weekly        int      `yaml:"weekly"`
 	Monthly       int      `yaml:"monthly"`
+	// PruneInterval is how often the agent applies the policy; zero
+	// disables pruning by the agent (run `rewind prune` by hand).
+	PruneInterval Duration `yaml:"prune_interval"`
 }
 
 // API configures the agent's HTTP server.
@@ -95,7 +98,7 @@ func Default() Config {
 			CompactTargetBytes: 64 << 20,
 		},
 		Snapshot:  Snapshot{Parallel: 4},
-		Retention: Retention{RestoreWindow: Duration(7 * 24 * time.Hour)},
+		Retention: Retention{RestoreWindow: Duration(7 * 24 * time.Hour), PruneInterval: Duration(time.Hour)},
 		API:       API{Listen: "127.0.0.1:7070"},
 		Log:       Log{Format: "text", Level: "info"},
 	}
@@ -173,6 +176,9 @@ func (c Config) Validate() error {
 	}
 	if c.Retention.RestoreWindow < 0 {
 		errs = append(errs, errors.New("retention.restore_window must not be negative"))
+	}
+	if c.Retention.PruneInterval < 0 || c.Retention.Hourly < 0 || c.Retention.Daily < 0 || c.Retention.Weekly < 0 || c.Retention.Monthly < 0 {
+		errs = append(errs, errors.New("retention.prune_interval, hourly, daily, weekly and monthly must not be negative"))
 	}
 	if c.API.Token != "" && c.API.TokenFile != "" {
 		errs = append(errs, errors.New("set api.token or api.token_file, not both"))
