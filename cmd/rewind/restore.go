@@ -131,14 +131,18 @@ func runRestore(cmd *cobra.Command, rf *repoFlags, f *restoreFlags) error {
 		if err != nil {
 			return err
 		}
-		return printPlan(cmd.OutOrStdout(), plan, n, true)
+		target, err := dryRunTarget(cmd, plan, f)
+		if err != nil {
+			return err
+		}
+		return printPlan(cmd.OutOrStdout(), plan, n, true, target)
 	}
 	client, err := connectTarget(ctx, f.target, f.connectTTL)
 	if err != nil {
 		return err
 	}
 	defer client.Disconnect(context.Background())
-	if err := printPlan(cmd.OutOrStdout(), plan, -1, false); err != nil {
+	if err := printPlan(cmd.OutOrStdout(), plan, -1, false, ""); err != nil {
 		return err
 	}
 	rep, err := executeWithProgress(cmd, r.Repository, client, plan, f)
@@ -146,6 +150,35 @@ func runRestore(cmd *cobra.Command, rf *repoFlags, f *restoreFlags) error {
 		return err
 	}
 	return printReport(cmd.OutOrStdout(), rep)
+}
+
+// dryRunTarget, when --target is given, says which target namespaces
+// already hold data (read only).
+func dryRunTarget(cmd *cobra.Command, plan restore.Plan, f *restoreFlags) (string, error) {
+	if f.target == "" {
+		return "", nil
+	}
+	client, err := connectTarget(cmd.Context(), f.target, f.connectTTL)
+	if err != nil {
+		return "", err
+	}
+	defer client.Disconnect(context.Background())
+	busy, err := restore.Busy(cmd.Context(), client, plan)
+	if err != nil {
+		return "", err
+	}
+	if len(busy) == 0 {
+		return "every target namespace is absent or empty", nil
+	}
+	verb := "the restore would refuse them (add --drop to replace them, or --rename)"
+	if f.drop {
+		verb = "--drop would drop them first"
+	}
+	names := make([]string, len(busy))
+	for i, ns := range busy {
+		names[i] = ns.String()
+	}
+	return fmt.Sprintf("%s already hold data: %s", strings.Join(names, ", "), verb), nil
 }
 
 func executeWithProgress(cmd *cobra.Command, r *repo.Repository, client *mongo.Client, plan restore.Plan, f *restoreFlags) (restore.Report, error) {
@@ -181,7 +214,7 @@ func connectTarget(ctx context.Context, uri string, timeout time.Duration) (*mon
 	return client, nil
 }
 
-func printPlan(w io.Writer, p restore.Plan, entries int64, dry bool) error {
+func printPlan(w io.Writer, p restore.Plan, entries int64, dry bool, target string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if dry {
 		fmt.Fprintln(tw, "Restore plan (dry run: nothing is changed)")
@@ -209,6 +242,9 @@ func printPlan(w io.Writer, p restore.Plan, entries int64, dry bool) error {
 	}
 	if len(p.Users)+len(p.Roles) > 0 {
 		fmt.Fprintf(tw, "  users and roles\t%d users, %d roles\n", len(p.Users), len(p.Roles))
+	}
+	if target != "" {
+		fmt.Fprintf(tw, "  target\t%s\n", target)
 	}
 	return tw.Flush()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -67,7 +68,7 @@ func TestListAndRestore(t *testing.T) {
 	}
 
 	code, _, stderr = cli(t, "list", "--repo", url)
-	wantFailure(t, code, stderr, 1, "identity")
+	wantFailure(t, code, stderr, 1, "encrypted", "--identity")
 	code, out, stderr = cli(t, "list", "--repo", url, "--identity", key)
 	if code != 0 || !strings.Contains(out, "RESTORE WINDOWS") || !strings.Contains(out, "SNAPSHOTS") || !strings.Contains(out, "20  ") {
 		t.Fatalf("list: %d\n%s\n%s", code, out, stderr)
@@ -83,7 +84,8 @@ func TestListAndRestore(t *testing.T) {
 
 	base := []string{"restore", "--repo", url, "--identity", key, "--target", srv2.URI()}
 	code, out, stderr = cli(t, append(base, "--to", "latest", "--dry-run")...)
-	if code != 0 || !strings.Contains(out, "dry run") || !strings.Contains(out, snap) || !strings.Contains(out, "oplog entries") ||
+	if code != 0 || !strings.Contains(out, "dry run") || !strings.Contains(out, snap) || !regexp.MustCompile(`oplog entries +1\n`).MatchString(out) ||
+		!strings.Contains(out, "absent or empty") ||
 		!strings.Contains(out, db+".orders") {
 		t.Fatalf("dry run: %d\n%s\n%s", code, out, stderr)
 	}
@@ -102,7 +104,7 @@ func TestListAndRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, stderr = cli(t, "restore", "--repo", url, "--identity", wrong, "--target", srv2.URI(), "--to", "latest")
-	wantFailure(t, code, stderr, 1, "identity")
+	wantFailure(t, code, stderr, 1, "identity does not match")
 
 	code, out, stderr = cli(t, append(base, "--to", "latest", "--rename", db+"="+srv2.DB("restored"))...)
 	if code != 0 || !strings.Contains(out, "documents loaded") {
@@ -115,6 +117,10 @@ func TestListAndRestore(t *testing.T) {
 	}
 	code, _, stderr = cli(t, append(base, "--to", "latest", "--rename", db+"="+srv2.DB("restored"))...)
 	wantFailure(t, code, stderr, 1, srv2.DB("restored")+".orders", "--drop", "--rename")
+	code, out, _ = cli(t, append(base, "--to", "latest", "--rename", db+"="+srv2.DB("restored"), "--dry-run")...)
+	if code != 0 || !strings.Contains(out, srv2.DB("restored")+".orders already hold data") {
+		t.Fatalf("dry run onto restored data: %d\n%s", code, out)
+	}
 	code, _, stderr = cli(t, append(base, "--to", "latest", "--rename", db+"="+srv2.DB("restored"), "--drop")...)
 	if code != 0 {
 		t.Fatalf("restore --drop: %s", stderr)

@@ -155,6 +155,22 @@ func checkTargets(ctx context.Context, client *mongo.Client, p Plan, drop bool, 
 	return nil
 }
 
+// Busy lists the plan's target namespaces that already hold data (or are
+// views): a restore refuses them unless told to drop them. It only reads.
+func Busy(ctx context.Context, client *mongo.Client, p Plan) ([]Namespace, error) {
+	var busy []Namespace
+	for _, ns := range targetNamespaces(p) {
+		exists, nonEmpty, err := inspect(ctx, client, ns)
+		if err != nil {
+			return nil, err
+		}
+		if exists && (nonEmpty || isView(p, ns)) {
+			busy = append(busy, ns)
+		}
+	}
+	return busy, nil
+}
+
 func targetNamespaces(p Plan) []Namespace {
 	var out []Namespace
 	for _, c := range p.Collections {
