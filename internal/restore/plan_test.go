@@ -225,3 +225,15 @@ func TestParseWhen(t *testing.T) {
 		}
 	}
 }
+
+func TestStoredUserDocument(t *testing.T) {
+	raw, _ := bson.Marshal(bson.D{{Key: "_id", Value: "shop.ann"}, {Key: "user", Value: "ann"}, {Key: "db", Value: "shop"},
+		{Key: "credentials", Value: bson.D{{Key: "SCRAM-SHA-256", Value: bson.D{}}}}, {Key: "mechanisms", Value: bson.A{"SCRAM-SHA-256"}}})
+	var keys []string
+	for _, e := range stored(raw) {
+		keys = append(keys, e.Key)
+	}
+	if strings.Join(keys, ",") != "_id,user,db,credentials" {
+		t.Fatalf("stored user keeps %v; want the fields the server stores", keys)
+	}
+}

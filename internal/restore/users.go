@@ -32,7 +32,7 @@ func restoreUsersAndRoles(ctx context.Context, client *mongo.Client, p Plan) (us
 				db, _ := d.Lookup("db").StringValueOK()
 				id = bson.RawValue{Type: bson.TypeString, Value: bsonString(db + "." + name)}
 			}
-			_, err := admin.Collection(set.coll).ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, d,
+			_, err := admin.Collection(set.coll).ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, stored(d),
 				replaceUpsert)
 			if err != nil {
 				return users, roles, fmt.Errorf("restore %s %s: %w", strings.TrimPrefix(set.coll, "system."), id, err)
@@ -41,6 +41,24 @@ func restoreUsersAndRoles(ctx context.Context, client *mongo.Client, p Plan) (us
 		}
 	}
 	return users, roles, nil
+}
+
+// derived are fields usersInfo and rolesInfo compute (the server stores
+// none of them).
+var derived = map[string]bool{"mechanisms": true, "isBuiltin": true, "inheritedRoles": true,
+	"inheritedPrivileges": true, "inheritedAuthenticationRestrictions": true}
+
+// stored turns a usersInfo or rolesInfo answer back into the document the
+// server keeps.
+func stored(d bson.Raw) bson.D {
+	var out bson.D
+	els, _ := d.Elements()
+	for _, e := range els {
+		if !derived[e.Key()] {
+			out = append(out, bson.E{Key: e.Key(), Value: e.Value()})
+		}
+	}
+	return out
 }
 
 // bsonString encodes s as a BSON string value.
