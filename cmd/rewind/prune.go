@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rewind-backup/rewind/internal/config"
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/retention"
+)
+
+// pruneFlags are the flags of `rewind prune`.
+type pruneFlags struct {
+	configPath    string
+	window, grace string
+	tiers         [4]int // hourly, daily, weekly, monthly; -1: from the config
+	dryRun        bool
+	asJSON        bool
+}
+
+func newPruneCmd() *cobra.Command {
+	var rf repoFlags
+	var f pruneFlags
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Delete what the retention policy no longer needs",
+		Long: `prune applies the retention policy: every restore point inside the restore window
+stays restorable (the newest snapshot at or before its start and all the oplog
+after it are kept), snapshots picked by the hourly/daily/weekly/monthly rules stay
+restorable to their consistent point (with the oplog of their own copy), the
+newest snapshot always stays, and everything else goes, with the chunks of
+snapshots that never got a manifest (orphans older than --grace).
+
+The policy comes from --config (the agent's file, section retention:) and the
+flags, which win. prune needs the repository's exclusive lock, so it is refused
+while an agent runs (the agent prunes on its own every retention.prune_interval).
+It prints what it deletes and which rule keeps or drops each snapshot and each
+run of segments; --dry-run prints the same and changes nothing.`,
+		Example: `  rewind prune --repo file:///var/lib/rewind --dry-run
+  rewind prune --repo s3://backups/rewind --identity key.txt --config /etc/rewind.yaml
+  rewind prune --repo file:///var/lib/rewind --restore-window 3d --daily 7 --weekly 4 --json`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPrune(cmd, &rf, &f) },
+	}
+	rf.add(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.configPath, "config", "", "read the retention policy from this agent config file")
+	fl.StringVar(&f.window, "restore-window", "", "every restore point this recent stays restorable (e.g. 7d, 36h); default from the config, else 7d")
+	for i, name := range []string{"hourly", "daily", "weekly", "monthly"} {
+		fl.IntVar(&f.tiers[i], name, -1, fmt.Sprintf("keep the newest snapshot of each of the last N %s periods beyond the window", map[string]string{"hourly": "hours", "daily": "days", "weekly": "weeks", "monthly": "months"}[name]))
+	}
+	fl.StringVar(&f.grace, "grace", "24h", "never treat objects newer than this as unneeded (a running snapshot may need them)")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print what would be deleted and why; change nothing")
+	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// policy builds the policy from the config file and the flags.
+func (f *pruneFlags) policy(cmd *cobra.Command) (retention.Policy, error) {
+	cfg, err := config.Load(f.configPath)
+	if err != nil {
+		return retention.Policy{}, usagef(cmd, "%v", err)
+	}
+	rc := cfg.Retention
+	p := retention.Policy{RestoreWindow: rc.RestoreWindow.Std(), Hourly: rc.Hourly, Daily: rc.Daily, Weekly: rc.Weekly, Monthly: rc.Monthly}
+	if f.window != "" {
+		d, err := config.ParseDuration(f.window)
+		if err != nil {
+			return p, usagef(cmd, "--restore-window: %v", err)
+		}
+		p.RestoreWindow = d.Std()
+	}
+	g, err := config.ParseDuration(f.grace)
+	if err != nil {
+		return p, usagef(cmd, "--grace: %v", err)
+	}
+	p.Grace = g.Std()
+	for i, dst := range []*int{&p.Hourly, &p.Daily, &p.Weekly, &p.Monthly} {
+		if f.tiers[i] >= 0 {
+			*dst = f.tiers[i]
+		}
+	}
+	return p, nil
+}
+
+func runPrune(cmd *cobra.Command, rf *repoFlags, f *pruneFlags) error {
+	if err := rf.require(cmd); err != nil {
+		return err
+	}
+	p, err := f.policy(cmd)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	r, err := rf.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	kind, purpose := repo.LockExclusive, "prune"
+	if f.dryRun {
+		kind, purpose = repo.LockShared, "prune --dry-run"
+	}
+	lock, err := r.Lock(ctx, repo.LockOptions{Kind: kind, Purpose: purpose})
+	if err != nil {
+		return fmt.Errorf("lock repository: %w", err)
+	}
+	defer lock.Unlock(context.Background())
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = lock.Run(lctx) }()
+
+	var res retention.Result
+	if f.dryRun {
+		res, err = retention.Plan(ctx, r.Repository, p, time.Now())
+	} else {
+		res, err = retention.Prune(ctx, r.Repository, lock, p, time.Now(), nil)
+	}
+	if err != nil {
+		return err
+	}
+	if f.asJSON {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(pruneJSONOf(res, f.dryRun))
+	}
+	return printPrune(cmd.OutOrStdout(), res, f.dryRun)
+}
+
+// pruneJSON is the JSON form of `rewind prune`.
+type pruneJSON struct {
+	DryRun        bool             `json:"dry_run"`
+	Now           time.Time        `json:"now"`
+	RestoreWindow string           `json:"restore_window"`
+	Tiers         map[string]int   `json:"tiers"`
+	Shards        []pruneShardJSON `json:"shards"`
+	Orphans       []orphanJSON     `json:"orphans"`
+	Deleted       map[string]int64 `json:"deleted"`
+}
+
+type pruneShardJSON struct {
+	Shard     string              `json:"shard"`
+	Cutoff    *tsJSON             `json:"window_start"`
+	Snapshots []pruneSnapshotJSON `json:"snapshots"`
+	Segments  []pruneRunJSON      `json:"segments"`
+	Copies    []pruneCopyJSON     `json:"copies"`
+	Promises  []promiseJSON       `json:"promised"`
+}
+
+type pruneSnapshotJSON struct {
+	ID      string   `json:"id"`
+	End     *tsJSON  `json:"end"`
+	Keep    bool     `json:"keep"`
+	Reasons []string `json:"reasons"`
+}
+
+type pruneRunJSON struct {
+	Timeline string  `json:"timeline"`
+	First    *tsJSON `json:"first"`
+	Last     *tsJSON `json:"last"`
+	Count    int     `json:"segments"`
+	Bytes    int64   `json:"bytes"`
+	Keep     bool    `json:"keep"`
+	Reason   string  `json:"reason"`
+}
+
+type pruneCopyJSON struct {
+	From     string `json:"from_timeline"`
+	To       string `json:"to_timeline"`
+	Segments int    `json:"segments"`
+	Reason   string `json:"reason"`
+}
+
+type promiseJSON struct {
+	Snapshot string  `json:"snapshot"`
+	Timeline string  `json:"timeline,omitempty"`
+	From     *tsJSON `json:"from"`
+	To       *tsJSON `json:"to"`
+	Rule     string  `json:"rule"`
+}
+
+type orphanJSON struct {
+	Key    string `json:"key"`
+	Bytes  int64  `json:"bytes"`
+	Reason string `json:"reason"`
+}
+
+func pruneJSONOf(res retention.Result, dry bool) pruneJSON {
+	p := res.Policy
+	out := pruneJSON{DryRun: dry, Now: res.Now.UTC(), RestoreWindow: config.Duration(p.RestoreWindow).String(),
+		Tiers:  map[string]int{"hourly": p.Hourly, "daily": p.Daily, "weekly": p.Weekly, "monthly": p.Monthly},
+		Shards: []pruneShardJSON{}, Orphans: []orphanJSON{},
+		Deleted: map[string]int64{"snapshots": int64(res.DeletedSnapshots), "segments": int64(res.DeletedSegments),
+			"orphans": int64(res.DeletedOrphans), "bytes": res.DeletedBytes, "copied_segments": int64(res.CopiedSegments)}}
+	for _, d := range res.Decisions {
+		s := pruneShardJSON{Shard: d.Shard, Cutoff: toTSJSON(d.Cutoff), Snapshots: []pruneSnapshotJSON{},
+			Segments: []pruneRunJSON{}, Copies: []pruneCopyJSON{}, Promises: []promiseJSON{}}
+		for _, sn := range d.Snapshots {
+			s.Snapshots = append(s.Snapshots, pruneSnapshotJSON{ID: sn.ID, End: toTSJSON(sn.End), Keep: sn.Keep, Reasons: sn.Reasons})
+		}
+		for _, r := range d.Runs {
+			s.Segments = append(s.Segments, pruneRunJSON{Timeline: r.Timeline, First: toTSJSON(r.First), Last: toTSJSON(r.Last),
+				Count: len(r.Segments), Bytes: r.Bytes, Keep: r.Keep, Reason: r.Reason})
+		}
+		for _, ex := range d.Extracts {
+			s.Copies = append(s.Copies, pruneCopyJSON{From: ex.From, To: ex.ID, Segments: len(ex.Segments), Reason: ex.Reason})
+		}
+		for _, pr := range d.Promises {
+			s.Promises = append(s.Promises, promiseJSON{Snapshot: pr.Snapshot, Timeline: pr.Timeline, From: toTSJSON(pr.From), To: toTSJSON(pr.To), Rule: pr.Rule})
+		}
+		out.Shards = append(out.Shards, s)
+	}
+	for _, o := range res.Orphans {
+		out.Orphans = append(out.Orphans, orphanJSON{Key: o.Key, Bytes: o.Size, Reason: o.Reason})
+	}
+	return out
+}
+
+func keepWord(keep bool) string {
+	if keep {
+		return "keep"
+	}
+	return "DROP"
+}
+
+func printPrune(w io.Writer, res retention.Result, dry bool) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	p := res.Policy
+	fmt.Fprintf(tw, "Retention: restore window %s, hourly %d, daily %d, weekly %d, monthly %d (now %s)\n",
+		config.Duration(p.RestoreWindow), p.Hourly, p.Daily, p.Weekly, p.Monthly, res.Now.UTC().Format(time.RFC3339))
+	var dropSnaps, dropSegs int
+	var dropBytes int64
+	for _, d := range res.Decisions {
+		fmt.Fprintf(tw, "\nshard %s: the restore window starts at %s\n\nSNAPSHOTS\n", d.Shard, d.Cutoff.Time().Format(time.RFC3339))
+		for _, s := range d.Snapshots {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", keepWord(s.Keep), s.ID, s.End.Time().Format(time.RFC3339), joinReasons(s.Reasons))
+			if !s.Keep {
+				dropSnaps++
+			}
+		}
+		fmt.Fprintf(tw, "\nOPLOG SEGMENTS\n")
+		for _, r := range d.Runs {
+			fmt.Fprintf(tw, "  %s\t%s\t%s .. %s\t%d segments, %s\t%s\n", keepWord(r.Keep), r.Timeline, r.First.Time().Format(time.RFC3339),
+				r.Last.Time().Format(time.RFC3339), len(r.Segments), humanBytes(r.Bytes), r.Reason)
+			if !r.Keep {
+				dropSegs += len(r.Segments)
+				dropBytes += r.Bytes
+			}
+		}
+		for _, ex := range d.Extracts {
+			fmt.Fprintf(tw, "  copy\t%d segments of %s to timeline %s\t\t\t%s\n", len(ex.Segments), ex.From, ex.ID, ex.Reason)
+		}
+		fmt.Fprintf(tw, "\nPROMISED RESTORE POINTS (after the prune)\n")
+		for _, pr := range d.Promises {
+			fmt.Fprintf(tw, "  %s .. %s\tsnapshot %s\t%s\n", pr.From.Time().Format(time.RFC3339), pr.To.Time().Format(time.RFC3339), pr.Snapshot, pr.Rule)
+		}
+	}
+	if len(res.Orphans) > 0 {
+		fmt.Fprintf(tw, "\nORPHANS\n")
+		for _, o := range res.Orphans {
+			fmt.Fprintf(tw, "  DROP\t%s\t%s\t%s\n", o.Key, humanBytes(o.Size), o.Reason)
+			dropBytes += o.Size
+		}
+	}
+	verb := "deleted"
+	if dry {
+		verb = "would delete (dry run: nothing changed)"
+	}
+	fmt.Fprintf(tw, "\n%s %d snapshots, %d segments and %d orphans: %s\n", verb, dropSnaps, dropSegs, len(res.Orphans), humanBytes(dropBytes))
+	return tw.Flush()
+}
+
+func joinReasons(rs []string) string {
+	out := ""
+	for i, r := range rs {
+		if i > 0 {
+			out += "; "
+		}
+		out += r
+	}
+	return out
+}
