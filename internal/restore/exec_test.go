@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/oracle"
@@ -83,6 +86,36 @@ func TestRestoreBasics(t *testing.T) {
 		if !errors.Is(err, restore.ErrOutsideWindows) || !strings.Contains(err.Error(), "the first one after it is") {
 			t.Fatalf("before the first snapshot: %v", err)
 		}
+	})
+
+	t.Run("collection created after the snapshot", func(t *testing.T) {
+		srv2 := testserver.Start(t)
+		late := fx.srv.DB("late")
+		_, err := fx.srv.Client().Database(late).Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: "new"}})
+		must(t, err)
+		newest, err := oracle.LastOplogTS(ctx, fx.srv.Client())
+		must(t, err)
+		waitDurable(t, fx.agent, newest, 30*time.Second)
+		_, err = srv2.Client().Database(late).Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: "precious"}})
+		must(t, err)
+		_, _, err = fx.restoreTo(t, srv2.Client(), restore.Request{To: restore.When{Latest: true}}, false)
+		if !errors.Is(err, restore.ErrTargetNotEmpty) || !strings.Contains(err.Error(), late+".c") {
+			t.Fatalf("replay onto a non-empty collection created after the snapshot: %v; want ErrTargetNotEmpty naming %s.c", err, late)
+		}
+		var doc bson.M
+		must(t, srv2.Client().Database(late).Collection("c").FindOne(ctx, bson.D{}).Decode(&doc))
+		if doc["v"] != "precious" {
+			t.Fatalf("the refused restore changed the target: %v", doc)
+		}
+		dropDBs(t, srv2.Client(), dbs...)
+		if _, _, err := fx.restoreTo(t, srv2.Client(), restore.Request{To: restore.When{Latest: true}}, true); err != nil {
+			t.Fatal(err)
+		}
+		must(t, srv2.Client().Database(late).Collection("c").FindOne(ctx, bson.D{}).Decode(&doc))
+		if doc["v"] != "new" {
+			t.Fatalf("after --drop the late collection holds %v, want the source's document", doc)
+		}
+		dropDBs(t, fx.srv.Client(), late)
 	})
 
 	t.Run("missing and corrupted objects", func(t *testing.T) {

@@ -35,6 +35,7 @@ type fixture struct {
 	cfg       workload.Config
 	marks     []oracle.Mark
 	manifests []repo.Manifest
+	agent     *agent.Agent
 }
 
 type fixtureOptions struct {
@@ -58,6 +59,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	fx.cfg = srv.Workload(o.seed)
 	fx.cfg.Databases, fx.cfg.Collections, fx.cfg.BatchSize = 2, 3, 10
 	ag := startAgent(t, srv, fx.url)
+	fx.agent = ag
 	waitAgent(t, ag)
 
 	src, err := oplog.Connect(ctx, srv.URI())

@@ -3,6 +3,8 @@ package restore
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -69,7 +71,8 @@ func entryTS(e bson.Raw) (optime.Timestamp, error) {
 func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan, o Options, idx *indexBuilder, rep *Report) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a := &replay.Applier{Client: client, Flavor: p.Flavor, Map: p.Mapper.Map, Log: o.Log}
+	guard := newLateGuard(ctx, client, p, o)
+	a := &replay.Applier{Client: client, Flavor: p.Flavor, Map: guard.Map, Log: o.Log}
 	var last optime.Timestamp
 	prev := p.Snapshot.End // the last restore point before a segment, for errors
 	for sr := range readAhead(ctx, r, p.Segments) {
@@ -85,6 +88,9 @@ func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, 
 		}
 		st, err := a.Apply(ctx, batch)
 		rep.Replay.Add(st)
+		if guard.err != nil {
+			return guard.err
+		}
 		if err != nil {
 			return fmt.Errorf("replay oplog segment %s: %w", sr.seg.Key, err)
 		}
@@ -137,4 +143,56 @@ func CountEntries(ctx context.Context, r *repo.Repository, p Plan) (int64, error
 		last, prev = newest, s.Last
 	}
 	return n, nil
+}
+
+// lateGuard extends the never-overwrite rule to collections the snapshot
+// does not hold (created after it): the first time replay names such a
+// target, it must be absent or empty, or dropped when --drop.
+type lateGuard struct {
+	ctx     context.Context
+	client  *mongo.Client
+	mapper  Mapper
+	drop    bool
+	log     *slog.Logger
+	checked map[Namespace]bool
+	err     error
+}
+
+func newLateGuard(ctx context.Context, client *mongo.Client, p Plan, o Options) *lateGuard {
+	g := &lateGuard{ctx: ctx, client: client, mapper: p.Mapper, drop: o.Drop, log: o.Log, checked: map[Namespace]bool{}}
+	for _, ns := range targetNamespaces(p) {
+		g.checked[ns] = true // checkTargets saw them
+	}
+	return g
+}
+
+// Map is the replay mapping; once a late target is refused it skips
+// everything, and replayOplog reports the refusal after the batch.
+func (g *lateGuard) Map(db, coll string) (string, string, bool) {
+	tdb, tcoll, ok := g.mapper.Map(db, coll)
+	if !ok || g.err != nil {
+		return "", "", false
+	}
+	t := Namespace{tdb, tcoll}
+	if g.checked[t] || strings.HasPrefix(tcoll, "$") {
+		return tdb, tcoll, true
+	}
+	g.checked[t] = true
+	_, nonEmpty, err := inspect(g.ctx, g.client, t)
+	switch {
+	case err != nil:
+		g.err = err
+	case nonEmpty && !g.drop:
+		g.err = fmt.Errorf("%w: %s (created after the snapshot, by the oplog being replayed); restore under another name with --rename, or replace it with --drop",
+			ErrTargetNotEmpty, t)
+	case nonEmpty:
+		g.log.Info("dropping target namespace (--drop)", "ns", t.String())
+		if err := g.client.Database(tdb).Collection(tcoll).Drop(g.ctx); err != nil {
+			g.err = fmt.Errorf("drop %s: %w", t, err)
+		}
+	}
+	if g.err != nil {
+		return "", "", false
+	}
+	return tdb, tcoll, true
 }
