@@ -57,6 +57,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stopCapture()
 	g.Go(func() error { return w.holdLock(gctx, a.Log) })
 	g.Go(func() error { return a.compactor(w).run(capCtx) })
+	g.Go(func() error { return a.pruner(w).run(capCtx) })
 	g.Go(func() error { return a.scheduler(w).run(capCtx) })
 	g.Go(func() error {
 		defer stopCapture()

@@ -131,7 +131,7 @@ func Prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, p Policy, n
 		return res, fmt.Errorf("prune: %w", err)
 	}
 	defer func() { _ = lock.EndDelete(context.WithoutCancel(ctx)) }()
-	if err := res.deleteAll(ctx, r); err != nil {
+	if err := res.deleteAll(ctx, r, lock); err != nil {
 		return res, err
 	}
 	log.Info("pruned the repository", "snapshots", res.DeletedSnapshots, "segments", res.DeletedSegments,
@@ -152,9 +152,24 @@ func (res Result) changes() bool {
 	return false
 }
 
-func (res *Result) deleteAll(ctx context.Context, r *repo.Repository) error {
+// stillDeleting re-enters deleting mode if another job of the same holder
+// (the agent's compaction) left it meanwhile; it fails if a reader got in.
+func stillDeleting(ctx context.Context, lock *repo.Lock) error {
+	if lock.Info().Deleting {
+		return nil
+	}
+	if err := lock.BeginDelete(ctx); err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	return nil
+}
+
+func (res *Result) deleteAll(ctx context.Context, r *repo.Repository, lock *repo.Lock) error {
 	for _, d := range res.Decisions {
 		for _, s := range d.DropSnapshots() {
+			if err := stillDeleting(ctx, lock); err != nil {
+				return err
+			}
 			if err := r.DeleteSnapshot(ctx, s.Shard, s.ID); err != nil {
 				return fmt.Errorf("prune snapshot %s: %w", s.ID, err)
 			}
@@ -163,6 +178,9 @@ func (res *Result) deleteAll(ctx context.Context, r *repo.Repository) error {
 	}
 	for _, d := range res.Decisions {
 		for _, seg := range deleteOrder(d) {
+			if err := stillDeleting(ctx, lock); err != nil {
+				return err
+			}
 			if err := remove(ctx, r, seg.Key); err != nil {
 				return err
 			}
@@ -171,6 +189,9 @@ func (res *Result) deleteAll(ctx context.Context, r *repo.Repository) error {
 		}
 	}
 	for _, o := range res.Orphans {
+		if err := stillDeleting(ctx, lock); err != nil {
+			return err
+		}
 		if err := remove(ctx, r, o.Key); err != nil {
 			return err
 		}

@@ -1,0 +1,63 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/retention"
+)
+
+// pruner applies the retention policy every retention.prune_interval, under
+// the agent's writer lock: the agent is the one writer, so pruning is one
+// of its jobs (by hand, `rewind prune` takes the same lock).
+type pruner struct {
+	w       *writer
+	log     *slog.Logger
+	every   time.Duration
+	policy  retention.Policy
+	canRead bool
+	now     func() time.Time
+}
+
+func (a *Agent) pruner(w *writer) *pruner {
+	rc := a.Config.Retention
+	return &pruner{w: w, log: a.Log, every: rc.PruneInterval.Std(), canRead: w.canRead, now: time.Now,
+		policy: retention.Policy{RestoreWindow: rc.RestoreWindow.Std(), Hourly: rc.Hourly, Daily: rc.Daily,
+			Weekly: rc.Weekly, Monthly: rc.Monthly}}
+}
+
+// run prunes every p.every until ctx ends. Failures are logged and retried
+// at the next tick (a reader holding a shared lock is the usual one):
+// capture must go on.
+func (p *pruner) run(ctx context.Context) error {
+	if p.every <= 0 {
+		return nil
+	}
+	if !p.canRead {
+		p.log.Info("pruning off: the repository is encrypted and the agent has no identity to read manifests (set `identity:` to enable it)")
+		return nil
+	}
+	t := time.NewTicker(p.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if _, err := p.once(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("prune failed; will retry", "err", err)
+		}
+	}
+}
+
+// once applies the policy now.
+func (p *pruner) once(ctx context.Context) (retention.Result, error) {
+	lock := p.w.currentLock()
+	if lock == nil {
+		return retention.Result{}, errors.New("the writer lock is not held")
+	}
+	return retention.Prune(ctx, p.w.repo, lock, p.policy, p.now(), p.log)
+}
