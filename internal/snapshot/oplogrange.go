@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync/atomic"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/oplog"
@@ -117,45 +116,68 @@ func (rc *rangeCapture) run(ctx context.Context, start optime.Timestamp, end fun
 	}
 }
 
-// capture runs one oplog.Capture until the range is covered.
+// capture runs one oplog.Capture until it has read the range's end, then
+// lets it flush and upload what it read. Stopping on the entry read, not on
+// a listing of what is stored, spares a FerretDB source another full scan
+// of its oplog (it cannot seek by ts).
 func (rc *rangeCapture) capture(ctx context.Context, spool *oplog.Spool, resume oplog.Resume, start optime.Timestamp, end func() (optime.Timestamp, bool)) error {
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
-	c := &oplog.Capture{Source: rc.src, Sink: rc, Spool: spool, Resume: resume,
+	stats := &oplog.Stats{}
+	c := &oplog.Capture{Source: rc.src, Sink: rc, Spool: spool, Resume: resume, Stats: stats,
 		FlushInterval: 200 * time.Millisecond, MaxBatchBytes: 16 << 20, DrainTimeout: time.Minute, Log: rc.log}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(cctx) }()
-	var finished atomic.Bool
-	t := time.NewTicker(300 * time.Millisecond)
+	finished := false
+	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
+	lastListed := time.Now()
 	for {
 		select {
 		case err := <-done:
 			switch {
-			case finished.Load():
-				return nil
 			case err != nil:
 				return err
 			case ctx.Err() != nil:
 				return ctx.Err()
+			case !finished:
+				return errors.New("oplog capture stopped before the snapshot's range was read")
 			}
-			return errors.New("oplog capture stopped before the snapshot's range was durable")
+			return rc.checkCovered(ctx, start, end)
 		case <-t.C:
 		}
 		e, ok := end()
-		if !ok || finished.Load() {
+		if !ok || finished {
 			continue
 		}
-		h, err := rc.repo.History(ctx, rc.shard)
-		if err != nil {
-			rc.log.Warn("read the repository's timeline failed; retrying", "err", err)
-			continue
-		}
-		if covered(h, start, e) {
-			finished.Store(true)
+		if !stats.LastRead().Before(e) {
+			finished = true
 			stop()
+			continue
+		}
+		// The range may already be stored (the repository was ahead of
+		// end): then no entry at or after end may ever be read.
+		if time.Since(lastListed) > time.Second {
+			lastListed = time.Now()
+			if h, err := rc.repo.History(ctx, rc.shard); err == nil && covered(h, start, e) {
+				finished = true
+				stop()
+			}
 		}
 	}
+}
+
+// checkCovered confirms the stored timeline holds the range.
+func (rc *rangeCapture) checkCovered(ctx context.Context, start optime.Timestamp, end func() (optime.Timestamp, bool)) error {
+	e, _ := end()
+	h, err := rc.repo.History(ctx, rc.shard)
+	if err != nil {
+		return fmt.Errorf("read the repository's timeline: %w", err)
+	}
+	if !covered(h, start, e) {
+		return fmt.Errorf("the captured oplog does not cover [%s, %s]: storage may have refused uploads; re-run the snapshot", start, e)
+	}
+	return nil
 }
 
 // WriteSegment implements oplog.Sink as the agent's writer does: the first

@@ -1,0 +1,165 @@
+// Package snapshotbench compares `rewind snapshot` with mongodump on the same
+// data in the same run, and measures rewind's own cost with the server taken
+// out. Run it with ./run.sh (or the go test line in it).
+package snapshotbench
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/storage"
+	"github.com/rewind-backup/rewind/internal/testserver"
+)
+
+// dataMB is the data set size: $REWIND_BENCH_MB, default 64 (FerretDB reads
+// a few MB/s, so larger sets take minutes per tool).
+func dataMB() int {
+	if n, err := strconv.Atoi(os.Getenv("REWIND_BENCH_MB")); err == nil && n > 0 {
+		return n
+	}
+	return 64
+}
+
+const benchColls = 4
+
+// BenchmarkSnapshotVsMongodump loads the data set once and runs each tool
+// once per iteration on it (use -benchtime 1x).
+func BenchmarkSnapshotVsMongodump(b *testing.B) {
+	dump := mongodump(b)
+	tmp := b.TempDir()
+	rewind := buildRewind(b, tmp)
+	srv := testserver.Start(b)
+	db := srv.DB("bench")
+	t0 := time.Now()
+	docs, size := load(b, srv.Client(), db, benchColls, dataMB())
+	b.Logf("loaded %d documents, %.1f MiB in %d collections in %s", docs, float64(size)/(1<<20), benchColls, time.Since(t0).Round(time.Second))
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := range b.N {
+		dir := filepath.Join(tmp, strconv.Itoa(i))
+		repoURL := "file://" + filepath.Join(dir, "repo")
+		measure(ctx, b, "rewind init", rewind, "init", "--repo", repoURL)
+		snap := measure(ctx, b, "rewind snapshot --parallel 4", rewind, "--log-format", "json", "snapshot",
+			"--source", srv.URI(), "--repo", repoURL, "--ns", db+".*", "--parallel", "4")
+		snap.stored = diskBytes(b, filepath.Join(dir, "repo", "data"))
+		copyPhase := phase(snap.stderr, "snapshot started", "capturing the snapshot's oplog range (no agent is running)")
+		plain := measure(ctx, b, "mongodump --archive", dump, "--quiet", "--uri", srv.URI(), "--db", db, "--archive="+filepath.Join(dir, "a"))
+		plain.stored = fileSize(b, filepath.Join(dir, "a"))
+		gz := measure(ctx, b, "mongodump --archive --gzip", dump, "--quiet", "--uri", srv.URI(), "--db", db, "--gzip", "--archive="+filepath.Join(dir, "a.gz"))
+		gz.stored = fileSize(b, filepath.Join(dir, "a.gz"))
+		report(b, docs, size, []run{snap, plain, gz})
+		capturePhase := phase(snap.stderr, "capturing the snapshot's oplog range (no agent is running)", "snapshot complete")
+		b.Logf("rewind snapshot: %s total = copy %s + oplog range capture and manifest %s + start-up and catalog",
+			snap.elapsed.Round(10*time.Millisecond), copyPhase.Round(10*time.Millisecond), capturePhase.Round(10*time.Millisecond))
+		b.ReportMetric(float64(size)/1e6/snap.elapsed.Seconds(), "rewind-MB/s")
+		b.ReportMetric(float64(size)/1e6/plain.elapsed.Seconds(), "mongodump-MB/s")
+		b.ReportMetric(float64(size)/1e6/gz.elapsed.Seconds(), "mongodump-gzip-MB/s")
+		b.ReportMetric(float64(snap.maxRSS)/(1<<20), "rewind-peak-RSS-MiB")
+	}
+}
+
+func report(b *testing.B, docs int, size int64, runs []run) {
+	lines := []string{"data: " + strconv.Itoa(docs) + " documents, " + strconv.FormatFloat(float64(size)/(1<<20), 'f', 1, 64) + " MiB of BSON in 4 collections"}
+	for _, r := range runs {
+		lines = append(lines, r.row(docs, size))
+	}
+	b.Log("\n" + strings.Join(lines, "\n"))
+}
+
+func fileSize(b *testing.B, path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// phase is the time between two JSON log messages in stderr.
+func phase(stderr, from, to string) time.Duration {
+	var t1, t2 time.Time
+	for _, line := range strings.Split(stderr, "\n") {
+		var rec struct {
+			Time time.Time `json:"time"`
+			Msg  string    `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		switch rec.Msg {
+		case from:
+			t1 = rec.Time
+		case to:
+			t2 = rec.Time
+		}
+	}
+	if t1.IsZero() || t2.IsZero() {
+		return 0
+	}
+	return t2.Sub(t1)
+}
+
+// BenchmarkEncodeStore is rewind's own cost with the server taken out: the
+// same documents, already in memory, packed into 8 MiB chunks, compressed,
+// checksummed and stored in a file repository by 4 workers.
+func BenchmarkEncodeStore(b *testing.B) {
+	var colls [][]bson.Raw
+	var size int64
+	for c := range benchColls {
+		docs := genCollection(c, dataMB()<<20/benchColls)
+		for _, d := range docs {
+			size += int64(len(d))
+		}
+		colls = append(colls, docs)
+	}
+	ctx := context.Background()
+	b.SetBytes(size)
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		dir := filepath.Join(b.TempDir(), strconv.Itoa(i))
+		st, err := storage.Open(ctx, "file://"+dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := repo.Init(ctx, st, repo.InitOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		var wg sync.WaitGroup
+		for c, docs := range colls {
+			wg.Go(func() {
+				n := 0
+				for start := 0; start < len(docs); {
+					end, bytes := start, 0
+					for end < len(docs) && bytes+len(docs[end]) <= 8<<20 {
+						bytes += len(docs[end])
+						end++
+					}
+					if _, err := r.WriteChunk(ctx, "bench", "s1", "c"+strconv.Itoa(c), n, docs[start:end]); err != nil {
+						b.Error(err)
+						return
+					}
+					start, n = end, n+1
+				}
+			})
+		}
+		wg.Wait()
+		b.StopTimer()
+		if i == 0 {
+			b.ReportMetric(float64(diskBytes(b, filepath.Join(dir, "data")))/(1<<20), "stored-MiB")
+		}
+		st.Close()
+		b.StartTimer()
+	}
+}
