@@ -126,6 +126,9 @@ func runRestore(cmd *cobra.Command, rf *repoFlags, f *restoreFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := restore.Resolve(ctx, r.Repository, &plan); err != nil {
+		return err
+	}
 	if f.dryRun {
 		n, err := restore.CountEntries(ctx, r.Repository, plan)
 		if err != nil {

@@ -115,6 +115,16 @@ func TestRestoreBasics(t *testing.T) {
 		if doc["v"] != "new" {
 			t.Fatalf("after --drop the late collection holds %v, want the source's document", doc)
 		}
+		// Only that collection, under another name: the snapshot does not
+		// hold it, the oplog does.
+		p, rep, err := fx.restoreTo(t, srv2.Client(), restore.Request{To: restore.When{Latest: true},
+			Include: []string{late + ".c"}, Rename: map[string]string{late: srv2.DB("late2")}}, false)
+		must(t, err)
+		must(t, srv2.Client().Database(srv2.DB("late2")).Collection("c").FindOne(ctx, bson.D{}).Decode(&doc))
+		if doc["v"] != "new" || p.Chunks != 0 || rep.Replay.Inserts != 1 || len(rep.Namespaces) != 1 || rep.Namespaces[0].Final != 1 {
+			t.Fatalf("late collection alone: %v, %d chunks read, %+v", doc, p.Chunks, rep.Replay)
+		}
+		dropDBs(t, srv2.Client(), srv2.DB("late2"))
 		dropDBs(t, fx.srv.Client(), late)
 	})
 

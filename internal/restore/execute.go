@@ -64,6 +64,8 @@ type Report struct {
 	Indexes      int
 	Views        int
 	Users, Roles int
+
+	late []lateNS
 }
 
 // Execute carries out a plan on the target deployment: check the target
@@ -77,6 +79,9 @@ func Execute(ctx context.Context, r *repo.Repository, client *mongo.Client, p Pl
 	rep := Report{Snapshot: p.Snapshot.ID, Target: p.Target}
 	o.Progress.start(p)
 	o.Progress.setPhase("check")
+	if err := Resolve(ctx, r, &p); err != nil {
+		return rep, err
+	}
 	if err := checkTargets(ctx, client, p, o.Drop, o.Log); err != nil {
 		return rep, err
 	}
@@ -111,7 +116,7 @@ func Execute(ctx context.Context, r *repo.Repository, client *mongo.Client, p Pl
 		return rep, err
 	}
 	o.Progress.setPhase("count")
-	if rep.Namespaces, err = countTargets(ctx, client, p, loaded); err != nil {
+	if rep.Namespaces, err = countTargets(ctx, client, p, rep.late, loaded); err != nil {
 		return rep, err
 	}
 	rep.Bytes = o.Progress.bytes.Load()
@@ -255,9 +260,13 @@ func hasCode(err error, code int) bool {
 	return errors.As(err, &se) && se.HasErrorCode(code)
 }
 
-func countTargets(ctx context.Context, client *mongo.Client, p Plan, loaded map[Namespace]int64) ([]NamespaceReport, error) {
+func countTargets(ctx context.Context, client *mongo.Client, p Plan, late []lateNS, loaded map[Namespace]int64) ([]NamespaceReport, error) {
 	var out []NamespaceReport
-	for _, c := range p.Collections {
+	all := append([]CollectionPlan(nil), p.Collections...)
+	for _, l := range late {
+		all = append(all, CollectionPlan{Source: l.source, Target: l.target})
+	}
+	for _, c := range all {
 		n, err := client.Database(c.Target.DB).Collection(c.Target.Coll).CountDocuments(ctx, bson.D{})
 		if err != nil {
 			return nil, fmt.Errorf("count documents of %s: %w", c.Target, err)

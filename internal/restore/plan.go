@@ -60,6 +60,8 @@ type Plan struct {
 	// Others are the shard's windows from other snapshots, to name a way
 	// out when this snapshot's objects turn out missing or corrupt.
 	Others []catalog.Window
+
+	unmatched []unmatched // names to look for in the oplog (see Resolve)
 }
 
 // ErrOutsideWindows means the restore point is in no restore window.
@@ -245,6 +247,9 @@ func (p *Plan) markMatched(matched map[string]bool, ns Namespace) {
 	matched[ns.String()] = true
 }
 
+// checkMatched checks every --ns and --rename names something. One the
+// snapshot does not hold may name a collection created after it: Resolve
+// looks for it in the oplog being replayed. Without oplog, it is an error now.
 func (p *Plan) checkMatched(req Request, matched map[string]bool) error {
 	names := p.snapshotDBs()
 	for _, pat := range req.Include {
@@ -254,20 +259,36 @@ func (p *Plan) checkMatched(req Request, matched map[string]bool) error {
 			key = ns.String()
 		}
 		if !matched[key] {
-			return fmt.Errorf("plan restore: --ns %s matches nothing in snapshot %s (it holds databases %s); check the name with `rewind list`",
-				pat, p.Snapshot.ID, names)
+			p.unmatched = append(p.unmatched, unmatched{flag: "--ns " + pat, key: key})
 		}
 	}
 	for from := range req.Rename {
+		ns := splitNS(from)
+		selectable := ns.Coll != "" && p.Mapper.Match(ns.DB, ns.Coll) || ns.Coll == "" && (len(p.Mapper.include) == 0 || matchDB(p.Mapper, ns.DB))
+		if !selectable {
+			return fmt.Errorf("plan restore: --rename %s: %s is not among the namespaces being restored (add it with --ns)", from, from)
+		}
 		if !matched[from] {
-			return fmt.Errorf("plan restore: --rename %s: %s is not among the namespaces being restored (snapshot %s holds databases %s)",
-				from, from, p.Snapshot.ID, names)
+			p.unmatched = append(p.unmatched, unmatched{flag: "--rename " + from, key: from})
 		}
 	}
-	if len(p.Collections)+len(p.Views) == 0 {
+	sort.Slice(p.unmatched, func(a, b int) bool { return p.unmatched[a].flag < p.unmatched[b].flag })
+	if len(p.unmatched) > 0 && len(p.Segments) == 0 {
+		return p.unmatchedError(names)
+	}
+	if len(p.Collections)+len(p.Views)+len(p.unmatched) == 0 {
 		return fmt.Errorf("plan restore: snapshot %s holds no collection to restore", p.Snapshot.ID)
 	}
 	return nil
+}
+
+// unmatched is a --ns or --rename name the snapshot does not hold.
+type unmatched struct{ flag, key string }
+
+func (p *Plan) unmatchedError(names string) error {
+	u := p.unmatched[0]
+	return fmt.Errorf("plan restore: %s matches nothing in snapshot %s (it holds databases %s) nor in the oplog replayed up to %s; check the name with `rewind list`",
+		u.flag, p.Snapshot.ID, names, p.Target)
 }
 
 func (p *Plan) snapshotDBs() string {

@@ -186,18 +186,23 @@ func TestBuildBadNamespaces(t *testing.T) {
 		rename  map[string]string
 		want    string
 	}{
-		{"unknown database", []string{"nope"}, nil, "--ns nope matches nothing in snapshot s3 (it holds databases crm, shop)"},
+		{"unknown database", []string{"nope"}, nil, "--ns nope matches nothing in snapshot s3 (it holds databases crm, shop) nor in the oplog replayed up to 399:1"},
 		{"unknown collection", []string{"shop.nope"}, nil, "--ns shop.nope matches nothing"},
 		{"wildcard inside a name", []string{"shop.ord*"}, nil, "wildcards are only allowed"},
 		{"system database", []string{"admin"}, nil, "system database"},
-		{"rename of something not restored", []string{"shop"}, map[string]string{"crm": "crm2"}, "--rename crm: crm is not among"},
+		{"rename of something not restored", []string{"shop"}, map[string]string{"crm": "crm2"}, "--rename crm: crm is not among the namespaces being restored (add it with --ns)"},
+		{"rename of a name found nowhere", nil, map[string]string{"nope": "nope2"}, "--rename nope matches nothing"},
 		{"rename a database onto a collection", nil, map[string]string{"shop": "a.b"}, "rename a database to a database"},
 		{"two sources onto one target", nil, map[string]string{"shop.items": "shop.orders"}, "would both be restored as shop.orders"},
 		{"bad target name", nil, map[string]string{"shop": "a b"}, "not a valid name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Build(testCatalog(), Request{To: When{Latest: true}, Include: tt.include, Rename: tt.rename})
+			p, err := Build(testCatalog(), Request{To: When{Latest: true}, Include: tt.include, Rename: tt.rename})
+			if err == nil && len(p.unmatched) > 0 {
+				// Left for Resolve, which finds it nowhere in the oplog either.
+				err = p.unmatchedError(p.snapshotDBs())
+			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want one saying %q", err, tt.want)
 			}
@@ -235,5 +240,21 @@ func TestStoredUserDocument(t *testing.T) {
 	}
 	if strings.Join(keys, ",") != "_id,user,db,credentials" {
 		t.Fatalf("stored user keeps %v; want the fields the server stores", keys)
+	}
+}
+
+// A name the snapshot does not hold is an error at once when no oplog is
+// replayed (nothing could create it).
+func TestUnknownNamespaceWithoutOplog(t *testing.T) {
+	m := repo.Manifest{ID: "s1", Shard: "rs0", Start: ts(5, 1), End: ts(5, 1),
+		Collections: []repo.CollectionManifest{coll("shop", "orders", 1)}}
+	cat := catalog.Catalog{Shards: []catalog.Shard{catalog.Derive("rs0", repo.History{}, []repo.Manifest{m})}}
+	_, err := Build(cat, Request{To: When{Latest: true}, Include: []string{"shop.nope"}})
+	if err == nil || !strings.Contains(err.Error(), "--ns shop.nope matches nothing") {
+		t.Fatalf("error %v", err)
+	}
+	p, err := Build(cat, Request{To: When{Latest: true}, Include: []string{"shop.orders"}})
+	if err != nil || len(p.Segments) != 0 || len(p.Collections) != 1 {
+		t.Fatalf("plan %+v, %v", p, err)
 	}
 }

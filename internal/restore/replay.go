@@ -108,6 +108,7 @@ func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, 
 		o.Log.Info("transactions still open at the restore point are not applied", "count", n)
 	}
 	rep.LastApplied = last
+	rep.late = guard.late
 	return nil
 }
 
@@ -155,8 +156,12 @@ type lateGuard struct {
 	drop    bool
 	log     *slog.Logger
 	checked map[Namespace]bool
+	late    []lateNS // targets first named by the oplog, in order
 	err     error
 }
+
+// lateNS is a collection the snapshot does not hold that replay wrote.
+type lateNS struct{ source, target Namespace }
 
 func newLateGuard(ctx context.Context, client *mongo.Client, p Plan, o Options) *lateGuard {
 	g := &lateGuard{ctx: ctx, client: client, mapper: p.Mapper, drop: o.Drop, log: o.Log, checked: map[Namespace]bool{}}
@@ -178,6 +183,7 @@ func (g *lateGuard) Map(db, coll string) (string, string, bool) {
 		return tdb, tcoll, true
 	}
 	g.checked[t] = true
+	g.late = append(g.late, lateNS{Namespace{db, coll}, t})
 	_, nonEmpty, err := inspect(g.ctx, g.client, t)
 	switch {
 	case err != nil:
@@ -195,4 +201,69 @@ func (g *lateGuard) Map(db, coll string) (string, string, bool) {
 		return "", "", false
 	}
 	return tdb, tcoll, true
+}
+
+// Resolve checks the --ns and --rename names the snapshot does not hold
+// against the oplog the restore replays: a collection created after the
+// snapshot is restorable; a name found nowhere is a mistake. It reads the
+// plan's segments only when there is such a name.
+func Resolve(ctx context.Context, r *repo.Repository, p *Plan) error {
+	if len(p.unmatched) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	var last optime.Timestamp
+	prev := p.Snapshot.End
+	for _, s := range p.Segments {
+		es, err := r.ReadSegment(ctx, s)
+		if err != nil {
+			return segmentError(*p, s, prev, err)
+		}
+		kept, newest, err := inRange(es, p.ReplayFrom, p.Target, last)
+		if err != nil {
+			return segmentError(*p, s, prev, err)
+		}
+		for _, e := range kept {
+			addNamespaces(seen, e)
+		}
+		last, prev = newest, s.Last
+	}
+	var left []unmatched
+	for _, u := range p.unmatched {
+		if !seen[u.key] {
+			left = append(left, u)
+		}
+	}
+	p.unmatched = left
+	if len(left) > 0 {
+		return p.unmatchedError(p.snapshotDBs())
+	}
+	return nil
+}
+
+// addNamespaces records the database and db.coll an entry writes to
+// (inside a transaction's applyOps too; a create command's collection).
+func addNamespaces(seen map[string]bool, e bson.Raw) {
+	ns, _ := e.Lookup("ns").StringValueOK()
+	n := splitNS(ns)
+	if o, ok := e.Lookup("o").DocumentOK(); ok && n.Coll == "$cmd" {
+		els, _ := o.Elements()
+		if len(els) > 0 && els[0].Key() == "applyOps" {
+			vals, _ := els[0].Value().Array().Values()
+			for _, v := range vals {
+				if d, ok := v.DocumentOK(); ok {
+					addNamespaces(seen, d)
+				}
+			}
+			return
+		}
+		if len(els) > 0 && els[0].Key() == "create" {
+			n.Coll, _ = els[0].Value().StringValueOK()
+		}
+	}
+	if n.DB == "" || n.Coll == "" || n.Coll == "$cmd" {
+		return
+	}
+	seen[n.DB] = true
+	seen[n.String()] = true
 }
