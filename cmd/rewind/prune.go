@@ -254,7 +254,9 @@ func printPrune(w io.Writer, res retention.Result, dry bool) error {
 			}
 		}
 		for _, ex := range d.Extracts {
-			fmt.Fprintf(tw, "  copy\t%d segments of %s to timeline %s\t\t\t%s\n", len(ex.Segments), ex.From, ex.ID, ex.Reason)
+			first, last := ex.Segments[0].First, ex.Segments[len(ex.Segments)-1].Last
+			fmt.Fprintf(tw, "  copy\t%s\t%s .. %s\t%d segments\tto timeline %s: %s\n", ex.From, first.Time().Format(time.RFC3339),
+				last.Time().Format(time.RFC3339), len(ex.Segments), ex.ID, ex.Reason)
 		}
 		fmt.Fprintf(tw, "\nPROMISED RESTORE POINTS (after the prune)\n")
 		for _, pr := range d.Promises {

@@ -85,6 +85,7 @@ func TestPruneCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "DROP") || !strings.Contains(out, "would delete") || !strings.Contains(out, "daily 1 of 2") {
 		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errs)
 	}
+	t.Logf("dry run output:\n%s", out)
 	if after := listing(t, dir); strings.Join(after, "\n") != strings.Join(before, "\n") {
 		t.Fatalf("--dry-run changed the repository:\nbefore %d objects, after %d", len(before), len(after))
 	}
