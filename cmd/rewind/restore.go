@@ -126,6 +126,11 @@ func runRestore(cmd *cobra.Command, rf *repoFlags, f *restoreFlags) error {
 	if err != nil {
 		return err
 	}
+	if plan.Flavor == "" {
+		// Neither the timeline record nor the manifest says: fall back to
+		// the flavor the repository was initialized for.
+		plan.Flavor = r.Config().Source.Flavor
+	}
 	if err := restore.Resolve(ctx, r.Repository, &plan); err != nil {
 		return err
 	}
