@@ -52,15 +52,20 @@ func BenchmarkSnapshotVsMongodump(b *testing.B) {
 		snap := measure(ctx, b, "rewind snapshot --parallel 4", rewind, "--log-format", "json", "snapshot",
 			"--source", srv.URI(), "--repo", repoURL, "--ns", db+".*", "--parallel", "4")
 		snap.stored = diskBytes(b, filepath.Join(dir, "repo", "data"))
-		copyPhase := phase(snap.stderr, "snapshot started", "capturing the snapshot's oplog range (no agent is running)")
+		copyPhase := phase(snap.stderr, "snapshot started", "collections copied")
+		if os.Getenv("REWIND_BENCH_REWIND_ONLY") != "" {
+			report(b, docs, size, []run{snap})
+			b.Logf("rewind snapshot: copy phase %s", copyPhase.Round(10*time.Millisecond))
+			continue
+		}
 		plain := measure(ctx, b, "mongodump --archive", dump, "--quiet", "--uri", srv.URI(), "--db", db, "--archive="+filepath.Join(dir, "a"))
 		plain.stored = fileSize(b, filepath.Join(dir, "a"))
 		gz := measure(ctx, b, "mongodump --archive --gzip", dump, "--quiet", "--uri", srv.URI(), "--db", db, "--gzip", "--archive="+filepath.Join(dir, "a.gz"))
 		gz.stored = fileSize(b, filepath.Join(dir, "a.gz"))
 		report(b, docs, size, []run{snap, plain, gz})
-		capturePhase := phase(snap.stderr, "capturing the snapshot's oplog range (no agent is running)", "snapshot complete")
-		b.Logf("rewind snapshot: %s total = copy %s + oplog range capture and manifest %s + start-up and catalog",
-			snap.elapsed.Round(10*time.Millisecond), copyPhase.Round(10*time.Millisecond), capturePhase.Round(10*time.Millisecond))
+		b.Logf("rewind snapshot log:\n%s", snap.stderr)
+		b.Logf("rewind snapshot: %s total, of which copying the collections %s (%.2f MB/s); the rest is mostly reading the newest oplog entry, which FerretDB does with a full scan of its oplog (connect, start, end, range capture)",
+			snap.elapsed.Round(10*time.Millisecond), copyPhase.Round(10*time.Millisecond), float64(size)/1e6/copyPhase.Seconds())
 		b.ReportMetric(float64(size)/1e6/snap.elapsed.Seconds(), "rewind-MB/s")
 		b.ReportMetric(float64(size)/1e6/plain.elapsed.Seconds(), "mongodump-MB/s")
 		b.ReportMetric(float64(size)/1e6/gz.elapsed.Seconds(), "mongodump-gzip-MB/s")

@@ -105,10 +105,13 @@ func Take(ctx context.Context, src *oplog.Source, r *repo.Repository, o Options)
 		defer unlock(writer)
 		g.Go(func() error { return writer.Run(holdCtx) })
 	}
+	listed := time.Now()
 	cat, err := listCatalog(ctx, src.Client, o.Filter)
 	if err != nil {
 		return repo.Manifest{}, err
 	}
+	o.Log.Info("catalog listed", "collections", len(cat.colls), "views", len(cat.views), "users", len(cat.users),
+		"roles", len(cat.roles), "duration", time.Since(listed).Round(time.Millisecond).String())
 	shared, err := r.Lock(ctx, repo.LockOptions{Kind: repo.LockShared, Purpose: "snapshot", Wait: time.Minute})
 	if err != nil {
 		return repo.Manifest{}, fmt.Errorf("lock the repository for the snapshot: %w", err)
@@ -175,9 +178,13 @@ func take(ctx context.Context, src *oplog.Source, r *repo.Repository, o Options,
 	o.Progress.setTotals(cat)
 	cp := &copier{client: src.Client, repo: r, shard: shard, id: m.ID, parallel: o.Parallel,
 		chunkBytes: o.ChunkBytes, splitBytes: o.SplitBytes, majority: src.Flavor == oplog.FlavorMongoDB, progress: o.Progress, log: o.Log}
+	copied := time.Now()
 	if m.Collections, err = cp.run(ctx, cat); err != nil {
 		return repo.Manifest{}, err
 	}
+	d, b, c := o.Progress.Counts()
+	o.Log.Info("collections copied", "documents", d, "bytes", b, "chunks", c, "parts", o.Progress.Parts(),
+		"duration", time.Since(copied).Round(time.Millisecond).String())
 	e, err := src.NewestEntry(ctx)
 	if err != nil {
 		return repo.Manifest{}, fmt.Errorf("note the snapshot's end: %w", err)
@@ -194,7 +201,6 @@ func take(ctx context.Context, src *oplog.Source, r *repo.Repository, o Options,
 	if err := r.WriteManifest(ctx, m); err != nil {
 		return repo.Manifest{}, err
 	}
-	d, b, _ := o.Progress.Counts()
 	o.Log.Info("snapshot complete", "id", m.ID, "start", m.Start.String(), "end", m.End.String(),
 		"collections", len(m.Collections), "documents", d, "bytes", b, "duration", m.Finished.Sub(m.Started).Round(time.Millisecond).String())
 	return m, nil
