@@ -93,7 +93,7 @@ func withTS(e bson.Raw, t, i uint32) bson.Raw {
 type repoSink struct{ r *repo.Repository }
 
 func (s repoSink) WriteSegment(ctx context.Context, b oplog.Batch) error {
-	_, err := s.r.WriteSegment(ctx, "bench", b.Timeline, b.Entries)
+	_, err := s.r.WriteSegmentAfter(ctx, "bench", b.Timeline, b.Prev, b.Entries)
 	return err
 }
 

@@ -165,7 +165,12 @@ func repoEntriesWith(t *testing.T, url string, opts storage.Options) ([]bson.Raw
 	}
 	var out []bson.Raw
 	for _, tl := range h.Timelines {
-		for _, seg := range tl.Segments {
+		for i, seg := range tl.Segments {
+			// Every segment names the one before it: the chain that makes a
+			// missing segment visible survives restarts and kills.
+			if i > 0 && seg.Prev != tl.Segments[i-1].Last {
+				t.Fatalf("segment %s names %s as the entry before it, want %s", seg.Key, seg.Prev, tl.Segments[i-1].Last)
+			}
 			es, err := r.ReadSegment(ctx, seg)
 			if err != nil {
 				t.Fatal(err)

@@ -124,7 +124,7 @@ func (w *writer) WriteSegment(ctx context.Context, b oplog.Batch) error {
 			return err
 		}
 	}
-	if _, err := w.repo.WriteSegment(ctx, w.shard, b.Timeline, b.Entries); err != nil {
+	if _, err := w.repo.WriteSegmentAfter(ctx, w.shard, b.Timeline, b.Prev, b.Entries); err != nil {
 		return err
 	}
 	w.lastTimeline, w.lastTS = b.Timeline, b.Last

@@ -170,6 +170,11 @@ func (c *Capture) Run(ctx context.Context) error {
 // the spool is full (the source is then not read: nothing is ever dropped).
 func (c *Capture) batch(ctx context.Context, entries <-chan bson.Raw) error {
 	timeline := c.Resume.Timeline
+	// prev chains batches: a continued timeline follows the resume point.
+	prev := optime.Zero
+	if timeline != "" {
+		prev = c.Resume.After
+	}
 	var cur Batch
 	var deadline <-chan time.Time
 	flush := func() error {
@@ -179,6 +184,7 @@ func (c *Capture) batch(ctx context.Context, entries <-chan bson.Raw) error {
 		if err := c.spoolBatch(ctx, cur); err != nil {
 			return err
 		}
+		prev = cur.Last
 		cur, deadline = Batch{Timeline: timeline}, nil
 		return nil
 	}
@@ -200,7 +206,7 @@ func (c *Capture) batch(ctx context.Context, entries <-chan bson.Raw) error {
 				c.Stats.mu.Unlock()
 			}
 			if len(cur.Entries) == 0 {
-				cur.Timeline = timeline
+				cur.Timeline, cur.Prev = timeline, prev
 				deadline = time.After(c.FlushInterval)
 			}
 			cur.Append(e, ts)

@@ -16,7 +16,10 @@ type Batch struct {
 	Timeline string
 	First    optime.Timestamp
 	Last     optime.Timestamp
-	Entries  []bson.Raw
+	// Prev is the last entry of the batch before this one on the timeline
+	// (zero for a timeline's first batch): segments are chained by it.
+	Prev    optime.Timestamp
+	Entries []bson.Raw
 	// Bytes is the total size of Entries.
 	Bytes int
 }
@@ -37,8 +40,8 @@ type Sink interface {
 }
 
 // newBatchFromEntries rebuilds a batch from stored entries (the spool).
-func newBatchFromEntries(timeline string, entries []bson.Raw) (Batch, error) {
-	b := Batch{Timeline: timeline}
+func newBatchFromEntries(timeline string, prev optime.Timestamp, entries []bson.Raw) (Batch, error) {
+	b := Batch{Timeline: timeline, Prev: prev}
 	for _, e := range entries {
 		ts, err := EntryTS(e)
 		if err != nil {

@@ -148,9 +148,10 @@ func (s *Spool) Remove(name string) error {
 	return nil
 }
 
-// spoolName orders batches by their first timestamp; the timeline rides along.
+// spoolName orders batches by their first timestamp; the previous batch's
+// last timestamp and the timeline ride along.
 func spoolName(b Batch) string {
-	return b.First.Key() + "_" + b.Last.Key() + "_" + b.Timeline + spoolExt
+	return b.First.Key() + "_" + b.Last.Key() + "_" + b.Prev.Key() + "_" + b.Timeline + spoolExt
 }
 
 func (s *Spool) list() ([]string, error) {
@@ -169,9 +170,13 @@ func (s *Spool) list() ([]string, error) {
 }
 
 func (s *Spool) read(name string) (Batch, error) {
-	parts := strings.SplitN(strings.TrimSuffix(name, spoolExt), "_", 3)
-	if len(parts) != 3 {
+	parts := strings.SplitN(strings.TrimSuffix(name, spoolExt), "_", 4)
+	if len(parts) != 4 {
 		return Batch{}, fmt.Errorf("spool file %s: unexpected name", name)
+	}
+	prev, err := optime.ParseKey(parts[2])
+	if err != nil {
+		return Batch{}, fmt.Errorf("spool file %s: %w", name, err)
 	}
 	data, err := os.ReadFile(filepath.Join(s.dir, name))
 	if err != nil {
@@ -181,7 +186,7 @@ func (s *Spool) read(name string) (Batch, error) {
 	if err != nil {
 		return Batch{}, fmt.Errorf("spool file %s is damaged (%w): remove it; the agent will read those entries from the source again if they are still there", name, err)
 	}
-	return newBatchFromEntries(parts[2], entries)
+	return newBatchFromEntries(parts[3], prev, entries)
 }
 
 // splitDocs cuts concatenated BSON documents apart, validating each.

@@ -21,7 +21,10 @@ func PlanCompaction(segs []SegmentInfo, targetSize int64) [][]SegmentInfo {
 		run, size = nil, 0
 	}
 	for _, s := range segs {
-		if len(run) > 0 && (s.Timeline != run[0].Timeline || size+s.Size > targetSize) {
+		// Never merge across a missing segment: the merged one would hide
+		// the hole.
+		chained := len(run) == 0 || s.Prev.IsZero() || s.Prev == run[len(run)-1].Last
+		if len(run) > 0 && (s.Timeline != run[0].Timeline || size+s.Size > targetSize || !chained) {
 			flush()
 		}
 		if s.Size >= targetSize {
@@ -70,7 +73,7 @@ func (r *Repository) CompactSegments(ctx context.Context, run []SegmentInfo) (Se
 		return SegmentInfo{}, fmt.Errorf("compact segments: merged size %d exceeds the %d-byte object limit; compact fewer segments: %w",
 			size, MaxObjectSize, ErrInvalid)
 	}
-	out, err := r.WriteSegment(ctx, run[0].Shard, run[0].Timeline, merged)
+	out, err := r.WriteSegmentAfter(ctx, run[0].Shard, run[0].Timeline, run[0].Prev, merged)
 	if err != nil {
 		return SegmentInfo{}, fmt.Errorf("compact segments: %w", err)
 	}
@@ -112,6 +115,9 @@ func (r *Repository) checkRun(ctx context.Context, run []SegmentInfo) error {
 		if v.Key != s.Key || s.Shard != run[0].Shard || s.Timeline != run[0].Timeline {
 			return fmt.Errorf("compact segments: %s is not the next segment of timeline %s (found %s): %w",
 				s.Key, run[0].Timeline, v.Key, ErrInvalid)
+		}
+		if i > 0 && !s.Prev.IsZero() && s.Prev != run[i-1].Last {
+			return fmt.Errorf("compact segments: a segment is missing before %s: %w", s.Key, ErrInvalid)
 		}
 	}
 	return nil

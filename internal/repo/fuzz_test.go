@@ -204,14 +204,14 @@ func FuzzDecodeMetadata(f *testing.F) {
 }
 
 func FuzzParseSegmentKey(f *testing.F) {
-	f.Add(segmentKey("rs0", "tl1", tsOf(1, 2), tsOf(3, 4)))
+	f.Add(segmentKey("rs0", "tl1", tsOf(1, 2), tsOf(3, 4), tsOf(1, 1)))
 	f.Add("oplog/rs0/0000000001.0000000002_0000000001.0000000001_x")
 	f.Fuzz(func(t *testing.T, key string) {
 		s, err := parseSegmentKey(key)
 		if err != nil {
 			return
 		}
-		if segmentKey(s.Shard, s.Timeline, s.First, s.Last) != key || s.Last.Before(s.First) {
+		if segmentKey(s.Shard, s.Timeline, s.First, s.Last, s.Prev) != key || s.Last.Before(s.First) {
 			t.Fatalf("key %q parsed as %+v", key, s)
 		}
 	})
@@ -244,7 +244,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	write("FuzzDecodeConfig", 0, seedConfig(false))
 	write("FuzzDecodeConfig", 1, seedConfig(true))
 	write("FuzzDecodeLock", 0, seedLock())
-	write("FuzzParseSegmentKey", 0, segmentKey("rs0", "tl1", tsOf(1, 2), tsOf(3, 4)))
+	write("FuzzParseSegmentKey", 0, segmentKey("rs0", "tl1", tsOf(1, 2), tsOf(3, 4), tsOf(1, 1)))
 	for i, v := range []any{TimelineInfo{Shard: "rs0", ID: "t1"}, Gap{Shard: "rs0"}, Heartbeat{Shard: "rs0"}} {
 		b, _ := bson.Marshal(v)
 		write("FuzzDecodeMetadata", i, b)

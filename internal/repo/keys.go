@@ -80,8 +80,8 @@ func NewSnapshotID(now time.Time) string {
 	return now.UTC().Format("20060102T150405Z") + "-" + randomHex(4)
 }
 
-func segmentKey(shard, timeline string, first, last optime.Timestamp) string {
-	return prefixOplog + shard + "/" + first.Key() + "_" + last.Key() + "_" + timeline
+func segmentKey(shard, timeline string, first, last, prev optime.Timestamp) string {
+	return prefixOplog + shard + "/" + first.Key() + "_" + last.Key() + "_" + timeline + "_" + prev.Key()
 }
 
 // parseSegmentKey reads a key written by segmentKey.
@@ -89,8 +89,12 @@ func parseSegmentKey(key string) (SegmentInfo, error) {
 	rest, ok := strings.CutPrefix(key, prefixOplog)
 	shard, name, ok2 := strings.Cut(rest, "/")
 	parts := strings.Split(name, "_")
-	if !ok || !ok2 || len(parts) != 3 || checkShard(shard) != nil || checkTimeline(parts[2]) != nil {
-		return SegmentInfo{}, fmt.Errorf("parse segment key %q: not SHARD/FIRST_LAST_TIMELINE", key)
+	if !ok || !ok2 || len(parts) != 4 || checkShard(shard) != nil || checkTimeline(parts[2]) != nil {
+		return SegmentInfo{}, fmt.Errorf("parse segment key %q: not SHARD/FIRST_LAST_TIMELINE_PREV", key)
+	}
+	prev, err := optime.ParseKey(parts[3])
+	if err != nil {
+		return SegmentInfo{}, fmt.Errorf("parse segment key %q: %w", key, err)
 	}
 	first, err := optime.ParseKey(parts[0])
 	if err != nil {
@@ -103,7 +107,10 @@ func parseSegmentKey(key string) (SegmentInfo, error) {
 	if last.Before(first) {
 		return SegmentInfo{}, fmt.Errorf("parse segment key %q: last is before first", key)
 	}
-	return SegmentInfo{Key: key, Shard: shard, Timeline: parts[2], First: first, Last: last}, nil
+	if !prev.Before(first) {
+		return SegmentInfo{}, fmt.Errorf("parse segment key %q: previous is not before first", key)
+	}
+	return SegmentInfo{Key: key, Shard: shard, Timeline: parts[2], First: first, Last: last, Prev: prev}, nil
 }
 
 func gapKey(shard string, before, after optime.Timestamp) string {

@@ -19,7 +19,12 @@ type SegmentInfo struct {
 	Timeline string
 	First    optime.Timestamp // ts of the first entry
 	Last     optime.Timestamp // ts of the last entry
-	Size     int64            // stored (encoded) size in bytes
+	// Prev is the last ts of the segment written before this one on the same
+	// timeline (zero for a timeline's first segment, or when the writer did
+	// not know it). It chains segments so a missing one is a visible hole,
+	// not silently lost entries.
+	Prev optime.Timestamp
+	Size int64 // stored (encoded) size in bytes
 }
 
 // contains reports whether s covers o's whole range on the same timeline.
@@ -62,9 +67,17 @@ func entryRange(entries []bson.Raw) (first, last optime.Timestamp, err error) {
 }
 
 // WriteSegment stores entries (raw oplog documents in ts order) as one
-// segment of the given shard and timeline. The key carries the first and last
-// ts; the segment is durable when WriteSegment returns.
+// segment of the given shard and timeline, without a link to the segment
+// before it. Writers that know the previous segment use WriteSegmentAfter.
 func (r *Repository) WriteSegment(ctx context.Context, shard, timeline string, entries []bson.Raw) (SegmentInfo, error) {
+	return r.WriteSegmentAfter(ctx, shard, timeline, optime.Zero, entries)
+}
+
+// WriteSegmentAfter stores entries as one segment that follows, on its
+// timeline, the segment whose last entry is prev (zero: the timeline's
+// first). The key carries the first and last ts and prev; the segment is
+// durable when WriteSegmentAfter returns.
+func (r *Repository) WriteSegmentAfter(ctx context.Context, shard, timeline string, prev optime.Timestamp, entries []bson.Raw) (SegmentInfo, error) {
 	if err := checkShard(shard); err != nil {
 		return SegmentInfo{}, fmt.Errorf("write segment: %w", err)
 	}
@@ -79,8 +92,11 @@ func (r *Repository) WriteSegment(ctx context.Context, shard, timeline string, e
 	if err != nil {
 		return SegmentInfo{}, fmt.Errorf("write segment: %w", err)
 	}
-	info := SegmentInfo{Key: segmentKey(shard, timeline, first, last), Shard: shard,
-		Timeline: timeline, First: first, Last: last}
+	if !prev.Before(first) {
+		return SegmentInfo{}, fmt.Errorf("write segment: previous %s is not before first %s: %w", prev, first, ErrInvalid)
+	}
+	info := SegmentInfo{Key: segmentKey(shard, timeline, first, last, prev), Shard: shard,
+		Timeline: timeline, First: first, Last: last, Prev: prev}
 	if info.Size, err = r.putObject(ctx, info.Key, KindSegment, payload); err != nil {
 		return SegmentInfo{}, err
 	}

@@ -86,7 +86,7 @@ func TestReadSegmentKeyMismatch(t *testing.T) {
 	// The same object copied under a key that claims another range.
 	moved := s
 	moved.Last = tsOf(99, 1)
-	moved.Key = segmentKey("rs0", "tl1", moved.First, moved.Last)
+	moved.Key = segmentKey("rs0", "tl1", moved.First, moved.Last, moved.Prev)
 	st.set(moved.Key, st.raw(s.Key))
 	if _, err := r.ReadSegment(ctx, moved); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), moved.Key) {
 		t.Fatalf("moved segment: %v", err)
@@ -95,7 +95,7 @@ func TestReadSegmentKeyMismatch(t *testing.T) {
 
 func seg(tl string, f, l uint32) SegmentInfo {
 	first, last := tsOf(f, 1), tsOf(l, 1)
-	return SegmentInfo{Key: segmentKey("rs0", tl, first, last), Shard: "rs0", Timeline: tl, First: first, Last: last}
+	return SegmentInfo{Key: segmentKey("rs0", tl, first, last, optime.Zero), Shard: "rs0", Timeline: tl, First: first, Last: last}
 }
 
 func TestReadEntriesSkipsOverlap(t *testing.T) {

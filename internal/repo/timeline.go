@@ -37,7 +37,11 @@ type Gap struct {
 
 // Timeline is an unbroken run of segments, as derived from a listing.
 type Timeline struct {
+	// ID names the timeline. A timeline split by a missing segment is
+	// listed as several parts: the first keeps the stored id, the later ones
+	// are "ID.2", "ID.3", ... (Stored is the id in the keys).
 	ID       string
+	Stored   string
 	Info     *TimelineInfo // nil if the timeline object is missing
 	First    optime.Timestamp
 	Last     optime.Timestamp
@@ -128,21 +132,36 @@ func (r *Repository) History(ctx context.Context, shard string) (History, error)
 	}
 	var h History
 	h.Gaps = gaps
-	index := map[string]int{}
+	index := map[string]int{} // timeline id -> its current (last) part
+	parts := map[string]int{}
 	for _, s := range segs {
 		i, ok := index[s.Timeline]
+		if ok && broken(h.Timelines[i], s) {
+			// A segment of this timeline is missing: the entries between
+			// are lost, exactly as in a gap. The rest is a new part.
+			prev := h.Timelines[i]
+			h.Gaps = append(h.Gaps, Gap{Shard: shard, Before: prev.Last, After: s.First,
+				Reason: fmt.Sprintf("missing oplog segment: the segment after %s names %s as the entry before it", prev.Last, s.Prev)})
+			parts[s.Timeline]++
+			ok = false
+		}
 		if !ok {
 			i = len(h.Timelines)
 			index[s.Timeline] = i
-			h.Timelines = append(h.Timelines, Timeline{ID: s.Timeline, First: s.First})
+			id := s.Timeline
+			if n := parts[s.Timeline]; n > 0 {
+				id = fmt.Sprintf("%s.%d", s.Timeline, n+1)
+			}
+			h.Timelines = append(h.Timelines, Timeline{ID: id, First: s.First, Stored: s.Timeline})
 		}
 		t := &h.Timelines[i]
 		t.Segments = append(t.Segments, s)
 		t.Last = s.Last
 	}
+	sort.SliceStable(h.Gaps, func(a, b int) bool { return h.Gaps[a].Before.Before(h.Gaps[b].Before) })
 	for i := range h.Timelines {
 		t := &h.Timelines[i]
-		info, err := r.ReadTimeline(ctx, shard, t.ID)
+		info, err := r.ReadTimeline(ctx, shard, t.Stored)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return History{}, err
 		}
@@ -154,6 +173,13 @@ func (r *Repository) History(ctx context.Context, shard string) (History, error)
 		return h.Timelines[a].First.Before(h.Timelines[b].First)
 	})
 	return h, nil
+}
+
+// broken reports whether s does not follow the last segment of t: its key
+// names an entry before it (Prev) that is not t's last. A zero Prev is a
+// timeline's first segment (or an unlinked one) and is not checked.
+func broken(t Timeline, s SegmentInfo) bool {
+	return !s.Prev.IsZero() && s.Prev != t.Last
 }
 
 // Shards lists the shard ids that have timelines.

@@ -198,7 +198,7 @@ func (rc *rangeCapture) WriteSegment(ctx context.Context, b oplog.Batch) error {
 			return err
 		}
 	}
-	if _, err := rc.repo.WriteSegment(ctx, rc.shard, b.Timeline, b.Entries); err != nil {
+	if _, err := rc.repo.WriteSegmentAfter(ctx, rc.shard, b.Timeline, b.Prev, b.Entries); err != nil {
 		return err
 	}
 	rc.lastTimeline, rc.lastTS = b.Timeline, b.Last
