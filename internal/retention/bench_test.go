@@ -2,7 +2,6 @@ package retention_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +32,14 @@ func bigRepo(b *testing.B, n int) (*sim, time.Time) {
 	must(b, os.MkdirAll(filepath.Join(dir, "oplog", shard), 0o755))
 	for i := 0; i < n; i++ {
 		ts := optime.Timestamp{T: uint32(start.Unix()) + uint32(6*i), I: 1}
-		key := fmt.Sprintf("oplog/%s/%s_%s_%s", shard, ts.Key(), ts.Key(), s.tl)
+		// The real key with other timestamps (and no link to a previous
+		// segment, if the format has one).
+		parts := strings.Split(strings.TrimPrefix(segs[0].Key, "oplog/"+shard+"/"), "_")
+		parts[0], parts[1] = ts.Key(), ts.Key()
+		if len(parts) > 3 {
+			parts[3] = optime.Zero.Key()
+		}
+		key := "oplog/" + shard + "/" + strings.Join(parts, "_")
 		must(b, os.WriteFile(filepath.Join(dir, key), body, 0o644))
 		if i%3600 == 1800 { // every 6 hours
 			id := repo.NewSnapshotID(ts.Time())

@@ -258,7 +258,10 @@ func copyExtract(ctx context.Context, r *repo.Repository, ex Extract) (int, erro
 	}
 	n := 0
 	for _, s := range ex.Segments {
-		key := fmt.Sprintf("oplog/%s/%s_%s_%s", ex.Shard, s.First.Key(), s.Last.Key(), ex.ID)
+		key, err := retimeline(s.Key, ex.ID)
+		if err != nil {
+			return n, fmt.Errorf("prune: %w", err)
+		}
 		if _, err := r.Store().Stat(ctx, key); err == nil {
 			continue
 		}
@@ -268,6 +271,27 @@ func copyExtract(ctx context.Context, r *repo.Repository, ex Extract) (int, erro
 		n++
 	}
 	return n, nil
+}
+
+// retimeline returns a segment's key with another timeline id: the
+// timeline is the third "_"-separated field of the key's name, whatever
+// follows it (see docs/FORMAT.md).
+func retimeline(key, timeline string) (string, error) {
+	dir, name, ok := cutLast(key, "/")
+	parts := strings.Split(name, "_")
+	if !ok || len(parts) < 3 {
+		return "", fmt.Errorf("segment key %q: not FIRST_LAST_TIMELINE...", key)
+	}
+	parts[2] = timeline
+	return dir + "/" + strings.Join(parts, "_"), nil
+}
+
+func cutLast(s, sep string) (string, string, bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return "", "", false
+	}
+	return s[:i], s[i+len(sep):], true
 }
 
 func copyObject(ctx context.Context, st storage.Store, from, to string) error {

@@ -111,7 +111,10 @@ func decideSegments(p Policy, tl repo.Timeline, shard string, d Decision, now ti
 			}
 			continue
 		}
-		ex := Extract{Shard: shard, From: tl.ID, ID: extractID(tl.ID, segs[b.lo]),
+		// The stored id (a listing may show a timeline split by a missing
+		// segment as "ID.2"; keys and records use the stored one).
+		stored := segs[b.lo].Timeline
+		ex := Extract{Shard: shard, From: stored, ID: extractID(stored, segs[b.lo]),
 			Segments: append([]repo.SegmentInfo(nil), segs[b.lo:b.hi+1]...), Reason: reason}
 		extracts = append(extracts, ex)
 		for j := b.lo; j <= b.hi; j++ {

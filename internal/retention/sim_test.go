@@ -14,6 +14,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/restore"
 	"github.com/rewind-backup/rewind/internal/retention"
 	"github.com/rewind-backup/rewind/internal/testserver"
+	"github.com/rewind-backup/rewind/internal/verify"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -37,6 +38,8 @@ func TestFortyDays(t *testing.T) {
 	for day := 1; day <= 40; day++ {
 		if day == 25 { // capture was down and the oplog rolled over
 			s.now = s.now.Add(6 * time.Hour)
+			must(t, s.r.RecordGap(s.ctx, repo.Gap{Shard: shard, Before: s.ts[len(s.ts)-1],
+				After: optime.Timestamp{T: uint32(s.now.Unix()), I: 1}, Detected: s.now}))
 			s.newTimeline()
 		}
 		for h := 0; h < 24; h++ {
@@ -57,6 +60,13 @@ func TestFortyDays(t *testing.T) {
 				if err := s.checkData(cat, pt); err != nil {
 					t.Fatalf("day %d: promised %v", day, err)
 				}
+			}
+		}
+		if day%10 == 0 {
+			rep, err := verify.Run(s.ctx, s.r, verify.Options{ReadData: true})
+			must(t, err)
+			if !rep.Healthy() || len(rep.Findings) > 0 {
+				t.Fatalf("day %d: verify after prune: %+v", day, rep.Findings)
 			}
 		}
 		oplogAt[day] = s.storedBytes("oplog/")

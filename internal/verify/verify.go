@@ -182,6 +182,9 @@ func (rep *Report) loadShard(ctx context.Context, r *repo.Repository, id string,
 		return nil, fmt.Errorf("verify: list history of shard %s: %w", id, err)
 	}
 	st.history = h
+	if err := rep.checkMissingSegments(ctx, r, st); err != nil {
+		return nil, err
+	}
 	snaps, err := r.ListSnapshots(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
@@ -236,9 +239,13 @@ func kindOf(err error) string {
 }
 
 // isExtract reports whether a timeline is a block prune copied out of
-// another (retention names them PARENT.xxxxxxxx): it overlaps its parent's
-// old range by design and follows no gap.
-func isExtract(id string) bool { return strings.Contains(id, ".") }
+// another (retention names them PARENT.xxxxxxxx, 8 hex digits): it overlaps
+// its parent's old range by design and follows no gap. (A listing names
+// the parts of a timeline split by a missing segment PARENT.2, PARENT.3.)
+func isExtract(id string) bool {
+	i := strings.LastIndex(id, ".")
+	return i >= 0 && len(id)-i-1 == 8
+}
 
 // checkTimelines checks each timeline's record and order, and that a gap is
 // recorded between consecutive timelines.
@@ -276,6 +283,30 @@ func (rep *Report) checkTimelines(st *shardState) {
 				Message: fmt.Sprintf("no gap is recorded between timeline %s (ends %s) and timeline %s (starts %s)", a.ID, a.Last, b.ID, b.First)})
 		}
 	}
+}
+
+// checkMissingSegments reports the holes the listing found inside a
+// timeline (a segment's key names an entry before it that no listed segment
+// ends with): gaps in the history that are not stored gap objects.
+func (rep *Report) checkMissingSegments(ctx context.Context, r *repo.Repository, st *shardState) error {
+	stored, err := r.ListGaps(ctx, st.id)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	recorded := map[[2]optime.Timestamp]bool{}
+	for _, g := range stored {
+		recorded[[2]optime.Timestamp{g.Before, g.After}] = true
+	}
+	for _, g := range st.history.Gaps {
+		if recorded[[2]optime.Timestamp{g.Before, g.After}] {
+			continue
+		}
+		rep.add(Finding{Severity: Problem, Kind: "missing", Object: fmt.Sprintf("oplog/%s/ between %s and %s", st.id, g.Before, g.After),
+			Message: fmt.Sprintf("an oplog segment is missing: %s; restore points after %s (%s) cannot be reached from snapshots before it",
+				g.Reason, g.Before, g.Before.Time().Format(time.RFC3339)),
+			Breaks: []Range{{Shard: st.id, From: g.Before, To: g.After}}})
+	}
+	return nil
 }
 
 func gapBetween(gaps []repo.Gap, a, b repo.Timeline) bool {
