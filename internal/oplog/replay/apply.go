@@ -19,6 +19,13 @@ const (
 // DefaultBatchSize is how many CRUD writes Apply gathers before writing them.
 const DefaultBatchSize = 1000
 
+// DefaultWriteBatch is how many writes go in one write command. Small,
+// because FerretDB v1.24 as a target keeps a cursor open for every update
+// statement until its command ends and stalls past about 64 of them (100
+// replacements in one command took over two minutes); on MongoDB, 50 per
+// round trip costs little.
+const DefaultWriteBatch = 50
+
 // Applier applies oplog entries to a target deployment as ordinary writes.
 // It keeps state between calls to Apply (open transactions, temporary
 // collections), so one Applier replays one oplog window, in order. It is not
@@ -47,6 +54,9 @@ type Applier struct {
 	// BatchSize caps the CRUD writes gathered before they are written
 	// (DefaultBatchSize when 0). Commands always flush the batch first.
 	BatchSize int
+	// WriteBatch caps the writes sent in one write command
+	// (DefaultWriteBatch when 0).
+	WriteBatch int
 
 	txns  map[string]*txn // open transactions by lsid+txnNumber
 	temp  map[string]bool // source namespaces created with temp: true

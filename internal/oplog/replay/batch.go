@@ -24,8 +24,8 @@ func idKey(id bson.RawValue) string { return string(rune(id.Type)) + string(id.V
 const fetchChunk = 500
 
 // flush writes the queued operations: per namespace, it reads in one query
-// the current documents of those updated before being inserted or deleted in
-// the batch, computes every update in memory, in order, and sends one ordered
+// (per 500 ids) the current version of the documents the batch inserts or
+// updates, computes every update in memory, in order, and sends one ordered
 // bulk write.
 func (a *Applier) flush(ctx context.Context) error {
 	if len(a.batch) == 0 {
@@ -55,54 +55,111 @@ func (a *Applier) flushNS(ctx context.Context, ws []write) error {
 	if err != nil {
 		return err
 	}
+	models, err := a.models(ws, docs, false)
+	if err != nil || len(models) == 0 {
+		return err
+	}
+	err = a.bulkWrite(ctx, coll, models)
+	if mongo.IsDuplicateKeyError(err) {
+		// Someone else wrote to the target meanwhile: every model is
+		// idempotent once inserts are upserts, so send them all again.
+		a.log().Warn("replay: duplicate key on insert, retrying the batch with upserts", "ns", ws[0].db+"."+ws[0].coll, "err", err)
+		models, _ = a.models(ws, docs, true)
+		err = a.bulkWrite(ctx, coll, models)
+	}
+	if err != nil {
+		return fmt.Errorf("write %d operations to %s.%s: %w", len(models), ws[0].db, ws[0].coll, err)
+	}
+	a.stats.Inserts += count(ws, 'i')
+	a.stats.Deletes += count(ws, 'd')
+	return nil
+}
+
+// bulkWrite sends models in order, at most WriteBatch per command.
+func (a *Applier) bulkWrite(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel) error {
+	// Entries were validated on the source: a validator added later, or
+	// validationLevel moderate, must not refuse them (as the server's applier).
+	opts := options.BulkWrite().SetOrdered(true).SetBypassDocumentValidation(true)
+	size := a.WriteBatch
+	if size <= 0 {
+		size = DefaultWriteBatch
+	}
+	for len(models) > 0 {
+		n := min(size, len(models))
+		if _, err := coll.BulkWrite(ctx, models[:n], opts); err != nil {
+			return err
+		}
+		models = models[n:]
+	}
+	return nil
+}
+
+// models turns the writes into write models, computing updates in memory
+// from docs (the prefetched documents, updated as it goes; nil = missing).
+// An insert of a missing document is a plain insert (far cheaper than an
+// upsert on some servers); of a present one, a replacement (§3).
+func (a *Applier) models(ws []write, prefetched map[string]bson.Raw, upsert bool) ([]mongo.WriteModel, error) {
+	docs := make(map[string]bson.Raw, len(prefetched))
+	for k, v := range prefetched {
+		docs[k] = v
+	}
 	models := make([]mongo.WriteModel, 0, len(ws))
 	for _, w := range ws {
 		key, filter := idKey(w.id), idFilter(w.id)
 		switch w.op {
 		case 'i':
-			docs[key] = withID(w.o, w.id)
-			models = append(models, mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(docs[key]).SetUpsert(true))
-			a.stats.Inserts++
+			doc := withID(w.o, w.id)
+			if docs[key] == nil && !upsert {
+				models = append(models, mongo.NewInsertOneModel().SetDocument(doc))
+			} else {
+				models = append(models, mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(doc).SetUpsert(true))
+			}
+			docs[key] = doc
 		case 'd':
 			docs[key] = nil
 			models = append(models, mongo.NewDeleteOneModel().SetFilter(filter))
-			a.stats.Deletes++
 		case 'u':
 			cur := docs[key]
 			if cur == nil {
-				a.stats.Skipped++ // update of a missing document: no-op, never an upsert (§9)
+				if !upsert {
+					a.stats.Skipped++ // update of a missing document: no-op, never an upsert (§9)
+				}
 				continue
 			}
 			next, err := a.newDocument(cur, w.id, w.o)
 			if err != nil {
-				return fmt.Errorf("update %s.%s %s: %w", w.db, w.coll, w.id, err)
+				return nil, fmt.Errorf("update %s.%s %s: %w", w.db, w.coll, w.id, err)
 			}
 			docs[key] = next
 			models = append(models, mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(next))
-			a.stats.Updates++
+			if !upsert {
+				a.stats.Updates++
+			}
 		}
 	}
-	if len(models) == 0 {
-		return nil
+	return models, nil
+}
+
+func count(ws []write, op byte) int64 {
+	var n int64
+	for _, w := range ws {
+		if w.op == op {
+			n++
+		}
 	}
-	// Entries were validated on the source: a validator added later, or
-	// validationLevel moderate, must not refuse them (as the server's applier).
-	opts := options.BulkWrite().SetOrdered(true).SetBypassDocumentValidation(true)
-	if _, err := coll.BulkWrite(ctx, models, opts); err != nil {
-		return fmt.Errorf("write %d operations to %s.%s: %w", len(models), ws[0].db, ws[0].coll, err)
-	}
-	return nil
+	return n
 }
 
 // prefetch reads the current version of every document whose first
-// operation in ws is an update. The map holds nil for a missing document.
+// operation in ws is an insert or an update. The map holds nil for a
+// missing document.
 func (a *Applier) prefetch(ctx context.Context, coll *mongo.Collection, ws []write) (map[string]bson.Raw, error) {
 	docs := map[string]bson.Raw{}
 	seen := map[string]bool{}
 	var ids []bson.RawValue
 	for _, w := range ws {
 		k := idKey(w.id)
-		if !seen[k] && w.op == 'u' {
+		if !seen[k] && w.op != 'd' {
 			ids = append(ids, w.id)
 		}
 		seen[k] = true
