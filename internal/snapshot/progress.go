@@ -82,7 +82,7 @@ func (p *Progress) Line() string {
 	eta := "?"
 	if total := p.totalBytes.Load(); total > size && rate > 0 {
 		eta = (time.Duration(float64(total-size)/rate) * time.Second).Round(time.Second).String()
-	} else if total > 0 {
+	} else if total > 0 && size >= total {
 		eta = "0s"
 	}
 	return fmt.Sprintf("collections %d/%d  documents %d  %s/%s  %s/s  ETA %s",
