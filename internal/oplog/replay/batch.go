@@ -151,33 +151,46 @@ func count(ws []write, op byte) int64 {
 }
 
 // prefetch reads the current version of every document whose first
-// operation in ws is an insert or an update. The map holds nil for a
-// missing document.
+// operation in ws is an update, and whether those first inserted exist (their
+// _id only). The map holds nil for a missing document.
 func (a *Applier) prefetch(ctx context.Context, coll *mongo.Collection, ws []write) (map[string]bson.Raw, error) {
 	docs := map[string]bson.Raw{}
 	seen := map[string]bool{}
-	var ids []bson.RawValue
+	var updated, inserted []bson.RawValue
 	for _, w := range ws {
 		k := idKey(w.id)
-		if !seen[k] && w.op != 'd' {
-			ids = append(ids, w.id)
+		switch {
+		case seen[k]:
+		case w.op == 'u':
+			updated = append(updated, w.id)
+		case w.op == 'i':
+			inserted = append(inserted, w.id)
 		}
 		seen[k] = true
 	}
-	for len(ids) > 0 {
-		n := min(len(ids), fetchChunk)
-		if err := a.fetch(ctx, coll, ids[:n], docs); err != nil {
-			return nil, err
+	for _, set := range []struct {
+		ids    []bson.RawValue
+		idOnly bool
+	}{{updated, false}, {inserted, true}} {
+		for ids := set.ids; len(ids) > 0; {
+			n := min(len(ids), fetchChunk)
+			if err := a.fetch(ctx, coll, ids[:n], set.idOnly, docs); err != nil {
+				return nil, err
+			}
+			ids = ids[n:]
 		}
-		ids = ids[n:]
 	}
 	return docs, nil
 }
 
-func (a *Applier) fetch(ctx context.Context, coll *mongo.Collection, ids []bson.RawValue, docs map[string]bson.Raw) error {
+func (a *Applier) fetch(ctx context.Context, coll *mongo.Collection, ids []bson.RawValue, idOnly bool, docs map[string]bson.Raw) error {
 	in := build([]elem{{"$in", arrayValue(buildArray(ids))}})
 	filter := build([]elem{{"_id", docValue(in)}})
-	cur, err := coll.Find(ctx, filter)
+	opts := options.Find()
+	if idOnly {
+		opts.SetProjection(bson.D{{Key: "_id", Value: 1}})
+	}
+	cur, err := coll.Find(ctx, filter, opts)
 	if err != nil {
 		return fmt.Errorf("read documents to update in %s: %w", coll.Name(), err)
 	}
