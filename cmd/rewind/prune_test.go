@@ -16,6 +16,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/storage"
+	"github.com/rewind-backup/rewind/internal/testserver"
 )
 
 // retentionRepo writes ten days of hourly segments, ending now, with a
@@ -140,4 +141,17 @@ func TestPruneCommand(t *testing.T) {
 	wantFailure(t, code, errs, 2, "--to needs --restore-to")
 	code, _, errs = cli(t, "prune", "--repo", url, "--restore-window", "soon")
 	wantFailure(t, code, errs, 2, "--restore-window")
+}
+
+func TestVerifyRestoreTo(t *testing.T) {
+	dir, _, _ := retentionRepo(t)
+	srv := testserver.Start(t)
+	code, out, errs := cli(t, "verify", "--repo", "file://"+dir, "--restore-to", srv.URI(), "--json")
+	var vj verifyJSON
+	if code != 0 || json.Unmarshal([]byte(out), &vj) != nil || !vj.Healthy || vj.Trial == nil ||
+		len(vj.Trial.Namespaces) != 1 || vj.Trial.Namespaces[0].Final != 21 { // the newest snapshot's document and 20 inserts after it
+		t.Fatalf("verify --restore-to: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, _, errs = cli(t, "verify", "--repo", "file://"+dir, "--restore-to", srv.URI())
+	wantFailure(t, code, errs, 1, "not empty", "holds d")
 }

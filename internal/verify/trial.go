@@ -18,10 +18,10 @@ import (
 
 // TrialNamespace is one collection of a trial restore.
 type TrialNamespace struct {
-	Namespace string
-	Recorded  int64 // documents the snapshot recorded
-	Loaded    int64 // documents loaded from the snapshot
-	Final     int64 // documents after the replay
+	Namespace string `json:"namespace"`
+	Recorded  int64  `json:"recorded"` // documents the snapshot recorded
+	Loaded    int64  `json:"loaded"`   // documents loaded from the snapshot
+	Final     int64  `json:"final"`    // documents after the replay
 }
 
 // Trial is the outcome of a trial restore.
