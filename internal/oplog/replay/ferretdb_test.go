@@ -70,7 +70,8 @@ func TestReplayServerOplog(t *testing.T) {
 	}
 }
 
-// oplogOf reads the entries of local.oplog.rs on databases with prefix, in order.
+// oplogOf reads the entries of local.oplog.rs on databases with prefix (and
+// admin commands), in order.
 func oplogOf(ctx context.Context, t *testing.T, c *mongo.Client, prefix string) []bson.Raw {
 	cur, err := c.Database("local").Collection("oplog.rs").Find(ctx, bson.D{},
 		options.Find().SetSort(bson.D{{Key: "$natural", Value: 1}}))
@@ -80,7 +81,9 @@ func oplogOf(ctx context.Context, t *testing.T, c *mongo.Client, prefix string) 
 	defer cur.Close(ctx)
 	var out []bson.Raw
 	for cur.Next(ctx) {
-		if ns, _ := cur.Current.Lookup("ns").StringValueOK(); strings.HasPrefix(ns, prefix) {
+		// admin.$cmd holds transactions and batched writes on a real
+		// replica set; the Applier's Map keeps only the prefixed namespaces.
+		if ns, _ := cur.Current.Lookup("ns").StringValueOK(); strings.HasPrefix(ns, prefix) || ns == "admin.$cmd" {
 			out = append(out, append(bson.Raw(nil), cur.Current...))
 		}
 	}
