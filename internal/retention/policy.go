@@ -153,6 +153,9 @@ func Decide(p Policy, sh Shard, now time.Time) Decision {
 			if d.Cutoff.After(from) {
 				from = d.Cutoff
 			}
+			if from.After(tl.Last) { // an idle source: nothing newer to restore
+				from = tl.Last
+			}
 			d.Promises = append(d.Promises, Promise{Shard: sh.ID, Snapshot: snaps[a].ID, Timeline: tl.ID,
 				From: from, To: tl.Last, Rule: "restore window"})
 		}

@@ -99,6 +99,9 @@ func TestDecide(t *testing.T) {
 		{"a timeline without snapshot keeps the window's oplog",
 			Policy{RestoreWindow: 2 * day}, []repo.Timeline{hourly("a", 0, 252)}, nil,
 			nil, []string{"a:204-251"}, 0},
+		{"an idle source: the last timeline ends before the window, its anchor and oplog stay",
+			Policy{RestoreWindow: 2 * day}, []repo.Timeline{hourly("a", 0, 100)}, dailySnaps(0, 3),
+			[]string{"d03"}, []string{"a:73-99"}, 0},
 		{"the window starts at the oldest snapshot when none is older than the cutoff",
 			Policy{RestoreWindow: 5 * day}, []repo.Timeline{hourly("a", 0, 252)}, dailySnaps(7, 10),
 			[]string{"d07", "d08", "d09", "d10"}, []string{"a:169-251"}, 0},
@@ -137,6 +140,9 @@ func checkPromisesHeld(t *testing.T, d Decision, tls []repo.Timeline) {
 		}
 	}
 	for _, p := range d.Promises {
+		if p.From.After(p.To) {
+			t.Errorf("promise %+v: from after to", p)
+		}
 		s := findSnapshot(d, p.Snapshot)
 		for _, sd := range d.Snapshots {
 			if sd.ID == p.Snapshot && !sd.Keep {
