@@ -244,7 +244,8 @@ func (a *Applier) newDocument(cur bson.Raw, id bson.RawValue, o bson.Raw) (bson.
 
 // ferretReplacement recognizes FerretDB's logging of every update as
 // {$v: 1, $set: <the whole new document>}: replaying it as a replacement is
-// exact, replaying it as a $set would keep fields the update removed.
+// exact, replaying it as a $set would keep fields the update removed. Such
+// a $set holds _id, which a MongoDB $set never does.
 func ferretReplacement(o bson.Raw) (bson.Raw, bool) {
 	es, err := elems(o)
 	if err != nil {
@@ -260,7 +261,12 @@ func ferretReplacement(o bson.Raw) (bson.Raw, bool) {
 			return nil, false
 		}
 	}
-	return set, set != nil
+	if set == nil {
+		return nil, false
+	}
+	// The whole document carries _id; a real $set never does (_id cannot change).
+	_, hasID := lookup(set, "_id")
+	return set, hasID
 }
 
 // withID returns doc with _id first: replacements keep the old _id in front

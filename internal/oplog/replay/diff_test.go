@@ -123,6 +123,10 @@ func TestFerretDBReplacement(t *testing.T) {
 	if err != nil || string(got) != string(doc(t, `{"_id":7,"a":2}`)) {
 		t.Fatalf("ferretdb flavor: got %s (%v), want the $set document as a replacement", got, err)
 	}
+	got, _ = a.newDocument(doc(t, `{"_id":7,"a":1,"keep":2}`), id, doc(t, `{"$v":1,"$set":{"a":2}}`))
+	if string(got) != string(doc(t, `{"_id":7,"a":2,"keep":2}`)) {
+		t.Fatalf("ferretdb flavor, $set without _id: got %s, want a $set", got)
+	}
 	a.Flavor = FlavorMongoDB
 	got, _ = a.newDocument(doc(t, `{"_id":7,"a":1,"gone":2}`), id, doc(t, `{"$v":1,"$set":{"a":2}}`))
 	if string(got) != string(doc(t, `{"_id":7,"a":2,"gone":2}`)) {
