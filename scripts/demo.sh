@@ -36,25 +36,30 @@ uri="$(head -n1 "$work/server.out")"
 echo "server: $uri"
 repo="file://$work/repo"
 
-say "writing some data: the shop databases"
-run rewind-workload --uri "$uri" --seed 1 --ops 300 --prefix shop_ --large-every 0
-
 say "creating a repository and starting the agent (continuous oplog capture)"
 run rewind init --repo "$repo" --source "$uri"
 rewind agent --source "$uri" --repo "$repo" --spool-dir "$work/spool" >"$work/agent.log" 2>&1 &
 pids+=($!)
 sleep 1
 
-say "taking a snapshot"
-run rewind snapshot --source "$uri" --repo "$repo"
+say "the application starts writing; the workload records marks (state hashes at oplog timestamps)"
+printf '$ rewind-workload --uri %s --seed 2 --ops 500 --rate 50 --prefix app_ --mark-every 4 --marks marks.json &\n' "$uri"
+rewind-workload --uri "$uri" --seed 2 --ops 500 --rate 50 --prefix app_ --large-every 0 --mark-every 4 --marks "$work/marks.json" >"$work/workload.out" 2>&1 &
+workload=$!
+pids+=($workload)
+sleep 3
 
-say "the application goes on writing; the workload records marks (state hashes at oplog timestamps)"
-run rewind-workload --uri "$uri" --seed 2 --ops 400 --prefix app_ --large-every 0 --mark-every 4 --marks "$work/marks.json"
+say "taking a snapshot while the application writes"
+run rewind snapshot --source "$uri" --repo "$repo"
+wait "$workload"
+cat "$work/workload.out"
 sleep 2
 run rewind status --repo "$repo"
 
-mark=3
-to="$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["marks"][int(sys.argv[2])-1]["ts"]; print(f"{m[\"t\"]}:{m[\"i\"]}")' "$work/marks.json" "$mark")"
+# A mark recorded after the snapshot: "mark 4: ts 1795625989:1328, after 320 operations"
+mark=4
+to="$(awk -v m="mark $mark:" '$1" "$2 == m { sub(",", "", $4); print $4 }' "$work/workload.out")"
+[ -n "$to" ] || { echo "mark $mark was not recorded" >&2; exit 1; }
 
 say "disaster: someone drops the app_ databases"
 run rewind-workload drop --uri "$uri" --prefix app_

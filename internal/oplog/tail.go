@@ -78,9 +78,10 @@ func (t *Tailer) Run(ctx context.Context, out chan<- bson.Raw) error {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		if n == 0 {
-			// A cursor that died without news (FerretDB closes short tailable
-			// cursors at once) is re-opened after a pause, not in a hot loop.
+		if n == 0 || t.Source.Flavor == FlavorFerretDB {
+			// A cursor that died without news is re-opened after a pause,
+			// not in a hot loop. FerretDB is polled (see open) and each poll
+			// scans its whole oplog, so it always gets the pause.
 			sleep(ctx, 100*time.Millisecond)
 		}
 	}
