@@ -54,14 +54,19 @@ type Applier struct {
 	// BatchSize caps the CRUD writes gathered before they are written
 	// (DefaultBatchSize when 0). Commands always flush the batch first.
 	BatchSize int
+	// DeferIndexes records the indexes the window creates instead of
+	// building them when their entry is read; BuildIndexes builds them at the
+	// end (see indexes.go for why). The caller must call BuildIndexes.
+	DeferIndexes bool
 	// WriteBatch caps the writes sent in one write command
 	// (DefaultWriteBatch when 0).
 	WriteBatch int
 
-	txns  map[string]*txn // open transactions by lsid+txnNumber
-	temp  map[string]bool // source namespaces created with temp: true
-	batch []write         // CRUD writes not yet sent
-	stats *Stats
+	txns     map[string]*txn // open transactions by lsid+txnNumber
+	temp     map[string]bool // source namespaces created with temp: true
+	batch    []write         // CRUD writes not yet sent
+	deferred []deferredIndex // with DeferIndexes: indexes to build at the end
+	stats    *Stats
 }
 
 // Stats counts what Apply did. Entries counts the entries passed in; the

@@ -136,6 +136,7 @@ func (a *Applier) create(ctx context.Context, t target, rest []elem) error {
 }
 
 func (a *Applier) drop(ctx context.Context, t target, _ []elem) error {
+	a.forgetCollection(t.tdb, t.tcoll)
 	return a.run(ctx, t.tdb, cmdDoc("drop", t.tcoll, nil), codeNamespaceNotFound)
 }
 
@@ -157,35 +158,31 @@ func (a *Applier) commitIndexBuild(ctx context.Context, t target, rest []elem) e
 	return fmt.Errorf("%w: commitIndexBuild without indexes", errEntry)
 }
 
-// createIndexes builds indexes on an existing collection; on a missing one it
-// does nothing (the snapshot lacks it because a later entry drops it).
-func (a *Applier) createIndexes(ctx context.Context, t target, specs []bson.RawValue) error {
-	exists, err := a.collExists(ctx, t.tdb, t.tcoll)
-	if err != nil || !exists {
-		return err
-	}
-	for i, s := range specs {
-		if s.Type != bson.TypeEmbeddedDocument {
-			return fmt.Errorf("%w: index spec is %s", errEntry, s.Type)
-		}
-		// ns is legacy; v is left to the server's default (2 on every
-		// supported release): servers other than MongoDB refuse it.
-		specs[i] = docValue(build(without(mustElems(s.Document()), "ns", "v")))
-	}
-	cmd := build([]elem{{"createIndexes", stringValue(t.tcoll)}, {"indexes", arrayValue(buildArray(specs))}})
-	return a.run(ctx, t.tdb, cmd, codeIndexAlreadyExists, codeIndexOptsConflict, codeIndexKeysConflict, codeNamespaceNotFound)
-}
-
 func (a *Applier) dropIndexes(ctx context.Context, t target, rest []elem) error {
+	for _, e := range rest {
+		if e.key == "index" {
+			a.forgetDropped(t, e.val)
+		}
+	}
 	return a.run(ctx, t.tdb, cmdDoc("dropIndexes", t.tcoll, rest), codeNamespaceNotFound, codeIndexNotFound)
 }
 
 func (a *Applier) collMod(ctx context.Context, t target, rest []elem) error {
-	cmd := cmdDoc("collMod", t.tcoll, rest, "noPadding", "usePowerOf2Sizes")
-	return a.run(ctx, t.tdb, cmd, codeNamespaceNotFound, codeIndexNotFound)
+	drop := []string{"noPadding", "usePowerOf2Sizes"}
+	for _, e := range rest {
+		if e.key == "index" && a.collModDeferred(t, e.val) {
+			drop = append(drop, "index") // changed in the catalog; not built yet
+		}
+	}
+	rest = without(rest, drop...)
+	if len(rest) == 0 {
+		return nil
+	}
+	return a.run(ctx, t.tdb, cmdDoc("collMod", t.tcoll, rest), codeNamespaceNotFound, codeIndexNotFound)
 }
 
 func (a *Applier) convertToCapped(ctx context.Context, t target, rest []elem) error {
+	a.forgetCollection(t.tdb, t.tcoll) // the conversion keeps only _id
 	return a.run(ctx, t.tdb, cmdDoc("convertToCapped", t.tcoll, rest), codeNamespaceNotFound)
 }
 
@@ -224,7 +221,7 @@ func (a *Applier) emptycapped(ctx context.Context, t target, _ []elem) error {
 	if len(indexes) == 0 {
 		return nil
 	}
-	return a.createIndexes(ctx, t, indexes)
+	return a.buildIndexes(ctx, t.tdb, t.tcoll, indexes)
 }
 
 func (a *Applier) collExists(ctx context.Context, db, coll string) (bool, error) {

@@ -26,6 +26,7 @@ func (a *Applier) dropDatabase(ctx context.Context, db string) error {
 		if mdb, mcoll, ok := a.mapNS(db, n); !ok || mdb != tdb || mcoll != n {
 			continue // not this source database's collection
 		}
+		a.forgetCollection(tdb, n)
 		if err := a.run(ctx, tdb, cmdDoc("drop", n, nil), codeNamespaceNotFound); err != nil {
 			return fmt.Errorf("replay dropDatabase of %s: drop %s: %w", db, n, err)
 		}
@@ -67,11 +68,16 @@ func (a *Applier) rename(ctx context.Context, o bson.Raw) error {
 			return nil
 		}
 		err = a.renameColl(ctx, tsdb+"."+tscoll, tddb+"."+tdcoll, dropTarget)
+		if err == nil {
+			a.moveIndexes(tsdb, tscoll, tddb, tdcoll)
+		}
 	case sok:
 		a.log().Info("replay: rename target is filtered out; dropping the source", "from", from.StringValue(), "to", to.StringValue())
+		a.forgetCollection(tsdb, tscoll)
 		err = a.run(ctx, tsdb, cmdDoc("drop", tscoll, nil), codeNamespaceNotFound)
 	case dok && dropTarget:
 		a.log().Warn("replay: rename source is filtered out; dropping the target it replaced", "from", from.StringValue(), "to", to.StringValue())
+		a.forgetCollection(tddb, tdcoll)
 		err = a.run(ctx, tddb, cmdDoc("drop", tdcoll, nil), codeNamespaceNotFound)
 	default:
 		a.stats.Commands--

@@ -97,14 +97,21 @@ func loadVectors(t testing.TB) []vector {
 	return out
 }
 
-func TestVectors(t *testing.T) {
+func TestVectors(t *testing.T) { testVectors(t, false) }
+
+// TestVectorsDeferredIndexes replays every vector again with DeferIndexes,
+// building the indexes after the last entry: the catalog must follow the
+// window's drops, renames, dropIndexes and collMods to the same result.
+func TestVectorsDeferredIndexes(t *testing.T) { testVectors(t, true) }
+
+func testVectors(t *testing.T, deferIndexes bool) {
 	vectors := loadVectors(t)
 	srv := testserver.Start(t)
 	passed := 0
 	for i, v := range vectors {
 		ok := t.Run(v.Name, func(t *testing.T) {
 			prefix := srv.DB(fmt.Sprintf("v%03d_", i))
-			problems := runVector(t, srv.Client(), prefix, v, !srv.FerretDB())
+			problems := runVector(t, srv.Client(), prefix, v, !srv.FerretDB(), deferIndexes)
 			reason, unsupported := unsupportedOnFerretDB[v.Name]
 			switch {
 			case unsupported && srv.FerretDB() && len(problems) > 0:
@@ -126,7 +133,7 @@ func TestVectors(t *testing.T) {
 
 // runVector loads before, replays entries and compares with after. It
 // returns the differences found (nil when the vector passes).
-func runVector(t *testing.T, c *mongo.Client, prefix string, v vector, mongodb bool) []string {
+func runVector(t *testing.T, c *mongo.Client, prefix string, v vector, mongodb, deferIndexes bool) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := load(ctx, c, prefix, v.Before); err != nil {
@@ -137,8 +144,12 @@ func runVector(t *testing.T, c *mongo.Client, prefix string, v vector, mongodb b
 		Map:             func(db, coll string) (string, string, bool) { return prefix + db, coll, true },
 		Log:             slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		SkipFromMigrate: strings.HasPrefix(v.About, "SHARDED-CLUSTER"),
+		DeferIndexes:    deferIndexes,
 	}
 	st, err := a.Apply(ctx, v.Entries)
+	if err == nil && deferIndexes {
+		_, err = a.BuildIndexes(ctx)
+	}
 	t.Logf("stats %+v", st)
 	if err != nil {
 		return []string{fmt.Sprintf("apply: %v", err)}
