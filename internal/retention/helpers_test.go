@@ -34,6 +34,7 @@ type sim struct {
 	tl           string
 	ts           []optime.Timestamp // ts[n] is when document n was inserted
 	perH         int                // entries per simulated hour
+	prev         optime.Timestamp   // last entry of the timeline's previous segment
 	lastPromised []optime.Timestamp
 }
 
@@ -55,7 +56,7 @@ func newSim(t testing.TB, start time.Time, perHour int) *sim {
 }
 
 func (s *sim) newTimeline() {
-	s.tl = repo.NewTimelineID()
+	s.tl, s.prev = repo.NewTimelineID(), optime.Zero
 	must(s.t, s.r.WriteTimeline(s.ctx, repo.TimelineInfo{Shard: shard, ID: s.tl, Flavor: "mongodb", Started: s.now}))
 }
 
@@ -82,9 +83,11 @@ func (s *sim) hour() {
 		es = append(es, entry(ts, len(s.ts)))
 		s.ts = append(s.ts, ts)
 	}
-	if _, err := s.r.WriteSegment(s.ctx, shard, s.tl, es); err != nil {
+	// Linked to the previous segment of the timeline, as the agent writes.
+	if _, err := s.r.WriteSegmentAfter(s.ctx, shard, s.tl, s.prev, es); err != nil {
 		s.t.Fatal(err)
 	}
+	s.prev = s.ts[len(s.ts)-1]
 	s.now = s.now.Add(time.Hour)
 }
 

@@ -47,7 +47,11 @@ func newFixture(t testing.TB, hours int) *fixture {
 			es = append(es, entry(ts, n))
 			n++
 		}
-		s, err := f.r.WriteSegment(ctx, "rs0", tl, es)
+		var prev optime.Timestamp
+		if len(f.segs) > 0 {
+			prev = f.segs[len(f.segs)-1].Last
+		}
+		s, err := f.r.WriteSegmentAfter(ctx, "rs0", tl, prev, es)
 		must(t, err)
 		f.segs = append(f.segs, s)
 		if h%12 == 1 {

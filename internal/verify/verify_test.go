@@ -67,6 +67,10 @@ func TestDamage(t *testing.T) {
 		{"flipped byte in a manifest", false, func(t *testing.T, f *fixture) string {
 			return flip(t, f, "snapshots/rs0/"+f.snaps[2].ID)
 		}, "corrupt", "manifest of snapshot", nil},
+		{"deleted segment: the chain shows the hole", false, func(t *testing.T, f *fixture) string {
+			must(t, os.Remove(filepath.Join(f.dir, f.segs[20].Key)))
+			return "oplog/rs0/ between " + f.segs[19].Last.String() + " and " + f.segs[21].First.String()
+		}, "missing", "an oplog segment is missing", func(f *fixture) int { return 19 }},
 		{"segment inside a snapshot's copy range", true, func(t *testing.T, f *fixture) string {
 			return flip(t, f, f.segs[13].Key)
 		}, "corrupt", "oplog segment", nil},
