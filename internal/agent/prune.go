@@ -59,5 +59,10 @@ func (p *pruner) once(ctx context.Context) (retention.Result, error) {
 	if lock == nil {
 		return retention.Result{}, errors.New("the writer lock is not held")
 	}
+	if lock.Info().Deleting {
+		// Compaction is deleting under the same lock; its EndDelete would
+		// let readers in under our feet. Try at the next tick.
+		return retention.Result{}, errors.New("compaction is running")
+	}
 	return retention.Prune(ctx, p.w.repo, lock, p.policy, p.now(), p.log)
 }
