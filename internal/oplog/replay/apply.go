@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -90,6 +91,12 @@ func (s *Stats) Add(o Stats) {
 // the next call; see Pending.
 func (a *Applier) Apply(ctx context.Context, entries []bson.Raw) (Stats, error) {
 	var st Stats
+	switch {
+	case a.Client == nil:
+		return st, errors.New("apply oplog entries: no target client")
+	case a.Flavor != "" && a.Flavor != FlavorMongoDB && a.Flavor != FlavorFerretDB:
+		return st, fmt.Errorf("apply oplog entries: unknown source flavor %q (want %q or %q)", a.Flavor, FlavorMongoDB, FlavorFerretDB)
+	}
 	a.stats = &st
 	defer func() { a.stats = nil }()
 	for _, raw := range entries {
