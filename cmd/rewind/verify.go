@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
 	"github.com/rewind-backup/rewind/internal/verify"
@@ -198,6 +199,43 @@ func rangeText(r verify.Range) string {
 	return s
 }
 
+// breakLines groups the windows a problem breaks by range, so one damaged
+// segment that every older snapshot replays through is one line.
+func breakLines(bs []verify.Range) []string {
+	var out []string
+	seen := map[[2]optime.Timestamp]int{}
+	var snaps [][]string
+	for _, b := range bs {
+		k := [2]optime.Timestamp{b.From, b.To}
+		i, ok := seen[k]
+		if !ok || b.Snapshot == "" || (b.From.IsZero() && b.To.IsZero()) {
+			i = len(out)
+			seen[k] = i
+			r := b
+			r.Snapshot = ""
+			out = append(out, rangeText(r))
+			snaps = append(snaps, nil)
+			if b.From.IsZero() && b.To.IsZero() {
+				out[i] = rangeText(b)
+				continue
+			}
+		}
+		if b.Snapshot != "" {
+			snaps[i] = append(snaps[i], b.Snapshot)
+		}
+	}
+	for i, ss := range snaps {
+		switch len(ss) {
+		case 0:
+		case 1:
+			out[i] += " from snapshot " + ss[0]
+		default:
+			out[i] += fmt.Sprintf(" from %d snapshots (%s .. %s)", len(ss), ss[0], ss[len(ss)-1])
+		}
+	}
+	return out
+}
+
 func printVerify(w io.Writer, rep verify.Report, tr *verify.Trial) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if rep.Healthy() {
@@ -212,8 +250,8 @@ func printVerify(w io.Writer, rep verify.Report, tr *verify.Trial) error {
 	for _, f := range rep.Findings {
 		fmt.Fprintf(tw, "\n%s (%s)\t%s\n", f.Severity, f.Kind, f.Object)
 		fmt.Fprintf(tw, "  %s\n", f.Message)
-		for _, b := range f.Breaks {
-			fmt.Fprintf(tw, "  breaks %s\n", rangeText(b))
+		for _, line := range breakLines(f.Breaks) {
+			fmt.Fprintf(tw, "  breaks %s\n", line)
 		}
 	}
 	fmt.Fprintf(tw, "\nRESTORABLE")
