@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rewind-backup/rewind/internal/optime"
@@ -154,4 +155,48 @@ func TestVerifyRestoreTo(t *testing.T) {
 	}
 	code, _, errs = cli(t, "verify", "--repo", "file://"+dir, "--restore-to", srv.URI())
 	wantFailure(t, code, errs, 1, "not empty", "holds d")
+}
+
+// An encrypted repository: prune and verify need the identity and say so.
+func TestPruneVerifyEncrypted(t *testing.T) {
+	dir := t.TempDir()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "key.txt")
+	os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600)
+	ctx := context.Background()
+	st, err := storage.Open(ctx, "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := repo.Init(ctx, st, repo.InitOptions{Recipient: id.Recipient().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := optime.Timestamp{T: uint32(time.Now().Add(-time.Hour).Unix()), I: 1}
+	doc, _ := bson.Marshal(bson.D{{Key: "_id", Value: 1}})
+	ref, err := r.WriteChunk(ctx, "rs0", "20261125T000000Z-00000001", "c0", 0, []bson.Raw{doc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteManifest(ctx, repo.Manifest{ID: "20261125T000000Z-00000001", Shard: "rs0", Start: ts, End: ts,
+		Collections: []repo.CollectionManifest{{DB: "d", Name: "c", UUID: "c0", Count: 1, Bytes: ref.Bytes, Chunks: []repo.ChunkRef{ref}}}}); err != nil {
+		t.Fatal(err)
+	}
+	url := "file://" + dir
+	code, _, errs := cli(t, "prune", "--repo", url, "--dry-run")
+	wantFailure(t, code, errs, 1, "--identity")
+	code, _, errs = cli(t, "verify", "--repo", url)
+	wantFailure(t, code, errs, 1, "--identity")
+	code, out, errs := cli(t, "verify", "--repo", url, "--identity", keyFile, "--read-data")
+	if code != 0 || !strings.HasPrefix(out, "HEALTHY") {
+		t.Fatalf("verify with the identity: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = cli(t, "prune", "--repo", url, "--identity", keyFile)
+	if code != 0 || !strings.Contains(out, "deleted 0 snapshots") {
+		t.Fatalf("prune with the identity: exit %d\n%s%s", code, out, errs)
+	}
 }

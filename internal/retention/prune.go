@@ -43,6 +43,9 @@ func Plan(ctx context.Context, r *repo.Repository, p Policy, now time.Time) (Res
 	}
 	res := Result{Now: now, Policy: p}
 	cat, err := catalog.Load(ctx, r)
+	if errors.Is(err, repo.ErrNeedIdentity) {
+		return res, fmt.Errorf("plan prune: %w; pruning reads the snapshot manifests: give the repository's identity (--identity, or `identity:` for the agent)", err)
+	}
 	if err != nil {
 		return res, fmt.Errorf("plan prune: %w", err)
 	}
