@@ -15,4 +15,15 @@
 // in request order). Reading the document costs one read per updated
 // document, batched with $in per namespace and per batch, and is exact on
 // every server.
+//
+// Use:
+//
+//	a := &replay.Applier{Client: target, Flavor: flavor, Map: rename, DeferIndexes: true}
+//	for batch := range window { // oplog entries in order, from the snapshot's start
+//		if _, err := a.Apply(ctx, batch); err != nil { ... }
+//	}
+//	_, err := a.BuildIndexes(ctx) // the indexes the window created
+//
+// One Applier replays one window: it keeps open transactions and the index
+// catalog between calls.
 package replay

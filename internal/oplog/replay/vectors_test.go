@@ -99,9 +99,10 @@ func loadVectors(t testing.TB) []vector {
 
 func TestVectors(t *testing.T) { testVectors(t, false) }
 
-// TestVectorsDeferredIndexes replays every vector again with DeferIndexes,
-// building the indexes after the last entry: the catalog must follow the
-// window's drops, renames, dropIndexes and collMods to the same result.
+// TestVectorsDeferredIndexes replays every vector again, one Apply call per
+// entry and with DeferIndexes, building the indexes after the last entry:
+// the catalog must follow the window's drops, renames, dropIndexes and
+// collMods to the same result, and open transactions must carry over.
 func TestVectorsDeferredIndexes(t *testing.T) { testVectors(t, true) }
 
 func testVectors(t *testing.T, deferIndexes bool) {
@@ -146,9 +147,23 @@ func runVector(t *testing.T, c *mongo.Client, prefix string, v vector, mongodb, 
 		SkipFromMigrate: strings.HasPrefix(v.About, "SHARDED-CLUSTER"),
 		DeferIndexes:    deferIndexes,
 	}
-	st, err := a.Apply(ctx, v.Entries)
-	if err == nil && deferIndexes {
-		_, err = a.BuildIndexes(ctx)
+	var st replay.Stats
+	var err error
+	if deferIndexes {
+		// One Apply per entry: transactions, temp collections and the index
+		// catalog must survive between calls.
+		for _, e := range v.Entries {
+			s, aerr := a.Apply(ctx, []bson.Raw{e})
+			st.Add(s)
+			if err = aerr; err != nil {
+				break
+			}
+		}
+		if err == nil {
+			_, err = a.BuildIndexes(ctx)
+		}
+	} else {
+		st, err = a.Apply(ctx, v.Entries)
 	}
 	t.Logf("stats %+v", st)
 	if err != nil {
