@@ -37,8 +37,11 @@ func TestOrphans(t *testing.T) {
 	// An interrupted compaction: one small segment left behind.
 	leftover, err := s.r.WriteSegment(s.ctx, shard, s.tl, es)
 	must(t, err)
+	// The record of an extract whose segments are all gone.
+	must(t, s.r.WriteTimeline(s.ctx, repo.TimelineInfo{Shard: shard, ID: s.tl + ".deadbeef", Flavor: "mongodb"}))
+	record := "timelines/" + shard + "/" + s.tl + ".deadbeef"
 	now := s.now // the simulated clock; the fresh chunk's real mtime is after it
-	for _, k := range []string{old.Key, leftover.Key} {
+	for _, k := range []string{old.Key, leftover.Key, record} {
 		must(t, os.Chtimes(filepath.Join(dir, k), now.Add(-48*time.Hour), now.Add(-48*time.Hour)))
 	}
 	lock, err := s.r.Lock(s.ctx, repo.LockOptions{Kind: repo.LockExclusive, Purpose: "test"})
@@ -46,10 +49,11 @@ func TestOrphans(t *testing.T) {
 	defer lock.Unlock(s.ctx)
 	res, err := retention.Prune(s.ctx, s.r, lock, retention.Policy{RestoreWindow: 7 * 24 * time.Hour}, now, quiet)
 	must(t, err)
-	if res.DeletedOrphans != 2 {
-		t.Fatalf("deleted %d orphans, want 2: %+v", res.DeletedOrphans, res.Orphans)
+	if res.DeletedOrphans != 3 {
+		t.Fatalf("deleted %d orphans, want 3: %+v", res.DeletedOrphans, res.Orphans)
 	}
-	for key, want := range map[string]bool{old.Key: false, leftover.Key: false, fresh.Key: true, merged.Key: true} {
+	for key, want := range map[string]bool{old.Key: false, leftover.Key: false, record: false, fresh.Key: true, merged.Key: true,
+		"timelines/" + shard + "/" + s.tl: true} {
 		_, err := s.store.Stat(s.ctx, key)
 		if (err == nil) != want {
 			t.Errorf("%s: exists=%v after prune, want %v", key, err == nil, want)

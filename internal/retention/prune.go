@@ -90,7 +90,24 @@ func findOrphans(ctx context.Context, r *repo.Repository, cat catalog.Catalog, b
 		return nil, fmt.Errorf("list data objects: %w", err)
 	}
 	for _, sh := range cat.Shards {
-		err := r.Store().List(ctx, "oplog/"+sh.ID+"/", func(i storage.Info) error {
+		live := map[string]bool{}
+		for _, tl := range sh.Timelines {
+			for _, seg := range tl.Segments {
+				live[seg.Timeline] = true
+			}
+		}
+		err := r.Store().List(ctx, "timelines/"+sh.ID+"/", func(i storage.Info) error {
+			id := strings.TrimPrefix(i.Key, "timelines/"+sh.ID+"/")
+			if IsExtract(id) && !live[id] && i.ModTime.Before(before) {
+				out = append(out, Orphan{Key: i.Key, Size: i.Size, ModTime: i.ModTime,
+					Reason: "record of a timeline prune copied out, whose segments are all gone"})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list timelines: %w", err)
+		}
+		err = r.Store().List(ctx, "oplog/"+sh.ID+"/", func(i storage.Info) error {
 			if !visible[i.Key] && i.ModTime.Before(before) {
 				out = append(out, Orphan{Key: i.Key, Size: i.Size, ModTime: i.ModTime,
 					Reason: "segment contained in a bigger one of its timeline (interrupted compaction)"})

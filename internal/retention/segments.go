@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/optime"
@@ -135,6 +136,18 @@ func decideSegments(p Policy, tl repo.Timeline, shard string, d Decision, now ti
 			Segments: []repo.SegmentInfo{s}, Bytes: s.Size, Keep: keep[j], Reason: why[j]})
 	}
 	return runs, extracts
+}
+
+// IsExtract reports whether a timeline id names a block prune copied out of
+// another timeline: PARENT.xxxxxxxx (8 hex digits). (A listing names the
+// parts of a timeline split by a missing segment PARENT.2, PARENT.3, ...)
+func IsExtract(id string) bool {
+	i := strings.LastIndex(id, ".")
+	if i < 0 || len(id)-i-1 != 8 {
+		return false
+	}
+	_, err := hex.DecodeString(id[i+1:])
+	return err == nil
 }
 
 // extractID names the copy of a block deterministically, so an interrupted

@@ -16,6 +16,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/retention"
 	"github.com/rewind-backup/rewind/internal/storage"
 )
 
@@ -242,10 +243,7 @@ func kindOf(err error) string {
 // another (retention names them PARENT.xxxxxxxx, 8 hex digits): it overlaps
 // its parent's old range by design and follows no gap. (A listing names
 // the parts of a timeline split by a missing segment PARENT.2, PARENT.3.)
-func isExtract(id string) bool {
-	i := strings.LastIndex(id, ".")
-	return i >= 0 && len(id)-i-1 == 8
-}
+func isExtract(id string) bool { return retention.IsExtract(id) }
 
 // checkTimelines checks each timeline's record and order, and that a gap is
 // recorded between consecutive timelines.
