@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/oplog"
-	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/storage"
 )
@@ -31,9 +30,8 @@ type writer struct {
 	// repository is not encrypted, or an identity was given): compaction needs it.
 	canRead bool
 
-	// lastTimeline and lastTS describe the newest stored segment.
-	lastTimeline string
-	lastTS       optime.Timestamp
+	// sink stores batches; it knows where the stored timeline ends.
+	sink *oplog.RepoSink
 }
 
 // ShardID is the key component for a source: its replica set name, or
@@ -96,15 +94,11 @@ func (a *Agent) open(ctx context.Context) (*writer, error) {
 // findResume reads the resume point from the repository and the spool: no
 // other state is kept.
 func (w *writer) findResume(ctx context.Context) error {
-	h, err := w.repo.History(ctx, w.shard)
+	sink, resume, err := oplog.NewRepoSink(ctx, w.repo, w.shard, w.src)
 	if err != nil {
 		return fmt.Errorf("read the repository's timeline: %w", err)
 	}
-	if n := len(h.Timelines); n > 0 {
-		tl := h.Timelines[n-1]
-		w.lastTimeline, w.lastTS = tl.ID, tl.Last
-		w.resume = oplog.Resume{Timeline: tl.ID, After: tl.Last}
-	}
+	w.sink, w.resume = sink, resume
 	if b, ok, err := w.spool.Newest(); err != nil {
 		return err
 	} else if ok && b.Last.After(w.resume.After) {
@@ -113,35 +107,12 @@ func (w *writer) findResume(ctx context.Context) error {
 	return nil
 }
 
-// WriteSegment implements oplog.Sink. The first segment of a timeline is
-// preceded by its timeline record and, after a gap, the gap record.
+// WriteSegment implements oplog.Sink, refusing while the writer lock is lost.
 func (w *writer) WriteSegment(ctx context.Context, b oplog.Batch) error {
 	if !w.held.Load() {
 		return errors.New("the repository writer lock is not held (storage was unreachable for too long); re-acquiring it")
 	}
-	if b.Timeline != w.lastTimeline {
-		if err := w.startTimeline(ctx, b); err != nil {
-			return err
-		}
-	}
-	if _, err := w.repo.WriteSegmentAfter(ctx, w.shard, b.Timeline, b.Prev, b.Entries); err != nil {
-		return err
-	}
-	w.lastTimeline, w.lastTS = b.Timeline, b.Last
-	return nil
-}
-
-func (w *writer) startTimeline(ctx context.Context, b oplog.Batch) error {
-	if w.lastTimeline != "" {
-		g := repo.Gap{Shard: w.shard, Before: w.lastTS, After: b.First, Detected: time.Now(),
-			Reason: "the source's oplog no longer held the resume point"}
-		if err := w.repo.RecordGap(ctx, g); err != nil {
-			return err
-		}
-	}
-	info := repo.TimelineInfo{Shard: w.shard, ID: b.Timeline, Flavor: string(w.src.Flavor),
-		Version: w.src.Version, Started: time.Now()}
-	return w.repo.WriteTimeline(ctx, info)
+	return w.sink.WriteSegment(ctx, b)
 }
 
 // currentLock is the held writer lock, or nil while it is lost.

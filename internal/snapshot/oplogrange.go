@@ -73,24 +73,20 @@ type rangeCapture struct {
 	lock  *repo.Lock
 	shard string
 	log   *slog.Logger
-
-	lastTimeline string
-	lastTS       optime.Timestamp
+	sink  *oplog.RepoSink
 }
 
 // run captures from the repository's resume point (or from start, if the
 // repository has nothing or the resume point fell off the oplog) until the
 // range [start, end()] is covered; end() reports false until the copy ends.
 func (rc *rangeCapture) run(ctx context.Context, start optime.Timestamp, end func() (optime.Timestamp, bool)) error {
-	h, err := rc.repo.History(ctx, rc.shard)
+	sink, resume, err := oplog.NewRepoSink(ctx, rc.repo, rc.shard, rc.src)
 	if err != nil {
 		return fmt.Errorf("read the repository's timeline: %w", err)
 	}
-	resume := oplog.Resume{After: start, Inclusive: true}
-	if n := len(h.Timelines); n > 0 {
-		tl := h.Timelines[n-1]
-		rc.lastTimeline, rc.lastTS = tl.ID, tl.Last
-		resume = oplog.Resume{Timeline: tl.ID, After: tl.Last}
+	rc.sink = sink
+	if resume.Timeline == "" {
+		resume = oplog.Resume{After: start, Inclusive: true}
 	}
 	dir, err := os.MkdirTemp("", "rewind-snapshot-spool-")
 	if err != nil {
@@ -124,7 +120,7 @@ func (rc *rangeCapture) capture(ctx context.Context, spool *oplog.Spool, resume 
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
 	stats := &oplog.Stats{}
-	c := &oplog.Capture{Source: rc.src, Sink: rc, Spool: spool, Resume: resume, Stats: stats,
+	c := &oplog.Capture{Source: rc.src, Sink: rc.sink, Spool: spool, Resume: resume, Stats: stats,
 		FlushInterval: 200 * time.Millisecond, MaxBatchBytes: 16 << 20, DrainTimeout: time.Minute, Log: rc.log}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(cctx) }()
@@ -177,30 +173,5 @@ func (rc *rangeCapture) checkCovered(ctx context.Context, start optime.Timestamp
 	if !covered(h, start, e) {
 		return fmt.Errorf("the captured oplog does not cover [%s, %s]: storage may have refused uploads; re-run the snapshot", start, e)
 	}
-	return nil
-}
-
-// WriteSegment implements oplog.Sink as the agent's writer does: the first
-// segment of a timeline is preceded by its timeline record and, after a
-// gap, the gap record.
-func (rc *rangeCapture) WriteSegment(ctx context.Context, b oplog.Batch) error {
-	if b.Timeline != rc.lastTimeline {
-		if rc.lastTimeline != "" {
-			g := repo.Gap{Shard: rc.shard, Before: rc.lastTS, After: b.First, Detected: time.Now(),
-				Reason: "the source's oplog no longer held the resume point"}
-			if err := rc.repo.RecordGap(ctx, g); err != nil {
-				return err
-			}
-		}
-		info := repo.TimelineInfo{Shard: rc.shard, ID: b.Timeline, Flavor: string(rc.src.Flavor),
-			Version: rc.src.Version, Started: time.Now()}
-		if err := rc.repo.WriteTimeline(ctx, info); err != nil {
-			return err
-		}
-	}
-	if _, err := rc.repo.WriteSegmentAfter(ctx, rc.shard, b.Timeline, b.Prev, b.Entries); err != nil {
-		return err
-	}
-	rc.lastTimeline, rc.lastTS = b.Timeline, b.Last
 	return nil
 }
