@@ -71,6 +71,9 @@ func (c *compactor) once(ctx context.Context) (int, error) {
 	if lock == nil {
 		return 0, errors.New("the writer lock is not held")
 	}
+	// Prune deletes under the same lock: see pruner.once.
+	c.w.deleteMu.Lock()
+	defer c.w.deleteMu.Unlock()
 	if err := lock.BeginDelete(ctx); err != nil {
 		// A restore or verify is reading: try again later.
 		return 0, err

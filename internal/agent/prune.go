@@ -59,10 +59,9 @@ func (p *pruner) once(ctx context.Context) (retention.Result, error) {
 	if lock == nil {
 		return retention.Result{}, errors.New("the writer lock is not held")
 	}
-	if lock.Info().Deleting {
-		// Compaction is deleting under the same lock; its EndDelete would
-		// let readers in under our feet. Try at the next tick.
-		return retention.Result{}, errors.New("compaction is running")
-	}
+	// Compaction deletes under the same lock; its EndDelete would let
+	// readers in under our feet, so the two never run at once.
+	p.w.deleteMu.Lock()
+	defer p.w.deleteMu.Unlock()
 	return retention.Prune(ctx, p.w.repo, lock, p.policy, p.now(), p.log)
 }

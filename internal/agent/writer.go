@@ -22,10 +22,13 @@ type writer struct {
 	store  storage.Store
 	lockMu sync.Mutex
 	lock   *repo.Lock
-	held   atomic.Bool
-	shard  string
-	spool  *oplog.Spool
-	resume oplog.Resume
+	// deleteMu keeps compaction and prune, which share the lock's deleting
+	// mode, from running at once.
+	deleteMu sync.Mutex
+	held     atomic.Bool
+	shard    string
+	spool    *oplog.Spool
+	resume   oplog.Resume
 	// canRead is true when the agent can read its own segments back (the
 	// repository is not encrypted, or an identity was given): compaction needs it.
 	canRead bool

@@ -30,12 +30,15 @@ func NewRepoSink(ctx context.Context, r *repo.Repository, shard string, src *Sou
 		return nil, Resume{}, err
 	}
 	var resume Resume
-	if n := len(h.Timelines); n > 0 {
+	for _, tl := range h.Timelines {
+		// The timeline that reaches furthest is the one capture goes on
+		// (a timeline copied by prune can start where its parent does).
 		// Stored, not ID: a timeline listed in parts around a missing
 		// segment goes on under the id its keys carry.
-		tl := h.Timelines[n-1]
-		s.LastTimeline, s.LastTS = tl.Stored, tl.Last
-		resume = Resume{Timeline: tl.Stored, After: tl.Last}
+		if tl.Last.After(s.LastTS) {
+			s.LastTimeline, s.LastTS = tl.Stored, tl.Last
+			resume = Resume{Timeline: tl.Stored, After: tl.Last}
+		}
 	}
 	return s, resume, nil
 }
