@@ -109,7 +109,8 @@ func (c *Capture) Run(ctx context.Context) error {
 	}
 	c.wake = make(chan struct{}, 1)
 	c.Stats.lastDurable.Store(pack(c.Resume.After))
-	entries := make(chan bson.Raw, 1024)
+	// A small buffer: when the spool is full, reading the source stops soon.
+	entries := make(chan bson.Raw, 64)
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	upCtx, stopUploading := context.WithCancel(context.Background())
