@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -73,9 +72,7 @@ Reading snapshot manifests of an encrypted repository needs --identity.`,
 			}
 			out := listOf(cat)
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+				return printJSON(cmd.OutOrStdout(), out)
 			}
 			return printList(cmd.OutOrStdout(), out)
 		},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -126,9 +125,7 @@ func runPrune(cmd *cobra.Command, rf *repoFlags, f *pruneFlags) error {
 		return err
 	}
 	if f.asJSON {
-		enc := json.NewEncoder(cmd.OutOrStdout())
-		enc.SetIndent("", "  ")
-		return enc.Encode(pruneJSONOf(res, f.dryRun))
+		return printJSON(cmd.OutOrStdout(), pruneJSONOf(res, f.dryRun))
 	}
 	return printPrune(cmd.OutOrStdout(), res, f.dryRun)
 }

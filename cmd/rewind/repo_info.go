@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -60,9 +59,7 @@ func newRepoInfoCmd() *cobra.Command {
 				Flavor: c.Source.Flavor, ReplicaSet: c.Source.ReplicaSet, CreatedBy: c.Source.CreatedBy}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(info)
+				return printJSON(out, info)
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "repository\t%s\n", info.URL)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -9,6 +11,13 @@ import (
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/storage"
 )
+
+// printJSON writes v as indented JSON, the form every --json flag prints.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
 
 // repoFlags are the flags of every command that reads a repository.
 type repoFlags struct {

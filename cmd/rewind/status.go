@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -109,9 +108,7 @@ func newStatusCmd() *cobra.Command {
 				st.Timelines, st.Gaps = []timelineJSON{}, []gapJSON{}
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				return printJSON(cmd.OutOrStdout(), st)
 			}
 			return printStatus(cmd.OutOrStdout(), st)
 		},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -113,9 +112,7 @@ func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 		}
 	}
 	if f.asJSON {
-		enc := json.NewEncoder(cmd.OutOrStdout())
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(verifyJSONOf(rep, trial)); err != nil {
+		if err := printJSON(cmd.OutOrStdout(), verifyJSONOf(rep, trial)); err != nil {
 			return err
 		}
 	} else if err := printVerify(cmd.OutOrStdout(), rep, trial); err != nil {

@@ -7,7 +7,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -139,18 +138,4 @@ func defaultSpoolDir(repoID string) string {
 		base = filepath.Join(home, ".local", "state")
 	}
 	return filepath.Join(base, "rewind", "spool", repoID)
-}
-
-// checkSource refuses a repository that was made for another source.
-func checkSource(cfg repo.Config, src *oplog.Source) error {
-	want := cfg.Source
-	switch {
-	case want.Flavor == "":
-		return nil
-	case want.Flavor != string(src.Flavor):
-		return fmt.Errorf("the repository backs up a %s source, not this %s one: use a repository of its own for each source", want.Flavor, src.Flavor)
-	case want.ReplicaSet != src.SetName:
-		return fmt.Errorf("the repository backs up replica set %q, not %q: use a repository of its own for each source", want.ReplicaSet, src.SetName)
-	}
-	return nil
 }

@@ -72,7 +72,7 @@ func (a *Agent) open(ctx context.Context) (*writer, error) {
 	if w.src, err = oplog.Connect(ctx, a.Config.Source.Reveal()); err != nil {
 		return nil, err
 	}
-	if err := checkSource(w.repo.Config(), w.src); err != nil {
+	if err := w.src.CheckRepository(w.repo.Config()); err != nil {
 		return nil, err
 	}
 	w.shard = ShardID(w.src)

@@ -2,6 +2,7 @@ package oplog
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/optime"
@@ -19,6 +20,20 @@ type RepoSink struct {
 	// LastTimeline and LastTS describe the newest stored segment.
 	LastTimeline string
 	LastTS       optime.Timestamp
+}
+
+// CheckRepository refuses a repository that was made for another source.
+func (s *Source) CheckRepository(cfg repo.Config) error {
+	want := cfg.Source
+	switch {
+	case want.Flavor == "":
+		return nil
+	case want.Flavor != string(s.Flavor):
+		return fmt.Errorf("the repository backs up a %s source, not this %s one: use a repository of its own for each source", want.Flavor, s.Flavor)
+	case want.ReplicaSet != s.SetName:
+		return fmt.Errorf("the repository backs up replica set %q, not %q: use a repository of its own for each source", want.ReplicaSet, s.SetName)
+	}
+	return nil
 }
 
 // NewRepoSink reads where the shard's stored timeline ends and returns a

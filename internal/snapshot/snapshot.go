@@ -89,7 +89,7 @@ func ShardID(src *oplog.Source) string {
 func Take(ctx context.Context, src *oplog.Source, r *repo.Repository, o Options) (repo.Manifest, error) {
 	o.defaults(src)
 	shard := ShardID(src)
-	if err := checkSource(r.Config(), src); err != nil {
+	if err := src.CheckRepository(r.Config()); err != nil {
 		return repo.Manifest{}, err
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -253,18 +253,4 @@ func unlock(l *repo.Lock) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = l.Unlock(ctx)
-}
-
-// checkSource refuses a repository made for another source.
-func checkSource(cfg repo.Config, src *oplog.Source) error {
-	want := cfg.Source
-	switch {
-	case want.Flavor == "":
-		return nil
-	case want.Flavor != string(src.Flavor):
-		return fmt.Errorf("the repository backs up a %s source, not this %s one: use a repository of its own for each source", want.Flavor, src.Flavor)
-	case want.ReplicaSet != src.SetName:
-		return fmt.Errorf("the repository backs up replica set %q, not %q: use a repository of its own for each source", want.ReplicaSet, src.SetName)
-	}
-	return nil
 }
