@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rewind-backup/rewind/internal/api"
 	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/repo"
@@ -29,6 +31,7 @@ type Agent struct {
 	HeartbeatEvery time.Duration
 
 	stats *oplog.Stats
+	api   atomic.Pointer[api.Server]
 }
 
 // Stats returns the live capture numbers (nil before Run).
@@ -58,6 +61,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Go(func() error { return a.compactor(w).run(capCtx) })
 	g.Go(func() error { return a.pruner(w).run(capCtx) })
 	g.Go(func() error { return a.scheduler(w).run(capCtx) })
+	g.Go(func() error { return a.serveAPI(capCtx, w) })
 	g.Go(func() error {
 		defer stopCapture()
 		return a.heartbeat(capCtx, w)
@@ -96,6 +100,33 @@ func (a *Agent) capture(ctx context.Context, w *writer) error {
 			"lost_from", gap.LastBefore.Time().Format(time.RFC3339), "lost_to", gap.FirstAfter.Time().Format(time.RFC3339))
 		resume = oplog.Resume{After: gap.FirstAfter, Inclusive: true}
 	}
+}
+
+// serveAPI runs the HTTP API until ctx ends (api.listen "" turns it off).
+// A server that cannot start is logged, not fatal: capture matters more.
+func (a *Agent) serveAPI(ctx context.Context, w *writer) error {
+	if a.Config.API.Listen == "" {
+		return nil
+	}
+	srv, err := api.New(api.Deps{Config: a.Config.API, Repo: w.repo, Source: w.src, Shard: w.shard,
+		Stats: a.stats, Spool: w.spool, Version: a.Version, SnapshotParallel: a.Config.Snapshot.Parallel,
+		Refresh: a.HeartbeatEvery, Log: a.Log})
+	if err == nil {
+		a.api.Store(srv)
+		err = srv.Run(ctx)
+	}
+	if err != nil {
+		a.Log.Error("the HTTP API is not serving; capture goes on without it", "err", err)
+	}
+	return nil
+}
+
+// APIAddr is the address the HTTP API listens on, "" until it serves.
+func (a *Agent) APIAddr() string {
+	if srv := a.api.Load(); srv != nil {
+		return srv.Addr()
+	}
+	return ""
 }
 
 func (a *Agent) compactor(w *writer) *compactor {

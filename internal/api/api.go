@@ -1,0 +1,134 @@
+// Package api is the agent's HTTP server: the JSON API under /api/v1 (status,
+// timeline, snapshots, jobs, snapshot and restore requests), the health
+// endpoints /-/healthy and /-/ready, and Prometheus metrics on /metrics
+// through an explicit registry. Every /api/v1 answer, errors included, is one
+// JSON envelope: {"ok": true, "data": ...} or {"ok": false, "error": {...}}.
+package api
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/config"
+	"github.com/rewind-backup/rewind/internal/oplog"
+	"github.com/rewind-backup/rewind/internal/repo"
+)
+
+// Deps are the parts of a running agent the server reads and drives.
+type Deps struct {
+	Config  config.API
+	Repo    *repo.Repository
+	Source  *oplog.Source
+	Shard   string
+	Stats   *oplog.Stats
+	Spool   *oplog.Spool
+	Version string
+	// SnapshotParallel is snapshot.parallel, used by POST /api/v1/snapshots.
+	SnapshotParallel int
+	// Refresh is how often the source's oplog window and the capture lag are
+	// measured for /metrics (the agent passes its heartbeat interval).
+	Refresh time.Duration
+	Log     *slog.Logger
+}
+
+// Server serves the API. Create it with New, start it with Run.
+type Server struct {
+	d       Deps
+	token   string
+	jobs    *jobs
+	metrics *metrics
+	handler http.Handler
+
+	mu   sync.Mutex
+	addr string
+	// runCtx is Run's context: background jobs stop with the server.
+	runCtx context.Context
+}
+
+// New checks the configuration (reading api.token_file) and builds the server.
+func New(d Deps) (*Server, error) {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Refresh <= 0 {
+		d.Refresh = 5 * time.Second
+	}
+	s := &Server{d: d, token: d.Config.Token.Reveal(), jobs: newJobs(), runCtx: context.Background()}
+	if f := d.Config.TokenFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read api.token_file: %w", err)
+		}
+		if s.token = strings.TrimSpace(string(b)); s.token == "" {
+			return nil, fmt.Errorf("api.token_file %s is empty: write the token into it", f)
+		}
+	}
+	s.metrics = newMetrics(d)
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler is the server's HTTP handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Addr is the address the server listens on, "" until Run has bound it.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// Run listens on api.listen (with TLS when tls_cert and tls_key are set) and
+// serves until ctx ends, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.d.Config.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on api.listen %s: %w; choose a free address", s.d.Config.Listen, err)
+	}
+	if c := s.d.Config; c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("load api.tls_cert and api.tls_key: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	s.mu.Lock()
+	s.addr = ln.Addr().String()
+	s.runCtx = ctx
+	s.mu.Unlock()
+	s.d.Log.Info("api listening", "addr", s.addr, "tls", s.d.Config.TLSCert != "", "public_read", s.d.Config.PublicRead)
+
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	go s.metrics.refresh(ctx, s.d)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve api: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shut down api: %w", err)
+	}
+	s.jobs.wait(10 * time.Second)
+	return nil
+}
+
+func (s *Server) jobContext() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runCtx
+}

@@ -1,0 +1,92 @@
+package api
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// envelope is the shape of every /api/v1 answer.
+type envelope struct {
+	OK    bool       `json:"ok"`
+	Data  any        `json:"data,omitempty"`
+	Error *errorBody `json:"error,omitempty"`
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error codes: stable strings scripts can switch on.
+const (
+	codeBadRequest    = "bad_request"
+	codeUnauthorized  = "unauthorized"
+	codeNotFound      = "not_found"
+	codeNotAllowed    = "method_not_allowed"
+	codeUnavailable   = "unavailable"
+	codeNotRestorable = "not_restorable"
+	codeInternal      = "internal"
+)
+
+func writeData(w http.ResponseWriter, status int, data any) {
+	writeEnvelope(w, status, envelope{OK: true, Data: data})
+}
+
+func writeError(w http.ResponseWriter, status int, code, format string, args ...any) {
+	writeEnvelope(w, status, envelope{Error: &errorBody{Code: code, Message: fmt.Sprintf(format, args...)}})
+}
+
+func writeEnvelope(w http.ResponseWriter, status int, e envelope) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(e)
+}
+
+// decodeBody reads a JSON request body strictly: unknown fields and
+// trailing data are errors, so a typo is not silently ignored.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if errors.Is(err, io.EOF) {
+		err = nil // an empty body means every default
+	} else if err == nil && dec.More() {
+		err = errors.New("more than one JSON value")
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "read request body: %v; send one JSON object (see docs/API.md)", err)
+		return false
+	}
+	return true
+}
+
+// auth wraps h: it needs the bearer token, unless read is true and
+// api.public_read is set.
+func (s *Server) auth(read bool, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if read && s.d.Config.PublicRead {
+			h(w, r)
+			return
+		}
+		if s.token == "" {
+			writeError(w, http.StatusUnauthorized, codeUnauthorized,
+				"the agent has no API token: set api.token or api.token_file in its config (or api.public_read for reads)")
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rewind"`)
+			writeError(w, http.StatusUnauthorized, codeUnauthorized,
+				"missing or wrong bearer token: send the header \"Authorization: Bearer <api.token>\"")
+			return
+		}
+		h(w, r)
+	}
+}
