@@ -39,12 +39,12 @@ func (s *Server) routes() http.Handler {
 // methodNotAllowed rewrites the mux's plain-text 405 into the envelope.
 func methodNotAllowed(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, pattern := mux.Handler(r)
+		_, pattern := mux.Handler(r)
 		if (pattern == "" || pattern == "/" || pattern == "/api/") && probeAllow(mux, r) {
 			writeError(w, http.StatusMethodNotAllowed, codeNotAllowed, "%s is not allowed on %s; see docs/API.md", r.Method, r.URL.Path)
 			return
 		}
-		h.ServeHTTP(w, r)
+		mux.ServeHTTP(w, r) // (not the handler found above: it sets the path values)
 	})
 }
 
