@@ -9,7 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"syscall"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,14 +84,47 @@ func measure(ctx context.Context, tb testing.TB, name string, argv ...string) ru
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = &outb, &errb
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		tb.Fatalf("%s: %v\n%s\n%s", name, err, outb.String(), errb.String())
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("%s: %v", name, err)
 	}
-	r := run{name: name, elapsed: time.Since(start), stdout: outb.String(), stderr: errb.String()}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.maxRSS = ru.Maxrss << 10 // Linux reports KiB
+	done := make(chan struct{})
+	peak := make(chan int64)
+	go func() { peak <- watchHWM(cmd.Process.Pid, done) }()
+	err := cmd.Wait()
+	elapsed := time.Since(start)
+	close(done)
+	r := run{name: name, elapsed: elapsed, maxRSS: <-peak, stdout: outb.String(), stderr: errb.String()}
+	if err != nil {
+		tb.Fatalf("%s: %v\n%s\n%s", name, err, r.stdout, r.stderr)
 	}
 	return r
+}
+
+// watchHWM polls the process's VmHWM (its own peak RSS) until done and
+// returns the largest value seen. The rusage of wait4 is no use here: on
+// exec, Linux folds the parent's peak into the child's ru_maxrss (Go starts
+// children with a vfork-style clone), so a test process holding the data
+// set would report its own size for every tool.
+func watchHWM(pid int, done <-chan struct{}) int64 {
+	var peak int64
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+					kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+					peak = max(peak, kb<<10)
+				}
+			}
+		}
+		select {
+		case <-done:
+			return peak
+		case <-t.C:
+		}
+	}
 }
 
 // diskBytes sums the sizes of the files under path.
