@@ -176,4 +176,3 @@ func httpStatus(t *testing.T, url, tok string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
-

@@ -1,0 +1,106 @@
+package api_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/api"
+	"github.com/rewind-backup/rewind/internal/oracle"
+	"github.com/rewind-backup/rewind/internal/testserver"
+	"github.com/rewind-backup/rewind/internal/workload"
+)
+
+// A restore started over the API, to a mark recorded after the snapshot,
+// into a second server under new names, completes and matches the oracle;
+// its dry run answers the plan and changes nothing.
+func TestRestoreOverAPI(t *testing.T) {
+	srv := testserver.Start(t)
+	c := startAgent(t, agentConfig(t, srv))
+	runWorkload(t, srv, 3, 150, "rs", nil)
+	a := c.do("POST", "/api/v1/snapshots", token, "")
+	if a.Status != http.StatusAccepted {
+		t.Fatalf("POST /api/v1/snapshots: %d %s", a.Status, a.raw)
+	}
+	waitJob(t, c, "/api/v1/jobs/", a)
+
+	rec := &oracle.Recorder{Client: srv.Client(), Every: 2}
+	wcfg := runWorkload(t, srv, 3, 150, "rs", rec) // same databases, after the snapshot
+	if len(rec.Marks) == 0 {
+		t.Fatal("the workload recorded no mark")
+	}
+	mark := rec.Marks[len(rec.Marks)-1]
+	waitFor(t, 60*time.Second, "capture reaches the mark", func() bool {
+		return !c.a.Stats().LastDurable().Before(mark.TS)
+	})
+
+	srv2 := testserver.Start(t)
+	dbs := workload.Databases(wcfg)
+	rename := map[string]string{}
+	for i, db := range dbs {
+		rename[db] = srv2.DB(fmt.Sprintf("r%d", i))
+	}
+	body := func(dry bool) string {
+		b, err := json.Marshal(api.RestoreRequest{Target: srv2.URI(), To: mark.TS.String(), NS: dbs,
+			Rename: rename, Parallel: 2, DryRun: dry})
+		must(t, err)
+		return string(b)
+	}
+
+	dry := c.do("POST", "/api/v1/restores", token, body(true))
+	if dry.Status != http.StatusOK {
+		t.Fatalf("dry run: %d %s", dry.Status, dry.raw)
+	}
+	var plan api.PlanView
+	must(t, json.Unmarshal(dry.Data, &plan))
+	if plan.Entries == nil || *plan.Entries == 0 || plan.Target == nil || plan.Target.T != mark.TS.T ||
+		plan.Target.I != mark.TS.I || len(plan.Namespaces) != 4 || plan.Snapshot == "" {
+		t.Fatalf("dry-run plan = %s", dry.raw)
+	}
+	if names, err := srv2.Client().ListDatabaseNames(t.Context(), map[string]any{}); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, n := range names {
+			for _, want := range rename {
+				if n == want {
+					t.Fatalf("the dry run created database %s on the target", n)
+				}
+			}
+		}
+	}
+
+	started := c.do("POST", "/api/v1/restores", token, body(false))
+	if started.Status != http.StatusAccepted {
+		t.Fatalf("POST /api/v1/restores: %d %s", started.Status, started.raw)
+	}
+	job := waitJob(t, c, "/api/v1/restores/", started)
+	if job.Kind != "restore" || job.Progress == nil {
+		t.Fatalf("restore job = %+v", job)
+	}
+	var res struct {
+		Result api.RestoreResult `json:"result"`
+	}
+	a = c.do("GET", "/api/v1/restores/"+job.ID, token, "")
+	must(t, json.Unmarshal(a.Data, &res))
+	if res.Result.LastApplied == nil || res.Result.Entries == 0 || res.Result.Documents == 0 {
+		t.Fatalf("restore result = %s", a.raw)
+	}
+	if err := oracle.Compare(t.Context(), srv2.Client(), mark, oracle.Filter{Include: dbs, Rename: rename}); err != nil {
+		t.Fatalf("the restore over the API differs from mark %d (%s): %v", mark.N, mark.TS, err)
+	}
+
+	// The same restore again refuses: the target now holds data.
+	again := c.do("POST", "/api/v1/restores", token, body(false))
+	var failed api.Job
+	must(t, json.Unmarshal(again.Data, &failed))
+	waitFor(t, 60*time.Second, "the second restore ends", func() bool {
+		c.get("/api/v1/restores/"+failed.ID, &failed)
+		return failed.State != api.StateRunning
+	})
+	if failed.State != api.StateFailed || failed.Error == "" || failed.Ended == nil {
+		t.Fatalf("a restore onto data without drop: %+v, want failed with the reason", failed)
+	}
+	t.Logf("second restore failed as it should: %s", failed.Error)
+}
