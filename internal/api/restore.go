@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -145,7 +147,7 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "%v; GET /api/v1/timeline shows the windows", err)
 		return
 	} else if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "plan restore: %v", err)
+		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "%v", err)
 		return
 	}
 	view := planView(plan)
@@ -182,14 +184,20 @@ func (s *Server) plan(ctx context.Context, req restore.Request) (restore.Plan, e
 // runRestore starts the restore job; it owns lock and releases it.
 func (s *Server) runRestore(lock *repo.Lock, plan restore.Plan, in RestoreRequest, p restoreParams) Job {
 	prog := &restore.Progress{}
-	progress := func() any { return RestoreProgress{Summary: prog.Line()} }
+	var executing atomic.Bool // Progress.Line is meaningless before Execute starts it
+	progress := func() any {
+		if !executing.Load() {
+			return RestoreProgress{Summary: "connecting to the target"}
+		}
+		return RestoreProgress{Summary: strings.TrimSpace(prog.Line())}
+	}
 	return s.jobs.start(s.jobContext(), "restore", progress, func(ctx context.Context) (any, error) {
 		defer lock.Unlock(context.Background())
 		lctx, stopLock := context.WithCancel(ctx)
 		defer stopLock()
 		go func() { _ = lock.Run(lctx) }()
 		started := time.Now()
-		rep, err := s.execute(ctx, plan, in, p, prog)
+		rep, err := s.execute(ctx, plan, in, p, prog, &executing)
 		s.metrics.observeRestore(time.Since(started), err)
 		if err != nil {
 			return nil, err
@@ -198,7 +206,8 @@ func (s *Server) runRestore(lock *repo.Lock, plan restore.Plan, in RestoreReques
 	})
 }
 
-func (s *Server) execute(ctx context.Context, plan restore.Plan, in RestoreRequest, p restoreParams, prog *restore.Progress) (restore.Report, error) {
+func (s *Server) execute(ctx context.Context, plan restore.Plan, in RestoreRequest, p restoreParams,
+	prog *restore.Progress, executing *atomic.Bool) (restore.Report, error) {
 	client, err := mongo.Connect(options.Client().ApplyURI(in.Target).SetServerSelectionTimeout(p.timeout))
 	if err != nil {
 		return restore.Report{}, fmt.Errorf("connect to target: %w; check target (a mongodb:// connection string)", err)
@@ -207,6 +216,7 @@ func (s *Server) execute(ctx context.Context, plan restore.Plan, in RestoreReque
 	if err := client.Ping(ctx, nil); err != nil {
 		return restore.Report{}, fmt.Errorf("connect to target: %w; check target and that the deployment is up", err)
 	}
+	executing.Store(true)
 	return restore.Execute(ctx, s.d.Repo, client, plan, restore.Options{Parallel: in.Parallel, Drop: in.Drop,
 		Progress: prog, Log: s.d.Log})
 }
