@@ -176,3 +176,27 @@ func httpStatus(t *testing.T, url, tok string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// /-/ready follows the source: 200 while it answers, 503 once it is down,
+// 200 again when it is back; /-/healthy stays 200 (the process is fine).
+func TestReadyFollowsSource(t *testing.T) {
+	srv := testserver.Start(t)
+	if srv.External() {
+		t.Skip("an external server cannot be stopped by the test")
+	}
+	c := startAgent(t, agentConfig(t, srv))
+	if code := httpStatus(t, c.base+"/-/ready", ""); code != http.StatusOK {
+		t.Fatalf("GET /-/ready with the source up: %d", code)
+	}
+	srv.Stop()
+	waitFor(t, 30*time.Second, "/-/ready answers 503 with the source down", func() bool {
+		return httpStatus(t, c.base+"/-/ready", "") == http.StatusServiceUnavailable
+	})
+	if code := httpStatus(t, c.base+"/-/healthy", ""); code != http.StatusOK {
+		t.Fatalf("GET /-/healthy with the source down: %d", code)
+	}
+	srv.Restart()
+	waitFor(t, 60*time.Second, "/-/ready answers 200 with the source back", func() bool {
+		return httpStatus(t, c.base+"/-/ready", "") == http.StatusOK
+	})
+}
