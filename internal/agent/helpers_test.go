@@ -50,6 +50,7 @@ func initRepoWith(t *testing.T, url string, opts storage.Options) {
 
 func agentConfig(t *testing.T, srv *testserver.Server, repoURL string) config.Config {
 	cfg := config.Default()
+	cfg.API.Listen = "127.0.0.1:0" // tests run in parallel: never the shared default port
 	cfg.Source = config.Secret(srv.URI())
 	cfg.Repo = repoURL
 	cfg.Capture.FlushInterval = config.Duration(200 * time.Millisecond)

@@ -108,6 +108,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 func startAgent(t *testing.T, srv *testserver.Server, url string) *agent.Agent {
 	t.Helper()
 	cfg := config.Default()
+	cfg.API.Listen = "127.0.0.1:0" // tests run in parallel: never the shared default port
 	cfg.Source = config.Secret(srv.URI())
 	cfg.Repo = url
 	cfg.Capture.FlushInterval = config.Duration(200 * time.Millisecond)

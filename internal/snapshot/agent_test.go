@@ -18,6 +18,7 @@ func TestSnapshotWithRunningAgent(t *testing.T) {
 	e := newEnv(t)
 	e.workload(5, 100, "a")
 	cfg := config.Default()
+	cfg.API.Listen = "127.0.0.1:0" // tests run in parallel: never the shared default port
 	cfg.Source = config.Secret(e.srv.URI())
 	cfg.Repo = e.url
 	cfg.Capture.FlushInterval = config.Duration(200 * time.Millisecond)
