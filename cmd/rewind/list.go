@@ -10,6 +10,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/status"
 )
 
 // listJSON is the JSON form of `rewind list`.
@@ -18,30 +19,30 @@ type listJSON struct {
 }
 
 type shardListJSON struct {
-	Shard     string         `json:"shard"`
-	Windows   []windowJSON   `json:"windows"`
-	Gaps      []gapJSON      `json:"gaps"`
-	Snapshots []snapshotJSON `json:"snapshots"`
-	Timelines []timelineJSON `json:"timelines"`
+	Shard     string            `json:"shard"`
+	Windows   []windowJSON      `json:"windows"`
+	Gaps      []status.Gap      `json:"gaps"`
+	Snapshots []snapshotJSON    `json:"snapshots"`
+	Timelines []status.Timeline `json:"timelines"`
 }
 
 type windowJSON struct {
-	From     *tsJSON `json:"from"`
-	To       *tsJSON `json:"to"`
-	Snapshot string  `json:"snapshot"`
-	Timeline string  `json:"timeline,omitempty"`
+	From     *status.TS `json:"from"`
+	To       *status.TS `json:"to"`
+	Snapshot string     `json:"snapshot"`
+	Timeline string     `json:"timeline,omitempty"`
 }
 
 type snapshotJSON struct {
-	ID          string    `json:"id"`
-	Start       *tsJSON   `json:"start"`
-	End         *tsJSON   `json:"end"`
-	Started     time.Time `json:"started"`
-	Finished    time.Time `json:"finished"`
-	Collections int       `json:"collections"`
-	Documents   int64     `json:"documents"`
-	Bytes       int64     `json:"bytes"`
-	Chunks      int       `json:"chunks"`
+	ID          string     `json:"id"`
+	Start       *status.TS `json:"start"`
+	End         *status.TS `json:"end"`
+	Started     time.Time  `json:"started"`
+	Finished    time.Time  `json:"finished"`
+	Collections int        `json:"collections"`
+	Documents   int64      `json:"documents"`
+	Bytes       int64      `json:"bytes"`
+	Chunks      int        `json:"chunks"`
 }
 
 func newListCmd() *cobra.Command {
@@ -85,21 +86,21 @@ Reading snapshot manifests of an encrypted repository needs --identity.`,
 func listOf(cat catalog.Catalog) listJSON {
 	out := listJSON{Shards: []shardListJSON{}}
 	for _, sh := range cat.Shards {
-		s := shardListJSON{Shard: sh.ID, Windows: []windowJSON{}, Gaps: []gapJSON{},
-			Snapshots: []snapshotJSON{}, Timelines: []timelineJSON{}}
+		s := shardListJSON{Shard: sh.ID, Windows: []windowJSON{}, Gaps: []status.Gap{},
+			Snapshots: []snapshotJSON{}, Timelines: []status.Timeline{}}
 		for _, w := range sh.Windows {
-			s.Windows = append(s.Windows, windowJSON{From: toTSJSON(w.From), To: toTSJSON(w.To), Snapshot: w.Snapshot, Timeline: w.Timeline})
+			s.Windows = append(s.Windows, windowJSON{From: status.ToTS(w.From), To: status.ToTS(w.To), Snapshot: w.Snapshot, Timeline: w.Timeline})
 		}
 		for _, g := range sh.Gaps {
-			s.Gaps = append(s.Gaps, gapJSON{Before: toTSJSON(g.Before), After: toTSJSON(g.After), Detected: g.Detected})
+			s.Gaps = append(s.Gaps, status.Gap{Before: status.ToTS(g.Before), After: status.ToTS(g.After), Detected: g.Detected})
 		}
 		for _, sn := range sh.Snapshots {
-			s.Snapshots = append(s.Snapshots, snapshotJSON{ID: sn.ID, Start: toTSJSON(sn.Start), End: toTSJSON(sn.End),
+			s.Snapshots = append(s.Snapshots, snapshotJSON{ID: sn.ID, Start: status.ToTS(sn.Start), End: status.ToTS(sn.End),
 				Started: sn.Started, Finished: sn.Finished, Collections: sn.Collections, Documents: sn.Documents,
 				Bytes: sn.Bytes, Chunks: sn.Chunks})
 		}
 		for _, tl := range sh.Timelines {
-			t := timelineJSON{ID: tl.ID, First: toTSJSON(tl.First), Last: toTSJSON(tl.Last), Segments: len(tl.Segments)}
+			t := status.Timeline{ID: tl.ID, First: status.ToTS(tl.First), Last: status.ToTS(tl.Last), Segments: len(tl.Segments)}
 			if tl.Info != nil {
 				t.Flavor = tl.Info.Flavor
 			}
@@ -114,7 +115,7 @@ func listOf(cat catalog.Catalog) listJSON {
 }
 
 // point formats a timestamp as both forms --to accepts.
-func point(ts *tsJSON) string {
+func point(ts *status.TS) string {
 	if ts == nil {
 		return "-"
 	}

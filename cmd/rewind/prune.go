@@ -12,6 +12,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/retention"
+	"github.com/rewind-backup/rewind/internal/status"
 )
 
 // pruneFlags are the flags of `rewind prune`.
@@ -143,7 +144,7 @@ type pruneJSON struct {
 
 type pruneShardJSON struct {
 	Shard     string              `json:"shard"`
-	Cutoff    *tsJSON             `json:"window_start"`
+	Cutoff    *status.TS          `json:"window_start"`
 	Snapshots []pruneSnapshotJSON `json:"snapshots"`
 	Segments  []pruneRunJSON      `json:"segments"`
 	Copies    []pruneCopyJSON     `json:"copies"`
@@ -151,20 +152,20 @@ type pruneShardJSON struct {
 }
 
 type pruneSnapshotJSON struct {
-	ID      string   `json:"id"`
-	End     *tsJSON  `json:"end"`
-	Keep    bool     `json:"keep"`
-	Reasons []string `json:"reasons"`
+	ID      string     `json:"id"`
+	End     *status.TS `json:"end"`
+	Keep    bool       `json:"keep"`
+	Reasons []string   `json:"reasons"`
 }
 
 type pruneRunJSON struct {
-	Timeline string  `json:"timeline"`
-	First    *tsJSON `json:"first"`
-	Last     *tsJSON `json:"last"`
-	Count    int     `json:"segments"`
-	Bytes    int64   `json:"bytes"`
-	Keep     bool    `json:"keep"`
-	Reason   string  `json:"reason"`
+	Timeline string     `json:"timeline"`
+	First    *status.TS `json:"first"`
+	Last     *status.TS `json:"last"`
+	Count    int        `json:"segments"`
+	Bytes    int64      `json:"bytes"`
+	Keep     bool       `json:"keep"`
+	Reason   string     `json:"reason"`
 }
 
 type pruneCopyJSON struct {
@@ -175,11 +176,11 @@ type pruneCopyJSON struct {
 }
 
 type promiseJSON struct {
-	Snapshot string  `json:"snapshot"`
-	Timeline string  `json:"timeline,omitempty"`
-	From     *tsJSON `json:"from"`
-	To       *tsJSON `json:"to"`
-	Rule     string  `json:"rule"`
+	Snapshot string     `json:"snapshot"`
+	Timeline string     `json:"timeline,omitempty"`
+	From     *status.TS `json:"from"`
+	To       *status.TS `json:"to"`
+	Rule     string     `json:"rule"`
 }
 
 type orphanJSON struct {
@@ -196,20 +197,20 @@ func pruneJSONOf(res retention.Result, dry bool) pruneJSON {
 		Deleted: map[string]int64{"snapshots": int64(res.DeletedSnapshots), "segments": int64(res.DeletedSegments),
 			"orphans": int64(res.DeletedOrphans), "bytes": res.DeletedBytes, "copied_segments": int64(res.CopiedSegments)}}
 	for _, d := range res.Decisions {
-		s := pruneShardJSON{Shard: d.Shard, Cutoff: toTSJSON(d.Cutoff), Snapshots: []pruneSnapshotJSON{},
+		s := pruneShardJSON{Shard: d.Shard, Cutoff: status.ToTS(d.Cutoff), Snapshots: []pruneSnapshotJSON{},
 			Segments: []pruneRunJSON{}, Copies: []pruneCopyJSON{}, Promises: []promiseJSON{}}
 		for _, sn := range d.Snapshots {
-			s.Snapshots = append(s.Snapshots, pruneSnapshotJSON{ID: sn.ID, End: toTSJSON(sn.End), Keep: sn.Keep, Reasons: sn.Reasons})
+			s.Snapshots = append(s.Snapshots, pruneSnapshotJSON{ID: sn.ID, End: status.ToTS(sn.End), Keep: sn.Keep, Reasons: sn.Reasons})
 		}
 		for _, r := range d.Runs {
-			s.Segments = append(s.Segments, pruneRunJSON{Timeline: r.Timeline, First: toTSJSON(r.First), Last: toTSJSON(r.Last),
+			s.Segments = append(s.Segments, pruneRunJSON{Timeline: r.Timeline, First: status.ToTS(r.First), Last: status.ToTS(r.Last),
 				Count: len(r.Segments), Bytes: r.Bytes, Keep: r.Keep, Reason: r.Reason})
 		}
 		for _, ex := range d.Extracts {
 			s.Copies = append(s.Copies, pruneCopyJSON{From: ex.From, To: ex.ID, Segments: len(ex.Segments), Reason: ex.Reason})
 		}
 		for _, pr := range d.Promises {
-			s.Promises = append(s.Promises, promiseJSON{Snapshot: pr.Snapshot, Timeline: pr.Timeline, From: toTSJSON(pr.From), To: toTSJSON(pr.To), Rule: pr.Rule})
+			s.Promises = append(s.Promises, promiseJSON{Snapshot: pr.Snapshot, Timeline: pr.Timeline, From: status.ToTS(pr.From), To: status.ToTS(pr.To), Rule: pr.Rule})
 		}
 		out.Shards = append(out.Shards, s)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
+	"github.com/rewind-backup/rewind/internal/status"
 	"github.com/rewind-backup/rewind/internal/verify"
 )
 
@@ -147,15 +148,15 @@ type findingJSON struct {
 }
 
 type rangeJSON struct {
-	Shard    string  `json:"shard"`
-	Snapshot string  `json:"snapshot,omitempty"`
-	Timeline string  `json:"timeline,omitempty"`
-	From     *tsJSON `json:"from"`
-	To       *tsJSON `json:"to"`
+	Shard    string     `json:"shard"`
+	Snapshot string     `json:"snapshot,omitempty"`
+	Timeline string     `json:"timeline,omitempty"`
+	From     *status.TS `json:"from"`
+	To       *status.TS `json:"to"`
 }
 
 type trialJSON struct {
-	Point      *tsJSON                 `json:"point"`
+	Point      *status.TS              `json:"point"`
 	Snapshot   string                  `json:"snapshot"`
 	Entries    int64                   `json:"entries"`
 	Seconds    float64                 `json:"seconds"`
@@ -166,7 +167,7 @@ type trialJSON struct {
 func rangesJSON(rs []verify.Range) []rangeJSON {
 	out := []rangeJSON{}
 	for _, r := range rs {
-		out = append(out, rangeJSON{Shard: r.Shard, Snapshot: r.Snapshot, Timeline: r.Timeline, From: toTSJSON(r.From), To: toTSJSON(r.To)})
+		out = append(out, rangeJSON{Shard: r.Shard, Snapshot: r.Snapshot, Timeline: r.Timeline, From: status.ToTS(r.From), To: status.ToTS(r.To)})
 	}
 	return out
 }
@@ -179,7 +180,7 @@ func verifyJSONOf(rep verify.Report, tr *verify.Trial) verifyJSON {
 		out.Findings = append(out.Findings, findingJSON{Severity: f.Severity, Kind: f.Kind, Object: f.Object, Message: f.Message, Breaks: rangesJSON(f.Breaks)})
 	}
 	if tr != nil {
-		out.Trial = &trialJSON{Point: toTSJSON(tr.Point), Snapshot: tr.Snapshot, Entries: tr.Entries, Seconds: tr.Duration.Seconds(),
+		out.Trial = &trialJSON{Point: status.ToTS(tr.Point), Snapshot: tr.Snapshot, Entries: tr.Entries, Seconds: tr.Duration.Seconds(),
 			Namespaces: tr.Namespaces, Problems: append([]string{}, tr.Problems...)}
 	}
 	return out

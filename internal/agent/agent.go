@@ -48,6 +48,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.stats = &oplog.Stats{}
 	w, err := a.open(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped (SIGTERM) while starting: nothing was read, a clean stop.
+			a.Log.Info("agent stopped while starting")
+			return nil
+		}
 		return err
 	}
 	defer w.close()

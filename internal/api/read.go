@@ -8,61 +8,27 @@ import (
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/status"
 )
 
-// TS is an oplog timestamp as JSON: {"t": seconds, "i": increment, "time": RFC 3339}.
-type TS struct {
-	T    uint32 `json:"t"`
-	I    uint32 `json:"i"`
-	Time string `json:"time"`
-}
+// The status types are shared with `rewind status --json`.
+type (
+	// TS is an oplog timestamp as JSON: {"t": seconds, "i": increment, "time": RFC 3339}.
+	TS = status.TS
+	// Timeline is one unbroken run of oplog segments.
+	Timeline = status.Timeline
+	// Gap is a range of oplog entries lost while capture was down.
+	Gap = status.Gap
+	// AgentInfo is the agent's heartbeat.
+	AgentInfo = status.Agent
+)
 
-func toTS(ts optime.Timestamp) *TS {
-	if ts.IsZero() {
-		return nil
-	}
-	return &TS{T: ts.T, I: ts.I, Time: ts.Time().UTC().Format(time.RFC3339)}
-}
-
-// Timeline is one unbroken run of oplog segments.
-type Timeline struct {
-	ID       string `json:"id"`
-	Flavor   string `json:"flavor,omitempty"`
-	First    *TS    `json:"first"`
-	Last     *TS    `json:"last"`
-	Segments int    `json:"segments"`
-	Bytes    int64  `json:"bytes"`
-}
-
-// Gap is a range of oplog entries lost while capture was down.
-type Gap struct {
-	Before   *TS       `json:"before"`
-	After    *TS       `json:"after"`
-	Detected time.Time `json:"detected"`
-}
-
-// AgentInfo is the agent's heartbeat, as `rewind status --json` shows it.
-type AgentInfo struct {
-	Host       string    `json:"host"`
-	PID        int       `json:"pid"`
-	Version    string    `json:"version,omitempty"`
-	Started    time.Time `json:"started"`
-	Updated    time.Time `json:"updated"`
-	Alive      bool      `json:"alive"`
-	LagSeconds float64   `json:"lag_seconds"`
-}
+func toTS(ts optime.Timestamp) *TS { return status.ToTS(ts) }
 
 // Status is GET /api/v1/status: the fields of `rewind status --json` for
-// the agent's shard.
+// the agent's shard, and the live state of its capture.
 type Status struct {
-	Shard       string     `json:"shard"`
-	LastDurable *TS        `json:"last_durable"`
-	LagSeconds  *float64   `json:"lag_seconds"`
-	Segments    int        `json:"segments"`
-	Bytes       int64      `json:"bytes"`
-	Timelines   []Timeline `json:"timelines"`
-	Gaps        []Gap      `json:"gaps"`
-	Agent       *AgentInfo `json:"agent"`
+	status.Report
 	// Capture is what the running capture reports now.
 	Capture CaptureInfo `json:"capture"`
 }
@@ -76,30 +42,13 @@ type CaptureInfo struct {
 	SpoolFull  bool   `json:"spool_full"`
 }
 
-// heartbeatAliveFor matches `rewind status`: an older heartbeat is a dead agent.
-const heartbeatAliveFor = 30 * time.Second
-
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	h, err := s.d.Repo.History(r.Context(), s.d.Shard)
+	sh, err := status.Load(r.Context(), s.d.Repo, s.d.Shard, time.Now())
 	if err != nil {
 		s.storageError(w, "read the repository's history", err)
 		return
 	}
-	st := Status{Shard: s.d.Shard, Timelines: timelines(h), Gaps: gaps(h)}
-	for _, tl := range st.Timelines {
-		st.Segments += tl.Segments
-		st.Bytes += tl.Bytes
-		st.LastDurable = tl.Last
-	}
-	if hb, err := s.d.Repo.ReadHeartbeat(r.Context(), s.d.Shard); err == nil {
-		alive := time.Since(hb.Updated) < heartbeatAliveFor
-		st.Agent = &AgentInfo{Host: hb.Host, PID: hb.PID, Version: hb.Version, Started: hb.Started,
-			Updated: hb.Updated, Alive: alive, LagSeconds: hb.Lag.Seconds()}
-		if alive {
-			lag := hb.Lag.Seconds()
-			st.LagSeconds = &lag
-		}
-	}
+	st := Status{Report: sh}
 	if c := s.d.Stats; c != nil {
 		st.Capture = CaptureInfo{LastRead: toTS(c.LastRead()), Timeline: c.Timeline(), LastError: c.LastError(),
 			SpoolFull: c.SpoolFull.Load()}
@@ -108,29 +57,6 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		st.Capture.SpoolBytes = s.d.Spool.Bytes()
 	}
 	writeData(w, http.StatusOK, st)
-}
-
-func timelines(h repo.History) []Timeline {
-	out := []Timeline{}
-	for _, tl := range h.Timelines {
-		tj := Timeline{ID: tl.ID, First: toTS(tl.First), Last: toTS(tl.Last), Segments: len(tl.Segments)}
-		if tl.Info != nil {
-			tj.Flavor = tl.Info.Flavor
-		}
-		for _, seg := range tl.Segments {
-			tj.Bytes += seg.Size
-		}
-		out = append(out, tj)
-	}
-	return out
-}
-
-func gaps(h repo.History) []Gap {
-	out := []Gap{}
-	for _, g := range h.Gaps {
-		out = append(out, Gap{Before: toTS(g.Before), After: toTS(g.After), Detected: g.Detected})
-	}
-	return out
 }
 
 // Snapshot is a complete snapshot.
@@ -180,8 +106,8 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := repo.History{Timelines: sh.Timelines, Gaps: sh.Gaps}
-	v := TimelineView{Shard: sh.ID, Windows: windows(sh.Windows), Span: windows(sh.Span()), Gaps: gaps(h),
-		Timelines: timelines(h), Snapshots: snapshots(sh.Snapshots)}
+	v := TimelineView{Shard: sh.ID, Windows: windows(sh.Windows), Span: windows(sh.Span()), Gaps: status.Gaps(h),
+		Timelines: status.Timelines(h), Snapshots: snapshots(sh.Snapshots)}
 	writeData(w, http.StatusOK, v)
 }
 

@@ -1,0 +1,125 @@
+// Package status derives capture status from a repository alone: the newest
+// durable timestamp, lag, segments, timelines, gaps and the agent's
+// heartbeat. `rewind status --json` and GET /api/v1/status print it.
+package status
+
+import (
+	"context"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/repo"
+)
+
+// AliveFor is how old a heartbeat may be for its agent to count as alive.
+const AliveFor = 30 * time.Second
+
+// TS is an oplog timestamp as JSON: {"t": seconds, "i": increment, "time": RFC 3339}.
+type TS struct {
+	T    uint32 `json:"t"`
+	I    uint32 `json:"i"`
+	Time string `json:"time"`
+}
+
+// ToTS converts a timestamp; the zero timestamp becomes nil (JSON null).
+func ToTS(ts optime.Timestamp) *TS {
+	if ts.IsZero() {
+		return nil
+	}
+	return &TS{T: ts.T, I: ts.I, Time: ts.Time().UTC().Format(time.RFC3339)}
+}
+
+// Timeline is one unbroken run of oplog segments.
+type Timeline struct {
+	ID       string `json:"id"`
+	Flavor   string `json:"flavor,omitempty"`
+	First    *TS    `json:"first"`
+	Last     *TS    `json:"last"`
+	Segments int    `json:"segments"`
+	Bytes    int64  `json:"bytes"`
+}
+
+// Gap is a range of oplog entries lost while capture was down.
+type Gap struct {
+	Before   *TS       `json:"before"`
+	After    *TS       `json:"after"`
+	Detected time.Time `json:"detected"`
+}
+
+// Agent is the agent's heartbeat.
+type Agent struct {
+	Host       string    `json:"host"`
+	PID        int       `json:"pid"`
+	Version    string    `json:"version,omitempty"`
+	Started    time.Time `json:"started"`
+	Updated    time.Time `json:"updated"`
+	Alive      bool      `json:"alive"`
+	LagSeconds float64   `json:"lag_seconds"`
+}
+
+// Report is the capture status of one shard (a replica set).
+type Report struct {
+	Shard       string     `json:"shard"`
+	LastDurable *TS        `json:"last_durable"`
+	LagSeconds  *float64   `json:"lag_seconds"`
+	Segments    int        `json:"segments"`
+	Bytes       int64      `json:"bytes"`
+	Timelines   []Timeline `json:"timelines"`
+	Gaps        []Gap      `json:"gaps"`
+	Agent       *Agent     `json:"agent"`
+}
+
+// Load reads one shard's status from the repository; now decides whether
+// the heartbeat is fresh.
+func Load(ctx context.Context, r *repo.Repository, shard string, now time.Time) (Report, error) {
+	s := Report{Shard: shard, Timelines: []Timeline{}, Gaps: []Gap{}}
+	h, err := r.History(ctx, shard)
+	if err != nil {
+		return s, err
+	}
+	s.Timelines, s.Gaps = Timelines(h), Gaps(h)
+	var newest optime.Timestamp
+	for i, tl := range h.Timelines {
+		if tl.Last.After(newest) {
+			newest = tl.Last
+		}
+		s.Segments += s.Timelines[i].Segments
+		s.Bytes += s.Timelines[i].Bytes
+	}
+	s.LastDurable = ToTS(newest)
+	if hb, err := r.ReadHeartbeat(ctx, shard); err == nil {
+		alive := now.Sub(hb.Updated) < AliveFor
+		s.Agent = &Agent{Host: hb.Host, PID: hb.PID, Version: hb.Version, Started: hb.Started,
+			Updated: hb.Updated, Alive: alive, LagSeconds: hb.Lag.Seconds()}
+		if alive {
+			lag := hb.Lag.Seconds()
+			s.LagSeconds = &lag
+		}
+	}
+	return s, nil
+}
+
+// Timelines converts a history's timelines.
+func Timelines(h repo.History) []Timeline {
+	out := []Timeline{}
+	for _, tl := range h.Timelines {
+		tj := Timeline{ID: tl.ID, First: ToTS(tl.First), Last: ToTS(tl.Last), Segments: len(tl.Segments)}
+		if tl.Info != nil {
+			tj.Flavor = tl.Info.Flavor
+		}
+		for _, seg := range tl.Segments {
+			tj.Bytes += seg.Size
+		}
+		out = append(out, tj)
+	}
+	return out
+}
+
+// Gaps converts a history's gaps.
+func Gaps(h repo.History) []Gap {
+	out := []Gap{}
+	for _, g := range h.Gaps {
+		out = append(out, Gap{Before: ToTS(g.Before), After: ToTS(g.After), Detected: g.Detected})
+	}
+	return out
+}
