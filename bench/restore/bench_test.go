@@ -67,8 +67,8 @@ func setup(ctx context.Context, b *testing.B) fixture {
 	dump := measure(ctx, b, "mongodump --archive", filepath.Join(f.tools, "mongodump"), "--quiet", "--uri", src.URI(),
 		"--db", f.db, "--archive="+f.archive)
 	b.Logf("backups: rewind snapshot %s (%.1f MiB stored), mongodump --archive %s (%.1f MiB)",
-		snap.elapsed.Round(time.Second), mib(diskBytes(b, filepath.Join(dir, "repo", "data"))),
-		dump.elapsed.Round(time.Second), mib(diskBytes(b, f.archive)))
+		snap.Elapsed.Round(time.Second), mib(diskBytes(b, filepath.Join(dir, "repo", "data"))),
+		dump.Elapsed.Round(time.Second), mib(diskBytes(b, f.archive)))
 	src.Kill()
 	return f
 }
@@ -91,13 +91,13 @@ func full(ctx context.Context, b *testing.B, f fixture) {
 	tgt = testserver.Start(b)
 	t0 := time.Now()
 	insertAll(ctx, b, tgt.Client(), f.db, f.d, parallel)
-	ceil := run{name: fmt.Sprintf("ceiling: insertMany x%d", parallel), elapsed: time.Since(t0)}
+	ceil := run{Name: fmt.Sprintf("ceiling: insertMany x%d", parallel), Elapsed: time.Since(t0)}
 	checkCounts(ctx, b, tgt, f, -1)
 	tgt.Kill()
 
 	b.Logf("full restore of %d documents, %.1f MiB (parallel %d everywhere):\n%s\n%s\n%s\nrewind/ceiling time %.2f, rewind/mongorestore time %.2f\n(of rewind's time, its closing count of every target collection, which the others do not do, takes ~%.2f s: CountDocuments timed again afterwards)\nrewind restore output:\n%s",
-		f.d.docs, mib(f.d.size), parallel, rw.row(f.d.docs, f.d.size), mr.row(f.d.docs, f.d.size), ceil.row(f.d.docs, f.d.size),
-		ratio(rw, ceil), ratio(rw, mr), counting.Seconds(), rw.stdout)
+		f.d.docs, mib(f.d.size), parallel, row(rw, f.d.docs, f.d.size), row(mr, f.d.docs, f.d.size), row(ceil, f.d.docs, f.d.size),
+		ratio(rw, ceil), ratio(rw, mr), counting.Seconds(), rw.Stdout)
 	b.ReportMetric(mbps(f.d.size, rw), "rewind-MB/s")
 	b.ReportMetric(mbps(f.d.size, mr), "mongorestore-MB/s")
 	b.ReportMetric(mbps(f.d.size, ceil), "ceiling-MB/s")
@@ -128,8 +128,8 @@ func single(ctx context.Context, b *testing.B, f fixture) {
 		"--to", "latest", "--ns", ns, "--dry-run")
 	stored, total := chunkBytes(ctx, b, f, collName(c))
 	b.Logf("one collection of %d: %s, %d documents, %.1f MiB:\n%s\n%s\nrewind/mongorestore time %.2f\nrewind read %s (restore report: %s); its chunks are %.2f MiB stored of the repository's %.2f MiB of chunks; mongorestore reads the whole %.1f MiB archive\nrewind restore --dry-run of the same (start, lock, catalog, plan, count oplog entries; no target): %.2f s\nrewind restore --ns output:\n%s",
-		benchColls, ns, docs, mib(size), rw.row(docs, size), mr.row(docs, size), ratio(rw, mr),
-		grab(rw.stdout, `snapshot objects\s+(.*)`), grab(rw.stdout, `bytes read\s+(.*)`), mib(stored), mib(total), mib(diskBytes(b, f.archive)), dry.elapsed.Seconds(), rw.stdout)
+		benchColls, ns, docs, mib(size), row(rw, docs, size), row(mr, docs, size), ratio(rw, mr),
+		grab(rw.Stdout, `snapshot objects\s+(.*)`), grab(rw.Stdout, `bytes read\s+(.*)`), mib(stored), mib(total), mib(diskBytes(b, f.archive)), dry.Elapsed.Seconds(), rw.Stdout)
 	b.ReportMetric(ratio(rw, mr), "one-coll-rewind/mongorestore")
 }
 
@@ -227,5 +227,5 @@ func grab(s, re string) string {
 }
 
 func mib(n int64) float64            { return float64(n) / (1 << 20) }
-func mbps(size int64, r run) float64 { return float64(size) / 1e6 / r.elapsed.Seconds() }
-func ratio(a, b run) float64         { return a.elapsed.Seconds() / b.elapsed.Seconds() }
+func mbps(size int64, r run) float64 { return float64(size) / 1e6 / r.Elapsed.Seconds() }
+func ratio(a, b run) float64         { return a.Elapsed.Seconds() / b.Elapsed.Seconds() }

@@ -2,12 +2,11 @@ package restorebench
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
+	"github.com/rewind-backup/rewind/bench/benchtool"
 	"math/rand/v2"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
@@ -27,8 +26,7 @@ func dataMB() int {
 
 const (
 	benchColls = 10
-	docSize    = 2048 // approximate size of one generated document
-	parallel   = 4    // rewind --parallel, mongorestore's default collections at once, ceiling workers
+	parallel   = 4 // rewind --parallel, mongorestore's default collections at once, ceiling workers
 )
 
 // collBytes is the size of collection c: c0 is five times the others.
@@ -40,27 +38,8 @@ func collBytes(c, totalMB int) int {
 	return unit
 }
 
-// genDoc builds document i: a few typed fields and a payload that is half
-// random (incompressible) and half text.
-func genDoc(rng *rand.Rand, i int) bson.Raw {
-	random := make([]byte, docSize/4)
-	for j := range random {
-		random[j] = byte(rng.IntN(256))
-	}
-	text := strings.Repeat(fmt.Sprintf("order %d for customer %d; ", i, rng.IntN(1000)), 20)
-	d, err := bson.Marshal(bson.D{
-		{Key: "_id", Value: int64(i)},
-		{Key: "customer", Value: rng.IntN(100000)},
-		{Key: "amount", Value: rng.Float64() * 1000},
-		{Key: "tags", Value: bson.A{"a", "b", rng.IntN(10)}},
-		{Key: "blob", Value: hex.EncodeToString(random)},
-		{Key: "note", Value: text[:min(len(text), docSize/2)]},
-	})
-	if err != nil {
-		panic(err)
-	}
-	return d
-}
+// genDoc builds document i (see benchtool.GenDoc).
+func genDoc(rng *rand.Rand, i int) bson.Raw { return benchtool.GenDoc(rng, i) }
 
 // dataset is the generated documents, collection by collection.
 type dataset struct {

@@ -51,32 +51,32 @@ func BenchmarkSnapshotVsMongodump(b *testing.B) {
 		measure(ctx, b, "rewind init", rewind, "init", "--repo", repoURL)
 		snap := measure(ctx, b, "rewind snapshot --parallel 4", rewind, "--log-format", "json", "snapshot",
 			"--source", srv.URI(), "--repo", repoURL, "--ns", db+".*", "--parallel", "4")
-		snap.stored = diskBytes(b, filepath.Join(dir, "repo", "data"))
-		copyPhase := phase(snap.stderr, "snapshot started", "collections copied")
+		snap.Stored = diskBytes(b, filepath.Join(dir, "repo", "data"))
+		copyPhase := phase(snap.Stderr, "snapshot started", "collections copied")
 		if os.Getenv("REWIND_BENCH_REWIND_ONLY") != "" {
 			report(b, docs, size, []run{snap})
 			b.Logf("rewind snapshot: copy phase %s", copyPhase.Round(10*time.Millisecond))
 			continue
 		}
 		plain := measure(ctx, b, "mongodump --archive", dump, "--quiet", "--uri", srv.URI(), "--db", db, "--archive="+filepath.Join(dir, "a"))
-		plain.stored = fileSize(b, filepath.Join(dir, "a"))
+		plain.Stored = fileSize(b, filepath.Join(dir, "a"))
 		gz := measure(ctx, b, "mongodump --archive --gzip", dump, "--quiet", "--uri", srv.URI(), "--db", db, "--gzip", "--archive="+filepath.Join(dir, "a.gz"))
-		gz.stored = fileSize(b, filepath.Join(dir, "a.gz"))
+		gz.Stored = fileSize(b, filepath.Join(dir, "a.gz"))
 		report(b, docs, size, []run{snap, plain, gz})
-		b.Logf("rewind snapshot log:\n%s", snap.stderr)
+		b.Logf("rewind snapshot log:\n%s", snap.Stderr)
 		b.Logf("rewind snapshot: %s total, of which copying the collections %s (%.2f MB/s); the rest is mostly reading the newest oplog entry, which FerretDB does with a full scan of its oplog (connect, start, end, range capture)",
-			snap.elapsed.Round(10*time.Millisecond), copyPhase.Round(10*time.Millisecond), float64(size)/1e6/copyPhase.Seconds())
-		b.ReportMetric(float64(size)/1e6/snap.elapsed.Seconds(), "rewind-MB/s")
-		b.ReportMetric(float64(size)/1e6/plain.elapsed.Seconds(), "mongodump-MB/s")
-		b.ReportMetric(float64(size)/1e6/gz.elapsed.Seconds(), "mongodump-gzip-MB/s")
-		b.ReportMetric(float64(snap.maxRSS)/(1<<20), "rewind-peak-RSS-MiB")
+			snap.Elapsed.Round(10*time.Millisecond), copyPhase.Round(10*time.Millisecond), float64(size)/1e6/copyPhase.Seconds())
+		b.ReportMetric(float64(size)/1e6/snap.Elapsed.Seconds(), "rewind-MB/s")
+		b.ReportMetric(float64(size)/1e6/plain.Elapsed.Seconds(), "mongodump-MB/s")
+		b.ReportMetric(float64(size)/1e6/gz.Elapsed.Seconds(), "mongodump-gzip-MB/s")
+		b.ReportMetric(float64(snap.MaxRSS)/(1<<20), "rewind-peak-RSS-MiB")
 	}
 }
 
 func report(b *testing.B, docs int, size int64, runs []run) {
 	lines := []string{"data: " + strconv.Itoa(docs) + " documents, " + strconv.FormatFloat(float64(size)/(1<<20), 'f', 1, 64) + " MiB of BSON in 4 collections"}
 	for _, r := range runs {
-		lines = append(lines, r.row(docs, size))
+		lines = append(lines, row(r, docs, size))
 	}
 	b.Log("\n" + strings.Join(lines, "\n"))
 }

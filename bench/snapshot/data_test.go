@@ -2,40 +2,17 @@ package snapshotbench
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
+	"github.com/rewind-backup/rewind/bench/benchtool"
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
-// docSize is the approximate size of one generated document.
-const docSize = 2048
-
-// genDoc builds document i: a few typed fields and a payload that is half
-// random (incompressible) and half text, so compression has work to do.
-func genDoc(rng *rand.Rand, i int) bson.Raw {
-	random := make([]byte, docSize/4)
-	for j := range random {
-		random[j] = byte(rng.IntN(256))
-	}
-	text := strings.Repeat(fmt.Sprintf("order %d for customer %d; ", i, rng.IntN(1000)), 20)
-	d, err := bson.Marshal(bson.D{
-		{Key: "_id", Value: int64(i)},
-		{Key: "customer", Value: rng.IntN(100000)},
-		{Key: "amount", Value: rng.Float64() * 1000},
-		{Key: "tags", Value: bson.A{"a", "b", rng.IntN(10)}},
-		{Key: "blob", Value: hex.EncodeToString(random)},
-		{Key: "note", Value: text[:min(len(text), docSize/2)]},
-	})
-	if err != nil {
-		panic(err)
-	}
-	return d
-}
+// genDoc builds document i (see benchtool.GenDoc).
+func genDoc(rng *rand.Rand, i int) bson.Raw { return benchtool.GenDoc(rng, i) }
 
 // genCollection returns the documents of collection c, totalling about
 // bytes.

@@ -1,0 +1,181 @@
+// Package benchtool holds what rewind's benchmarks share: building the
+// mongo-tools baseline, running a command while measuring its wall time and
+// peak memory, sizing what a tool stored, and generating documents.
+package benchtool
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofrs/flock"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rewind-backup/rewind/internal/testserver"
+)
+
+// ModuleRoot is the rewind module's root directory.
+func ModuleRoot(tb testing.TB) string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		tb.Fatal("runtime.Caller failed")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// MongoTools returns the directory holding mongodump and mongorestore
+// 100.11.0, building them into the shared test cache (under a file lock)
+// when missing: ~2 minutes. REWIND_MONGO_TOOLS_BUILD names another build
+// script than ../shared/tools/mongo-tools/build.sh.
+func MongoTools(tb testing.TB) string {
+	cache, err := testserver.CacheDir()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir := filepath.Join(cache, "mongo-tools")
+	ready := func() bool {
+		for _, b := range []string{"mongodump", "mongorestore"} {
+			if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	if ready() {
+		return dir
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	lock := flock.New(filepath.Join(cache, "mongo-tools.lock"))
+	if err := lock.Lock(); err != nil {
+		tb.Fatal(err)
+	}
+	defer lock.Unlock()
+	if ready() {
+		return dir
+	}
+	script := filepath.Join(ModuleRoot(tb), "..", "shared", "tools", "mongo-tools", "build.sh")
+	if v := os.Getenv("REWIND_MONGO_TOOLS_BUILD"); v != "" {
+		script = v
+	}
+	out, err := exec.Command(script, dir).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("build mongo-tools with %s (set REWIND_MONGO_TOOLS_BUILD to the script): %v\n%s", script, err, out)
+	}
+	return dir
+}
+
+// Run is one measured command.
+type Run struct {
+	Name           string
+	Elapsed        time.Duration
+	MaxRSS         int64 // bytes
+	Stored         int64 // bytes the tool stored, when the caller sets it
+	Stdout, Stderr string
+}
+
+// Measure runs a command and records its wall time and peak RSS; a failing
+// command fails the benchmark.
+func Measure(ctx context.Context, tb testing.TB, name string, argv ...string) Run {
+	var outb, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = &outb, &errb
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("%s: %v", name, err)
+	}
+	done := make(chan struct{})
+	peak := make(chan int64)
+	go func() { peak <- watchHWM(cmd.Process.Pid, done) }()
+	err := cmd.Wait()
+	elapsed := time.Since(start)
+	close(done)
+	r := Run{Name: name, Elapsed: elapsed, MaxRSS: <-peak, Stdout: outb.String(), Stderr: errb.String()}
+	if err != nil {
+		tb.Fatalf("%s: %v\n%s\n%s", name, err, r.Stdout, r.Stderr)
+	}
+	return r
+}
+
+// watchHWM polls the process's VmHWM (its own peak RSS) until done and
+// returns the largest value seen. The rusage of wait4 is no use here: on
+// exec, Linux folds the parent's peak into the child's ru_maxrss (Go starts
+// children with a vfork-style clone), so a test process holding the data
+// set would report its own size for every tool.
+func watchHWM(pid int, done <-chan struct{}) int64 {
+	var peak int64
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+					kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+					peak = max(peak, kb<<10)
+				}
+			}
+		}
+		select {
+		case <-done:
+			return peak
+		case <-t.C:
+		}
+	}
+}
+
+// DiskBytes sums the sizes of the files under path.
+func DiskBytes(tb testing.TB, path string) int64 {
+	var n int64
+	err := filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err == nil {
+			n += fi.Size()
+		}
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+// DocSize is the approximate size of one generated document.
+const DocSize = 2048
+
+// GenDoc builds document i: a few typed fields and a payload that is half
+// random (incompressible) and half text, so compression has work to do.
+func GenDoc(rng *rand.Rand, i int) bson.Raw {
+	random := make([]byte, DocSize/4)
+	for j := range random {
+		random[j] = byte(rng.IntN(256))
+	}
+	text := strings.Repeat(fmt.Sprintf("order %d for customer %d; ", i, rng.IntN(1000)), 20)
+	d, err := bson.Marshal(bson.D{
+		{Key: "_id", Value: int64(i)},
+		{Key: "customer", Value: rng.IntN(100000)},
+		{Key: "amount", Value: rng.Float64() * 1000},
+		{Key: "tags", Value: bson.A{"a", "b", rng.IntN(10)}},
+		{Key: "blob", Value: hex.EncodeToString(random)},
+		{Key: "note", Value: text[:min(len(text), DocSize/2)]},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
