@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the storage emulators the tests use into the shared test cache, one
+# Installs Debian's chromium (for the dashboard test) and builds the storage
+# emulators the tests use into the shared test cache, one
 # after another (two Go builds at once on a small machine double each one's
 # time). Idempotent: what is already there at the right version is skipped.
 # CI runs it before `go test`; tests also build on demand, under the same
@@ -73,9 +74,30 @@ install_azurite() {
 	) 9>"$lock"
 }
 
+# install_chromium installs Debian's chromium for the dashboard's browser
+# test (internal/api/dashboard_test.go), unless a chromium is on PATH.
+install_chromium() {
+	if command -v chromium >/dev/null || [ -n "${REWIND_CHROMIUM:-}" ]; then
+		log "chromium already installed"
+		return
+	fi
+	local sudo=""
+	if [ "$(id -u)" != 0 ]; then
+		command -v sudo >/dev/null || { log "chromium is missing and this is not root: apt-get install chromium"; exit 1; }
+		sudo="sudo"
+	fi
+	log "installing chromium with apt-get (about a minute)..."
+	local start
+	start=$(date +%s)
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+	log "installed chromium in $(( $(date +%s) - start )) s"
+}
+
 command -v go >/dev/null || { log "go is not on PATH"; exit 1; }
 command -v npm >/dev/null || { log "npm is not on PATH (Node 20 is needed for azurite)"; exit 1; }
 
+install_chromium
 install_go versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
 install_go fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION"
 install_azurite

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rewind-backup/rewind/internal/dashboard"
 )
 
 func (s *Server) routes() http.Handler {
@@ -26,6 +28,13 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /api/v1/snapshots", s.auth(false, s.takeSnapshot))
 	mux.HandleFunc("POST /api/v1/restores", s.auth(false, s.startRestore))
 	mux.HandleFunc("GET /api/v1/restores/{id}", s.auth(true, s.getRestore))
+	mux.HandleFunc("GET /api/v1/alerts", s.auth(true, s.alerts))
+	// The dashboard's page and assets hold no data: they need no token.
+	ui := dashboard.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, codeNotFound, "no such page: %s", r.URL.Path)
+	}))
+	mux.Handle("GET /{$}", ui)
+	mux.Handle("GET "+dashboard.Prefix, ui)
 	// Everything else under the API answers in the envelope too.
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: %s %s; see docs/API.md", r.Method, r.URL.Path)

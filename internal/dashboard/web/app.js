@@ -1,0 +1,417 @@
+// rewind dashboard: reads the agent's JSON API (docs/API.md) and draws it.
+// Plain script, no framework, no network access beyond this origin. Data is
+// always put into the page as text (textContent), never as HTML.
+"use strict";
+
+const TOKEN_KEY = "rewind.api-token";
+const $ = (id) => document.getElementById(id);
+const state = { timeline: null, status: null, range: 0, chosen: null, planKey: null, jobsRunning: false };
+
+// ---- API ----------------------------------------------------------------
+
+class APIError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+async function api(method, path, body) {
+  const headers = { "Accept": "application/json" };
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (token) headers["Authorization"] = "Bearer " + token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new APIError(0, "unreachable", "the agent does not answer (" + e.message + ")");
+  }
+  let env;
+  try { env = await resp.json(); } catch (e) {
+    throw new APIError(resp.status, "bad_answer", "the agent answered " + resp.status + " without the JSON envelope");
+  }
+  if (!env.ok) {
+    const err = env.error || {};
+    if (resp.status === 401) askToken(token ? "The agent refused this token: " + err.message : err.message);
+    throw new APIError(resp.status, err.code, err.message || ("HTTP " + resp.status));
+  }
+  return env.data;
+}
+
+function askToken(message) {
+  $("token-box").hidden = false;
+  const e = $("token-error");
+  e.textContent = message || "";
+  e.hidden = !message;
+}
+
+// ---- formatting -----------------------------------------------------------
+
+function isoSecond(t) { return new Date(t * 1000).toISOString().replace(".000Z", "Z"); }
+// tsText shows an oplog timestamp; increment 2^32-1 is how the API says
+// "after every entry of that second".
+function tsText(ts) {
+  if (!ts) return "–";
+  return ts.time + (ts.i === 4294967295 ? " (end of that second)" : " (" + ts.t + ":" + ts.i + ")");
+}
+function shortTime(s) { return s ? s.replace("T", " ").replace(/\.\d+/, "").replace("Z", " UTC") : "–"; }
+function mib(n) { return (n / 1048576).toFixed(n < 10485760 ? 2 : 1) + " MiB"; }
+function duration(s) {
+  if (s < 60) return Math.round(s) + " s";
+  if (s < 3600) return Math.round(s / 60) + " min";
+  if (s < 172800) return (s / 3600).toFixed(1) + " h";
+  return (s / 86400).toFixed(1) + " d";
+}
+function setText(id, text, cls) { const e = $(id); e.textContent = text; e.className = cls || ""; }
+function cell(tr, text, cls) { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; tr.appendChild(td); return td; }
+
+// ---- status -----------------------------------------------------------------
+
+function renderStatus(st) {
+  $("shard").textContent = "shard " + st.shard;
+  const alive = st.agent && st.agent.alive;
+  const capErr = st.capture && st.capture.last_error;
+  if (!alive) setText("st-state", "agent heartbeat is stale", "state-bad");
+  else if (capErr) setText("st-state", "capturing with errors", "state-warn");
+  else setText("st-state", "capturing", "state-ok");
+  setText("st-durable", st.last_durable ? shortTime(st.last_durable.time) : "nothing captured yet");
+  if (st.lag_seconds === null || st.lag_seconds === undefined) setText("st-lag", "unknown", "state-warn");
+  else setText("st-lag", duration(st.lag_seconds), st.lag_seconds > 60 ? "state-bad" : "");
+  const c = st.capture || {};
+  setText("st-spool", mib(c.spool_bytes || 0) + (c.spool_full ? " (full: capture paused)" : ""), c.spool_full ? "state-bad" : "");
+  setText("st-segments", st.segments + " (" + mib(st.bytes) + ")");
+  $("st-error").hidden = !capErr;
+  $("st-error").textContent = capErr ? "capture: " + capErr : "";
+}
+
+async function refreshAlerts() {
+  let data;
+  try { data = await api("GET", "/api/v1/alerts"); } catch (e) {
+    if (e.status === 404) return; // an agent without alerts
+    throw e;
+  }
+  const ul = $("alerts");
+  ul.replaceChildren();
+  for (const a of (data && data.firing) || []) {
+    const li = document.createElement("li");
+    li.textContent = a.alert + ": " + (a.summary || "") + (a.started ? " (since " + shortTime(a.started) + ")" : "");
+    ul.appendChild(li);
+  }
+}
+
+// ---- timeline -----------------------------------------------------------------
+
+// domain is the time range drawn: everything captured, or the last `range` seconds.
+function domain(tl) {
+  let lo = Infinity, hi = -Infinity;
+  const see = (ts) => { if (ts) { lo = Math.min(lo, ts.t); hi = Math.max(hi, ts.t); } };
+  for (const x of tl.timelines || []) { see(x.first); see(x.last); }
+  for (const w of tl.span || []) { see(w.from); see(w.to); }
+  for (const g of tl.gaps || []) { see(g.before); see(g.after); }
+  for (const s of tl.snapshots || []) { see(s.start); see(s.end); }
+  if (!isFinite(lo)) return null;
+  if (state.range > 0) lo = Math.max(lo, hi - state.range);
+  const pad = Math.max(1, (hi - lo) * 0.02);
+  return [lo - pad, hi + pad];
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function rect(svg, cls, x0, x1, y, h, title) {
+  const r = document.createElementNS(SVG, "rect");
+  r.setAttribute("class", cls);
+  r.setAttribute("x", x0.toFixed(2));
+  r.setAttribute("width", Math.max(2, x1 - x0).toFixed(2));
+  r.setAttribute("y", y); r.setAttribute("height", h);
+  const t = document.createElementNS(SVG, "title"); t.textContent = title; r.appendChild(t);
+  svg.appendChild(r);
+  return r;
+}
+
+function renderTimeline() {
+  const tl = state.timeline, svg = $("timeline"), axis = $("axis");
+  svg.replaceChildren(); axis.replaceChildren();
+  if (!tl) return;
+  const d = domain(tl);
+  state.domain = d;
+  if (!d) return;
+  const x = (t) => Math.min(1000, Math.max(0, (t - d[0]) / (d[1] - d[0]) * 1000));
+  for (const l of tl.timelines || []) rect(svg, "captured", x(l.first.t), x(l.last.t), 8, 18, "oplog captured " + tsText(l.first) + " .. " + tsText(l.last));
+  for (const w of tl.span || []) rect(svg, "window", x(w.from.t), x(w.to.t), 30, 34, "restorable " + tsText(w.from) + " .. " + tsText(w.to)).dataset.window = "1";
+  for (const g of tl.gaps || []) rect(svg, "gap", x(g.before.t), x(g.after.t), 4, 64, "gap: entries after " + tsText(g.before) + " and before " + tsText(g.after) + " were lost");
+  for (const s of tl.snapshots || []) rect(svg, "snap", x(s.end.t) - 1, x(s.end.t) + 1, 70, 20, "snapshot " + s.id + " consistent at " + tsText(s.end));
+  if (state.chosen !== null) {
+    const l = line(svg, "chosen", x(state.chosen));
+    l.id = "chosen-line";
+  }
+  // Axis (UTC): the date once, then times, each second once; the end
+  // labels stay inside the box.
+  const ticks = 6;
+  let prev = null;
+  for (let k = 0; k <= ticks; k++) {
+    const t = Math.round(d[0] + (d[1] - d[0]) * k / ticks);
+    if (t === prev) continue;
+    prev = t;
+    const s = document.createElement("span");
+    const iso = isoSecond(t);
+    s.textContent = k === 0 ? iso.slice(0, 10) + " " + iso.slice(11, 19) : iso.slice(11, 19) + (k === ticks ? " UTC" : "");
+    if (k === 0) { s.style.left = "0"; s.className = "first"; }
+    else if (k === ticks) { s.style.right = "0"; s.className = "last"; }
+    else s.style.left = (k / ticks * 100) + "%";
+    axis.appendChild(s);
+  }
+}
+
+function line(svg, cls, px) {
+  const l = document.createElementNS(SVG, "line");
+  l.setAttribute("class", cls);
+  l.setAttribute("x1", px); l.setAttribute("x2", px); l.setAttribute("y1", 0); l.setAttribute("y2", 110);
+  svg.appendChild(l);
+  return l;
+}
+
+function timeAt(ev) {
+  const box = $("timeline").getBoundingClientRect(), d = state.domain;
+  if (!d || box.width === 0) return null;
+  return Math.floor(d[0] + (ev.clientX - box.left) / box.width * (d[1] - d[0]));
+}
+
+// windowFor returns the restore window (merged span) holding second t.
+function windowFor(t) {
+  for (const w of (state.timeline && state.timeline.span) || []) if (t >= w.from.t && t <= w.to.t) return w;
+  return null;
+}
+
+// restorePoint turns a clicked second into the value of the "to" field: the
+// second itself (state after all of its entries), or the window's exact end
+// when the click is on the window's last second.
+function restorePoint(t, w) { return t >= w.to.t ? w.to.t + ":" + w.to.i : isoSecond(t); }
+
+function choose(t) {
+  const w = windowFor(t);
+  if (!w) {
+    const near = nearest(t);
+    $("hover").textContent = isoSecond(t) + " is not restorable" + (near ? "; nearest window " + tsText(near.from) + " .. " + tsText(near.to) : "");
+    return;
+  }
+  state.chosen = t;
+  $("r-to").value = restorePoint(t, w);
+  formChanged();
+  renderTimeline();
+  $("hover").textContent = "Restore point " + $("r-to").value + " chosen: plan it below.";
+  $("r-to").focus();
+}
+
+function nearest(t) {
+  let best = null, dist = Infinity;
+  for (const w of (state.timeline && state.timeline.span) || []) {
+    const dd = t < w.from.t ? w.from.t - t : t - w.to.t;
+    if (dd < dist) { dist = dd; best = w; }
+  }
+  return best;
+}
+
+function renderWindowsTable(tl) {
+  const body = $("windows").querySelector("tbody");
+  body.replaceChildren();
+  for (const w of tl.windows || []) {
+    const tr = document.createElement("tr");
+    cell(tr, tsText(w.from), "mono"); cell(tr, tsText(w.to), "mono"); cell(tr, w.snapshot, "mono");
+    const b = document.createElement("button");
+    b.type = "button"; b.textContent = "restore to its end";
+    b.addEventListener("click", () => { state.chosen = w.to.t; $("r-to").value = w.to.t + ":" + w.to.i; formChanged(); renderTimeline(); });
+    cell(tr, "").appendChild(b);
+    body.appendChild(tr);
+  }
+  $("no-windows").hidden = (tl.windows || []).length > 0;
+  const gaps = $("gaps").querySelector("tbody");
+  gaps.replaceChildren();
+  for (const g of tl.gaps || []) {
+    const tr = document.createElement("tr");
+    cell(tr, tsText(g.before), "mono"); cell(tr, tsText(g.after), "mono"); cell(tr, shortTime(g.detected));
+    gaps.appendChild(tr);
+  }
+  $("gaps").hidden = (tl.gaps || []).length === 0;
+}
+
+// ---- restore form ----------------------------------------------------------------
+
+function lines(id) { return $(id).value.split(/[\n,]/).map((s) => s.trim()).filter(Boolean); }
+
+function restoreRequest() {
+  const rename = {};
+  for (const l of lines("r-rename")) {
+    const i = l.indexOf("=");
+    if (i <= 0 || i === l.length - 1) throw new Error("rename “" + l + "” is not FROM=TO");
+    rename[l.slice(0, i).trim()] = l.slice(i + 1).trim();
+  }
+  const req = { to: $("r-to").value.trim(), target: $("r-target").value.trim(), ns: lines("r-ns"), rename,
+    drop: $("r-drop").checked, with_users_and_roles: $("r-users").checked };
+  const p = parseInt($("r-parallel").value, 10);
+  if (p > 0) req.parallel = p;
+  return req;
+}
+
+function formChanged() {
+  // A plan is only good for the inputs it was made from.
+  let key = null;
+  try { key = JSON.stringify(restoreRequest()); } catch (e) { /* shown on plan */ }
+  $("r-start").disabled = !(state.planKey && key === state.planKey && restoreRequest().target);
+  if (state.planKey && key !== state.planKey) $("plan").classList.add("stale");
+}
+
+async function plan(ev) {
+  ev.preventDefault();
+  $("r-error").hidden = true;
+  let req;
+  try { req = restoreRequest(); } catch (e) { return showRestoreError(e.message); }
+  try {
+    const p = await api("POST", "/api/v1/restores", Object.assign({}, req, { dry_run: true }));
+    state.planKey = JSON.stringify(req);
+    renderPlan(p);
+    formChanged();
+    $("r-start").textContent = req.target ? "Start restore into " + hostOf(req.target) : "Start restore (set a target first)";
+  } catch (e) {
+    state.planKey = null; formChanged();
+    $("plan").hidden = true;
+    showRestoreError(e.message);
+  }
+}
+
+function hostOf(uri) {
+  const m = /^mongodb(?:\+srv)?:\/\/(?:[^@/]*@)?([^/?]+)/.exec(uri);
+  return m ? m[1] : "the target";
+}
+
+function renderPlan(p) {
+  const facts = $("plan-facts");
+  facts.replaceChildren();
+  const fact = (k, v) => { const d = document.createElement("div"); const dt = document.createElement("dt"); dt.textContent = k;
+    const dd = document.createElement("dd"); dd.textContent = v; d.append(dt, dd); facts.appendChild(d); };
+  fact("restore to", tsText(p.target));
+  fact("snapshot", p.snapshot);
+  fact("replay from", tsText(p.replay_from));
+  fact("snapshot objects", p.chunks + " (" + mib(p.chunk_bytes) + ")");
+  fact("oplog segments", p.segments + " (" + mib(p.segment_bytes) + ")");
+  fact("oplog entries", p.entries === undefined ? "–" : String(p.entries));
+  const body = $("plan-ns").querySelector("tbody");
+  body.replaceChildren();
+  for (const n of p.namespaces || []) {
+    const tr = document.createElement("tr");
+    cell(tr, n.source, "mono"); cell(tr, n.target + (n.view ? " (view)" : ""), "mono"); cell(tr, String(n.documents));
+    body.appendChild(tr);
+  }
+  $("plan").hidden = false;
+  $("plan").classList.remove("stale");
+}
+
+function showRestoreError(msg) { $("r-error").textContent = msg; $("r-error").hidden = false; }
+
+async function startRestore() {
+  $("r-error").hidden = true;
+  const req = restoreRequest();
+  if (JSON.stringify(req) !== state.planKey) return showRestoreError("The form changed since the plan: plan it again.");
+  $("r-start").disabled = true;
+  try {
+    const job = await api("POST", "/api/v1/restores", req);
+    state.planKey = null;
+    $("hover").textContent = "Restore " + job.id + " started.";
+    await refreshJobs();
+  } catch (e) {
+    showRestoreError(e.message);
+    formChanged();
+  }
+}
+
+// ---- jobs ------------------------------------------------------------------------
+
+function jobProgress(j) {
+  if (j.state === "failed") return j.error || "failed";
+  const p = (j.progress && j.progress.summary) || "";
+  const r = j.result;
+  if (j.state === "succeeded" && r && j.kind === "restore")
+    return "restored " + r.documents + " documents and " + r.entries + " oplog entries to " + tsText(r.last_applied) + " in " + r.seconds.toFixed(1) + " s";
+  if (j.state === "succeeded" && r && j.kind === "snapshot") return "snapshot " + r.id + ": " + r.documents + " documents, " + mib(r.bytes);
+  return p;
+}
+
+async function refreshJobs() {
+  const jobs = await api("GET", "/api/v1/jobs");
+  const body = $("jobs").querySelector("tbody");
+  body.replaceChildren();
+  state.jobsRunning = false;
+  for (const j of jobs || []) {
+    const tr = document.createElement("tr");
+    tr.dataset.job = j.id; tr.dataset.state = j.state;
+    cell(tr, j.id, "mono"); cell(tr, j.state, "job-" + j.state); cell(tr, shortTime(j.started)); cell(tr, jobProgress(j));
+    body.appendChild(tr);
+    if (j.state === "running") state.jobsRunning = true;
+  }
+  $("no-jobs").hidden = (jobs || []).length > 0;
+}
+
+async function snapshotNow() {
+  $("snapshot-now").disabled = true;
+  try { await api("POST", "/api/v1/snapshots"); await refreshJobs(); }
+  catch (e) { $("hover").textContent = "snapshot: " + e.message; }
+  finally { $("snapshot-now").disabled = false; }
+}
+
+// ---- refresh loop ------------------------------------------------------------------
+
+async function refresh() {
+  try {
+    const [st, tl] = await Promise.all([api("GET", "/api/v1/status"), api("GET", "/api/v1/timeline")]);
+    state.status = st; state.timeline = tl;
+    renderStatus(st); renderTimeline(); renderWindowsTable(tl);
+    await refreshJobs();
+    await refreshAlerts();
+    $("token-box").hidden = true;
+    $("refreshed").textContent = "updated " + new Date().toLocaleTimeString();
+  } catch (e) {
+    if (e.status !== 401) $("refreshed").textContent = "not updated: " + e.message;
+  }
+}
+
+function loop() {
+  let n = 0;
+  const tick = async () => {
+    n++;
+    if (state.jobsRunning) { try { await refreshJobs(); } catch (e) { /* shown by refresh */ } }
+    if (n % 5 === 0) await refresh();
+    setTimeout(tick, 1000);
+  };
+  setTimeout(tick, 1000);
+}
+
+function init() {
+  $("forget-token").hidden = !localStorage.getItem(TOKEN_KEY);
+  $("forget-token").addEventListener("click", () => { localStorage.removeItem(TOKEN_KEY); location.reload(); });
+  $("token-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    localStorage.setItem(TOKEN_KEY, $("token").value.trim());
+    $("token").value = "";
+    $("forget-token").hidden = false;
+    $("token-box").hidden = true;
+    refresh();
+  });
+  const svg = $("timeline");
+  svg.addEventListener("mousemove", (ev) => {
+    const t = timeAt(ev);
+    if (t === null) return;
+    $("hover").textContent = isoSecond(t) + (windowFor(t) ? "  restorable: click to choose" : "  not restorable");
+  });
+  svg.addEventListener("click", (ev) => { const t = timeAt(ev); if (t !== null) choose(t); });
+  for (const b of document.querySelectorAll(".toolbar button[data-range]")) {
+    b.addEventListener("click", () => {
+      state.range = parseInt(b.dataset.range, 10);
+      for (const o of document.querySelectorAll(".toolbar button[data-range]")) o.classList.toggle("active", o === b);
+      renderTimeline();
+    });
+  }
+  $("restore-form").addEventListener("submit", plan);
+  $("restore-form").addEventListener("input", formChanged);
+  $("r-start").addEventListener("click", startRestore);
+  $("snapshot-now").addEventListener("click", snapshotNow);
+  refresh();
+  loop();
+}
+
+document.addEventListener("DOMContentLoaded", init);
