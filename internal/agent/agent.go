@@ -1,6 +1,7 @@
 // Package agent is the rewind daemon: it holds the repository's writer lock,
-// runs oplog capture (with gap handling and a local spool), and refreshes the
-// heartbeat that `rewind status` reads. It shuts down cleanly on ctx end,
+// runs oplog capture (with gap handling and a local spool), snapshots on a
+// schedule, prunes, serves the HTTP API, evaluates the alerts, and refreshes
+// the heartbeat that `rewind status` reads. It shuts down cleanly on ctx end,
 // flushing what it captured.
 package agent
 
@@ -15,10 +16,12 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rewind-backup/rewind/internal/alert"
 	"github.com/rewind-backup/rewind/internal/api"
 	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/runs"
 	"github.com/rewind-backup/rewind/internal/storage"
 )
 
@@ -31,7 +34,9 @@ type Agent struct {
 	HeartbeatEvery time.Duration
 
 	stats *oplog.Stats
-	api   atomic.Pointer[api.Server]
+	// runs records every snapshot and prune, for the metrics and alerts.
+	runs *runs.Recorder
+	api  atomic.Pointer[api.Server]
 }
 
 // Stats returns the live capture numbers (nil before Run).
@@ -46,6 +51,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.HeartbeatEvery = 5 * time.Second
 	}
 	a.stats = &oplog.Stats{}
+	a.runs = &runs.Recorder{}
 	w, err := a.open(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -66,7 +72,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Go(func() error { return a.compactor(w).run(capCtx) })
 	g.Go(func() error { return a.pruner(w).run(capCtx) })
 	g.Go(func() error { return a.scheduler(w).run(capCtx) })
-	g.Go(func() error { return a.serveAPI(capCtx, w) })
+	alerts := a.alertMonitor(w)
+	g.Go(func() error {
+		oplog.WatchSource(capCtx, w.src, a.stats, a.HeartbeatEvery)
+		return nil
+	})
+	g.Go(func() error { return alerts.Run(capCtx) })
+	g.Go(func() error { return a.serveAPI(capCtx, w, alerts) })
 	g.Go(func() error {
 		defer stopCapture()
 		return a.heartbeat(capCtx, w)
@@ -109,13 +121,13 @@ func (a *Agent) capture(ctx context.Context, w *writer) error {
 
 // serveAPI runs the HTTP API until ctx ends (api.listen "" turns it off).
 // A server that cannot start is logged, not fatal: capture matters more.
-func (a *Agent) serveAPI(ctx context.Context, w *writer) error {
+func (a *Agent) serveAPI(ctx context.Context, w *writer, alerts *alert.Monitor) error {
 	if a.Config.API.Listen == "" {
 		return nil
 	}
 	srv, err := api.New(api.Deps{Config: a.Config.API, Repo: w.repo, Source: w.src, Shard: w.shard,
 		Stats: a.stats, Spool: w.spool, Version: a.Version, SnapshotParallel: a.Config.Snapshot.Parallel,
-		Refresh: a.HeartbeatEvery, Log: a.Log})
+		Runs: a.runs, Alerts: alerts, Log: a.Log})
 	if err == nil {
 		a.api.Store(srv)
 		err = srv.Run(ctx)
@@ -134,6 +146,14 @@ func (a *Agent) APIAddr() string {
 	return ""
 }
 
+// alertMonitor watches the capture, the runs and the repository for the
+// alerts of docs/ALERTS.md.
+func (a *Agent) alertMonitor(w *writer) *alert.Monitor {
+	return alert.New(alert.Deps{Config: a.Config.Alerts, Source: a.Config.Source, Shard: w.shard, Repo: w.repo,
+		CanRead: w.canRead, Stats: a.stats, Spool: w.spool, SpoolMax: a.Config.Capture.SpoolMaxBytes,
+		Runs: a.runs, Version: a.Version, Log: a.Log})
+}
+
 func (a *Agent) compactor(w *writer) *compactor {
 	cc := a.Config.Capture
 	return &compactor{w: w, log: a.Log, every: cc.CompactInterval.Std(), minAge: cc.CompactAfter.Std(),
@@ -148,10 +168,7 @@ func (a *Agent) heartbeat(ctx context.Context, w *writer) error {
 	defer t.Stop()
 	for {
 		hb := repo.Heartbeat{Shard: w.shard, Host: host, PID: os.Getpid(), Version: a.Version,
-			Started: started, Updated: time.Now(), LastDurable: a.stats.LastDurable()}
-		if newest, err := w.src.NewestEntry(ctx); err == nil && newest.After(hb.LastDurable) {
-			hb.Lag = time.Duration(newest.T-hb.LastDurable.T) * time.Second
-		}
+			Started: started, Updated: time.Now(), LastDurable: a.stats.LastDurable(), Lag: a.stats.Lag()}
 		if err := w.repo.WriteHeartbeat(ctx, hb); err != nil && ctx.Err() == nil {
 			a.Log.Warn("write heartbeat failed", "err", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/retention"
+	"github.com/rewind-backup/rewind/internal/runs"
 )
 
 // pruner applies the retention policy every retention.prune_interval, under
@@ -19,11 +20,12 @@ type pruner struct {
 	policy  retention.Policy
 	canRead bool
 	now     func() time.Time
+	runs    *runs.Recorder
 }
 
 func (a *Agent) pruner(w *writer) *pruner {
 	rc := a.Config.Retention
-	return &pruner{w: w, log: a.Log, every: rc.PruneInterval.Std(), canRead: w.canRead, now: time.Now,
+	return &pruner{w: w, log: a.Log, every: rc.PruneInterval.Std(), canRead: w.canRead, now: time.Now, runs: a.runs,
 		policy: retention.Policy{RestoreWindow: rc.RestoreWindow.Std(), Hourly: rc.Hourly, Daily: rc.Daily,
 			Weekly: rc.Weekly, Monthly: rc.Monthly}}
 }
@@ -47,7 +49,13 @@ func (p *pruner) run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		if _, err := p.once(ctx); err != nil && ctx.Err() == nil {
+		started := time.Now()
+		_, err := p.once(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.runs.Record(runs.Prune, started, err)
+		if err != nil {
 			p.log.Warn("prune failed; will retry", "err", err)
 		}
 	}

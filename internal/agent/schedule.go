@@ -3,10 +3,9 @@ package agent
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"time"
 
-	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/runs"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 )
 
@@ -21,11 +20,12 @@ type scheduler struct {
 	parallel int
 	log      *slog.Logger
 	now      func() time.Time
+	runs     *runs.Recorder
 }
 
 func (a *Agent) scheduler(w *writer) *scheduler {
 	return &scheduler{w: w, every: a.Config.Snapshot.Every.Std(), parallel: a.Config.Snapshot.Parallel,
-		log: a.Log, now: time.Now}
+		log: a.Log, now: time.Now, runs: a.runs}
 }
 
 // run takes scheduled snapshots until ctx ends. With no schedule
@@ -39,12 +39,14 @@ func (s *scheduler) run(ctx context.Context) error {
 	for {
 		if due, why := s.due(ctx); due && !s.now().Before(retry) {
 			s.log.Info("taking a scheduled snapshot", "reason", why)
+			started := time.Now()
 			_, err := snapshot.Take(ctx, s.w.src, s.w.repo, snapshot.Options{Parallel: s.parallel,
 				Capture: snapshot.CaptureByAgent, Log: s.log})
-			switch {
-			case ctx.Err() != nil:
-				return nil
-			case err != nil:
+			if ctx.Err() != nil {
+				return nil // stopped: neither a success nor a failure
+			}
+			s.runs.Record(runs.Snapshot, started, err)
+			if err != nil {
 				retry = s.now().Add(min(s.every, 5*time.Minute))
 				s.log.Error("scheduled snapshot failed; retrying later", "err", err, "retry_at", retry.Format(time.RFC3339))
 			}
@@ -67,9 +69,8 @@ func (s *scheduler) due(ctx context.Context) (bool, string) {
 	if len(refs) == 0 {
 		return true, "the repository has no snapshot"
 	}
-	// Snapshots taken by hand count too. Their ids start with their start
-	// time, so no manifest (which may be encrypted) needs to be read.
-	started := snapshotStarted(refs[len(refs)-1])
+	// Snapshots taken by hand count too.
+	started := refs[len(refs)-1].Started()
 	gaps, err := s.w.repo.ListGaps(ctx, s.w.shard)
 	if err != nil {
 		s.log.Warn("list gaps failed", "err", err)
@@ -80,14 +81,4 @@ func (s *scheduler) due(ctx context.Context) (bool, string) {
 		return true, "snapshot.every elapsed"
 	}
 	return false, ""
-}
-
-// snapshotStarted reads the start time from a snapshot id
-// ("20261125T154300Z-1a2b3c4d"), or falls back to the manifest's write time.
-func snapshotStarted(ref repo.SnapshotRef) time.Time {
-	stamp, _, _ := strings.Cut(ref.ID, "-")
-	if t, err := time.Parse("20060102T150405Z", stamp); err == nil {
-		return t
-	}
-	return ref.ModTime
 }

@@ -1,5 +1,5 @@
 // Package api is the agent's HTTP server: the JSON API under /api/v1 (status,
-// timeline, snapshots, jobs, snapshot and restore requests), the health
+// timeline, snapshots, jobs, alerts, snapshot and restore requests), the health
 // endpoints /-/healthy and /-/ready, and Prometheus metrics on /metrics
 // through an explicit registry. Every /api/v1 answer, errors included, is one
 // JSON envelope: {"ok": true, "data": ...} or {"ok": false, "error": {...}}.
@@ -18,9 +18,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rewind-backup/rewind/internal/alert"
 	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/runs"
 )
 
 // Deps are the parts of a running agent the server reads and drives.
@@ -34,10 +36,13 @@ type Deps struct {
 	Version string
 	// SnapshotParallel is snapshot.parallel, used by POST /api/v1/snapshots.
 	SnapshotParallel int
-	// Refresh is how often the source's oplog window and the capture lag are
-	// measured for /metrics (the agent passes its heartbeat interval).
-	Refresh time.Duration
-	Log     *slog.Logger
+	// Runs records every snapshot and prune run (the API's own snapshots
+	// too); the metrics count them.
+	Runs *runs.Recorder
+	// Alerts is the agent's alert monitor, for GET /api/v1/alerts and
+	// rewind_alerts_firing (nil: none).
+	Alerts *alert.Monitor
+	Log    *slog.Logger
 }
 
 // Server serves the API. Create it with New, start it with Run.
@@ -59,8 +64,8 @@ func New(d Deps) (*Server, error) {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	if d.Refresh <= 0 {
-		d.Refresh = 5 * time.Second
+	if d.Runs == nil {
+		d.Runs = &runs.Recorder{}
 	}
 	s := &Server{d: d, token: d.Config.Token.Reveal(), jobs: newJobs(), runCtx: context.Background()}
 	if f := d.Config.TokenFile; f != "" {
@@ -112,7 +117,7 @@ func (s *Server) Run(ctx context.Context) error {
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	go s.metrics.refresh(ctx, s.d)
+	go s.metrics.seedLastSnapshot(ctx, s.d)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve api: %w", err)

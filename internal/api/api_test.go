@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rewind-backup/rewind/internal/alert"
 	"github.com/rewind-backup/rewind/internal/api"
 	"github.com/rewind-backup/rewind/internal/oracle"
 	"github.com/rewind-backup/rewind/internal/testserver"
@@ -59,6 +60,11 @@ func TestEndpoints(t *testing.T) {
 	if len(jobs) != 1 || jobs[0].ID != job.ID || jobs[0].State != api.StateSucceeded {
 		t.Fatalf("jobs = %+v, want the one snapshot job, succeeded", jobs)
 	}
+	var alerts alert.View
+	c.get("/api/v1/alerts", &alerts)
+	if alerts.Firing == nil || alerts.Recent == nil {
+		t.Fatalf("alerts = %+v, want the firing and recent lists", alerts)
+	}
 	var snaps []api.Snapshot
 	c.get("/api/v1/snapshots", &snaps)
 	if len(snaps) != 1 || snaps[0].Documents == 0 || snaps[0].Collections != 4 || snaps[0].End == nil {
@@ -102,7 +108,7 @@ func TestAuthAndBadRequests(t *testing.T) {
 	srv := testserver.Start(t)
 	c := startAgent(t, agentConfig(t, srv))
 
-	for _, p := range []string{"/api/v1/status", "/api/v1/timeline", "/api/v1/snapshots", "/api/v1/jobs", "/api/v1/restores/x"} {
+	for _, p := range []string{"/api/v1/status", "/api/v1/timeline", "/api/v1/snapshots", "/api/v1/jobs", "/api/v1/restores/x", "/api/v1/alerts"} {
 		wantError(t, c.do("GET", p, "", ""), 401, "unauthorized", "Authorization: Bearer")
 		wantError(t, c.do("GET", p, "wrong", ""), 401, "unauthorized")
 	}
@@ -148,7 +154,7 @@ func TestAuthAndBadRequests(t *testing.T) {
 	must(t, os.WriteFile(cfg.API.TokenFile, []byte(token+"\n"), 0o600))
 	cfg.API.PublicRead = true
 	pub := startAgent(t, cfg)
-	for _, p := range []string{"/api/v1/status", "/api/v1/timeline", "/api/v1/snapshots", "/api/v1/jobs"} {
+	for _, p := range []string{"/api/v1/status", "/api/v1/timeline", "/api/v1/snapshots", "/api/v1/jobs", "/api/v1/alerts"} {
 		if a := pub.do("GET", p, "", ""); a.Status != 200 {
 			t.Fatalf("GET %s with public_read and no token: %d %s", p, a.Status, a.raw)
 		}

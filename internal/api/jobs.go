@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/catalog"
+	"github.com/rewind-backup/rewind/internal/runs"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 )
 
@@ -199,7 +200,7 @@ func (s *Server) takeSnapshot(w http.ResponseWriter, r *http.Request) {
 		started := time.Now()
 		m, err := snapshot.Take(ctx, s.d.Source, s.d.Repo, snapshot.Options{Parallel: req.Parallel,
 			Capture: snapshot.CaptureByAgent, Progress: prog, Log: s.d.Log})
-		s.metrics.observeSnapshot(time.Since(started), err)
+		s.d.Runs.Record(runs.Snapshot, started, err)
 		if err != nil {
 			return nil, fmt.Errorf("take snapshot: %w", err)
 		}

@@ -2,20 +2,25 @@ package api
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/rewind-backup/rewind/internal/alert"
+	"github.com/rewind-backup/rewind/internal/runs"
 )
 
 // metrics are the agent's Prometheus metrics, in their own registry (never
 // the global one: tests and embedders run several agents in one process).
 type metrics struct {
 	reg          *prometheus.Registry
-	lag          prometheus.Gauge
-	oplogWindow  prometheus.Gauge
 	snapshotDur  prometheus.Histogram
 	snapshotFail prometheus.Counter
+	lastSnapshot atomic.Int64 // Unix nanoseconds
+	pruneDur     prometheus.Histogram
+	pruneFail    prometheus.Counter
 	restoreDur   prometheus.Histogram
 	restoreFail  prometheus.Counter
 }
@@ -24,21 +29,28 @@ var durationBuckets = prometheus.ExponentialBuckets(0.5, 2, 14) // 0.5 s .. abou
 
 func newMetrics(d Deps) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
-	m.lag = prometheus.NewGauge(prometheus.GaugeOpts{Name: "rewind_capture_lag_seconds",
-		Help: "Seconds between the source's newest oplog entry and the newest entry stored in the repository."})
-	m.oplogWindow = prometheus.NewGauge(prometheus.GaugeOpts{Name: "rewind_source_oplog_window_seconds",
-		Help: "Seconds between the oldest and newest entry of the source's oplog: how long capture may be down without a gap."})
 	m.snapshotDur = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "rewind_snapshot_duration_seconds",
-		Help: "Duration of snapshots requested through the API.", Buckets: durationBuckets})
+		Help: "Duration of snapshots, scheduled or requested through the API.", Buckets: durationBuckets})
 	m.snapshotFail = prometheus.NewCounter(prometheus.CounterOpts{Name: "rewind_snapshot_failures_total",
-		Help: "Snapshots requested through the API that failed."})
+		Help: "Snapshots, scheduled or requested through the API, that failed."})
+	lastSnapshot := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_last_snapshot_timestamp_seconds",
+		Help: "When (Unix seconds) the newest complete snapshot finished; 0 while the repository has none."},
+		func() float64 { return float64(m.lastSnapshot.Load()) / 1e9 })
+	m.pruneDur = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "rewind_prune_duration_seconds",
+		Help: "Duration of the agent's prune runs.", Buckets: durationBuckets})
+	m.pruneFail = prometheus.NewCounter(prometheus.CounterOpts{Name: "rewind_prune_failures_total",
+		Help: "Prune runs of the agent that failed."})
 	m.restoreDur = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "rewind_restore_duration_seconds",
 		Help: "Duration of restores run through the API.", Buckets: durationBuckets})
 	m.restoreFail = prometheus.NewCounter(prometheus.CounterOpts{Name: "rewind_restore_failures_total",
 		Help: "Restores run through the API that failed."})
-	m.reg.MustRegister(m.lag, m.oplogWindow, m.snapshotDur, m.snapshotFail, m.restoreDur, m.restoreFail,
+	m.reg.MustRegister(m.snapshotDur, m.snapshotFail, lastSnapshot, m.pruneDur, m.pruneFail, m.restoreDur, m.restoreFail,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.registerCapture(d)
+	m.registerAlerts(d)
+	if d.Runs != nil {
+		d.Runs.Observe(m.observeRun)
+	}
 	return m
 }
 
@@ -49,6 +61,12 @@ func (m *metrics) registerCapture(d Deps) {
 		return
 	}
 	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_capture_lag_seconds",
+			Help: "Seconds between the source's newest oplog entry and the newest entry stored in the repository."},
+			func() float64 { return st.Lag().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_source_oplog_window_seconds",
+			Help: "Seconds between the oldest and newest entry of the source's oplog: how long capture may be down without a gap."},
+			func() float64 { w, _ := st.OplogWindow(); return w.Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_last_durable_timestamp_seconds",
 			Help: "Oplog time (Unix seconds) of the newest entry stored in the repository."},
 			func() float64 { return float64(st.LastDurable().T) }),
@@ -79,10 +97,56 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-func (m *metrics) observeSnapshot(d time.Duration, err error) {
-	m.snapshotDur.Observe(d.Seconds())
-	if err != nil {
-		m.snapshotFail.Inc()
+// registerAlerts exposes rewind_alerts_firing{alert="..."}: 1 while an
+// alert fires.
+func (m *metrics) registerAlerts(d Deps) {
+	if d.Alerts == nil {
+		return
+	}
+	for _, name := range alert.Names {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_alerts_firing",
+			Help: "1 while the alert fires (see docs/ALERTS.md).", ConstLabels: prometheus.Labels{"alert": name}},
+			func() float64 { return b2f(d.Alerts.IsFiring(name)) }))
+	}
+}
+
+// observeRun counts a finished snapshot or prune run, whoever started it.
+func (m *metrics) observeRun(r runs.Run) {
+	switch r.Kind {
+	case runs.Snapshot:
+		m.snapshotDur.Observe(r.Duration.Seconds())
+		if r.Err != nil {
+			m.snapshotFail.Inc()
+		} else {
+			m.snapshotFinished(r.Started.Add(r.Duration))
+		}
+	case runs.Prune:
+		m.pruneDur.Observe(r.Duration.Seconds())
+		if r.Err != nil {
+			m.pruneFail.Inc()
+		}
+	}
+}
+
+// snapshotFinished moves rewind_last_snapshot_timestamp_seconds forward to t.
+func (m *metrics) snapshotFinished(t time.Time) {
+	for {
+		cur := m.lastSnapshot.Load()
+		if t.UnixNano() <= cur || m.lastSnapshot.CompareAndSwap(cur, t.UnixNano()) {
+			return
+		}
+	}
+}
+
+// seedLastSnapshot reads the newest snapshot from the repository at start,
+// so rewind_last_snapshot_timestamp_seconds does not read 0 until the
+// agent takes one.
+func (m *metrics) seedLastSnapshot(ctx context.Context, d Deps) {
+	if d.Repo == nil {
+		return
+	}
+	if refs, err := d.Repo.ListSnapshots(ctx, d.Shard); err == nil && len(refs) > 0 {
+		m.snapshotFinished(refs[len(refs)-1].ModTime)
 	}
 }
 
@@ -90,40 +154,5 @@ func (m *metrics) observeRestore(d time.Duration, err error) {
 	m.restoreDur.Observe(d.Seconds())
 	if err != nil {
 		m.restoreFail.Inc()
-	}
-}
-
-// refresh measures what needs the source (its oplog window and the capture
-// lag) every d.Refresh until ctx ends, so a scrape never waits on the source.
-func (m *metrics) refresh(ctx context.Context, d Deps) {
-	t := time.NewTicker(d.Refresh)
-	defer t.Stop()
-	for {
-		m.measure(ctx, d)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (m *metrics) measure(ctx context.Context, d Deps) {
-	if d.Source == nil {
-		return
-	}
-	newest, err := d.Source.NewestEntry(ctx)
-	if err != nil {
-		return
-	}
-	if oldest, err := d.Source.OldestEntry(ctx); err == nil && !oldest.IsZero() {
-		m.oplogWindow.Set(float64(newest.T) - float64(oldest.T))
-	}
-	if d.Stats != nil {
-		lag := 0.0
-		if durable := d.Stats.LastDurable(); newest.After(durable) && !durable.IsZero() {
-			lag = float64(newest.T) - float64(durable.T)
-		}
-		m.lag.Set(lag)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
 
@@ -67,7 +68,8 @@ func TestMetricsFollowWorkload(t *testing.T) {
 	for _, name := range []string{"rewind_capture_lag_seconds", "rewind_last_durable_timestamp_seconds",
 		"rewind_segments_written_total", "rewind_bytes_written_total", "rewind_storage_errors_total",
 		"rewind_spool_bytes", "rewind_snapshot_failures_total", "rewind_restore_failures_total",
-		"rewind_snapshot_duration_seconds", "rewind_restore_duration_seconds"} {
+		"rewind_snapshot_duration_seconds", "rewind_restore_duration_seconds", "rewind_prune_failures_total",
+		"rewind_prune_duration_seconds", "rewind_last_snapshot_timestamp_seconds", "rewind_alerts_firing"} {
 		if _, ok := before[name]; !ok {
 			t.Fatalf("metric %s missing", name)
 		}
@@ -96,4 +98,34 @@ func TestMetricsFollowWorkload(t *testing.T) {
 	if v := value(t, after, "rewind_storage_errors_total"); v != 0 {
 		t.Fatalf("storage errors %v on a local file repository", v)
 	}
+}
+
+// Snapshots the agent takes on its schedule, and its prune runs, are
+// counted like those requested over the API.
+func TestMetricsCountScheduledRuns(t *testing.T) {
+	srv := testserver.Start(t)
+	runWorkload(t, srv, 7, 30, "m3", nil)
+	cfg := agentConfig(t, srv)
+	cfg.Snapshot.Every = config.Duration(time.Hour) // the first one at once: the repository has none
+	cfg.Retention.PruneInterval = config.Duration(200 * time.Millisecond)
+	c := startAgent(t, cfg)
+	var fams map[string]*dto.MetricFamily
+	waitFor(t, 60*time.Second, "a scheduled snapshot and a prune run are counted", func() bool {
+		fams = scrape(t, c)
+		return histCount(fams, "rewind_snapshot_duration_seconds") >= 1 && histCount(fams, "rewind_prune_duration_seconds") >= 1
+	})
+	if f := value(t, fams, "rewind_snapshot_failures_total") + value(t, fams, "rewind_prune_failures_total"); f != 0 {
+		t.Fatalf("%v failures counted", f)
+	}
+	if last := value(t, fams, "rewind_last_snapshot_timestamp_seconds"); last < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Fatalf("rewind_last_snapshot_timestamp_seconds = %v after a snapshot", last)
+	}
+}
+
+func histCount(fams map[string]*dto.MetricFamily, name string) uint64 {
+	f, ok := fams[name]
+	if !ok || len(f.Metric) != 1 || f.Metric[0].Histogram == nil {
+		return 0
+	}
+	return f.Metric[0].Histogram.GetSampleCount()
 }

@@ -28,6 +28,7 @@ type Config struct {
 	Snapshot  Snapshot  `yaml:"snapshot"`
 	Retention Retention `yaml:"retention"`
 	API       API       `yaml:"api"`
+	Alerts    Alerts    `yaml:"alerts"`
 	Log       Log       `yaml:"log"`
 }
 
@@ -80,6 +81,42 @@ type API struct {
 	TLSKey     string `yaml:"tls_key"`
 }
 
+// Alerts sets the thresholds of the agent's alerts and where they are sent.
+// A threshold of zero turns its alert off.
+type Alerts struct {
+	// CheckInterval is how often the conditions are evaluated.
+	CheckInterval Duration `yaml:"check_interval"`
+	// LagAbove fires capture_lag when the capture lag exceeds it.
+	LagAbove Duration `yaml:"lag_above"`
+	// OplogWindowBelow fires oplog_window when the source's oplog holds less
+	// than this: an outage longer than the window becomes a gap.
+	OplogWindowBelow Duration `yaml:"oplog_window_below"`
+	// StorageErrorsFor fires storage_errors when repository writes have
+	// failed, with none succeeding, for this long.
+	StorageErrorsFor Duration `yaml:"storage_errors_for"`
+	// SpoolAbovePercent fires spool_full when the spool holds more than
+	// this percentage of capture.spool_max_bytes.
+	SpoolAbovePercent int `yaml:"spool_above_percent"`
+	// Webhooks receive every alert when it fires and when it resolves.
+	Webhooks []Webhook `yaml:"webhooks"`
+}
+
+// Webhook is one endpoint alerts are POSTed to.
+type Webhook struct {
+	URL WebhookURL `yaml:"url"`
+	// Format is "json" (the generic body, the default) or "slack" (an
+	// incoming-webhook body).
+	Format string `yaml:"format"`
+	// Headers are sent with every delivery; their values are secrets.
+	Headers map[string]Secret `yaml:"headers"`
+}
+
+// Webhook formats.
+const (
+	WebhookJSON  = "json"
+	WebhookSlack = "slack"
+)
+
 // Log configures structured logging.
 type Log struct {
 	Format string `yaml:"format"`
@@ -100,7 +137,9 @@ func Default() Config {
 		Snapshot:  Snapshot{Parallel: 4},
 		Retention: Retention{RestoreWindow: Duration(7 * 24 * time.Hour), PruneInterval: Duration(time.Hour)},
 		API:       API{Listen: "127.0.0.1:7070"},
-		Log:       Log{Format: "text", Level: "info"},
+		Alerts: Alerts{CheckInterval: Duration(15 * time.Second), LagAbove: Duration(time.Minute),
+			OplogWindowBelow: Duration(12 * time.Hour), StorageErrorsFor: Duration(5 * time.Minute), SpoolAbovePercent: 80},
+		Log: Log{Format: "text", Level: "info"},
 	}
 }
 
@@ -186,10 +225,40 @@ func (c Config) Validate() error {
 	if (c.API.TLSCert == "") != (c.API.TLSKey == "") {
 		errs = append(errs, errors.New("api.tls_cert and api.tls_key go together"))
 	}
+	errs = append(errs, c.Alerts.validate()...)
 	switch c.Log.Format {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("log.format %q is not text or json", c.Log.Format))
 	}
 	return errors.Join(errs...)
+}
+
+func (a Alerts) validate() []error {
+	var errs []error
+	if a.CheckInterval <= 0 {
+		errs = append(errs, errors.New("alerts.check_interval must be positive"))
+	}
+	if a.LagAbove < 0 || a.OplogWindowBelow < 0 || a.StorageErrorsFor < 0 {
+		errs = append(errs, errors.New("alerts.lag_above, oplog_window_below and storage_errors_for must not be negative (0 turns an alert off)"))
+	}
+	if a.SpoolAbovePercent < 0 || a.SpoolAbovePercent > 100 {
+		errs = append(errs, fmt.Errorf("alerts.spool_above_percent %d: want 1 to 100 (0 turns the alert off)", a.SpoolAbovePercent))
+	}
+	for i, h := range a.Webhooks {
+		if err := h.URL.check(); err != nil {
+			errs = append(errs, fmt.Errorf("alerts.webhooks[%d].url: %w", i, err))
+		}
+		switch h.Format {
+		case "", WebhookJSON, WebhookSlack:
+		default:
+			errs = append(errs, fmt.Errorf("alerts.webhooks[%d].format %q is not json or slack", i, h.Format))
+		}
+		for k := range h.Headers {
+			if k == "" || strings.ContainsAny(k, " :\r\n") {
+				errs = append(errs, fmt.Errorf("alerts.webhooks[%d].headers: %q is not a header name", i, k))
+			}
+		}
+	}
+	return errs
 }

@@ -110,3 +110,61 @@ func TestDurationDays(t *testing.T) {
 		}
 	}
 }
+
+func TestAlertsConfig(t *testing.T) {
+	p := writeConfig(t, `alerts:
+  lag_above: 30s
+  oplog_window_below: 0s
+  webhooks:
+    - url: https://hooks.slack.com/services/T0/B0/tok3n
+      format: slack
+    - url: http://127.0.0.1:9000/rewind
+      headers: {Authorization: "Bearer hunter2"}
+`)
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Alerts
+	if a.LagAbove.Std() != 30*time.Second || a.OplogWindowBelow != 0 {
+		t.Errorf("lag_above %v, oplog_window_below %v: want the file's values", a.LagAbove, a.OplogWindowBelow)
+	}
+	if a.CheckInterval.Std() != 15*time.Second || a.StorageErrorsFor.Std() != 5*time.Minute || a.SpoolAbovePercent != 80 {
+		t.Errorf("defaults lost: %+v", a)
+	}
+	if len(a.Webhooks) != 2 || a.Webhooks[0].Format != WebhookSlack || a.Webhooks[1].Headers["Authorization"].Reveal() != "Bearer hunter2" {
+		t.Fatalf("webhooks = %+v", a.Webhooks)
+	}
+	cfg.Source, cfg.Repo = "mongodb://h/", "file:///tmp/r"
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("valid alerts refused: %v", err)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("alerts", "hooks", a.Webhooks, "url", a.Webhooks[0].URL)
+	for _, out := range []string{buf.String(), fmt.Sprintf("%v %+v", a, a.Webhooks)} {
+		if strings.Contains(out, "tok3n") || strings.Contains(out, "hunter2") {
+			t.Fatalf("webhook secret leaked: %s", out)
+		}
+	}
+	if got := a.Webhooks[0].URL.String(); got != "https://hooks.slack.com/[redacted]" {
+		t.Errorf("redacted url = %q", got)
+	}
+}
+
+func TestAlertsValidate(t *testing.T) {
+	cfg := Default()
+	cfg.Source, cfg.Repo = "mongodb://h/", "file:///tmp/r"
+	cfg.Alerts.CheckInterval = 0
+	cfg.Alerts.LagAbove = -1
+	cfg.Alerts.SpoolAbovePercent = 120
+	cfg.Alerts.Webhooks = []Webhook{{URL: "ftp://x/secret-path", Format: "xml"}, {URL: "http://h/", Headers: map[string]Secret{"Bad Name": "v"}}}
+	err := cfg.Validate()
+	for _, want := range []string{"check_interval", "lag_above", "spool_above_percent 120", "webhooks[0].url", "webhooks[0].format \"xml\"", "webhooks[1].headers"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to mention %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "secret-path") {
+		t.Errorf("the error shows the webhook's path: %v", err)
+	}
+}

@@ -102,3 +102,38 @@ func RedactURI(raw string) string {
 	}
 	return u.String()
 }
+
+// WebhookURL is a webhook's address. It is a secret too, and a stricter one
+// than Secret: services such as Slack put the token in the path, so it
+// prints as its scheme and host only.
+type WebhookURL string
+
+// Reveal returns the URL itself.
+func (u WebhookURL) Reveal() string { return string(u) }
+
+// String shows the scheme and host only: "https://hooks.slack.com/[redacted]".
+func (u WebhookURL) String() string {
+	if u == "" {
+		return ""
+	}
+	p, err := url.Parse(string(u))
+	if err != nil || p.Host == "" {
+		return "[redacted]"
+	}
+	return p.Scheme + "://" + p.Host + "/[redacted]"
+}
+
+// LogValue implements slog.LogValuer.
+func (u WebhookURL) LogValue() slog.Value { return slog.StringValue(u.String()) }
+
+// MarshalText implements encoding.TextMarshaler (JSON, YAML output).
+func (u WebhookURL) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
+
+// check accepts an absolute http or https URL.
+func (u WebhookURL) check() error {
+	p, err := url.Parse(string(u))
+	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		return fmt.Errorf("%s is not an http:// or https:// URL", u)
+	}
+	return nil
+}

@@ -56,9 +56,12 @@ type Stats struct {
 	StorageErrors atomic.Int64
 	// SpoolFull is set while capture has stopped reading because the spool is full.
 	SpoolFull atomic.Bool
-	mu        sync.Mutex
-	lastError string
-	timeline  string
+	// The source's oplog edges, measured by WatchSource.
+	sourceOldest atomic.Uint64
+	sourceNewest atomic.Uint64
+	mu           sync.Mutex
+	lastError    string
+	timeline     string
 }
 
 func pack(ts optime.Timestamp) uint64  { return uint64(ts.T)<<32 | uint64(ts.I) }

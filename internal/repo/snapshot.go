@@ -66,6 +66,17 @@ type SnapshotRef struct {
 	ModTime time.Time
 }
 
+// Started is when the snapshot started, read from its id
+// ("20261125T154300Z-1a2b3c4d") so that no manifest (which may be
+// encrypted) needs to be read; the manifest's write time if the id has none.
+func (r SnapshotRef) Started() time.Time {
+	stamp, _, _ := strings.Cut(r.ID, "-")
+	if t, err := time.Parse("20060102T150405Z", stamp); err == nil {
+		return t
+	}
+	return r.ModTime
+}
+
 // WriteChunk stores the n-th chunk of documents of one collection of a
 // snapshot in progress.
 func (r *Repository) WriteChunk(ctx context.Context, shard, snapshotID, collectionID string, n int, docs []bson.Raw) (ChunkRef, error) {

@@ -1,0 +1,188 @@
+package alert
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/config"
+	"github.com/rewind-backup/rewind/internal/oplog"
+	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/runs"
+)
+
+// Deps are the parts of a running agent the monitor reads.
+type Deps struct {
+	Config config.Alerts
+	// Source is the source URI: only its hosts are shown.
+	Source config.Secret
+	Shard  string
+	Repo   *repo.Repository
+	// CanRead says whether the agent can read manifests (the repository
+	// is not encrypted, or it has the identity).
+	CanRead  bool
+	Stats    *oplog.Stats
+	Spool    *oplog.Spool
+	SpoolMax int64
+	Runs     *runs.Recorder
+	Version  string
+	Log      *slog.Logger
+}
+
+// Monitor evaluates the alerts every check_interval and sends what changes.
+type Monitor struct {
+	d        Deps
+	tracker  *tracker
+	notifier *Notifier
+	base     Event
+	storage  storageWatch
+	// gapCovered is the newest gap known to have a snapshot after it, so
+	// its snapshots are not read again at every check.
+	gapCovered optime.Timestamp
+}
+
+// historyLen is how many events GET /api/v1/alerts shows.
+const historyLen = 100
+
+// New builds a monitor; Run starts it.
+func New(d Deps) *Monitor {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	host, _ := os.Hostname()
+	return &Monitor{d: d, tracker: newTracker(historyLen), notifier: NewNotifier(d.Config.Webhooks, d.Log),
+		base: Event{Shard: d.Shard, SourceHost: SourceHosts(d.Source.Reveal()), Details: map[string]any{},
+			Agent: AgentInfo{Host: host, PID: os.Getpid(), Version: d.Version}}}
+}
+
+// Notifier is the monitor's webhook sender (tests tune its retries).
+func (m *Monitor) Notifier() *Notifier { return m.notifier }
+
+// View is the firing alerts and the recent events.
+func (m *Monitor) View() View { return m.tracker.view() }
+
+// IsFiring reports whether the named alert fires now.
+func (m *Monitor) IsFiring(name string) bool { return m.tracker.isFiring(name) }
+
+// Run checks every check_interval until ctx ends.
+func (m *Monitor) Run(ctx context.Context) error {
+	go m.notifier.Run(ctx)
+	t := time.NewTicker(m.d.Config.CheckInterval.Std())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		m.Check(ctx, time.Now())
+	}
+}
+
+// Check evaluates every alert once and sends the events it causes.
+func (m *Monitor) Check(ctx context.Context, now time.Time) []Event {
+	events := m.tracker.update(now, m.base, evaluate(m.d.Config, m.observe(ctx, now)))
+	for _, ev := range events {
+		log := m.d.Log.Info
+		if ev.State == Firing {
+			log = m.d.Log.Warn
+		}
+		log("alert "+ev.State, "alert", ev.Alert, "severity", ev.Severity, "summary", ev.Summary)
+		m.notifier.Send(ev)
+	}
+	return events
+}
+
+// observe reads the agent's live state.
+func (m *Monitor) observe(ctx context.Context, now time.Time) Observation {
+	var o Observation
+	if st := m.d.Stats; st != nil {
+		o.LagKnown = !st.SourceNewest().IsZero()
+		o.Lag = st.Lag()
+		o.OplogWindow, o.WindowKnown = st.OplogWindow()
+		o.SpoolFull = st.SpoolFull.Load()
+		o.Storage = m.storage.update(now, st.StorageErrors.Load(), st.Segments.Load(), st.LastError())
+	}
+	if m.d.Spool != nil {
+		o.SpoolBytes, o.SpoolMax = m.d.Spool.Bytes(), m.d.SpoolMax
+	}
+	if m.d.Runs != nil {
+		if r, ok := m.d.Runs.Last(runs.Snapshot); ok {
+			o.Snapshot = &r
+		}
+		if r, ok := m.d.Runs.Last(runs.Prune); ok {
+			o.Prune = &r
+		}
+	}
+	if m.d.Repo != nil {
+		o.Gap = m.observeGap(ctx)
+	}
+	return o
+}
+
+// observeGap finds the newest gap and whether a complete snapshot starts
+// after it; nil when the repository cannot be read now.
+func (m *Monitor) observeGap(ctx context.Context) *GapState {
+	gaps, err := m.d.Repo.ListGaps(ctx, m.d.Shard)
+	if err != nil {
+		m.d.Log.Debug("alerts: list gaps failed", "err", err)
+		return nil
+	}
+	var g repo.Gap
+	for _, x := range gaps {
+		if x.After.After(g.After) {
+			g = x
+		}
+	}
+	if g.After.IsZero() || g.After == m.gapCovered {
+		return &GapState{Gap: g}
+	}
+	covered, err := m.snapshotAfter(ctx, g)
+	if err != nil {
+		m.d.Log.Debug("alerts: list snapshots failed", "err", err)
+		return nil
+	}
+	if covered {
+		m.gapCovered = g.After
+	}
+	return &GapState{Gap: g, Open: !covered}
+}
+
+// snapshotAfter reports whether the newest complete snapshot starts after
+// the gap, so restores reach past it. Without the identity to read an
+// encrypted manifest, a snapshot started after the gap was recorded counts
+// (as for the agent's schedule).
+func (m *Monitor) snapshotAfter(ctx context.Context, g repo.Gap) (bool, error) {
+	refs, err := m.d.Repo.ListSnapshots(ctx, m.d.Shard)
+	if err != nil || len(refs) == 0 {
+		return false, err
+	}
+	newest := refs[len(refs)-1]
+	if !m.d.CanRead {
+		return newest.Started().After(g.Detected), nil
+	}
+	man, err := m.d.Repo.ReadManifest(ctx, newest.Shard, newest.ID)
+	if err != nil {
+		return false, err
+	}
+	return !man.Start.Before(g.After), nil
+}
+
+// SourceHosts is the host list of a MongoDB URI, without credentials or
+// options: "db1:27017,db2:27017".
+func SourceHosts(uri string) string {
+	_, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return rest
+}

@@ -1,0 +1,57 @@
+package oplog
+
+import (
+	"context"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/optime"
+)
+
+// WatchSource measures the oldest and newest entries of the source's oplog
+// every interval until ctx ends, into stats. It is the one place that asks
+// the source: the heartbeat, the metrics and the alerts read the numbers
+// (Lag, OplogWindow), so none of them waits on the source. A failed
+// measurement keeps the previous one.
+func WatchSource(ctx context.Context, src *Source, stats *Stats, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if newest, err := src.NewestEntry(ctx); err == nil {
+			stats.sourceNewest.Store(pack(newest))
+			if oldest, err := src.OldestEntry(ctx); err == nil {
+				stats.sourceOldest.Store(pack(oldest))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// SourceNewest is the newest entry of the source's oplog at the last
+// measurement (zero before the first).
+func (s *Stats) SourceNewest() optime.Timestamp { return unpack(s.sourceNewest.Load()) }
+
+// Lag is how far the repository is behind the source: the source's newest
+// entry minus the newest stored one, in whole seconds (oplog time). It is
+// zero until both are known, and when the repository is up to date.
+func (s *Stats) Lag() time.Duration {
+	newest, durable := s.SourceNewest(), s.LastDurable()
+	if durable.IsZero() || !newest.After(durable) {
+		return 0
+	}
+	return time.Duration(newest.T-durable.T) * time.Second
+}
+
+// OplogWindow is the time between the oldest and newest entries of the
+// source's oplog: how long capture may be down without a gap (once the
+// oplog is full). ok is false until it was measured.
+func (s *Stats) OplogWindow() (d time.Duration, ok bool) {
+	oldest, newest := unpack(s.sourceOldest.Load()), s.SourceNewest()
+	if oldest.IsZero() || newest.IsZero() {
+		return 0, false
+	}
+	return time.Duration(int64(newest.T)-int64(oldest.T)) * time.Second, true
+}
