@@ -29,7 +29,6 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /api/v1/restores", s.auth(false, s.startRestore))
 	mux.HandleFunc("GET /api/v1/restores/{id}", s.auth(true, s.getRestore))
 	mux.HandleFunc("GET /api/v1/alerts", s.auth(true, s.alerts))
-	mux.HandleFunc("GET /api/v1/alerts", s.auth(true, s.alerts))
 	// The dashboard's page and assets hold no data: they need no token.
 	ui := dashboard.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "no such page: %s", r.URL.Path)
