@@ -67,9 +67,14 @@ func (m *Monitor) View() View { return m.tracker.view() }
 // IsFiring reports whether the named alert fires now.
 func (m *Monitor) IsFiring(name string) bool { return m.tracker.isFiring(name) }
 
-// Run checks every check_interval until ctx ends.
+// Run checks every check_interval until ctx ends; deliveries stop with it.
 func (m *Monitor) Run(ctx context.Context) error {
-	go m.notifier.Run(ctx)
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		m.notifier.Run(ctx)
+	}()
+	defer func() { <-delivered }()
 	t := time.NewTicker(m.d.Config.CheckInterval.Std())
 	defer t.Stop()
 	for {
