@@ -269,6 +269,11 @@ func printReport(w io.Writer, rep restore.Report) error {
 		rep.Entries, rep.Replay.Inserts, rep.Replay.Updates, rep.Replay.Deletes, rep.Replay.Commands, rep.Replay.Skipped, last)
 	fmt.Fprintf(tw, "  bytes read\t%s\n", humanBytes(rep.Bytes))
 	fmt.Fprintf(tw, "  indexes built\t%d; views %d; users %d; roles %d\n", rep.Indexes, rep.Views, rep.Users, rep.Roles)
+	phases := make([]string, len(rep.Phases))
+	for i, ph := range rep.Phases {
+		phases[i] = fmt.Sprintf("%s %s", ph.Name, ph.Duration.Round(time.Millisecond))
+	}
+	fmt.Fprintf(tw, "  time spent\t%s\n", strings.Join(phases, ", "))
 	fmt.Fprintln(tw, "  TARGET\tSOURCE\tLOADED\tDOCUMENTS NOW")
 	for _, n := range rep.Namespaces {
 		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\n", n.Target, n.Source, n.Loaded, n.Final)

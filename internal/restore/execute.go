@@ -64,8 +64,10 @@ type Report struct {
 	Indexes      int
 	Views        int
 	Users, Roles int
+	Phases       []Phase // how long each step took, in order
 
-	late []lateNS
+	late    []lateNS
+	touched map[Namespace]bool // target namespaces the replay wrote to
 }
 
 // Execute carries out a plan on the target deployment: check the target
@@ -78,14 +80,15 @@ func Execute(ctx context.Context, r *repo.Repository, client *mongo.Client, p Pl
 	start := time.Now()
 	rep := Report{Snapshot: p.Snapshot.ID, Target: p.Target}
 	o.Progress.start(p)
-	o.Progress.setPhase("check")
+	clock := phaseClock{progress: o.Progress, last: start}
+	clock.enter("check")
 	if err := Resolve(ctx, r, &p); err != nil {
 		return rep, err
 	}
 	if err := checkTargets(ctx, client, p, o.Drop, o.Log); err != nil {
 		return rep, err
 	}
-	o.Progress.setPhase("create")
+	clock.enter("create")
 	if err := createCollections(ctx, client, p); err != nil {
 		return rep, err
 	}
@@ -93,7 +96,7 @@ func Execute(ctx context.Context, r *repo.Repository, client *mongo.Client, p Pl
 		return rep, err
 	}
 	rep.Views = len(p.Views)
-	o.Progress.setPhase("load")
+	clock.enter("load")
 	loaded, err := load(ctx, r, client, p, o)
 	if err != nil {
 		return rep, err
@@ -101,28 +104,53 @@ func Execute(ctx context.Context, r *repo.Repository, client *mongo.Client, p Pl
 	for _, n := range loaded {
 		rep.Documents += n
 	}
-	o.Progress.setPhase("replay")
+	clock.enter("replay")
 	idx := newIndexBuilder(client, p)
 	if err := replayOplog(ctx, r, client, p, o, idx, &rep); err != nil {
 		return rep, err
 	}
-	o.Progress.setPhase("indexes")
+	clock.enter("indexes")
 	if err := idx.buildAll(ctx); err != nil {
 		return rep, err
 	}
 	rep.Indexes = idx.built
-	o.Progress.setPhase("users")
+	clock.enter("users")
 	if rep.Users, rep.Roles, err = restoreUsersAndRoles(ctx, client, p); err != nil {
 		return rep, err
 	}
-	o.Progress.setPhase("count")
-	if rep.Namespaces, err = countTargets(ctx, client, p, rep.late, loaded); err != nil {
+	clock.enter("count")
+	if rep.Namespaces, err = countTargets(ctx, client, p, rep, loaded); err != nil {
 		return rep, err
 	}
 	rep.Bytes = o.Progress.bytes.Load()
+	clock.enter("done")
+	rep.Phases = clock.done
 	rep.Duration = time.Since(start)
-	o.Progress.setPhase("done")
 	return rep, nil
+}
+
+// Phase is one step of a restore and how long it took.
+type Phase struct {
+	Name     string
+	Duration time.Duration
+}
+
+// phaseClock moves the progress from step to step and times each one, so a
+// report says where a slow restore spent its time.
+type phaseClock struct {
+	progress *Progress
+	cur      string
+	last     time.Time
+	done     []Phase
+}
+
+func (c *phaseClock) enter(name string) {
+	now := time.Now()
+	if c.cur != "" {
+		c.done = append(c.done, Phase{Name: c.cur, Duration: now.Sub(c.last)})
+	}
+	c.cur, c.last = name, now
+	c.progress.setPhase(name)
 }
 
 // ErrTargetNotEmpty means a target namespace holds data and --drop was not given.
@@ -260,15 +288,22 @@ func hasCode(err error, code int) bool {
 	return errors.As(err, &se) && se.HasErrorCode(code)
 }
 
-func countTargets(ctx context.Context, client *mongo.Client, p Plan, late []lateNS, loaded map[Namespace]int64) ([]NamespaceReport, error) {
+func countTargets(ctx context.Context, client *mongo.Client, p Plan, rep Report, loaded map[Namespace]int64) ([]NamespaceReport, error) {
 	var out []NamespaceReport
 	all := append([]CollectionPlan(nil), p.Collections...)
-	for _, l := range late {
+	for _, l := range rep.late {
 		all = append(all, CollectionPlan{Source: l.source, Target: l.target})
 	}
+	// A collection no oplog entry touched holds exactly what was loaded (an
+	// insert that fails fails the restore). Commands (renames, drops,
+	// applyOps) can touch any collection: then every one is counted.
+	countAll := rep.Replay.Commands > 0
 	for _, c := range all {
-		// The collection's own count (metadata on MongoDB): a CountDocuments
-		// scan of every collection cost up to half of a restore's time.
+		if !countAll && !rep.touched[c.Target] {
+			out = append(out, NamespaceReport{Source: c.Source, Target: c.Target, Loaded: loaded[c.Target], Final: loaded[c.Target]})
+			continue
+		}
+		// The collection's own count (metadata on MongoDB; a scan on FerretDB).
 		n, err := client.Database(c.Target.DB).Collection(c.Target.Coll).EstimatedDocumentCount(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("count documents of %s: %w", c.Target, err)

@@ -109,6 +109,7 @@ func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, 
 	}
 	rep.LastApplied = last
 	rep.late = guard.late
+	rep.touched = guard.touched
 	return nil
 }
 
@@ -156,7 +157,8 @@ type lateGuard struct {
 	drop    bool
 	log     *slog.Logger
 	checked map[Namespace]bool
-	late    []lateNS // targets first named by the oplog, in order
+	late    []lateNS           // targets first named by the oplog, in order
+	touched map[Namespace]bool // targets the replay wrote or may have written
 	err     error
 }
 
@@ -164,7 +166,8 @@ type lateGuard struct {
 type lateNS struct{ source, target Namespace }
 
 func newLateGuard(ctx context.Context, client *mongo.Client, p Plan, o Options) *lateGuard {
-	g := &lateGuard{ctx: ctx, client: client, mapper: p.Mapper, drop: o.Drop, log: o.Log, checked: map[Namespace]bool{}}
+	g := &lateGuard{ctx: ctx, client: client, mapper: p.Mapper, drop: o.Drop, log: o.Log,
+		checked: map[Namespace]bool{}, touched: map[Namespace]bool{}}
 	for _, ns := range targetNamespaces(p) {
 		g.checked[ns] = true // checkTargets saw them
 	}
@@ -179,6 +182,7 @@ func (g *lateGuard) Map(db, coll string) (string, string, bool) {
 		return "", "", false
 	}
 	t := Namespace{tdb, tcoll}
+	g.touched[t] = true
 	if g.checked[t] || strings.HasPrefix(tcoll, "$") {
 		return tdb, tcoll, true
 	}
