@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rewind-backup/rewind/internal/alert"
 	"github.com/rewind-backup/rewind/internal/config"
@@ -65,6 +66,20 @@ func TestAlertsLagAndStorageErrors(t *testing.T) {
 	}
 	if v := alertsFiring(t, a)[alert.CaptureLag]; v != 0 {
 		t.Fatalf("rewind_alerts_firing{alert=capture_lag} = %v after it resolved", v)
+	}
+	// The source's oplog holds seconds of history, far below the 12 h
+	// threshold, but while it has room left nothing was lost: no alert.
+	var st struct {
+		Size    int64 `bson:"size"`
+		MaxSize int64 `bson:"maxSize"`
+	}
+	if err := srv.Client().Database("local").RunCommand(t.Context(), bson.D{{Key: "collStats", Value: "oplog.rs"}}).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if filling := st.MaxSize > 0 && st.Size < st.MaxSize/10*9; filling {
+		if ev := hook.first(alert.OplogWindow, alert.Firing); ev != nil {
+			t.Fatalf("oplog_window fired while the oplog is %d of %d bytes: %+v", st.Size, st.MaxSize, ev)
+		}
 	}
 }
 

@@ -104,6 +104,7 @@ func TestRules(t *testing.T) {
 		{"prune failed", Observation{Prune: failed}, PruneFailed, ptr(true)},
 		{"window short", Observation{WindowKnown: true, OplogWindow: time.Hour}, OplogWindow, ptr(true)},
 		{"window long", Observation{WindowKnown: true, OplogWindow: 13 * time.Hour}, OplogWindow, ptr(false)},
+		{"window short, oplog still filling", Observation{WindowKnown: true, OplogWindow: time.Hour, OplogFilling: true}, OplogWindow, ptr(false)},
 		{"storage failing briefly", Observation{Storage: StorageState{Failing: true, For: time.Minute}}, StorageErrors, ptr(false)},
 		{"storage failing long", Observation{Storage: StorageState{Failing: true, For: 5 * time.Minute}}, StorageErrors, ptr(true)},
 		{"spool 81%", Observation{SpoolBytes: 81, SpoolMax: 100}, SpoolFull, ptr(true)},

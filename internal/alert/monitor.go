@@ -108,6 +108,7 @@ func (m *Monitor) observe(ctx context.Context, now time.Time) Observation {
 		o.LagKnown = !st.SourceNewest().IsZero()
 		o.Lag = st.Lag()
 		o.OplogWindow, o.WindowKnown = st.OplogWindow()
+		o.OplogFilling = st.OplogFilling()
 		o.SpoolFull = st.SpoolFull.Load()
 		o.Storage = m.storage.update(now, st.StorageErrors.Load(), st.Segments.Load(), st.LastError())
 	}

@@ -20,6 +20,9 @@ type Observation struct {
 	// OplogWindow is the source's oplog window, when measured.
 	OplogWindow time.Duration
 	WindowKnown bool
+	// OplogFilling is true while the source's oplog is below its maximum
+	// size: nothing was dropped yet and the window grows.
+	OplogFilling bool
 	// Storage is how long repository writes have been failing.
 	Storage StorageState
 	// SpoolBytes of SpoolMax are waiting in the spool; SpoolFull is set
@@ -127,11 +130,15 @@ func windowRule(below time.Duration, o Observation) *Condition {
 	if below <= 0 || !o.WindowKnown {
 		return nil
 	}
-	c := &Condition{Alert: OplogWindow, Active: o.OplogWindow < below, Severity: Warning,
-		Details: map[string]any{"window_seconds": o.OplogWindow.Seconds(), "threshold_seconds": below.Seconds()}}
-	if c.Active {
+	c := &Condition{Alert: OplogWindow, Active: o.OplogWindow < below && !o.OplogFilling, Severity: Warning,
+		Details: map[string]any{"window_seconds": o.OplogWindow.Seconds(), "threshold_seconds": below.Seconds(),
+			"oplog_filling": o.OplogFilling}}
+	switch {
+	case o.OplogFilling:
+		c.Summary = fmt.Sprintf("the source's oplog holds %s and is not full yet: its window grows", o.OplogWindow)
+	case c.Active:
 		c.Summary = fmt.Sprintf("the source's oplog holds only %s, below %s: a capture outage longer than that becomes a gap; enlarge the oplog", o.OplogWindow, below)
-	} else {
+	default:
 		c.Summary = fmt.Sprintf("the source's oplog holds %s, at least %s", o.OplogWindow, below)
 	}
 	return c

@@ -59,6 +59,7 @@ type Stats struct {
 	// The source's oplog edges, measured by WatchSource.
 	sourceOldest atomic.Uint64
 	sourceNewest atomic.Uint64
+	oplogFilling atomic.Bool
 	mu           sync.Mutex
 	lastError    string
 	timeline     string

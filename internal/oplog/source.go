@@ -139,6 +139,22 @@ func (s *Source) NewestEntry(ctx context.Context) (optime.Timestamp, error) {
 	return s.newestEntry(ctx)
 }
 
+// OplogFill returns how many bytes the oplog holds and its configured
+// maximum (collStats size and maxSize; max is 0 when the server does not
+// say). Until the oplog reaches its maximum nothing is dropped, so its
+// window only grows.
+func (s *Source) OplogFill(ctx context.Context) (size, max int64, err error) {
+	var st struct {
+		Size    int64 `bson:"size"`
+		MaxSize int64 `bson:"maxSize"`
+	}
+	cmd := bson.D{{Key: "collStats", Value: "oplog.rs"}}
+	if err := s.Client.Database("local").RunCommand(ctx, cmd).Decode(&st); err != nil {
+		return 0, 0, fmt.Errorf("collStats local.oplog.rs: %w", explainConnectError(err))
+	}
+	return st.Size, st.MaxSize, nil
+}
+
 func (s *Source) edgeEntry(ctx context.Context, dir int) (optime.Timestamp, error) {
 	opts := options.FindOne().SetSort(bson.D{{Key: "$natural", Value: dir}}).
 		SetProjection(bson.D{{Key: "ts", Value: 1}})

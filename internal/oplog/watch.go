@@ -21,6 +21,9 @@ func WatchSource(ctx context.Context, src *Source, stats *Stats, every time.Dura
 			if oldest, err := src.OldestEntry(ctx); err == nil {
 				stats.sourceOldest.Store(pack(oldest))
 			}
+			if size, max, err := src.OplogFill(ctx); err == nil {
+				stats.oplogFilling.Store(filling(size, max))
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -29,6 +32,16 @@ func WatchSource(ctx context.Context, src *Source, stats *Stats, every time.Dura
 		}
 	}
 }
+
+// filling reports whether an oplog of size bytes out of max has room left:
+// below 90 % of its maximum it has not dropped anything yet. An unknown
+// maximum counts as full, so the window is judged as measured.
+func filling(size, max int64) bool { return max > 0 && size < max/10*9 }
+
+// OplogFilling reports whether the source's oplog has not reached its
+// maximum size yet at the last measurement: its window is then only its
+// age, and grows.
+func (s *Stats) OplogFilling() bool { return s.oplogFilling.Load() }
 
 // SourceNewest is the newest entry of the source's oplog at the last
 // measurement (zero before the first).
