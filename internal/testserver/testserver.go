@@ -95,7 +95,15 @@ func (s *Server) cleanup() {
 	if s.external {
 		s.dropPrefixed(ctx)
 	}
-	s.client.Disconnect(ctx)
+	dctx := ctx
+	if s.proc != nil && !s.proc.running() {
+		// A server that is down (Stop, Kill) cannot end the client's
+		// sessions: Disconnect would wait for it until its context ends.
+		var dcancel context.CancelFunc
+		dctx, dcancel = context.WithTimeout(ctx, 100*time.Millisecond)
+		defer dcancel()
+	}
+	s.client.Disconnect(dctx)
 	if s.proc != nil {
 		s.proc.kill()
 	}
