@@ -84,8 +84,21 @@ func (s *Source) identify(ctx context.Context) error {
 	if s.Flavor == FlavorMongoDB && s.SetName == "" {
 		return errors.New("it is not a replica set member, so it has no oplog: start mongod with --replSet (a one-member replica set is enough)")
 	}
-	if _, err := s.newestEntry(ctx); err != nil {
-		return err
+	return s.checkOplogReadable(ctx)
+}
+
+// checkOplogReadable reads one entry of the oplog, in no particular order:
+// proof that it exists and the user may read it. Unlike the newest entry,
+// this is cheap on every server (FerretDB answers a sorted query on the
+// oplog with a scan of all of it, seconds on a large oplog).
+func (s *Source) checkOplogReadable(ctx context.Context) error {
+	opts := options.FindOne().SetProjection(bson.D{{Key: "ts", Value: 1}})
+	err := s.oplogColl().FindOne(ctx, bson.D{}, opts).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return s.checkOplogExists(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("read local.oplog.rs: %w", explainConnectError(err))
 	}
 	return nil
 }
