@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -89,9 +90,15 @@ type Run struct {
 // Measure runs a command and records its wall time and peak RSS; a failing
 // command fails the benchmark.
 func Measure(ctx context.Context, tb testing.TB, name string, argv ...string) Run {
+	return MeasureIn(ctx, tb, name, nil, argv...)
+}
+
+// MeasureIn is Measure with the command's standard input read from stdin
+// (a stream piped into the tool, as `... | mongorestore --archive` would).
+func MeasureIn(ctx context.Context, tb testing.TB, name string, stdin io.Reader, argv ...string) Run {
 	var outb, errb bytes.Buffer
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = &outb, &errb
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &outb, &errb
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("%s: %v", name, err)
