@@ -43,6 +43,8 @@ type Capture struct {
 	// order until ctx ends. Benchmarks use it to measure the pipeline
 	// alone, fed from recorded entries.
 	Read func(ctx context.Context, out chan<- bson.Raw) error
+	// CaughtUp is passed to the Tailer (see Tailer.CaughtUp).
+	CaughtUp func(last optime.Timestamp)
 
 	wake chan struct{}
 }
@@ -126,7 +128,7 @@ func (c *Capture) Run(ctx context.Context) error {
 		defer close(entries)
 		read := c.Read
 		if read == nil {
-			t := &Tailer{Source: c.Source, After: c.Resume.After, Inclusive: c.Resume.Inclusive, Log: c.Log}
+			t := &Tailer{Source: c.Source, After: c.Resume.After, Inclusive: c.Resume.Inclusive, Log: c.Log, CaughtUp: c.CaughtUp}
 			read = t.Run
 		}
 		tailErr = read(readCtx, entries)

@@ -44,6 +44,11 @@ type Tailer struct {
 	Log *slog.Logger
 	// Retry bounds the backoff between failed attempts to read the source.
 	Retry time.Duration
+	// CaughtUp, when set, is called with the newest entry read each time a
+	// FerretDB poll ends: every entry that existed when the poll began has
+	// then been passed on. (A MongoDB cursor is tailed without end, so it
+	// is never called there.)
+	CaughtUp func(last optime.Timestamp)
 }
 
 // Run sends entries to out until ctx ends, re-opening the cursor whenever it
@@ -78,6 +83,9 @@ func (t *Tailer) Run(ctx context.Context, out chan<- bson.Raw) error {
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		if t.CaughtUp != nil && t.Source.Flavor == FlavorFerretDB {
+			t.CaughtUp(last)
+		}
 		if n == 0 || t.Source.Flavor == FlavorFerretDB {
 			// A cursor that died without news is re-opened after a pause,
 			// not in a hot loop. FerretDB is polled (see open) and each poll

@@ -74,6 +74,9 @@ type rangeCapture struct {
 	shard string
 	log   *slog.Logger
 	sink  *oplog.RepoSink
+	// caughtUp, when set, receives the newest entry read each time the
+	// capture has read all the oplog held when its read began (FerretDB).
+	caughtUp func(optime.Timestamp)
 }
 
 // run captures from the repository's resume point (or from start, if the
@@ -121,7 +124,8 @@ func (rc *rangeCapture) capture(ctx context.Context, spool *oplog.Spool, resume 
 	defer stop()
 	stats := &oplog.Stats{}
 	c := &oplog.Capture{Source: rc.src, Sink: rc.sink, Spool: spool, Resume: resume, Stats: stats,
-		FlushInterval: 200 * time.Millisecond, MaxBatchBytes: 16 << 20, DrainTimeout: time.Minute, Log: rc.log}
+		FlushInterval: 200 * time.Millisecond, MaxBatchBytes: 16 << 20, DrainTimeout: time.Minute, Log: rc.log,
+		CaughtUp: rc.caughtUp}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(cctx) }()
 	finished := false

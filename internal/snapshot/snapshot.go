@@ -150,6 +150,18 @@ func take(ctx context.Context, src *oplog.Source, r *repo.Repository, o Options,
 		defer endMu.Unlock()
 		return end, !end.IsZero()
 	}
+	setEnd := func(e optime.Timestamp) {
+		endMu.Lock()
+		defer endMu.Unlock()
+		if end.IsZero() {
+			end = e
+		}
+	}
+	// On FerretDB, when this snapshot captures the range itself, it does so
+	// after the copy: the first complete read of that capture begins after
+	// the copy ended, so the newest entry it reads is a valid end. That
+	// spares a full scan of the oplog (FerretDB cannot seek by ts).
+	endFromCapture := writer != nil && src.Flavor == oplog.FlavorFerretDB
 	capCtx, stopCapture := context.WithCancel(ctx)
 	capDone := make(chan error, 1)
 	var once sync.Once
@@ -158,6 +170,9 @@ func take(ctx context.Context, src *oplog.Source, r *repo.Repository, o Options,
 		once.Do(func() {
 			started = true
 			rc := &rangeCapture{src: src, repo: r, lock: writer, shard: shard, log: o.Log}
+			if endFromCapture {
+				rc.caughtUp = setEnd
+			}
 			go func() { capDone <- rc.run(capCtx, start, endKnown) }()
 		})
 	}
@@ -185,18 +200,21 @@ func take(ctx context.Context, src *oplog.Source, r *repo.Repository, o Options,
 	d, b, c := o.Progress.Counts()
 	o.Log.Info("collections copied", "documents", d, "bytes", b, "chunks", c, "parts", o.Progress.Parts(),
 		"duration", time.Since(copied).Round(time.Millisecond).String())
-	e, err := src.NewestEntry(ctx)
-	if err != nil {
-		return repo.Manifest{}, fmt.Errorf("note the snapshot's end: %w", err)
+	var e optime.Timestamp
+	if !endFromCapture {
+		if e, err = src.NewestEntry(ctx); err != nil {
+			return repo.Manifest{}, fmt.Errorf("note the snapshot's end: %w", err)
+		}
+		setEnd(e)
 	}
-	endMu.Lock()
-	end = e
-	endMu.Unlock()
-	m.End = e
 	waited = writer != nil
 	if err := finishRange(ctx, r, shard, o, writer, start, e, runCapture, capDone); err != nil {
 		return repo.Manifest{}, err
 	}
+	if e, _ = endKnown(); e.IsZero() {
+		return repo.Manifest{}, errors.New("the snapshot's oplog range capture ended without reading the oplog's newest entry")
+	}
+	m.End = e
 	m.Finished = time.Now()
 	if err := r.WriteManifest(ctx, m); err != nil {
 		return repo.Manifest{}, err
@@ -215,7 +233,11 @@ func finishRange(ctx context.Context, r *repo.Repository, shard string, o Option
 		return waitCovered(ctx, r, shard, start, end, o.WaitTimeout)
 	}
 	runCapture()
-	o.Log.Info("capturing the snapshot's oplog range (no agent is running)", "start", start.String(), "end", end.String())
+	until := end.String()
+	if end.IsZero() {
+		until = "the oplog's newest entry"
+	}
+	o.Log.Info("capturing the snapshot's oplog range (no agent is running)", "start", start.String(), "end", until)
 	if err := <-capDone; err != nil {
 		return fmt.Errorf("capture the snapshot's oplog range: %w", err)
 	}

@@ -1,0 +1,99 @@
+package restore_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/oplog"
+	"github.com/rewind-backup/rewind/internal/oracle"
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/restore"
+	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/storage"
+	"github.com/rewind-backup/rewind/internal/testserver"
+	"github.com/rewind-backup/rewind/internal/workload"
+)
+
+// A snapshot taken with no agent, while the workload writes during its
+// copy, captures its own oplog range and ends at the oplog's newest entry
+// after the copy; restored to that end, it is exactly the source's state
+// then. (On FerretDB the end comes from the range capture's first read
+// instead of a separate lookup: this pins that they agree.)
+func TestSnapshotAloneRestoresToItsEnd(t *testing.T) {
+	ctx := context.Background()
+	srv := testserver.Start(t)
+	url := "file://" + filepath.Join(t.TempDir(), "repo")
+	st, err := storage.Open(ctx, url)
+	must(t, err)
+	t.Cleanup(func() { st.Close() })
+	r, err := repo.Init(ctx, st, repo.InitOptions{Location: url})
+	must(t, err)
+	src, err := oplog.Connect(ctx, srv.URI())
+	must(t, err)
+	t.Cleanup(func() { src.Close(context.Background()) })
+
+	base := srv.Workload(21)
+	// Data for the copy to take a while (some documents near 1 MiB); only
+	// the live databases below are restored and compared.
+	base.Prefix, base.Ops, base.Databases, base.Collections, base.LargeEvery = srv.DB("al"), 400, 2, 2, 40
+	if _, err := workload.Run(ctx, srv.Client(), base, nil); err != nil {
+		t.Fatal(err)
+	}
+	// While the snapshot runs, one write at a time, each followed by a mark:
+	// every oplog entry is then the timestamp of a mark.
+	live := base
+	live.KeepData, live.Ops, live.Seed, live.BatchSize, live.Duration = true, 0, 22, 1, time.Hour
+	live.Prefix = srv.DB("al2")
+	live.Databases, live.Collections, live.LargeEvery = 1, 2, 0
+	dbs := workload.Databases(live)
+	rec := &oracle.Recorder{Client: srv.Client(), Filter: oracle.Filter{Include: dbs}}
+	wctx, stopWriting := context.WithCancel(ctx)
+	defer stopWriting()
+	writing := make(chan error, 1)
+	go func() { _, err := workload.Run(wctx, srv.Client(), live, rec.OnBatch); writing <- err }()
+	time.Sleep(300 * time.Millisecond)
+
+	m, err := snapshot.Take(ctx, src, r, snapshot.Options{Parallel: 1, ChunkBytes: 16 << 10, Log: testLogger(t)})
+	stopWriting()
+	if werr := <-writing; werr != nil && !errors.Is(werr, context.Canceled) {
+		t.Fatalf("workload: %v", werr)
+	}
+	must(t, err)
+	if !m.Start.Before(m.End) {
+		t.Fatalf("snapshot start %s, end %s: want start < end while the workload wrote", m.Start, m.End)
+	}
+	// The state at the end is the one after the last write at or before it
+	// (on a shared replica set other entries may come between).
+	var mark *oracle.Mark
+	for i := range rec.Marks {
+		if !m.End.Before(rec.Marks[i].TS) {
+			mark = &rec.Marks[i]
+		}
+	}
+	if mark == nil {
+		t.Fatalf("the workload wrote nothing before the snapshot's end %s (%d marks)", m.End, len(rec.Marks))
+	}
+	during := 0
+	for _, mk := range rec.Marks {
+		if m.Start.Before(mk.TS) && !m.End.Before(mk.TS) {
+			during++
+		}
+	}
+	t.Logf("snapshot %s .. %s: %d writes between start and end", m.Start, m.End, during)
+
+	srv2 := testserver.Start(t)
+	rename := map[string]string{}
+	for i, db := range dbs {
+		rename[db] = srv2.DB("al" + string(rune('a'+i)))
+	}
+	fx := &fixture{repo: r}
+	if _, _, err := fx.restoreTo(t, srv2.Client(), restore.Request{To: at(m.End), Include: dbs, Rename: rename}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := oracle.Compare(ctx, srv2.Client(), *mark, oracle.Filter{Include: dbs, Rename: rename}); err != nil {
+		t.Fatalf("restored to the snapshot's end %s: %v", m.End, err)
+	}
+}
