@@ -68,6 +68,7 @@ func (t *Tailer) Run(ctx context.Context, out chan<- bson.Raw) error {
 		last, inclusive = newest, true
 	}
 	backoff := 100 * time.Millisecond
+	pause := minPollPause
 	for ctx.Err() == nil {
 		n, err := t.readOnce(ctx, &last, &inclusive, out)
 		var gap *GapError
@@ -89,12 +90,27 @@ func (t *Tailer) Run(ctx context.Context, out chan<- bson.Raw) error {
 		if n == 0 || t.Source.Flavor == FlavorFerretDB {
 			// A cursor that died without news is re-opened after a pause,
 			// not in a hot loop. FerretDB is polled (see open) and each poll
-			// scans its whole oplog, so it always gets the pause.
-			sleep(ctx, 100*time.Millisecond)
+			// scans its whole oplog, so it always gets the pause, which
+			// grows while polls find nothing: an idle source is not scanned
+			// ten times a second.
+			sleep(ctx, pause)
+		}
+		if t.Source.Flavor == FlavorFerretDB && n == 0 {
+			pause = min(2*pause, maxPollPause)
+		} else {
+			pause = minPollPause
 		}
 	}
 	return ctx.Err()
 }
+
+// The pause between polls of a FerretDB oplog: minPollPause after a poll
+// that found entries, doubling up to maxPollPause while polls find none
+// (it bounds the extra delay of the first write after a quiet spell).
+const (
+	minPollPause = 100 * time.Millisecond
+	maxPollPause = 400 * time.Millisecond
+)
 
 func (t *Tailer) maxRetry() time.Duration {
 	if t.Retry > 0 {
