@@ -370,12 +370,22 @@ async function refresh() {
   }
 }
 
+// Jobs live in the agent's memory: polled every second while one runs.
+// Status and timeline list the repository (a LIST request per page of
+// objects on S3): every 15 s, and after each job ends.
+const REFRESH_EVERY = 15;
+
 function loop() {
   let n = 0;
   const tick = async () => {
     n++;
-    if (state.jobsRunning) { try { await refreshJobs(); } catch (e) { /* shown by refresh */ } }
-    if (n % 5 === 0) await refresh();
+    if (state.jobsRunning) {
+      try {
+        await refreshJobs();
+        if (!state.jobsRunning) n = 0; // a job just ended: show its effect
+      } catch (e) { /* shown by refresh */ }
+    }
+    if (n % REFRESH_EVERY === 0) await refresh();
     setTimeout(tick, 1000);
   };
   setTimeout(tick, 1000);
