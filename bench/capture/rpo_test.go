@@ -29,6 +29,10 @@ import (
 // repository, with the agent's default settings.
 func BenchmarkRPO100(b *testing.B) { benchRPO(b, 1000, 100) }
 
+// BenchmarkRPO2 is the same at 2 writes/s: a quiet source, between whose
+// writes a FerretDB source's polls find nothing (and slow down).
+func BenchmarkRPO2(b *testing.B) { benchRPO(b, 60, 2) }
+
 // BenchmarkRPOMax is the same with writes as fast as the server takes them.
 func BenchmarkRPOMax(b *testing.B) { benchRPO(b, 2000, 0) }
 
