@@ -2,7 +2,9 @@
 # rewind's main job end to end, on local defaults: start a test server, back it
 # up continuously, take a snapshot, break the data, and restore it to a chosen
 # second, then prove the restored state is exactly the state at that second.
-# Everything happens under one temporary directory; nothing is left running.
+# Everything happens under one temporary directory; nothing is left running,
+# unless REWIND_DEMO_KEEP=1: then the server and the agent stay up at the end,
+# with the dashboard's address and token printed, until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,7 @@ cleanup() {
   echo "(demo files kept in $work)"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
@@ -38,8 +41,12 @@ repo="file://$work/repo"
 
 say "creating a repository and starting the agent (continuous oplog capture)"
 run rewind init --repo "$repo" --source "$uri"
-rewind agent --source "$uri" --repo "$repo" --spool-dir "$work/spool" >"$work/agent.log" 2>&1 &
-pids+=($!)
+# The API and dashboard on a free local port, with a token made up for the demo.
+REWIND_API_TOKEN="$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+export REWIND_API_TOKEN
+rewind agent --source "$uri" --repo "$repo" --spool-dir "$work/spool" --api-listen 127.0.0.1:0 >"$work/agent.log" 2>&1 &
+agent=$!
+pids+=($agent)
 sleep 1
 
 say "the application starts writing; the workload records marks (state hashes at oplog timestamps)"
@@ -76,3 +83,12 @@ say "checking the restored state against mark $mark, document by document"
 run rewind-workload compare --uri "$uri" --marks "$work/marks.json" --mark "$mark"
 
 say "done: the deployment is exactly as it was at $to"
+
+api="$(sed -n 's/.*msg="api listening" addr=\([^ ]*\).*/\1/p' "$work/agent.log" | head -n1)"
+if [ -n "$api" ]; then
+  echo "the agent's dashboard: http://$api/  (token: $REWIND_API_TOKEN)"
+fi
+if [ "${REWIND_DEMO_KEEP:-}" = 1 ]; then
+  echo "the test server ($uri) and the agent keep running; Ctrl-C stops them"
+  wait "$agent" || true
+fi

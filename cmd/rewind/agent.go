@@ -11,7 +11,7 @@ import (
 )
 
 func newAgentCmd() *cobra.Command {
-	var cfgPath, source, repoURL, flush, spoolDir string
+	var cfgPath, source, repoURL, flush, spoolDir, apiListen string
 	var check bool
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -22,7 +22,8 @@ capture.flush_interval. Flags override the config file; REWIND_SOURCE and
 REWIND_REPO override both for secrets kept out of files and shell history.`,
 		Example: `  rewind agent --source 'mongodb://db1:27017/?replicaSet=rs0' --repo file:///var/lib/rewind
   rewind agent --config /etc/rewind/rewind.yaml
-  rewind agent --config /etc/rewind/rewind.yaml --check-config`,
+  rewind agent --config /etc/rewind/rewind.yaml --check-config
+  REWIND_API_TOKEN=... rewind agent --config /etc/rewind/rewind.yaml --api-listen 127.0.0.1:7070`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(cfgPath)
@@ -37,6 +38,9 @@ REWIND_REPO override both for secrets kept out of files and shell history.`,
 			}
 			if spoolDir != "" {
 				cfg.Capture.SpoolDir = spoolDir
+			}
+			if cmd.Flags().Changed("api-listen") {
+				cfg.API.Listen = apiListen
 			}
 			if flush != "" {
 				d, err := config.ParseDuration(flush)
@@ -72,6 +76,7 @@ REWIND_REPO override both for secrets kept out of files and shell history.`,
 	f.StringVar(&repoURL, "repo", "", "repository URL (overrides repo:)")
 	f.StringVar(&flush, "flush-interval", "", "longest wait before captured entries are uploaded, e.g. 500ms (overrides capture.flush_interval)")
 	f.StringVar(&spoolDir, "spool-dir", "", "local directory for segments waiting for upload (overrides capture.spool_dir)")
+	f.StringVar(&apiListen, "api-listen", "", `address of the HTTP API and dashboard, e.g. 127.0.0.1:7070 or 127.0.0.1:0 for a free port; "" turns them off (overrides api.listen)`)
 	f.BoolVar(&check, "check-config", false, "validate the configuration and exit")
 	return cmd
 }
