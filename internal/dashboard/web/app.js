@@ -208,16 +208,33 @@ function nearest(t) {
   return best;
 }
 
+// WINDOW_ROWS bounds the windows table (one row per snapshot: a week of
+// hourly snapshots would be 168); "show all" lifts it.
+const WINDOW_ROWS = 10;
+
 function renderWindowsTable(tl) {
   const body = $("windows").querySelector("tbody");
   body.replaceChildren();
-  for (const w of tl.windows || []) {
+  const all = (tl.windows || []).slice().reverse(); // newest first
+  const shown = state.allWindows ? all : all.slice(0, WINDOW_ROWS);
+  for (const w of shown) {
     const tr = document.createElement("tr");
     cell(tr, tsText(w.from), "mono"); cell(tr, tsText(w.to), "mono"); cell(tr, w.snapshot, "mono");
     const b = document.createElement("button");
     b.type = "button"; b.textContent = "restore to its end";
     b.addEventListener("click", () => { state.chosen = w.to.t; $("r-to").value = w.to.t + ":" + w.to.i; formChanged(); renderTimeline(); });
     cell(tr, "").appendChild(b);
+    body.appendChild(tr);
+  }
+  if (shown.length < all.length) {
+    const tr = document.createElement("tr");
+    const td = cell(tr, "");
+    td.colSpan = 4;
+    const b = document.createElement("button");
+    b.type = "button"; b.className = "link-dark";
+    b.textContent = "show all " + all.length + " windows (" + (all.length - shown.length) + " older)";
+    b.addEventListener("click", () => { state.allWindows = true; renderWindowsTable(state.timeline); });
+    td.appendChild(b);
     body.appendChild(tr);
   }
   $("no-windows").hidden = (tl.windows || []).length > 0;
