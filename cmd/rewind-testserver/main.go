@@ -121,7 +121,37 @@ func dataDir(dir string) (string, func(), error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return "", nil, fmt.Errorf("create --dir: %w", err)
 	}
+	if err := waitPastLastWrite(abs); err != nil {
+		return "", nil, err
+	}
 	return abs, func() {}, nil
+}
+
+// waitPastLastWrite waits until the clock has left the second of the last
+// write to dir. FerretDB numbers oplog entries (second, counter) with a
+// counter that restarts with the process: restarted within the second of
+// its last entry, it would write entries that sort before that one, which
+// a replica set never does (its timestamps survive restarts). Files' mtimes
+// say when SQLite last wrote.
+func waitPastLastWrite(dir string) error {
+	var last time.Time
+	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil && info.ModTime().After(last) {
+			last = info.ModTime()
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read --dir: %w", err)
+	}
+	if next := last.Truncate(time.Second).Add(time.Second); time.Now().Before(next) {
+		time.Sleep(time.Until(next))
+	}
+	return nil
 }
 
 // ensureOplog creates the capped local.oplog.rs unless it exists already
