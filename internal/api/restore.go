@@ -65,6 +65,15 @@ type RestoreResult struct {
 	Seconds     float64     `json:"seconds"`
 	Indexes     int         `json:"indexes"`
 	Namespaces  []NSMapping `json:"namespaces"`
+	// Phases is how long each step took, in order (check, create, load,
+	// replay, indexes, users, count).
+	Phases []PhaseTime `json:"phases"`
+}
+
+// PhaseTime is one step of a restore and its duration.
+type PhaseTime struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
 }
 
 // RestoreProgress is a restore job's progress.
@@ -250,6 +259,10 @@ func restoreResult(rep restore.Report) RestoreResult {
 		Namespaces: []NSMapping{}}
 	for _, n := range rep.Namespaces {
 		out.Namespaces = append(out.Namespaces, NSMapping{Source: n.Source.String(), Target: n.Target.String(), Documents: n.Final})
+	}
+	out.Phases = []PhaseTime{}
+	for _, ph := range rep.Phases {
+		out.Phases = append(out.Phases, PhaseTime{Name: ph.Name, Seconds: ph.Duration.Seconds()})
 	}
 	return out
 }

@@ -84,7 +84,8 @@ func TestRestoreOverAPI(t *testing.T) {
 	}
 	a = c.do("GET", "/api/v1/restores/"+job.ID, token, "")
 	must(t, json.Unmarshal(a.Data, &res))
-	if res.Result.LastApplied == nil || res.Result.Entries == 0 || res.Result.Documents == 0 {
+	if res.Result.LastApplied == nil || res.Result.Entries == 0 || res.Result.Documents == 0 ||
+		len(res.Result.Phases) < 5 || res.Result.Phases[2].Name != "load" {
 		t.Fatalf("restore result = %s", a.raw)
 	}
 	if err := oracle.Compare(t.Context(), srv2.Client(), mark, oracle.Filter{Include: dbs, Rename: rename}); err != nil {

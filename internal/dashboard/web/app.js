@@ -343,8 +343,12 @@ function jobProgress(j) {
   if (j.state === "failed") return j.error || "failed";
   const p = (j.progress && j.progress.summary) || "";
   const r = j.result;
-  if (j.state === "succeeded" && r && j.kind === "restore")
-    return "restored " + r.documents + " documents and " + r.entries + " oplog entries to " + tsText(r.last_applied) + " in " + r.seconds.toFixed(1) + " s";
+  if (j.state === "succeeded" && r && j.kind === "restore") {
+    // Where the time went, for the steps that took any.
+    const steps = (r.phases || []).filter((ph) => ph.seconds >= 0.05).map((ph) => ph.name + " " + ph.seconds.toFixed(1) + " s");
+    return "restored " + r.documents + " documents and " + r.entries + " oplog entries to " + tsText(r.last_applied) +
+      " in " + r.seconds.toFixed(1) + " s" + (steps.length ? " (" + steps.join(", ") + ")" : "");
+  }
   if (j.state === "succeeded" && r && j.kind === "snapshot") return "snapshot " + r.id + ": " + r.documents + " documents, " + mib(r.bytes);
   return p;
 }
