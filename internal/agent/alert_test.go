@@ -20,6 +20,8 @@ import (
 	"github.com/rewind-backup/rewind/internal/alert"
 	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
 	"github.com/rewind-backup/rewind/internal/workload"
 )
@@ -126,6 +128,45 @@ func TestAlertsGapAndSnapshotFailed(t *testing.T) {
 		t.Fatalf("scheduled snapshots in the metrics: %d observed, %v failed, last at %v; want the failed and the good one",
 			h.GetSampleCount(), fails, last)
 	}
+}
+
+// A reader holding the repository (a restore) keeps prune from running:
+// that only postpones it, until it has lasted a whole prune interval; then
+// prune_failed fires, and resolves once the reader is gone and prune runs.
+func TestAlertsPruneBlockedByReader(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t)
+	url := newRepo(t)
+	hook := newAlertReceiver(t)
+	cfg := alertConfig(t, srv, url, hook)
+	// Something to prune: snapshots every second, kept for a second.
+	cfg.Retention.PruneInterval = config.Duration(time.Second)
+	cfg.Retention.RestoreWindow = config.Duration(time.Second)
+	cfg.Retention.Hourly, cfg.Retention.Daily, cfg.Retention.Weekly, cfg.Retention.Monthly = 0, 0, 0, 0
+	cfg.Snapshot.Every = config.Duration(time.Second)
+	runWorkload(t, srv, 50, 30, "a")
+	startAgent(t, cfg)
+
+	ctx := context.Background()
+	st, err := storage.Open(ctx, url)
+	must(t, err)
+	defer st.Close()
+	r, err := repo.Open(ctx, st, repo.OpenOptions{Location: url})
+	must(t, err)
+	reader, err := r.Lock(ctx, repo.LockOptions{Kind: repo.LockShared, Purpose: "restore"})
+	must(t, err)
+	blocked := time.Now()
+	ev := hook.wait(t, alert.PruneFailed, alert.Firing)
+	if held := time.Since(blocked); held < time.Second {
+		t.Fatalf("prune_failed fired %s after a reader locked the repository, before a whole prune interval", held)
+	}
+	if !strings.Contains(ev.Summary, "restore") {
+		t.Fatalf("prune_failed does not name the reader: %q", ev.Summary)
+	}
+	must(t, reader.Unlock(ctx))
+	hook.wait(t, alert.PruneFailed, alert.Resolved)
+	time.Sleep(500 * time.Millisecond)
+	hook.assertOnce(t, alert.PruneFailed)
 }
 
 // alertConfig is an agent that checks alerts often, sends them to hook,

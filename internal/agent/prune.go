@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/retention"
 	"github.com/rewind-backup/rewind/internal/runs"
 )
@@ -31,8 +32,10 @@ func (a *Agent) pruner(w *writer) *pruner {
 }
 
 // run prunes every p.every until ctx ends. Failures are logged and retried
-// at the next tick (a reader holding a shared lock is the usual one):
-// capture must go on.
+// at the next tick: capture must go on. A reader holding the repository (a
+// restore, a snapshot, verify) only postpones a prune: it is retried every
+// minute, and counts as a failure (the prune_failed alert) only once
+// readers have kept it from running for a whole interval.
 func (p *pruner) run(ctx context.Context) error {
 	if p.every <= 0 {
 		return nil
@@ -41,18 +44,32 @@ func (p *pruner) run(ctx context.Context) error {
 		p.log.Info("pruning off: the repository is encrypted and the agent has no identity to read manifests (set `identity:` to enable it)")
 		return nil
 	}
-	t := time.NewTicker(p.every)
-	defer t.Stop()
+	var blockedSince time.Time
 	for {
+		wait := p.every
+		if !blockedSince.IsZero() {
+			wait = min(time.Minute, p.every)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-time.After(wait):
 		}
 		started := time.Now()
 		_, err := p.once(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		var locked *repo.LockedError
+		if !errors.As(err, &locked) {
+			blockedSince = time.Time{}
+		} else if blockedSince.IsZero() {
+			blockedSince = started
+		}
+		if locked != nil && time.Since(blockedSince) < p.every {
+			p.log.Info("prune postponed: a reader holds the repository; retrying", "holder", locked.Holder.Purpose,
+				"host", locked.Holder.Host, "pid", locked.Holder.PID, "in", min(time.Minute, p.every).String())
+			continue
 		}
 		p.runs.Record(runs.Prune, started, err)
 		if err != nil {
