@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-	"golang.org/x/term"
 
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/repo"
@@ -191,22 +189,12 @@ func dryRunTarget(cmd *cobra.Command, plan restore.Plan, f *restoreFlags) (strin
 
 func executeWithProgress(cmd *cobra.Command, r *repo.Repository, client *mongo.Client, plan restore.Plan, f *restoreFlags) (restore.Report, error) {
 	o := restore.Options{Parallel: f.parallel, Drop: f.drop, Progress: &restore.Progress{}, Log: slog.Default()}
-	pctx, stop := context.WithCancel(cmd.Context())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tty := isTerminal(cmd.ErrOrStderr())
-		o.Progress.Report(pctx, cmd.ErrOrStderr(), tty, o.Log, progressEvery(tty))
-	}()
-	rep, err := restore.Execute(cmd.Context(), r, client, plan, o)
-	stop()
-	<-done
+	var rep restore.Report
+	err := withProgress(cmd, o.Progress, o.Log, func() (err error) {
+		rep, err = restore.Execute(cmd.Context(), r, client, plan, o)
+		return err
+	})
 	return rep, err
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // connectTarget connects to the target deployment and checks it answers.

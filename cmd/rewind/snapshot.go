@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/rewind-backup/rewind/internal/oplog"
+	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 )
 
@@ -83,16 +83,11 @@ func runSnapshot(cmd *cobra.Command, rf *repoFlags, source string, o snapshot.Op
 	defer src.Close(context.Background())
 
 	o.Progress = &snapshot.Progress{}
-	pctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tty := term.IsTerminal(int(os.Stderr.Fd()))
-		o.Progress.Report(pctx, cmd.ErrOrStderr(), tty, o.Log, progressEvery(tty))
-	}()
-	m, err := snapshot.Take(ctx, src, r.Repository, o)
-	stop()
-	<-done
+	var m repo.Manifest
+	err = withProgress(cmd, o.Progress, o.Log, func() (err error) {
+		m, err = snapshot.Take(ctx, src, r.Repository, o)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -103,9 +98,3 @@ func runSnapshot(cmd *cobra.Command, rf *repoFlags, source string, o snapshot.Op
 }
 
 // progressEvery redraws a terminal line often, and logs sparingly.
-func progressEvery(tty bool) time.Duration {
-	if tty {
-		return 500 * time.Millisecond
-	}
-	return 10 * time.Second
-}

@@ -1,9 +1,7 @@
 package restore
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -62,26 +60,8 @@ func (p *Progress) Line() string {
 		p.segments.Load(), p.totalSegments.Load(), p.applied.Load(), el)
 }
 
-// Report shows progress until ctx ends: a line rewritten in place on a
-// terminal (w), or a log line every interval otherwise.
-func (p *Progress) Report(ctx context.Context, w io.Writer, terminal bool, log *slog.Logger, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			if terminal && p.started.Load() != 0 {
-				fmt.Fprintf(w, "\r\033[K%s\n", p.Line())
-			}
-			return
-		case <-t.C:
-		}
-		switch {
-		case p.started.Load() == 0:
-		case terminal:
-			fmt.Fprintf(w, "\r\033[K%s", p.Line())
-		default:
-			log.Info("restore progress", "status", p.Line())
-		}
-	}
-}
+// Started reports whether the restore has begun.
+func (p *Progress) Started() bool { return p.started.Load() != 0 }
+
+// Log writes the progress as one log line.
+func (p *Progress) Log(log *slog.Logger) { log.Info("restore progress", "status", p.Line()) }

@@ -1,9 +1,7 @@
 package snapshot
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -91,29 +89,12 @@ func (p *Progress) Line() string {
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
-// Report shows progress until ctx ends: a line rewritten in place on a
-// terminal (w), or a log line every interval otherwise.
-func (p *Progress) Report(ctx context.Context, w io.Writer, terminal bool, log *slog.Logger, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			if terminal && p.started.Load() != 0 {
-				fmt.Fprintf(w, "\r\033[K%s\n", p.Line())
-			}
-			return
-		case <-t.C:
-		}
-		if p.started.Load() == 0 {
-			continue
-		}
-		if terminal {
-			fmt.Fprintf(w, "\r\033[K%s", p.Line())
-			continue
-		}
-		d, b, _ := p.Counts()
-		log.Info("snapshot progress", "collections_done", p.collsDone.Load(), "collections", p.collections.Load(),
-			"documents", d, "bytes", b, "line", p.Line())
-	}
+// Started reports whether the copy has begun.
+func (p *Progress) Started() bool { return p.started.Load() != 0 }
+
+// Log writes the progress as one log line.
+func (p *Progress) Log(log *slog.Logger) {
+	d, b, _ := p.Counts()
+	log.Info("snapshot progress", "collections_done", p.collsDone.Load(), "collections", p.collections.Load(),
+		"documents", d, "bytes", b, "line", p.Line())
 }
