@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -111,10 +110,7 @@ func runPrune(cmd *cobra.Command, rf *repoFlags, f *pruneFlags) error {
 	if err != nil {
 		return fmt.Errorf("lock repository: %w", err)
 	}
-	defer lock.Unlock(context.Background())
-	lctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() { _ = lock.Run(lctx) }()
+	defer lock.Hold(ctx)()
 
 	var res retention.Result
 	if f.dryRun {

@@ -111,10 +111,7 @@ func runRestore(cmd *cobra.Command, rf *repoFlags, f *restoreFlags) error {
 	if err != nil {
 		return fmt.Errorf("lock repository for reading: %w", err)
 	}
-	defer lock.Unlock(context.Background())
-	lctx, stopLock := context.WithCancel(ctx)
-	defer stopLock()
-	go func() { _ = lock.Run(lctx) }()
+	defer lock.Hold(ctx)()
 
 	cat, err := catalog.Load(ctx, r.Repository)
 	if err != nil {

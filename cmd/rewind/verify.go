@@ -87,10 +87,7 @@ func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 	if err != nil {
 		return fmt.Errorf("lock repository for reading: %w", err)
 	}
-	defer lock.Unlock(context.Background())
-	lctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() { _ = lock.Run(lctx) }()
+	defer lock.Hold(ctx)()
 
 	rep, err := verify.Run(ctx, r.Repository, verify.Options{ReadData: f.readData, Parallel: f.parallel})
 	if err != nil {

@@ -201,10 +201,7 @@ func (s *Server) runRestore(lock *repo.Lock, plan restore.Plan, in RestoreReques
 		return RestoreProgress{Summary: strings.TrimSpace(prog.Line())}
 	}
 	return s.jobs.start(s.jobContext(), "restore", progress, func(ctx context.Context) (any, error) {
-		defer lock.Unlock(context.Background())
-		lctx, stopLock := context.WithCancel(ctx)
-		defer stopLock()
-		go func() { _ = lock.Run(lctx) }()
+		defer lock.Hold(ctx)()
 		started := time.Now()
 		rep, err := s.execute(ctx, plan, in, p, prog, &executing)
 		s.metrics.observeRestore(time.Since(started), err)

@@ -63,6 +63,26 @@ func (l *Lock) Run(ctx context.Context) error {
 	}
 }
 
+// Hold keeps the lock refreshed in the background until release is called;
+// release stops the refreshing and removes the lock. It suits holders that
+// finish soon and do not stop when the lock is lost (a restore, verify, a
+// prune by hand); the agent runs Run itself and acts on its error.
+func (l *Lock) Hold(ctx context.Context) (release func()) {
+	ctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = l.Run(ctx)
+	}()
+	return func() {
+		stop()
+		<-done
+		uctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = l.Unlock(uctx)
+	}
+}
+
 // BeginDelete switches an exclusive lock to deleting mode, after which the
 // holder may remove objects. It fails with a *LockedError if a reader holds
 // a shared lock; the lock then stays exclusive (not deleting).
