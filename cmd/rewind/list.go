@@ -10,6 +10,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/status"
 )
 
@@ -20,29 +21,10 @@ type listJSON struct {
 
 type shardListJSON struct {
 	Shard     string            `json:"shard"`
-	Windows   []windowJSON      `json:"windows"`
+	Windows   []status.Window   `json:"windows"`
 	Gaps      []status.Gap      `json:"gaps"`
-	Snapshots []snapshotJSON    `json:"snapshots"`
+	Snapshots []status.Snapshot `json:"snapshots"`
 	Timelines []status.Timeline `json:"timelines"`
-}
-
-type windowJSON struct {
-	From     *status.TS `json:"from"`
-	To       *status.TS `json:"to"`
-	Snapshot string     `json:"snapshot"`
-	Timeline string     `json:"timeline,omitempty"`
-}
-
-type snapshotJSON struct {
-	ID          string     `json:"id"`
-	Start       *status.TS `json:"start"`
-	End         *status.TS `json:"end"`
-	Started     time.Time  `json:"started"`
-	Finished    time.Time  `json:"finished"`
-	Collections int        `json:"collections"`
-	Documents   int64      `json:"documents"`
-	Bytes       int64      `json:"bytes"`
-	Chunks      int        `json:"chunks"`
 }
 
 func newListCmd() *cobra.Command {
@@ -86,30 +68,9 @@ Reading snapshot manifests of an encrypted repository needs --identity.`,
 func listOf(cat catalog.Catalog) listJSON {
 	out := listJSON{Shards: []shardListJSON{}}
 	for _, sh := range cat.Shards {
-		s := shardListJSON{Shard: sh.ID, Windows: []windowJSON{}, Gaps: []status.Gap{},
-			Snapshots: []snapshotJSON{}, Timelines: []status.Timeline{}}
-		for _, w := range sh.Windows {
-			s.Windows = append(s.Windows, windowJSON{From: status.ToTS(w.From), To: status.ToTS(w.To), Snapshot: w.Snapshot, Timeline: w.Timeline})
-		}
-		for _, g := range sh.Gaps {
-			s.Gaps = append(s.Gaps, status.Gap{Before: status.ToTS(g.Before), After: status.ToTS(g.After), Detected: g.Detected})
-		}
-		for _, sn := range sh.Snapshots {
-			s.Snapshots = append(s.Snapshots, snapshotJSON{ID: sn.ID, Start: status.ToTS(sn.Start), End: status.ToTS(sn.End),
-				Started: sn.Started, Finished: sn.Finished, Collections: sn.Collections, Documents: sn.Documents,
-				Bytes: sn.Bytes, Chunks: sn.Chunks})
-		}
-		for _, tl := range sh.Timelines {
-			t := status.Timeline{ID: tl.ID, First: status.ToTS(tl.First), Last: status.ToTS(tl.Last), Segments: len(tl.Segments)}
-			if tl.Info != nil {
-				t.Flavor = tl.Info.Flavor
-			}
-			for _, seg := range tl.Segments {
-				t.Bytes += seg.Size
-			}
-			s.Timelines = append(s.Timelines, t)
-		}
-		out.Shards = append(out.Shards, s)
+		h := repo.History{Timelines: sh.Timelines, Gaps: sh.Gaps}
+		out.Shards = append(out.Shards, shardListJSON{Shard: sh.ID, Windows: status.Windows(sh.Windows),
+			Gaps: status.Gaps(h), Snapshots: status.Snapshots(sh.Snapshots), Timelines: status.Timelines(h)})
 	}
 	return out
 }

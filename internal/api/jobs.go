@@ -12,6 +12,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/runs"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/status"
 )
 
 // Job states.
@@ -204,7 +205,7 @@ func (s *Server) takeSnapshot(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, fmt.Errorf("take snapshot: %w", err)
 		}
-		return snapshots([]catalog.Snapshot{catalog.NewSnapshot(m)})[0], nil
+		return status.Snapshots([]catalog.Snapshot{catalog.NewSnapshot(m)})[0], nil
 	})
 	s.d.Log.Info("api: snapshot requested", "job", j.ID)
 	writeData(w, http.StatusAccepted, j)

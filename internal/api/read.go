@@ -21,6 +21,10 @@ type (
 	Gap = status.Gap
 	// AgentInfo is the agent's heartbeat.
 	AgentInfo = status.Agent
+	// Snapshot is a complete snapshot.
+	Snapshot = status.Snapshot
+	// Window is a restore window: every timestamp in [from, to] is restorable.
+	Window = status.Window
 )
 
 func toTS(ts optime.Timestamp) *TS { return status.ToTS(ts) }
@@ -59,28 +63,6 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeData(w, http.StatusOK, st)
 }
 
-// Snapshot is a complete snapshot.
-type Snapshot struct {
-	ID          string    `json:"id"`
-	Shard       string    `json:"shard"`
-	Start       *TS       `json:"start"`
-	End         *TS       `json:"end"`
-	Started     time.Time `json:"started"`
-	Finished    time.Time `json:"finished"`
-	Collections int       `json:"collections"`
-	Documents   int64     `json:"documents"`
-	Bytes       int64     `json:"bytes"`
-	Chunks      int       `json:"chunks"`
-}
-
-// Window is a restore window: every timestamp in [from, to] is restorable.
-type Window struct {
-	Snapshot string `json:"snapshot"`
-	Timeline string `json:"timeline"`
-	From     *TS    `json:"from"`
-	To       *TS    `json:"to"`
-}
-
 // TimelineView is GET /api/v1/timeline: what can be restored.
 type TimelineView struct {
 	Shard     string     `json:"shard"`
@@ -106,8 +88,8 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := repo.History{Timelines: sh.Timelines, Gaps: sh.Gaps}
-	v := TimelineView{Shard: sh.ID, Windows: windows(sh.Windows), Span: windows(sh.Span()), Gaps: status.Gaps(h),
-		Timelines: status.Timelines(h), Snapshots: snapshots(sh.Snapshots)}
+	v := TimelineView{Shard: sh.ID, Windows: status.Windows(sh.Windows), Span: status.Windows(sh.Span()), Gaps: status.Gaps(h),
+		Timelines: status.Timelines(h), Snapshots: status.Snapshots(sh.Snapshots)}
 	writeData(w, http.StatusOK, v)
 }
 
@@ -117,25 +99,7 @@ func (s *Server) snapshots(w http.ResponseWriter, r *http.Request) {
 		s.storageError(w, "load the catalog", err)
 		return
 	}
-	writeData(w, http.StatusOK, snapshots(sh.Snapshots))
-}
-
-func windows(ws []catalog.Window) []Window {
-	out := []Window{}
-	for _, w := range ws {
-		out = append(out, Window{Snapshot: w.Snapshot, Timeline: w.Timeline, From: toTS(w.From), To: toTS(w.To)})
-	}
-	return out
-}
-
-func snapshots(ss []catalog.Snapshot) []Snapshot {
-	out := []Snapshot{}
-	for _, sn := range ss {
-		out = append(out, Snapshot{ID: sn.ID, Shard: sn.Shard, Start: toTS(sn.Start), End: toTS(sn.End),
-			Started: sn.Started, Finished: sn.Finished, Collections: sn.Collections, Documents: sn.Documents,
-			Bytes: sn.Bytes, Chunks: sn.Chunks})
-	}
-	return out
+	writeData(w, http.StatusOK, status.Snapshots(sh.Snapshots))
 }
 
 // storageError answers 503: the repository could not be read.
