@@ -98,16 +98,37 @@ func TestSecretsNeverPrinted(t *testing.T) {
 }
 
 func TestDurationDays(t *testing.T) {
-	for in, want := range map[string]time.Duration{"7d": 7 * 24 * time.Hour, "90s": 90 * time.Second, "0d": 0} {
+	for in, want := range map[string]time.Duration{"7d": 7 * 24 * time.Hour, "90s": 90 * time.Second, "0d": 0,
+		"1d12h": 36 * time.Hour, " 5m ": 5 * time.Minute, "0s": 0} {
 		d, err := ParseDuration(in)
 		if err != nil || d.Std() != want {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, d, err, want)
 		}
 	}
-	for _, bad := range []string{"", "d", "-1d", "1.5d", "week"} {
+	for _, bad := range []string{"", "d", "-1d", "1.5d", "week", "-5m", "-1h", "1d-1h", "1dd"} {
 		if _, err := ParseDuration(bad); err == nil {
 			t.Errorf("ParseDuration(%q) accepted", bad)
 		}
+	}
+	if _, err := ParseDuration("-5m"); err == nil || !strings.Contains(err.Error(), "negative") {
+		t.Errorf("ParseDuration(-5m) = %v; want an error saying negative", err)
+	}
+}
+
+// TestDurationFlag checks that a flag of this type parses as the config does.
+func TestDurationFlag(t *testing.T) {
+	var d Duration
+	if err := d.Set("7d"); err != nil || d.Std() != 7*24*time.Hour {
+		t.Fatalf("Set(7d) = %v, %v", d, err)
+	}
+	if err := d.Set("-1h"); err == nil {
+		t.Fatal("Set(-1h) accepted")
+	}
+	if d.Std() != 7*24*time.Hour {
+		t.Fatalf("a refused Set changed the value to %v", d)
+	}
+	if d.Type() != "duration" {
+		t.Fatalf("Type() = %q", d.Type())
 	}
 }
 

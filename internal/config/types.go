@@ -11,25 +11,53 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Duration is a time.Duration that also accepts days ("7d") in YAML, since
-// retention is spoken of in days.
+// Duration is a time.Duration that also accepts days ("7d", "1d12h"), since
+// retention is spoken of in days. It is the one duration type of rewind: the
+// YAML config, every command-line flag (it implements pflag.Value) and the
+// API's duration fields all parse through ParseDuration, so every place
+// accepts the same forms and refuses negative values.
 type Duration time.Duration
 
-// ParseDuration reads Go durations ("90s", "1h30m") and whole days ("7d").
+// ParseDuration reads Go durations ("90s", "1h30m"), days ("7d") and days
+// followed by a Go duration ("1d12h"). Negative values are refused: no
+// duration in rewind means "in the past". Errors name the input and an
+// example of what is accepted.
 func ParseDuration(s string) (Duration, error) {
-	if d, ok := strings.CutSuffix(s, "d"); ok {
+	in := s
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "-") {
+		return 0, fmt.Errorf("duration %q: must not be negative", in)
+	}
+	var days time.Duration
+	if d, rest, ok := strings.Cut(s, "d"); ok {
 		n, err := strconv.Atoi(d)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("duration %q: want a whole number of days like 7d", s)
+		if err != nil || n < 0 || n > 100000 {
+			return 0, fmt.Errorf("duration %q: want a value like 1s, 5m, 6h, 7d or 1d12h", in)
 		}
-		return Duration(time.Duration(n) * 24 * time.Hour), nil
+		days, s = time.Duration(n)*24*time.Hour, rest
+		if s == "" {
+			return Duration(days), nil
+		}
 	}
 	v, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("duration %q: want a value like 1s, 5m, 6h or 7d", s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("duration %q: want a value like 1s, 5m, 6h, 7d or 1d12h", in)
 	}
-	return Duration(v), nil
+	return Duration(days + v), nil
 }
+
+// Set implements pflag.Value, so a flag parses exactly as the config does.
+func (d *Duration) Set(s string) error {
+	v, err := ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// Type implements pflag.Value; it names the value in --help.
+func (d *Duration) Type() string { return "duration" }
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
