@@ -110,7 +110,8 @@ func runPrune(cmd *cobra.Command, rf *repoFlags, f *pruneFlags) error {
 	if err != nil {
 		return fmt.Errorf("lock repository: %w", err)
 	}
-	defer lock.Hold(ctx)()
+	ctx, release := lock.Hold(ctx)
+	defer release()
 
 	var res retention.Result
 	if f.dryRun {
@@ -119,7 +120,7 @@ func runPrune(cmd *cobra.Command, rf *repoFlags, f *pruneFlags) error {
 		res, err = retention.Prune(ctx, r.Repository, lock, p, time.Now(), nil)
 	}
 	if err != nil {
-		return err
+		return repo.LostError(ctx, err)
 	}
 	if f.asJSON {
 		return printJSON(cmd.OutOrStdout(), pruneJSONOf(res, f.dryRun))

@@ -111,7 +111,8 @@ func runRestore(cmd *cobra.Command, rf *repoFlags, f *restoreFlags) error {
 	if err != nil {
 		return fmt.Errorf("lock repository for reading: %w", err)
 	}
-	defer lock.Hold(ctx)()
+	ctx, release := lock.Hold(ctx)
+	defer release()
 
 	cat, err := catalog.Load(ctx, r.Repository)
 	if err != nil {
@@ -148,9 +149,9 @@ func runRestore(cmd *cobra.Command, rf *repoFlags, f *restoreFlags) error {
 	if err := printPlan(cmd.OutOrStdout(), plan, -1, false, ""); err != nil {
 		return err
 	}
-	rep, err := executeWithProgress(cmd, r.Repository, client, plan, f)
+	rep, err := executeWithProgress(ctx, cmd, r.Repository, client, plan, f)
 	if err != nil {
-		return err
+		return repo.LostError(ctx, err)
 	}
 	return printReport(cmd.OutOrStdout(), rep)
 }
@@ -184,11 +185,11 @@ func dryRunTarget(cmd *cobra.Command, plan restore.Plan, f *restoreFlags) (strin
 	return fmt.Sprintf("%s already hold data: %s", strings.Join(names, ", "), verb), nil
 }
 
-func executeWithProgress(cmd *cobra.Command, r *repo.Repository, client *mongo.Client, plan restore.Plan, f *restoreFlags) (restore.Report, error) {
+func executeWithProgress(ctx context.Context, cmd *cobra.Command, r *repo.Repository, client *mongo.Client, plan restore.Plan, f *restoreFlags) (restore.Report, error) {
 	o := restore.Options{Parallel: f.parallel, Drop: f.drop, Progress: &restore.Progress{}, Log: slog.Default()}
 	var rep restore.Report
 	err := withProgress(cmd, o.Progress, o.Log, func() (err error) {
-		rep, err = restore.Execute(cmd.Context(), r, client, plan, o)
+		rep, err = restore.Execute(ctx, r, client, plan, o)
 		return err
 	})
 	return rep, err

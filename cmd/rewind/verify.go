@@ -87,11 +87,12 @@ func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 	if err != nil {
 		return fmt.Errorf("lock repository for reading: %w", err)
 	}
-	defer lock.Hold(ctx)()
+	ctx, release := lock.Hold(ctx)
+	defer release()
 
 	rep, err := verify.Run(ctx, r.Repository, verify.Options{ReadData: f.readData, Parallel: f.parallel})
 	if err != nil {
-		return err
+		return repo.LostError(ctx, err)
 	}
 	var trial *verify.Trial
 	if f.restoreTo != "" {

@@ -201,12 +201,13 @@ func (s *Server) runRestore(lock *repo.Lock, plan restore.Plan, in RestoreReques
 		return RestoreProgress{Summary: strings.TrimSpace(prog.Line())}
 	}
 	return s.jobs.start(s.jobContext(), "restore", progress, func(ctx context.Context) (any, error) {
-		defer lock.Hold(ctx)()
+		ctx, release := lock.Hold(ctx)
+		defer release()
 		started := time.Now()
 		rep, err := s.execute(ctx, plan, in, p, prog, &executing)
 		s.metrics.observeRestore(time.Since(started), err)
 		if err != nil {
-			return nil, err
+			return nil, repo.LostError(ctx, err)
 		}
 		return restoreResult(rep), nil
 	})

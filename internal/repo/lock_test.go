@@ -251,3 +251,35 @@ func TestLockDeadHolderSameHost(t *testing.T) {
 		t.Fatalf("lock of a dead pid on this host: %v", err)
 	}
 }
+
+// TestLockHoldCancelsWhenLost: the context Hold returns ends, with the lost
+// lock as its cause, as soon as the lock is broken, so a prune or restore
+// working under it stops instead of writing on; release still returns.
+func TestLockHoldCancelsWhenLost(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, nil, "")
+	o := LockOptions{Kind: LockExclusive, Purpose: "prune", RefreshEvery: 5 * time.Millisecond, StaleAfter: time.Second}
+	l, err := r.Lock(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, release := l.Hold(ctx)
+	defer release()
+	if held.Err() != nil {
+		t.Fatalf("held context ended at once: %v", held.Err())
+	}
+	if _, err := r.BreakLocks(ctx, false, 0, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("the held context was not cancelled after the lock was broken")
+	}
+	if err := LostError(held, held.Err()); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("LostError = %v; want it to wrap ErrLockLost", err)
+	}
+	if err := LostError(ctx, errors.New("other")); err.Error() != "other" {
+		t.Fatalf("LostError changed an unrelated error: %v", err)
+	}
+}

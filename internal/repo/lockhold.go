@@ -64,23 +64,44 @@ func (l *Lock) Run(ctx context.Context) error {
 }
 
 // Hold keeps the lock refreshed in the background until release is called;
-// release stops the refreshing and removes the lock. It suits holders that
-// finish soon and do not stop when the lock is lost (a restore, verify, a
-// prune by hand); the agent runs Run itself and acts on its error.
-func (l *Lock) Hold(ctx context.Context) (release func()) {
-	ctx, stop := context.WithCancel(ctx)
+// release stops the refreshing and removes the lock (bounded to 10 s). It
+// suits holders that finish soon (a restore, verify, a prune by hand); the
+// agent runs Run itself and acts on its error.
+//
+// The returned context is ctx, cancelled with ErrLockLost as its cause
+// (context.Cause) as soon as the lock is lost: broken by `rewind unlock
+// --all`, or not refreshed for StaleAfter because storage was unreachable.
+// The holder does all its work under it, so nothing is written or deleted
+// once another process may hold the lock.
+func (l *Lock) Hold(ctx context.Context) (held context.Context, release func()) {
+	held, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = l.Run(ctx)
+		if err := l.Run(held); err != nil {
+			cancel(err)
+		}
 	}()
-	return func() {
-		stop()
+	return held, func() {
+		cancel(context.Canceled)
 		<-done
-		uctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
+		uctx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer stop()
 		_ = l.Unlock(uctx)
 	}
+}
+
+// LostError returns the reason ctx (from Hold) ended when that reason is a
+// lost lock, else err unchanged: a holder cut short reports the lost lock
+// rather than a bare "context canceled".
+func LostError(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, ErrLockLost) {
+		return fmt.Errorf("stopped because the repository lock was lost: %w", cause)
+	}
+	return err
 }
 
 // BeginDelete switches an exclusive lock to deleting mode, after which the
