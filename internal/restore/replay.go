@@ -46,7 +46,7 @@ func readAhead(ctx context.Context, r *repo.Repository, segs []repo.SegmentInfo)
 func inRange(entries []bson.Raw, from, to, last optime.Timestamp) ([]bson.Raw, optime.Timestamp, error) {
 	out := entries[:0:0]
 	for _, e := range entries {
-		ts, err := entryTS(e)
+		ts, err := optime.OfEntry(e)
 		if err != nil {
 			return nil, last, err
 		}
@@ -57,14 +57,6 @@ func inRange(entries []bson.Raw, from, to, last optime.Timestamp) ([]bson.Raw, o
 		last = ts
 	}
 	return out, last, nil
-}
-
-func entryTS(e bson.Raw) (optime.Timestamp, error) {
-	t, i, ok := e.Lookup("ts").TimestampOK()
-	if !ok {
-		return optime.Zero, fmt.Errorf("oplog entry without a timestamp: %s", e)
-	}
-	return optime.Timestamp{T: t, I: i}, nil
 }
 
 // replayOplog applies the plan's oplog range through replay.Applier.
