@@ -33,7 +33,10 @@ const DefaultWriteBatch = 50
 // safe for concurrent use.
 type Applier struct {
 	Client *mongo.Client // v2 driver, the target
-	Flavor string        // "mongodb" (default) or "ferretdb"
+	// Memory, set instead of Client, makes an in-memory deployment the
+	// target: the same translation, with no server (see Memory).
+	Memory *Memory
+	Flavor string // "mongodb" (default) or "ferretdb"
 	// Map decides whether an entry's namespace is applied and where: given the
 	// source db and collection, it returns the target db and collection and
 	// ok=false to skip. nil = identity. DDL entries are mapped the same way.
@@ -92,8 +95,8 @@ func (s *Stats) Add(o Stats) {
 func (a *Applier) Apply(ctx context.Context, entries []bson.Raw) (Stats, error) {
 	var st Stats
 	switch {
-	case a.Client == nil:
-		return st, errors.New("apply oplog entries: no target client")
+	case (a.Client == nil) == (a.Memory == nil):
+		return st, errors.New("apply oplog entries: set exactly one target, a Client or a Memory")
 	case a.Flavor != "" && a.Flavor != FlavorMongoDB && a.Flavor != FlavorFerretDB:
 		return st, fmt.Errorf("apply oplog entries: unknown source flavor %q (want %q or %q)", a.Flavor, FlavorMongoDB, FlavorFerretDB)
 	}

@@ -26,4 +26,9 @@
 //
 // One Applier replays one window: it keeps open transactions and the index
 // catalog between calls.
+//
+// With Memory instead of Client, the same Applier replays into a Memory, a
+// deployment held in memory as raw documents: the translation is the same,
+// only its execution differs (target.go). The tests prove the translator
+// that way on every vector, including the forms a test server refuses.
 package replay
