@@ -57,7 +57,7 @@ func (a *Applier) command(ctx context.Context, e entry, depth int) error {
 	}
 	run, ok := collCommands[name]
 	if !ok {
-		return fmt.Errorf("unknown command %q: this oplog comes from a server rewind does not support yet; upgrade rewind", name)
+		return fmt.Errorf("unknown command %q: %s", name, unknownAdvice)
 	}
 	if es[0].val.Type != bson.TypeString {
 		return fmt.Errorf("%w: %s names no collection", errEntry, name)
@@ -129,9 +129,12 @@ func (a *Applier) create(ctx context.Context, t collNS, rest []elem) error {
 			a.temp[t.db+"."+t.coll] = true
 		}
 	}
-	// idIndex is implied; storageEngine options are the source's business;
-	// temp is for the server's own temporary collections.
-	cmd := cmdDoc("create", t.tcoll, rest, "idIndex", "storageEngine", "temp")
+	// idIndex is implied; storageEngine options and recordIdsReplicated
+	// (8.x replicated record ids: the source's storage, hidden from change
+	// streams too) are the source's business; temp is for the server's own
+	// temporary collections. Only o is read: o2 holds the source's storage
+	// idents on 8.3+ ({catalogId, ident, idIndexIdent, ...}).
+	cmd := cmdDoc("create", t.tcoll, rest, "idIndex", "storageEngine", "recordIdsReplicated", "temp")
 	return a.run(ctx, t.tdb, cmd, codeNamespaceExists)
 }
 

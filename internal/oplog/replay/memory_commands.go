@@ -59,7 +59,7 @@ var createFields = map[string]bool{
 	"indexOptionDefaults": true, "viewOn": true, "pipeline": true, "collation": true,
 	"changeStreamPreAndPostImages": true, "timeseries": true, "clusteredIndex": true,
 	"recordPreImages": true, "temp": true, "expireAfterSeconds": true, "encryptedFields": true,
-	"flags": true, "comment": true, "writeConcern": true,
+	"flags": true, "comment": true, "writeConcern": true, "recordIdsReplicated": true,
 }
 
 func (m *Memory) create(db, coll string, rest []elem) error {
