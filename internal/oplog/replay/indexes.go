@@ -150,25 +150,42 @@ func (a *Applier) collModDeferred(t collNS, index bson.RawValue) bool {
 	if index.Type != bson.TypeEmbeddedDocument {
 		return false
 	}
-	change := mustElems(index.Document())
-	name, _ := index.Document().Lookup("name").StringValueOK()
-	pattern, hasPattern := lookup(index.Document(), "keyPattern")
 	for i, d := range a.deferred {
-		key, _ := d.spec.LookupErr("key")
-		if d.db != t.tdb || d.coll != t.tcoll || !(d.name == name || hasPattern && key.Equal(pattern)) {
-			continue
+		if d.db == t.tdb && d.coll == t.tcoll && changesIndex(index.Document(), d.spec) {
+			a.deferred[i].spec = changeIndex(d.spec, index.Document())
+			return true
 		}
-		fields := mustElems(d.spec)
-		for _, c := range change {
-			if c.key == "name" || c.key == "keyPattern" {
-				continue
-			}
-			fields = setField(fields, c)
-		}
-		a.deferred[i].spec = build(fields)
-		return true
 	}
 	return false
+}
+
+// changesIndex reports whether collMod's index change ({name | keyPattern,
+// ...}) names the index spec.
+func changesIndex(change, spec bson.Raw) bool {
+	name, _ := lookup(change, "name")
+	pattern, hasPattern := lookup(change, "keyPattern")
+	sname, _ := lookup(spec, "name")
+	key, _ := lookup(spec, "key")
+	return name.Type == bson.TypeString && sname.Equal(name) || hasPattern && key.Equal(pattern)
+}
+
+// changeIndex applies collMod's index change (expireAfterSeconds, hidden,
+// prepareUnique, unique) to a spec as the server does: hidden: false
+// removes hidden, unique: true replaces prepareUnique.
+func changeIndex(spec, change bson.Raw) bson.Raw {
+	fields := mustElems(spec)
+	for _, c := range mustElems(change) {
+		switch {
+		case c.key == "name" || c.key == "keyPattern":
+		case c.key == "hidden" && !truthy(c.val):
+			fields = without(fields, "hidden")
+		case c.key == "unique":
+			fields = setField(without(fields, "prepareUnique"), c)
+		default:
+			fields = setField(fields, c)
+		}
+	}
+	return build(fields)
 }
 
 func setField(fields []elem, f elem) []elem {

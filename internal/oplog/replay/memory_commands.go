@@ -222,35 +222,16 @@ func (m *Memory) collModView(db, view string, rest []elem) error {
 	return nil
 }
 
-// modIndex applies collMod's index change: {name | keyPattern,
-// expireAfterSeconds | hidden | prepareUnique | unique}.
+// modIndex applies collMod's index change (see changeIndex).
 func (c *memColl) modIndex(change bson.RawValue) error {
 	if change.Type != bson.TypeEmbeddedDocument {
 		return cmdError(codeInvalidOptions, "TypeMismatch", "collMod index is %s, not a document", change.Type)
 	}
-	name, _ := lookup(change.Document(), "name")
-	pattern, hasPattern := lookup(change.Document(), "keyPattern")
-	i := c.findIndex(func(spec bson.Raw) bool {
-		n, _ := lookup(spec, "name")
-		k, _ := lookup(spec, "key")
-		return name.Type == bson.TypeString && n.Equal(name) || hasPattern && k.Equal(pattern)
-	})
+	i := c.findIndex(func(spec bson.Raw) bool { return changesIndex(change.Document(), spec) })
 	if i < 0 {
 		return cmdError(codeIndexNotFound, "IndexNotFound", "cannot find index %s", change)
 	}
-	fields := mustElems(c.indexes[i])
-	for _, e := range mustElems(change.Document()) {
-		switch {
-		case e.key == "name" || e.key == "keyPattern":
-		case e.key == "hidden" && !truthy(e.val):
-			fields = without(fields, "hidden") // listIndexes shows hidden only when true
-		case e.key == "unique":
-			fields = setField(without(fields, "prepareUnique"), e)
-		default:
-			fields = setField(fields, e)
-		}
-	}
-	c.indexes[i] = build(fields)
+	c.indexes[i] = changeIndex(c.indexes[i], change.Document())
 	return nil
 }
 
