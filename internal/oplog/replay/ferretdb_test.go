@@ -24,7 +24,7 @@ import (
 // "ferretdb" flavor: its $v:1 whole-document $set entries.
 func TestReplayServerOplog(t *testing.T) {
 	srv := testserver.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	c := srv.Client()
 	cfg := srv.Workload(7)
@@ -115,7 +115,8 @@ func allDocs(ctx context.Context, t *testing.T, coll *mongo.Collection) []bson.R
 // ObjectId keys and scans the collection for every other type.
 func BenchmarkReplay(b *testing.B) {
 	srv := testserver.Start(b)
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(b.Context(), 10*time.Minute)
+	defer cancel()
 	const n = 1000 // entries per Apply for inserts
 	const u = 200  // for updates: FerretDB takes ~30 ms per replaceOne by _id on a few thousand documents
 	db := srv.DB("bench")
