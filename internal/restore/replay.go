@@ -12,6 +12,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/oplog/replay"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/source"
 )
 
 // segmentRead is one segment's entries, read ahead of the replay.
@@ -64,7 +65,11 @@ func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	guard := newLateGuard(ctx, client, p, o)
-	a := &replay.Applier{Client: client, Flavor: p.Flavor, Map: guard.Map, Log: o.Log}
+	flavor, err := source.ParseFlavor(p.Flavor)
+	if err != nil {
+		return fmt.Errorf("replay oplog: %w", err)
+	}
+	a := &replay.Applier{Client: client, Flavor: flavor, Map: guard.Map, Log: o.Log}
 	var last optime.Timestamp
 	prev := p.Snapshot.End // the last restore point before a segment, for errors
 	for sr := range readAhead(ctx, r, p.Segments) {

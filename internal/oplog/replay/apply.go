@@ -9,12 +9,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-)
 
-// Flavors of source oplog (the agent records the source's flavor with its timeline).
-const (
-	FlavorMongoDB  = "mongodb"
-	FlavorFerretDB = "ferretdb"
+	"github.com/rewind-backup/rewind/internal/source"
 )
 
 // DefaultBatchSize is how many CRUD writes Apply gathers before writing them.
@@ -36,7 +32,9 @@ type Applier struct {
 	// Memory, set instead of Client, makes an in-memory deployment the
 	// target: the same translation, with no server (see Memory).
 	Memory *Memory
-	Flavor string // "mongodb" (default) or "ferretdb"
+	// Flavor is the flavor of the source that wrote the entries, as the
+	// repository recorded it (source.ParseFlavor); "" is MongoDB.
+	Flavor source.Flavor
 	// Map decides whether an entry's namespace is applied and where: given the
 	// source db and collection, it returns the target db and collection and
 	// ok=false to skip. nil = identity. DDL entries are mapped the same way.
@@ -97,8 +95,6 @@ func (a *Applier) Apply(ctx context.Context, entries []bson.Raw) (Stats, error) 
 	switch {
 	case (a.Client == nil) == (a.Memory == nil):
 		return st, errors.New("apply oplog entries: set exactly one target, a Client or a Memory")
-	case a.Flavor != "" && a.Flavor != FlavorMongoDB && a.Flavor != FlavorFerretDB:
-		return st, fmt.Errorf("apply oplog entries: unknown source flavor %q (want %q or %q)", a.Flavor, FlavorMongoDB, FlavorFerretDB)
 	}
 	a.stats = &st
 	defer func() { a.stats = nil }()
@@ -152,7 +148,9 @@ func (a *Applier) mapNS(db, coll string) (string, string, bool) {
 	return a.Map(db, coll)
 }
 
-func (a *Applier) ferret() bool { return a.Flavor == FlavorFerretDB }
+// wholeDocumentUpdates: the source logged every update as a $set of the
+// whole new document (source.Flavor.WholeDocumentUpdates).
+func (a *Applier) wholeDocumentUpdates() bool { return a.Flavor.WholeDocumentUpdates() }
 
 // maxNesting bounds nested applyOps.
 const maxNesting = 10
@@ -265,7 +263,7 @@ func (a *Applier) newDocument(cur bson.Raw, id bson.RawValue, o bson.Raw) (bson.
 	case 'v':
 		return applyDiff(cur, diff)
 	case 'm':
-		if a.ferret() {
+		if a.wholeDocumentUpdates() {
 			if whole, ok := ferretReplacement(o); ok {
 				return withID(whole, id), nil
 			}

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rewind-backup/rewind/internal/oplog/replay"
+	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/testserver"
 	"github.com/rewind-backup/rewind/internal/workload"
 )
@@ -36,9 +37,9 @@ func TestReplayServerOplog(t *testing.T) {
 	entries := oplogOf(ctx, t, c, srv.Prefix())
 	t.Logf("workload %+v; %d oplog entries", wst, len(entries))
 
-	flavor := replay.FlavorMongoDB
+	flavor := source.MongoDB
 	if srv.FerretDB() {
-		flavor = replay.FlavorFerretDB
+		flavor = source.FerretDB
 	}
 	target := srv.DB("t")
 	a := &replay.Applier{Client: c, Flavor: flavor, BatchSize: 64,
