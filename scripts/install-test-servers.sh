@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's chromium (for the dashboard test) and builds the storage
-# emulators the tests use into the shared test cache, one
+# emulators the tests use (and staticcheck) into the shared test cache, one
 # after another (two Go builds at once on a small machine double each one's
 # time). Idempotent: what is already there at the right version is skipped.
 # CI runs it before `go test`; tests also build on demand, under the same
@@ -14,6 +14,8 @@ set -euo pipefail
 VERSITYGW_VERSION=v1.8.0
 FAKE_GCS_VERSION=v1.56.1
 AZURITE_VERSION=3.35.0
+# staticcheck is not a server but is built the same way, for scripts/test.sh.
+STATICCHECK_VERSION=v0.8.2
 
 CACHE="${REWIND_TEST_CACHE:-$HOME/.cache/rewind-test}"
 BIN="$CACHE/bin"
@@ -101,4 +103,5 @@ install_chromium
 install_go versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
 install_go fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION"
 install_azurite
+install_go staticcheck honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION"
 log "all test servers are in $CACHE"

@@ -23,9 +23,18 @@ step "building the test servers into $REWIND_TEST_CACHE (reused on later runs)"
 scripts/install-test-servers.sh
 go run ./internal/testserver/cmd/ensure-testserver
 
-step "vetting"
+step "checking formatting, go.mod and static analysis"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change these files (run gofmt -w):" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; exit 1; }
+(cd cmd/rewind-testserver && go mod tidy -diff) || { echo "cmd/rewind-testserver: run go mod tidy there" >&2; exit 1; }
 go vet ./...
 (cd cmd/rewind-testserver && go vet ./...)
+"$REWIND_TEST_CACHE/bin/staticcheck" ./...
 
 step "running the tests"
 # -p 2: the machine has two cores; the integration tests start real servers.

@@ -167,7 +167,11 @@ func ensureOplog(ctx context.Context, uri string, sizeMB int64) error {
 	if err != nil {
 		return fmt.Errorf("connect to own server: %w", err)
 	}
-	defer client.Disconnect(context.Background())
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = client.Disconnect(dctx)
+	}()
 
 	local := client.Database("local")
 	names, err := local.ListCollectionNames(ctx, bson.D{{Key: "name", Value: "oplog.rs"}})

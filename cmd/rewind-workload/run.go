@@ -54,10 +54,17 @@ func connect(ctx context.Context, uri string) (*mongo.Client, error) {
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := client.Ping(pctx, nil); err != nil {
-		client.Disconnect(context.Background())
+		disconnect(client)
 		return nil, fmt.Errorf("connect to %s: %w (is the server running?)", uri, err)
 	}
 	return client, nil
+}
+
+// disconnect closes client, waiting at most 10 s for a server that went away.
+func disconnect(client *mongo.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = client.Disconnect(ctx)
 }
 
 func runWorkload(ctx context.Context, out io.Writer, o runOptions) error {
@@ -68,7 +75,7 @@ func runWorkload(ctx context.Context, out io.Writer, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	defer client.Disconnect(context.Background())
+	defer disconnect(client)
 	if o.cfg.Kinds, err = kinds(ctx, client, o.kinds); err != nil {
 		return err
 	}

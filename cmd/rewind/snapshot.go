@@ -86,7 +86,11 @@ func runSnapshot(cmd *cobra.Command, rf *repoFlags, source string, o snapshot.Op
 	if err != nil {
 		return err
 	}
-	defer src.Close(context.Background())
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = src.Close(cctx)
+	}()
 
 	o.Progress = &snapshot.Progress{}
 	var m repo.Manifest

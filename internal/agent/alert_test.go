@@ -60,7 +60,7 @@ func TestAlertsLagAndStorageErrors(t *testing.T) {
 	repair()
 	hook.wait(t, alert.CaptureLag, alert.Resolved)
 	hook.wait(t, alert.StorageErrors, alert.Resolved)
-	time.Sleep(500 * time.Millisecond) // time for a repeat, if one were sent
+	waitChecks(t, a, 3) // a repeat, if one were sent, comes with a check
 	hook.assertOnce(t, alert.CaptureLag, alert.StorageErrors)
 	lag := hook.first(alert.CaptureLag, alert.Firing)
 	if d, _ := lag.Details["lag_seconds"].(float64); d <= 1 || lag.Shard == "" || lag.SourceHost == "" || lag.Agent.PID != os.Getpid() {
@@ -145,7 +145,7 @@ func TestAlertsPruneBlockedByReader(t *testing.T) {
 	cfg.Retention.Hourly, cfg.Retention.Daily, cfg.Retention.Weekly, cfg.Retention.Monthly = 0, 0, 0, 0
 	cfg.Snapshot.Every = config.Duration(time.Second)
 	runWorkload(t, srv, 50, 30, "a")
-	startAgent(t, cfg)
+	a := startAgent(t, cfg)
 
 	ctx := context.Background()
 	st, err := storage.Open(ctx, url)
@@ -165,7 +165,7 @@ func TestAlertsPruneBlockedByReader(t *testing.T) {
 	}
 	must(t, reader.Unlock(ctx))
 	hook.wait(t, alert.PruneFailed, alert.Resolved)
-	time.Sleep(500 * time.Millisecond)
+	waitChecks(t, a, 3)
 	hook.assertOnce(t, alert.PruneFailed)
 }
 
@@ -352,4 +352,19 @@ func alertsFiring(t *testing.T, a *runningAgent) map[string]float64 {
 		t.Fatalf("rewind_alerts_firing has %d alerts, want %d", len(out), len(alert.Names))
 	}
 	return out
+}
+
+// waitChecks waits until the agent's alert monitor has evaluated every
+// alert n more times (GET /api/v1/alerts counts them), and the webhook
+// deliveries of those checks have had their chance.
+func waitChecks(t *testing.T, a *runningAgent, n uint64) {
+	t.Helper()
+	from := getAlerts(t, a).Checks
+	deadline := time.Now().Add(30 * time.Second)
+	for getAlerts(t, a).Checks < from+n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the alert monitor did not check %d more times within 30 s", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -53,8 +53,7 @@ func TestCaptureSurvivesServerRestart(t *testing.T) {
 	a := startAgent(t, agentConfig(t, srv, url))
 	runWorkload(t, srv, 2, 200, "a")
 	if !srv.External() {
-		srv.Kill()
-		time.Sleep(500 * time.Millisecond)
+		srv.Kill() // whenever the agent notices, it must reconnect and resume
 		srv.Restart()
 	}
 	runWorkload(t, srv, 3, 200, "b")
@@ -75,8 +74,11 @@ func TestCaptureResumesAfterCleanStop(t *testing.T) {
 	cfg.Capture.FlushInterval = 10 * 1e9 // long: only the stop can flush
 	a := startAgent(t, cfg)
 	runWorkload(t, srv, 4, 150, "a")
-	time.Sleep(time.Second)
 	newest := newestOplogTS(t, srv.Client())
+	waitDurable(t, a.Stats().LastRead, newest, 30*time.Second) // read, not yet flushed
+	if a.Stats().LastDurable() == newest {
+		t.Fatal("the newest entry was flushed before the stop: flush_interval is not long enough for this test")
+	}
 	must(t, a.stop(t))
 	if got := a.Stats().LastDurable(); got != newest {
 		t.Fatalf("after a clean stop the last durable entry is %s, want the newest read %s", got, newest)

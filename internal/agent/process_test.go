@@ -2,11 +2,9 @@ package agent_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -101,17 +99,4 @@ func lastDurable(t *testing.T, repoURL string, env ...string) optime.Timestamp {
 		t.Fatalf("last_durable.time is not RFC 3339: %v", err)
 	}
 	return optime.Timestamp{T: uint32(ld["t"].(float64)), I: uint32(ld["i"].(float64))}
-}
-
-// runCLI runs the rewind command and returns its exit code and stderr.
-func runCLI(t *testing.T, ctx context.Context, args ...string) (int, string) {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, rewindBinary(t), args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	if err != nil && cmd.ProcessState == nil {
-		t.Fatalf("run rewind: %v", err)
-	}
-	return cmd.ProcessState.ExitCode(), strings.TrimSpace(stderr.String())
 }

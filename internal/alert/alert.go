@@ -81,6 +81,11 @@ type View struct {
 	Firing []Event `json:"firing"`
 	// Recent are the latest events, newest first.
 	Recent []Event `json:"recent"`
+	// Checks counts the evaluations of every alert since the agent
+	// started; CheckedAt is when the last one ran (absent before the
+	// first). Together they show the alert loop is alive.
+	Checks    uint64     `json:"checks"`
+	CheckedAt *time.Time `json:"checked_at,omitempty"`
 }
 
 // tracker is the state machine: it turns conditions into events, one when
@@ -90,6 +95,8 @@ type tracker struct {
 	firing  map[string]Event
 	history []Event // oldest first
 	keep    int
+	checks  uint64
+	last    time.Time
 }
 
 func newTracker(keep int) *tracker {
@@ -123,6 +130,8 @@ func (t *tracker) update(now time.Time, base Event, conds []Condition) []Event {
 			out = append(out, ev)
 		}
 	}
+	t.checks++
+	t.last = now
 	t.history = append(t.history, out...)
 	if n := len(t.history) - t.keep; n > 0 {
 		t.history = append([]Event(nil), t.history[n:]...)
@@ -140,7 +149,11 @@ func (t *tracker) isFiring(name string) bool {
 func (t *tracker) view() View {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	v := View{Firing: []Event{}, Recent: []Event{}}
+	v := View{Firing: []Event{}, Recent: []Event{}, Checks: t.checks}
+	if t.checks > 0 {
+		last := t.last.UTC()
+		v.CheckedAt = &last
+	}
 	for _, ev := range t.firing {
 		v.Firing = append(v.Firing, ev)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -58,7 +59,13 @@ func TestTrackerFiresOnceResolvesOnce(t *testing.T) {
 			}
 		}
 	}
+	if want := []string{Firing, Resolved, Firing}; !slices.Equal(got, want) {
+		t.Fatalf("events in order %v, want %v", got, want)
+	}
 	v := tr.view()
+	if v.Checks != uint64(len(steps)) || v.CheckedAt == nil || !v.CheckedAt.Equal(t0.Add(time.Duration(len(steps)-1)*time.Second)) {
+		t.Fatalf("view counts %d checks, last at %v; want %d, the last step's time", v.Checks, v.CheckedAt, len(steps))
+	}
 	if len(v.Firing) != 1 || len(v.Recent) != 3 || v.Recent[0].State != Firing || v.Recent[1].State != Resolved {
 		t.Fatalf("view = %+v", v)
 	}

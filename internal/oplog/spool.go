@@ -214,12 +214,3 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
-
-// resumeFromSpool is the last timestamp the spool holds, if any.
-func resumeFromSpool(s *Spool) (optime.Timestamp, string, bool, error) {
-	b, ok, err := s.Newest()
-	if err != nil || !ok {
-		return optime.Zero, "", false, err
-	}
-	return b.Last, b.Timeline, true, nil
-}

@@ -135,7 +135,12 @@ func (t *Tailer) readOnce(ctx context.Context, last *optime.Timestamp, inclusive
 	if err != nil {
 		return 0, err
 	}
-	defer cur.Close(context.Background())
+	defer func() {
+		// Bounded: closing a cursor on a server that went away must not hang.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = cur.Close(cctx)
+	}()
 	committed := optime.Zero
 	first, n := true, 0
 	for cur.Next(ctx) {

@@ -27,11 +27,6 @@ type SegmentInfo struct {
 	Size int64 // stored (encoded) size in bytes
 }
 
-// contains reports whether s covers o's whole range on the same timeline.
-func (s SegmentInfo) contains(o SegmentInfo) bool {
-	return s.Timeline == o.Timeline && !o.First.Before(s.First) && !s.Last.Before(o.Last)
-}
-
 // entryRange checks that entries are non-empty with strictly increasing ts
 // and returns the first and last ts.
 func entryRange(entries []bson.Raw) (first, last optime.Timestamp, err error) {

@@ -25,17 +25,16 @@ const shard = "rs0"
 // inserted so far. The model (ts of document n) tells exactly what any
 // restore point must contain.
 type sim struct {
-	t            testing.TB
-	ctx          context.Context
-	url          string
-	store        storage.Store
-	r            *repo.Repository
-	now          time.Time
-	tl           string
-	ts           []optime.Timestamp // ts[n] is when document n was inserted
-	perH         int                // entries per simulated hour
-	prev         optime.Timestamp   // last entry of the timeline's previous segment
-	lastPromised []optime.Timestamp
+	t     testing.TB
+	ctx   context.Context
+	url   string
+	store storage.Store
+	r     *repo.Repository
+	now   time.Time
+	tl    string
+	ts    []optime.Timestamp // ts[n] is when document n was inserted
+	perH  int                // entries per simulated hour
+	prev  optime.Timestamp   // last entry of the timeline's previous segment
 }
 
 func newSim(t testing.TB, start time.Time, perHour int) *sim {

@@ -301,7 +301,7 @@ func retimeline(key, timeline string) (string, error) {
 	dir, name, ok := cutLast(key, "/")
 	parts := strings.Split(name, "_")
 	if !ok || len(parts) < 3 {
-		return "", fmt.Errorf("segment key %q: not FIRST_LAST_TIMELINE...", key)
+		return "", fmt.Errorf("segment key %q: want FIRST_LAST_TIMELINE_BEFORE", key)
 	}
 	parts[2] = timeline
 	return dir + "/" + strings.Join(parts, "_"), nil

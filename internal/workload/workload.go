@@ -107,7 +107,6 @@ type runner struct {
 	onBatch OnBatch
 	gen     gen
 	colls   []*collState
-	sess    *mongo.Session
 	stats   Stats
 }
 
