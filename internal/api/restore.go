@@ -200,7 +200,7 @@ func (s *Server) runRestore(lock *repo.Lock, plan restore.Plan, in RestoreReques
 		}
 		return RestoreProgress{Summary: strings.TrimSpace(prog.Line())}
 	}
-	return s.jobs.start(s.jobContext(), "restore", progress, func(ctx context.Context) (any, error) {
+	return s.jobs.start(s.jobContext(), s.d.Log, "restore", progress, func(ctx context.Context) (any, error) {
 		ctx, release := lock.Hold(ctx)
 		defer release()
 		started := time.Now()
