@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/rewind-backup/rewind/internal/oplog"
+	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
@@ -128,7 +129,7 @@ func runPipeline(b *testing.B, entries []bson.Raw) time.Duration {
 		b.Fatal(err)
 	}
 	d := time.Since(start)
-	last, _ := oplog.EntryTS(entries[len(entries)-1])
+	last, _ := optime.OfEntry(entries[len(entries)-1])
 	if got := c.Stats.LastDurable(); got != last {
 		b.Fatalf("pipeline ended at %s, want %s", got, last)
 	}

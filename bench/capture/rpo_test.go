@@ -16,9 +16,9 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testbin"
 	"github.com/rewind-backup/rewind/internal/testserver"
@@ -183,7 +183,7 @@ func (w *watcher) latencies(b *testing.B, ns string, acks []time.Time) []time.Du
 }
 
 func newestTS(b *testing.B, srv *testserver.Server) optime.Timestamp {
-	src, err := oplog.Connect(context.Background(), srv.URI())
+	src, err := source.Connect(context.Background(), srv.URI())
 	if err != nil {
 		b.Fatal(err)
 	}

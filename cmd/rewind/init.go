@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/storage"
 )
@@ -36,11 +35,11 @@ pointed at another deployment is refused.`,
 			ctx := cmd.Context()
 			var src repo.Source
 			if source != "" {
-				s, err := oplog.Connect(ctx, source)
+				s, err := connectSource(ctx, source)
 				if err != nil {
 					return err
 				}
-				src = repo.Source{Flavor: string(s.Flavor), ReplicaSet: s.SetName}
+				src = s.Record()
 				_ = s.Close(ctx)
 			}
 			host, _ := os.Hostname()

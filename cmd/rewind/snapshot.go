@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/source"
 )
 
 func newSnapshotCmd() *cobra.Command {
@@ -69,6 +69,12 @@ are never copied.`,
 	return cmd
 }
 
+// connectSource connects to the source; commands whose flag variable is
+// named source reach package source through it.
+func connectSource(ctx context.Context, uri string) (*source.Source, error) {
+	return source.Connect(ctx, uri)
+}
+
 func runSnapshot(cmd *cobra.Command, rf *repoFlags, source string, o snapshot.Options) error {
 	ctx := cmd.Context()
 	r, err := rf.open(ctx, false)
@@ -76,7 +82,7 @@ func runSnapshot(cmd *cobra.Command, rf *repoFlags, source string, o snapshot.Op
 		return err
 	}
 	defer r.Close()
-	src, err := oplog.Connect(ctx, source)
+	src, err := connectSource(ctx, source)
 	if err != nil {
 		return err
 	}

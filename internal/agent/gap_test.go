@@ -8,7 +8,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
@@ -75,8 +74,8 @@ func rollOver(t *testing.T, srv *testserver.Server, resume optime.Timestamp, ski
 	if len(after) < skip+2 {
 		t.Fatalf("only %d entries after the resume point", len(after))
 	}
-	cut, _ := oplog.EntryTS(after[skip])
-	kept, _ := oplog.EntryTS(after[skip+1])
+	cut, _ := optime.OfEntry(after[skip])
+	kept, _ := optime.OfEntry(after[skip+1])
 	_, err := oplogColl.DeleteMany(ctx, bson.D{{Key: "ts", Value: bson.D{{Key: "$lte", Value: bson.Timestamp{T: cut.T, I: cut.I}}}}})
 	if err != nil {
 		t.Fatalf("simulate rollover: %v", err)
@@ -85,7 +84,7 @@ func rollOver(t *testing.T, srv *testserver.Server, resume optime.Timestamp, ski
 	if err != nil {
 		t.Fatal(err)
 	}
-	if oldest, _ := oplog.EntryTS(raw); oldest != kept {
+	if oldest, _ := optime.OfEntry(raw); oldest != kept {
 		t.Fatalf("after the simulated rollover the oldest entry is %s, want %s", oldest, kept)
 	}
 	return kept
@@ -94,7 +93,7 @@ func rollOver(t *testing.T, srv *testserver.Server, resume optime.Timestamp, ski
 // countEntries counts the entries up to and including ts.
 func countEntries(t *testing.T, entries []bson.Raw, ts optime.Timestamp) int {
 	for i, e := range entries {
-		if got, _ := oplog.EntryTS(e); got == ts {
+		if got, _ := optime.OfEntry(e); got == ts {
 			return i + 1
 		}
 	}

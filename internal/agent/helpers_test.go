@@ -14,7 +14,6 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/agent"
 	"github.com/rewind-backup/rewind/internal/config"
-	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/storage"
@@ -109,7 +108,7 @@ func newestOplogTS(t *testing.T, c *mongo.Client) optime.Timestamp {
 	if err != nil {
 		t.Fatalf("read newest oplog entry: %v", err)
 	}
-	ts, err := oplog.EntryTS(raw)
+	ts, err := optime.OfEntry(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,8 +193,8 @@ func assertSameEntries(t *testing.T, got, want []bson.Raw) {
 		t.Fatalf("captured %d entries, the source's oplog holds %d in the same range", len(got), len(want))
 	}
 	for i := 1; i < len(got); i++ {
-		a, _ := oplog.EntryTS(got[i-1])
-		b, _ := oplog.EntryTS(got[i])
+		a, _ := optime.OfEntry(got[i-1])
+		b, _ := optime.OfEntry(got[i])
 		if !b.After(a) {
 			t.Fatalf("entry %d (%s) does not follow entry %d (%s): duplicate or out of order", i, b, i-1, a)
 		}

@@ -53,6 +53,7 @@ func TestAgentPrunes(t *testing.T) {
 
 	cfg := agentConfig(t, srv, url)
 	cfg.Retention = config.Retention{RestoreWindow: config.Duration(7 * 24 * time.Hour), PruneInterval: config.Duration(300 * time.Millisecond)}
+	cfg.Snapshot.Every = 0 // only the test's own snapshots: the newest of them must stay
 	a := startAgent(t, cfg)
 	runWorkload(t, srv, 3, 50, "a")
 	deadline := time.Now().Add(20 * time.Second)

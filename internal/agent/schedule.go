@@ -2,18 +2,24 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
+	"github.com/rewind-backup/rewind/internal/catalog"
+	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/runs"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 )
 
-// scheduler takes snapshots every snapshot.every, and at once after a
-// recorded gap (the restore window cannot cross a gap: a new base is needed).
-// The agent captures the oplog itself, so a snapshot only waits for the
-// capture to store its range. A failed snapshot is logged and retried; it
-// never stops capture.
+// scheduler takes snapshots: a base snapshot at start when no snapshot
+// precedes the timeline the agent captures (without one, the oplog it
+// captures restores nothing), then every snapshot.every, and at once after a
+// recorded gap (the restore window cannot cross a gap: a new base is
+// needed). The agent captures the oplog itself, so a snapshot only waits for
+// the capture to store its range. A failed snapshot is logged and retried;
+// it never stops capture. snapshot.every 0 turns every automatic snapshot
+// off, the base one included.
 type scheduler struct {
 	w        *writer
 	every    time.Duration
@@ -28,16 +34,20 @@ func (a *Agent) scheduler(w *writer) *scheduler {
 		log: a.Log, now: time.Now, runs: a.runs}
 }
 
-// run takes scheduled snapshots until ctx ends. With no schedule
-// (snapshot.every: 0) it does nothing, gaps included.
+// run takes snapshots until ctx ends.
 func (s *scheduler) run(ctx context.Context) error {
 	if s.every <= 0 {
+		s.log.Warn("snapshot.every is 0: the agent takes no snapshot, so the oplog it captures is restorable only past snapshots taken by hand (`rewind snapshot`)")
 		return nil
 	}
+	base, why := s.needsBase(ctx)
 	poll := min(max(s.every/4, time.Second), 10*time.Second)
 	retry := time.Time{}
 	for {
-		if due, why := s.due(ctx); due && !s.now().Before(retry) {
+		if !base {
+			base, why = s.due(ctx)
+		}
+		if base && !s.now().Before(retry) {
 			s.log.Info("taking a scheduled snapshot", "reason", why)
 			started := time.Now()
 			_, err := snapshot.Take(ctx, s.w.src, s.w.repo, snapshot.Options{Parallel: s.parallel,
@@ -46,17 +56,50 @@ func (s *scheduler) run(ctx context.Context) error {
 				return nil // stopped: neither a success nor a failure
 			}
 			s.runs.Record(runs.Snapshot, started, err)
+			base = err != nil
 			if err != nil {
 				retry = s.now().Add(min(s.every, 5*time.Minute))
 				s.log.Error("scheduled snapshot failed; retrying later", "err", err, "retry_at", retry.Format(time.RFC3339))
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if err := sleepCtx(ctx, poll); err != nil {
 			return nil
-		case <-time.After(poll):
 		}
 	}
+}
+
+// needsBase says whether no snapshot precedes the timeline capture goes on
+// with: a new timeline (nothing stored, or a gap at start) always needs
+// one; a continued one needs one unless some snapshot opens a restore
+// window on it. An encrypted repository whose manifests the agent cannot
+// read falls back to "the shard has no snapshot at all".
+func (s *scheduler) needsBase(ctx context.Context) (bool, string) {
+	tl := s.w.resume.Timeline
+	if tl == "" {
+		return true, "capture starts a new timeline and no snapshot precedes it"
+	}
+	refs, err := s.w.repo.ListSnapshots(ctx, s.w.shard)
+	if err != nil {
+		s.log.Warn("list snapshots failed", "err", err)
+		return false, ""
+	}
+	if len(refs) == 0 {
+		return true, "the repository has no snapshot"
+	}
+	sh, err := catalog.LoadShard(ctx, s.w.repo, s.w.shard, refs)
+	if errors.Is(err, repo.ErrNeedIdentity) {
+		return false, ""
+	}
+	if err != nil {
+		s.log.Warn("read the repository's restore windows failed", "err", err)
+		return false, ""
+	}
+	for _, w := range sh.Windows {
+		if t, ok := sh.Timeline(w.Timeline); ok && t.Stored == tl {
+			return false, ""
+		}
+	}
+	return true, "no snapshot precedes the timeline capture continues"
 }
 
 // due says whether a snapshot should be taken now, and why.
@@ -81,4 +124,16 @@ func (s *scheduler) due(ctx context.Context) (bool, string) {
 		return true, "snapshot.every elapsed"
 	}
 	return false, ""
+}
+
+// sleepCtx waits d, or returns ctx's error as soon as ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

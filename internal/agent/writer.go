@@ -11,13 +11,14 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/storage"
 )
 
 // writer is the agent's side of the repository: it holds the writer lock,
 // knows the shard and current timeline, and turns batches into segments.
 type writer struct {
-	src    *oplog.Source
+	src    *source.Source
 	repo   *repo.Repository
 	store  storage.Store
 	lockMu sync.Mutex
@@ -35,15 +36,6 @@ type writer struct {
 
 	// sink stores batches; it knows where the stored timeline ends.
 	sink *oplog.RepoSink
-}
-
-// ShardID is the key component for a source: its replica set name, or
-// "ferretdb" for a FerretDB source, which has none.
-func ShardID(src *oplog.Source) string {
-	if src.SetName == "" {
-		return string(src.Flavor)
-	}
-	return repo.ShardID(src.SetName)
 }
 
 func (a *Agent) open(ctx context.Context) (*writer, error) {
@@ -69,13 +61,13 @@ func (a *Agent) open(ctx context.Context) (*writer, error) {
 		return nil, err
 	}
 	w.canRead = !w.repo.Config().Encrypted() || len(ids) > 0
-	if w.src, err = oplog.Connect(ctx, a.Config.Source.Reveal()); err != nil {
+	if w.src, err = source.Connect(ctx, a.Config.Source.Reveal()); err != nil {
 		return nil, err
 	}
 	if err := w.src.CheckRepository(w.repo.Config()); err != nil {
 		return nil, err
 	}
-	w.shard = ShardID(w.src)
+	w.shard = w.src.Shard()
 	if w.lock, err = w.repo.Lock(ctx, repo.LockOptions{Kind: repo.LockExclusive, Purpose: "agent"}); err != nil {
 		return nil, err
 	}
@@ -107,7 +99,13 @@ func (w *writer) findResume(ctx context.Context) error {
 	} else if ok && b.Last.After(w.resume.After) {
 		w.resume = oplog.Resume{Timeline: b.Timeline, After: b.Last}
 	}
-	return nil
+	if w.resume.Timeline == "" {
+		// Nothing stored yet: start at the newest entry, or at the oplog's
+		// start when it is empty, so a snapshot of the new deployment can
+		// be replayed over.
+		w.resume, err = oplog.Begin(ctx, w.src)
+	}
+	return err
 }
 
 // WriteSegment implements oplog.Sink, refusing while the writer lock is lost.
@@ -159,7 +157,9 @@ func (w *writer) holdLock(ctx context.Context, log *slog.Logger) error {
 				return fmt.Errorf("another writer took the repository while this agent could not reach it: %w", err)
 			}
 			log.Warn("re-acquire repository lock failed; retrying", "err", err)
-			time.Sleep(5 * time.Second)
+			if sleepCtx(ctx, 5*time.Second) != nil {
+				return nil
+			}
 		}
 	}
 }

@@ -23,13 +23,14 @@ import (
 	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/runs"
+	"github.com/rewind-backup/rewind/internal/source"
 )
 
 // Deps are the parts of a running agent the server reads and drives.
 type Deps struct {
 	Config  config.API
 	Repo    *repo.Repository
-	Source  *oplog.Source
+	Source  *source.Source
 	Shard   string
 	Stats   *oplog.Stats
 	Spool   *oplog.Spool

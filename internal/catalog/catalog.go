@@ -107,7 +107,7 @@ func Derive(shard string, h repo.History, manifests []repo.Manifest) Shard {
 	for _, s := range out.Snapshots {
 		covered := false
 		for _, tl := range h.Timelines {
-			if covers(tl, s.Start, s.End) {
+			if tl.Covers(s.Start, s.End, s.Manifest.FromEmptyOplog) {
 				covered = true
 				out.Windows = append(out.Windows, Window{Shard: shard, Snapshot: s.ID, Timeline: tl.ID, From: s.End, To: tl.Last})
 			}
@@ -124,13 +124,6 @@ func Derive(shard string, h repo.History, manifests []repo.Manifest) Shard {
 		return wa.To.Before(wb.To)
 	})
 	return out
-}
-
-// covers reports whether a timeline holds every entry of [from, to]: its
-// first entry is at or before from (so nothing after from is missing) and
-// its last at or after to.
-func covers(tl repo.Timeline, from, to optime.Timestamp) bool {
-	return len(tl.Segments) > 0 && !tl.First.After(from) && !tl.Last.Before(to)
 }
 
 // Nearest returns the windows closest to ts: the last one ending before it

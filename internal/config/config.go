@@ -54,7 +54,9 @@ type Capture struct {
 
 // Snapshot schedules base snapshots.
 type Snapshot struct {
-	// Every is the interval between scheduled snapshots; zero disables them.
+	// Every is the interval between scheduled snapshots (default daily).
+	// The agent also takes a base snapshot at start when none precedes the
+	// timeline it captures. Zero turns every automatic snapshot off.
 	Every    Duration `yaml:"every"`
 	Parallel int      `yaml:"parallel"`
 }
@@ -134,7 +136,7 @@ func Default() Config {
 			CompactAfter:       Duration(10 * time.Minute),
 			CompactTargetBytes: 64 << 20,
 		},
-		Snapshot:  Snapshot{Parallel: 4},
+		Snapshot:  Snapshot{Every: Duration(24 * time.Hour), Parallel: 4},
 		Retention: Retention{RestoreWindow: Duration(7 * 24 * time.Hour), PruneInterval: Duration(time.Hour)},
 		API:       API{Listen: "127.0.0.1:7070"},
 		Alerts: Alerts{CheckInterval: Duration(15 * time.Second), LagAbove: Duration(time.Minute),

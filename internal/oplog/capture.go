@@ -13,6 +13,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/source"
 )
 
 // Resume says where capture continues.
@@ -23,11 +25,30 @@ type Resume struct {
 	After optime.Timestamp
 	// Inclusive starts at After itself (first entry of a new timeline).
 	Inclusive bool
+	// FromStart reads the oplog from its first entry, on a new timeline
+	// named repo.TimelineID(optime.Zero): set by Begin when the source's
+	// oplog is empty, so the timeline holds every entry the source logs.
+	FromStart bool
+}
+
+// Begin is where a capture with nothing stored starts: at the newest entry
+// of the source's oplog (inclusive: it is the new timeline's first), or,
+// when the oplog is empty (a new deployment), at its start (FromStart). It
+// asks the source once, so the choice and the timeline's name agree.
+func Begin(ctx context.Context, src *source.Source) (Resume, error) {
+	newest, err := src.NewestEntry(ctx)
+	if err != nil {
+		return Resume{}, fmt.Errorf("find where to start capturing: %w", err)
+	}
+	if newest.IsZero() {
+		return Resume{Inclusive: true, FromStart: true}, nil
+	}
+	return Resume{After: newest, Inclusive: true}, nil
 }
 
 // Capture is the pipeline source oplog -> batches -> spool -> repository.
 type Capture struct {
-	Source *Source
+	Source *source.Source
 	Sink   Sink
 	Spool  *Spool
 	Resume Resume
@@ -100,9 +121,6 @@ func (s *Stats) setError(err error) {
 	}
 }
 
-// TimelineID names a timeline after its first entry.
-func TimelineID(first optime.Timestamp) string { return "tl-" + first.Key() }
-
 // Run captures until ctx ends, then flushes what it read and uploads for up
 // to DrainTimeout. A *GapError return means the source lost the resume point:
 // the caller records it and runs a new Capture on a new timeline.
@@ -128,7 +146,8 @@ func (c *Capture) Run(ctx context.Context) error {
 		defer close(entries)
 		read := c.Read
 		if read == nil {
-			t := &Tailer{Source: c.Source, After: c.Resume.After, Inclusive: c.Resume.Inclusive, Log: c.Log, CaughtUp: c.CaughtUp}
+			t := &Tailer{Source: c.Source, After: c.Resume.After, Inclusive: c.Resume.Inclusive, FromStart: c.Resume.FromStart,
+				Log: c.Log, CaughtUp: c.CaughtUp}
 			read = t.Run
 		}
 		tailErr = read(readCtx, entries)
@@ -202,12 +221,15 @@ func (c *Capture) batch(ctx context.Context, entries <-chan bson.Raw) error {
 			if !ok {
 				return flush()
 			}
-			ts, err := EntryTS(e)
+			ts, err := optime.OfEntry(e)
 			if err != nil {
 				return err
 			}
 			if timeline == "" {
-				timeline = TimelineID(ts)
+				timeline = repo.TimelineID(ts)
+				if c.Resume.FromStart {
+					timeline = repo.TimelineID(optime.Zero)
+				}
 				c.Stats.mu.Lock()
 				c.Stats.timeline = timeline
 				c.Stats.mu.Unlock()

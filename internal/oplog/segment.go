@@ -43,7 +43,7 @@ type Sink interface {
 func newBatchFromEntries(timeline string, prev optime.Timestamp, entries []bson.Raw) (Batch, error) {
 	b := Batch{Timeline: timeline, Prev: prev}
 	for _, e := range entries {
-		ts, err := EntryTS(e)
+		ts, err := optime.OfEntry(e)
 		if err != nil {
 			return b, err
 		}

@@ -2,11 +2,11 @@ package oplog
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/source"
 )
 
 // RepoSink stores batches as the segments of one shard of a repository. The
@@ -16,29 +16,15 @@ import (
 type RepoSink struct {
 	Repo   *repo.Repository
 	Shard  string
-	Source *Source
+	Source *source.Source
 	// LastTimeline and LastTS describe the newest stored segment.
 	LastTimeline string
 	LastTS       optime.Timestamp
 }
 
-// CheckRepository refuses a repository that was made for another source.
-func (s *Source) CheckRepository(cfg repo.Config) error {
-	want := cfg.Source
-	switch {
-	case want.Flavor == "":
-		return nil
-	case want.Flavor != string(s.Flavor):
-		return fmt.Errorf("the repository backs up a %s source, not this %s one: use a repository of its own for each source", want.Flavor, s.Flavor)
-	case want.ReplicaSet != s.SetName:
-		return fmt.Errorf("the repository backs up replica set %q, not %q: use a repository of its own for each source", want.ReplicaSet, s.SetName)
-	}
-	return nil
-}
-
 // NewRepoSink reads where the shard's stored timeline ends and returns a
 // sink that continues it, with the resume point for a Capture.
-func NewRepoSink(ctx context.Context, r *repo.Repository, shard string, src *Source) (*RepoSink, Resume, error) {
+func NewRepoSink(ctx context.Context, r *repo.Repository, shard string, src *source.Source) (*RepoSink, Resume, error) {
 	s := &RepoSink{Repo: r, Shard: shard, Source: src}
 	h, err := r.History(ctx, shard)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/source"
 )
 
 // GapError reports that the source's oplog no longer holds the resume point:
@@ -31,13 +32,16 @@ func (e *GapError) Error() string {
 // Tailer reads the source's oplog in order, strictly after a resume point,
 // and hands on only entries that a majority of the replica set has written.
 type Tailer struct {
-	Source *Source
+	Source *source.Source
 	// After is the last entry already captured. Zero starts at the newest
 	// entry of the oplog, which is then the first entry captured.
 	After optime.Timestamp
 	// Inclusive makes After itself the first entry passed on (a new
 	// timeline starting at the oldest entry left after a gap).
 	Inclusive bool
+	// FromStart reads from the oplog's first entry (After is ignored): the
+	// oplog was empty when capture began.
+	FromStart bool
 	// BatchSize is the cursor batch size; small values lower latency.
 	BatchSize int32
 	// Log receives reconnects and cursor restarts.
@@ -60,7 +64,9 @@ func (t *Tailer) Run(ctx context.Context, out chan<- bson.Raw) error {
 		log = slog.Default()
 	}
 	last, inclusive := t.After, t.Inclusive
-	if last.IsZero() {
+	if t.FromStart {
+		last, inclusive = optime.Zero, true
+	} else if last.IsZero() {
 		newest, err := t.Source.NewestEntry(ctx)
 		if err != nil {
 			return fmt.Errorf("find where to start: %w", err)
@@ -84,10 +90,10 @@ func (t *Tailer) Run(ctx context.Context, out chan<- bson.Raw) error {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		if t.CaughtUp != nil && t.Source.Flavor == FlavorFerretDB {
+		if t.CaughtUp != nil && !t.Source.Caps.ReliableTailableCursor {
 			t.CaughtUp(last)
 		}
-		if n == 0 || t.Source.Flavor == FlavorFerretDB {
+		if n == 0 || !t.Source.Caps.ReliableTailableCursor {
 			// A cursor that died without news is re-opened after a pause,
 			// not in a hot loop. FerretDB is polled (see open) and each poll
 			// scans its whole oplog, so it always gets the pause, which
@@ -95,7 +101,7 @@ func (t *Tailer) Run(ctx context.Context, out chan<- bson.Raw) error {
 			// ten times a second.
 			sleep(ctx, pause)
 		}
-		if t.Source.Flavor == FlavorFerretDB && n == 0 {
+		if !t.Source.Caps.ReliableTailableCursor && n == 0 {
 			pause = min(2*pause, maxPollPause)
 		} else {
 			pause = minPollPause
@@ -134,7 +140,7 @@ func (t *Tailer) readOnce(ctx context.Context, last *optime.Timestamp, inclusive
 	first, n := true, 0
 	for cur.Next(ctx) {
 		entry := cur.Current
-		ts, err := EntryTS(entry)
+		ts, err := optime.OfEntry(entry)
 		if err != nil {
 			return n, err
 		}
@@ -181,10 +187,10 @@ func (t *Tailer) readOnce(ctx context.Context, last *optime.Timestamp, inclusive
 // reliably; Run re-opens them after a short pause.
 func (t *Tailer) open(ctx context.Context, filter bson.D) (*mongo.Cursor, error) {
 	opts := options.Find().SetBatchSize(t.batchSize())
-	if t.Source.Flavor != FlavorFerretDB {
+	if t.Source.Caps.ReliableTailableCursor {
 		opts.SetCursorType(options.TailableAwait).SetMaxAwaitTime(time.Second).SetBatchSize(1)
 	}
-	cur, err := t.Source.oplogColl().Find(ctx, filter, opts)
+	cur, err := t.Source.Oplog().Find(ctx, filter, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open oplog cursor: %w", err)
 	}

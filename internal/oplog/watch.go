@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/source"
 )
 
 // WatchSource measures the oldest and newest entries of the source's oplog
@@ -12,7 +13,7 @@ import (
 // the source: the heartbeat, the metrics and the alerts read the numbers
 // (Lag, OplogWindow), so none of them waits on the source. A failed
 // measurement keeps the previous one.
-func WatchSource(ctx context.Context, src *Source, stats *Stats, every time.Duration) {
+func WatchSource(ctx context.Context, src *source.Source, stats *Stats, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

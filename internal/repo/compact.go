@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rewind-backup/rewind/internal/optime"
 )
 
 // PlanCompaction groups consecutive segments (as returned by ListSegments) of
@@ -59,8 +61,8 @@ func (r *Repository) CompactSegments(ctx context.Context, run []SegmentInfo) (Se
 			// Overlapping segments (a capture that re-sent its tail) hold
 			// some entries twice: keep the first copy.
 			if len(merged) > 0 {
-				ts, _ := entryTS(e) // checked by ReadSegment
-				last, _ := entryTS(merged[len(merged)-1])
+				ts, _ := optime.OfEntry(e) // checked by ReadSegment
+				last, _ := optime.OfEntry(merged[len(merged)-1])
 				if !ts.After(last) {
 					continue
 				}

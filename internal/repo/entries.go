@@ -25,7 +25,7 @@ func (r *Repository) ReadEntries(ctx context.Context, segs []SegmentInfo, after 
 			return err
 		}
 		for _, e := range entries {
-			ts, err := entryTS(e)
+			ts, err := optime.OfEntry(e)
 			if err != nil {
 				return fmt.Errorf("read entries: %s: %w: %v", s.Key, ErrCorrupt, err)
 			}

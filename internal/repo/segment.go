@@ -32,19 +32,6 @@ func (s SegmentInfo) contains(o SegmentInfo) bool {
 	return s.Timeline == o.Timeline && !o.First.Before(s.First) && !s.Last.Before(o.Last)
 }
 
-// entryTS reads the ts field of an oplog entry.
-func entryTS(doc bson.Raw) (optime.Timestamp, error) {
-	v, err := doc.LookupErr("ts")
-	if err != nil {
-		return optime.Zero, fmt.Errorf("oplog entry has no ts field: %w", err)
-	}
-	t, i, ok := v.TimestampOK()
-	if !ok {
-		return optime.Zero, fmt.Errorf("oplog entry ts is a %s, not a timestamp", v.Type)
-	}
-	return optime.Timestamp{T: t, I: i}, nil
-}
-
 // entryRange checks that entries are non-empty with strictly increasing ts
 // and returns the first and last ts.
 func entryRange(entries []bson.Raw) (first, last optime.Timestamp, err error) {
@@ -52,7 +39,7 @@ func entryRange(entries []bson.Raw) (first, last optime.Timestamp, err error) {
 		return first, last, errors.New("no oplog entries")
 	}
 	for n, e := range entries {
-		ts, err := entryTS(e)
+		ts, err := optime.OfEntry(e)
 		if err != nil {
 			return first, last, fmt.Errorf("entry %d: %w", n, err)
 		}

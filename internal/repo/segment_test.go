@@ -113,7 +113,7 @@ func TestReadEntriesSkipsOverlap(t *testing.T) {
 		t.Fatalf("%d segments", len(segs))
 	}
 	var got []bson.Raw
-	after, _ := entryTS(es[1])
+	after, _ := optime.OfEntry(es[1])
 	err := r.ReadEntries(ctx, segs, after, func(_ optime.Timestamp, e bson.Raw) error {
 		got = append(got, e)
 		return nil
@@ -306,5 +306,43 @@ func TestHeartbeat(t *testing.T) {
 	if err != nil || got.Host != "db1" || got.PID != 42 || got.Lag != hb.Lag || got.LastDurable != hb.LastDurable ||
 		!got.Updated.Equal(hb.Updated) {
 		t.Fatalf("heartbeat %+v, %v", got, err)
+	}
+}
+
+// Covers is the one rule for whether a timeline replays over a snapshot's
+// copy range; a timeline that began on an empty oplog also covers a
+// snapshot taken on that empty oplog, whose start is a clock anchor before
+// the timeline's first entry.
+func TestTimelineCovers(t *testing.T) {
+	seg := func(first, last, prev uint32) SegmentInfo {
+		return SegmentInfo{First: tsOf(first, 1), Last: tsOf(last, 1), Prev: tsOf(prev, 0)}
+	}
+	normal := Timeline{ID: TimelineID(tsOf(100, 1)), First: tsOf(100, 1), Last: tsOf(200, 1),
+		Segments: []SegmentInfo{seg(100, 150, 0), {First: tsOf(151, 1), Last: tsOf(200, 1), Prev: tsOf(150, 1)}}}
+	fromStart := normal
+	fromStart.ID = TimelineID(tsOf(0, 0))
+	later := fromStart
+	later.Segments = later.Segments[1:] // its first segment is missing: a later part
+	anchor := tsOf(90, 0)
+	for _, tc := range []struct {
+		name       string
+		tl         Timeline
+		start, end optime.Timestamp
+		empty      bool
+		want       bool
+	}{
+		{"inside", normal, tsOf(120, 1), tsOf(130, 1), false, true},
+		{"starts before the timeline", normal, tsOf(99, 1), tsOf(130, 1), false, false},
+		{"ends after the timeline", normal, tsOf(120, 1), tsOf(201, 1), false, false},
+		{"empty-oplog snapshot, ordinary timeline", normal, anchor, anchor, true, false},
+		{"empty-oplog snapshot, timeline from the oplog's start", fromStart, anchor, anchor, true, true},
+		{"empty-oplog snapshot, writes during the copy", fromStart, anchor, tsOf(120, 1), true, true},
+		{"ordinary snapshot before a from-start timeline", fromStart, anchor, anchor, false, false},
+		{"a from-start timeline missing its first segment", later, anchor, anchor, true, false},
+		{"no segments", Timeline{ID: TimelineID(tsOf(0, 0))}, anchor, anchor, true, false},
+	} {
+		if got := tc.tl.Covers(tc.start, tc.end, tc.empty); got != tc.want {
+			t.Errorf("%s: Covers = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -45,17 +45,23 @@ type ViewManifest struct {
 // Manifest describes a complete snapshot. It is written last: a snapshot
 // without a manifest does not exist.
 type Manifest struct {
-	ID          string               `bson:"id"`
-	Shard       string               `bson:"shard"`
-	Flavor      string               `bson:"flavor,omitempty"`
-	Start       optime.Timestamp     `bson:"start"` // oplog ts before the copy began
-	End         optime.Timestamp     `bson:"end"`   // consistent point: replay from Start to here
-	Started     time.Time            `bson:"started"`
-	Finished    time.Time            `bson:"finished"`
-	Collections []CollectionManifest `bson:"collections"`
-	Views       []ViewManifest       `bson:"views,omitempty"`
-	Users       []bson.Raw           `bson:"users,omitempty"`
-	Roles       []bson.Raw           `bson:"roles,omitempty"`
+	ID     string           `bson:"id"`
+	Shard  string           `bson:"shard"`
+	Flavor string           `bson:"flavor,omitempty"`
+	Start  optime.Timestamp `bson:"start"` // oplog ts before the copy began
+	End    optime.Timestamp `bson:"end"`   // consistent point: replay from Start to here
+	// FromEmptyOplog: the source's oplog was empty when the copy began (a
+	// new deployment). Start is then an anchor from the server's clock,
+	// before every entry the source logs later, and only a timeline that
+	// holds the oplog from its first entry (Timeline.FromOplogStart) can
+	// replay over the snapshot.
+	FromEmptyOplog bool                 `bson:"from_empty_oplog,omitempty"`
+	Started        time.Time            `bson:"started"`
+	Finished       time.Time            `bson:"finished"`
+	Collections    []CollectionManifest `bson:"collections"`
+	Views          []ViewManifest       `bson:"views,omitempty"`
+	Users          []bson.Raw           `bson:"users,omitempty"`
+	Roles          []bson.Raw           `bson:"roles,omitempty"`
 }
 
 // SnapshotRef names a complete snapshot, from a listing.

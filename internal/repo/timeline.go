@@ -48,6 +48,36 @@ type Timeline struct {
 	Segments []SegmentInfo
 }
 
+// TimelineID names a timeline after the point from which it holds every
+// entry: its first entry, or optime.Zero for a timeline whose capture began
+// while the source's oplog was empty (it then holds every entry the source
+// ever logged). The name is a pure function of where capture began, so the
+// spool, the segment keys and a restarted agent all agree on it.
+func TimelineID(from optime.Timestamp) string { return "tl-" + from.Key() }
+
+// FromOplogStart reports whether the timeline holds every entry the source
+// logged from its oplog's first one: its capture began on an empty oplog
+// (its id is TimelineID(optime.Zero)) and its first segment is still the
+// timeline's first (a segment whose Prev is zero). Prune's copies get new
+// ids, and a part listed after a missing segment has Prev set, so neither
+// claims it.
+func (t Timeline) FromOplogStart() bool {
+	return t.ID == TimelineID(optime.Zero) && len(t.Segments) > 0 && t.Segments[0].Prev.IsZero()
+}
+
+// Covers reports whether the timeline holds every entry a snapshot copied
+// across [start, end] needs replayed: its last entry is at or after end,
+// and it holds everything after start (its first entry is at or before
+// start, or, for a snapshot taken while the oplog was empty, it holds the
+// oplog from its first entry). It is the one rule for restore windows,
+// retention and snapshots.
+func (t Timeline) Covers(start, end optime.Timestamp, fromEmptyOplog bool) bool {
+	if len(t.Segments) == 0 || t.Last.Before(end) {
+		return false
+	}
+	return !t.First.After(start) || fromEmptyOplog && t.FromOplogStart()
+}
+
 // History is a shard's timelines and gaps, both in time order.
 type History struct {
 	Timelines []Timeline

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/oracle"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
 	"github.com/rewind-backup/rewind/internal/workload"
@@ -31,7 +31,7 @@ func TestSnapshotAloneRestoresToItsEnd(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	r, err := repo.Init(ctx, st, repo.InitOptions{Location: url})
 	must(t, err)
-	src, err := oplog.Connect(ctx, srv.URI())
+	src, err := source.Connect(ctx, srv.URI())
 	must(t, err)
 	t.Cleanup(func() {
 		cctx, cancel := cleanupContext()

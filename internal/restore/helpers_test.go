@@ -14,12 +14,12 @@ import (
 	"github.com/rewind-backup/rewind/internal/agent"
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/config"
-	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/oracle"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
 	"github.com/rewind-backup/rewind/internal/workload"
@@ -62,7 +62,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	fx.agent = ag
 	waitAgent(t, ag)
 
-	src, err := oplog.Connect(ctx, srv.URI())
+	src, err := source.Connect(ctx, srv.URI())
 	must(t, err)
 	defer func() {
 		cctx, cancel := cleanupContext()
@@ -117,6 +117,7 @@ func startAgent(t *testing.T, srv *testserver.Server, url string) *agent.Agent {
 	cfg.Repo = url
 	cfg.Capture.FlushInterval = config.Duration(200 * time.Millisecond)
 	cfg.Capture.SpoolDir = filepath.Join(t.TempDir(), "spool")
+	cfg.Snapshot.Every = 0 // the fixture takes its snapshots at chosen points
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &agent.Agent{Config: cfg, Log: testLogger(t), HeartbeatEvery: 500 * time.Millisecond}
 	done := make(chan error, 1)

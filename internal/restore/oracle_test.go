@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/catalog"
-	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/oracle"
 	"github.com/rewind-backup/rewind/internal/restore"
@@ -164,7 +163,7 @@ func clockCases(t *testing.T, fx *fixture, sh catalog.Shard, order []int, restor
 			es, err := fx.repo.ReadSegment(context.Background(), seg)
 			must(t, err)
 			for _, e := range es {
-				ts, err := oplog.EntryTS(e)
+				ts, err := optime.OfEntry(e)
 				must(t, err)
 				all = append(all, ts)
 			}

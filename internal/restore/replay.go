@@ -10,6 +10,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/oplog/replay"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/source"
 )
 
 // segmentRead is one segment's entries, read ahead of the replay.
@@ -44,7 +45,7 @@ func readAhead(ctx context.Context, r *repo.Repository, segs []repo.SegmentInfo)
 func inRange(entries []bson.Raw, from, to, last optime.Timestamp) ([]bson.Raw, optime.Timestamp, error) {
 	out := entries[:0:0]
 	for _, e := range entries {
-		ts, err := entryTS(e)
+		ts, err := optime.OfEntry(e)
 		if err != nil {
 			return nil, last, err
 		}
@@ -55,14 +56,6 @@ func inRange(entries []bson.Raw, from, to, last optime.Timestamp) ([]bson.Raw, o
 		last = ts
 	}
 	return out, last, nil
-}
-
-func entryTS(e bson.Raw) (optime.Timestamp, error) {
-	t, i, ok := e.Lookup("ts").TimestampOK()
-	if !ok {
-		return optime.Zero, fmt.Errorf("oplog entry without a timestamp: %s", e)
-	}
-	return optime.Timestamp{T: t, I: i}, nil
 }
 
 // replayOplog applies the plan's oplog range through replay.Applier. Every
@@ -79,7 +72,11 @@ func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, 
 		}
 		return tdb, tcoll, ok
 	}
-	a := &replay.Applier{Client: client, Flavor: p.Flavor, Map: mapNS, Log: o.Log,
+	flavor, err := source.ParseFlavor(p.Flavor)
+	if err != nil {
+		return fmt.Errorf("replay oplog: %w", err)
+	}
+	a := &replay.Applier{Client: client, Flavor: flavor, Map: mapNS, Log: o.Log,
 		BypassEmptyTsReplacement: o.Server.BypassEmptyTsReplacement}
 	var last optime.Timestamp
 	prev := p.Snapshot.End // the last restore point before a segment, for errors

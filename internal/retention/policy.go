@@ -40,6 +40,8 @@ type Snapshot struct {
 	Shard      string
 	ID         string
 	Start, End optime.Timestamp
+	// FromEmptyOplog is the manifest's: the copy began on an empty oplog.
+	FromEmptyOplog bool
 }
 
 // Shard is one shard's listing: its visible timelines and its snapshots.
@@ -194,7 +196,7 @@ func reachesWindow(tl repo.Timeline, all []repo.Timeline, cutoff optime.Timestam
 
 // covers reports whether tl holds every entry of s's copy range.
 func covers(tl repo.Timeline, s Snapshot) bool {
-	return len(tl.Segments) > 0 && !tl.First.After(s.Start) && !tl.Last.Before(s.End)
+	return tl.Covers(s.Start, s.End, s.FromEmptyOplog)
 }
 
 func coveringTimeline(tls []repo.Timeline, s Snapshot) (string, bool) {

@@ -52,7 +52,8 @@ func Plan(ctx context.Context, r *repo.Repository, p Policy, now time.Time) (Res
 	for _, sh := range cat.Shards {
 		in := Shard{ID: sh.ID, Timelines: sh.Timelines}
 		for _, s := range sh.Snapshots {
-			in.Snapshots = append(in.Snapshots, Snapshot{Shard: s.Shard, ID: s.ID, Start: s.Start, End: s.End})
+			in.Snapshots = append(in.Snapshots, Snapshot{Shard: s.Shard, ID: s.ID, Start: s.Start, End: s.End,
+				FromEmptyOplog: s.Manifest.FromEmptyOplog})
 		}
 		res.Decisions = append(res.Decisions, Decide(p, in, now))
 	}

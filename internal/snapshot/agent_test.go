@@ -36,7 +36,7 @@ func TestSnapshotWithRunningAgent(t *testing.T) {
 	// Wait for the agent's first heartbeat.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, err := e.repo.ReadHeartbeat(context.Background(), snapshot.ShardID(e.src)); err == nil {
+		if _, err := e.repo.ReadHeartbeat(context.Background(), e.src.Shard()); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -13,10 +13,10 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
 	"github.com/rewind-backup/rewind/internal/workload"
@@ -26,7 +26,7 @@ import (
 type env struct {
 	t    *testing.T
 	srv  *testserver.Server
-	src  *oplog.Source
+	src  *source.Source
 	repo *repo.Repository
 	url  string
 }
@@ -46,7 +46,7 @@ func newEnvOn(t *testing.T, srv *testserver.Server) *env {
 	t.Cleanup(func() { st.Close() })
 	r, err := repo.Init(ctx, st, repo.InitOptions{Location: url})
 	must(t, err)
-	src, err := oplog.Connect(ctx, srv.URI())
+	src, err := source.Connect(ctx, srv.URI())
 	must(t, err)
 	t.Cleanup(func() { src.Close(context.Background()) })
 	return &env{t: t, srv: srv, src: src, repo: r, url: url}

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/storage"
 )
 
@@ -18,11 +20,143 @@ import (
 // count as capturing.
 const HeartbeatFresh = 30 * time.Second
 
-// covered reports whether one timeline of h holds every entry in
-// [start, end]: replaying from start to end is then possible.
-func covered(h repo.History, start, end optime.Timestamp) bool {
+// oplogRange makes a snapshot's oplog range [start, end] durable. It is the
+// one place that decides where the range starts and ends and who captures
+// it: a running agent (the snapshot waits until the repository covers the
+// range), or the snapshot itself, holding the writer lock. Its own capture
+// runs during the copy on a source that can seek its oplog by ts, so a long
+// copy cannot outlive the oplog window; on one that cannot (each read scans
+// the whole oplog) it runs once, after the copy, and the newest entry of its
+// first complete read (which began after the copy) is the end, sparing
+// another full scan.
+type oplogRange struct {
+	src    *source.Source
+	repo   *repo.Repository
+	shard  string
+	o      Options
+	writer *repo.Lock // held: this snapshot captures the range; nil: an agent does
+	start  optime.Timestamp
+	// fromEmpty: the oplog was empty at the start, which is then an anchor
+	// from the server's clock (see repo.Manifest.FromEmptyOplog).
+	fromEmpty bool
+
+	mu     sync.Mutex
+	end    optime.Timestamp // set once; zero until known
+	cancel context.CancelFunc
+	done   chan error // the own capture's result; nil unless it runs
+}
+
+// newOplogRange notes the range's start: the oplog's newest entry, or for
+// an empty oplog (a new deployment) the server's clock, so that every entry
+// logged later is replayed over the copy.
+func newOplogRange(ctx context.Context, src *source.Source, r *repo.Repository, o Options, writer *repo.Lock) (*oplogRange, error) {
+	g := &oplogRange{src: src, repo: r, shard: src.Shard(), o: o, writer: writer}
+	var err error
+	if g.start, err = src.NewestEntry(ctx); err != nil {
+		return nil, fmt.Errorf("note the snapshot's start: %w", err)
+	}
+	if g.start.IsZero() {
+		g.fromEmpty = true
+		if g.start, err = src.ClockTimestamp(ctx); err != nil {
+			return nil, fmt.Errorf("note the snapshot's start on an empty oplog: %w", err)
+		}
+	}
+	return g, nil
+}
+
+// endFromCapture reports whether the own capture's first complete read
+// gives the end (see oplogRange).
+func (g *oplogRange) endFromCapture() bool { return g.writer != nil && !g.src.Caps.SeekByTS }
+
+// setEnd records the end once. No entry after the start (an oplog still
+// empty) makes the end the start: the copy needs nothing replayed.
+func (g *oplogRange) setEnd(e optime.Timestamp) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e.Before(g.start) {
+		e = g.start
+	}
+	if g.end.IsZero() {
+		g.end = e
+	}
+}
+
+func (g *oplogRange) endKnown() (optime.Timestamp, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.end, !g.end.IsZero()
+}
+
+// empty reports whether the range holds no entry at all: the oplog was
+// empty at the start and still is at the end.
+func (g *oplogRange) empty(end optime.Timestamp) bool { return g.fromEmpty && end == g.start }
+
+// begin starts the own capture before the copy where the source allows.
+func (g *oplogRange) begin(ctx context.Context) {
+	if g.writer != nil && g.src.Caps.SeekByTS {
+		g.runCapture(ctx)
+	}
+}
+
+func (g *oplogRange) runCapture(ctx context.Context) {
+	if g.done != nil {
+		return
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	g.cancel, g.done = cancel, make(chan error, 1)
+	rc := &rangeCapture{src: g.src, repo: g.repo, lock: g.writer, shard: g.shard, log: g.o.Log, fromEmpty: g.fromEmpty}
+	if g.endFromCapture() {
+		rc.caughtUp = g.setEnd
+	}
+	go func() { g.done <- rc.run(cctx, g.start, g.endKnown) }()
+}
+
+// finish notes the end (unless the capture gives it) and returns once
+// [start, end] is durable: captured by this snapshot, or by the agent.
+func (g *oplogRange) finish(ctx context.Context) (optime.Timestamp, error) {
+	if !g.endFromCapture() {
+		e, err := g.src.NewestEntry(ctx)
+		if err != nil {
+			return optime.Zero, fmt.Errorf("note the snapshot's end: %w", err)
+		}
+		g.setEnd(e)
+	}
+	if g.writer == nil {
+		end, _ := g.endKnown()
+		if g.empty(end) {
+			return end, nil
+		}
+		g.o.Log.Info("waiting for the agent to make the snapshot's oplog range durable", "start", g.start.String(), "end", end.String())
+		return end, waitCovered(ctx, g.repo, g.shard, g.start, end, g.fromEmpty, g.o.WaitTimeout)
+	}
+	g.runCapture(ctx)
+	g.o.Log.Info("capturing the snapshot's oplog range (no agent is running)", "start", g.start.String())
+	err := <-g.done
+	g.done = nil
+	if err != nil {
+		return optime.Zero, fmt.Errorf("capture the snapshot's oplog range: %w", err)
+	}
+	end, ok := g.endKnown()
+	if !ok {
+		return optime.Zero, errors.New("the snapshot's oplog range capture ended without reading the oplog's newest entry")
+	}
+	return end, nil
+}
+
+// stop ends a capture still running (after an error) and waits for it.
+func (g *oplogRange) stop() {
+	if g.done != nil {
+		g.cancel()
+		<-g.done
+		g.done = nil
+	}
+}
+
+// covered reports whether one timeline of h holds every entry a snapshot
+// copied across [start, end] needs replayed (repo.Timeline.Covers).
+func covered(h repo.History, start, end optime.Timestamp, fromEmpty bool) bool {
 	for _, tl := range h.Timelines {
-		if !tl.First.After(start) && !tl.Last.Before(end) {
+		if tl.Covers(start, end, fromEmpty) {
 			return true
 		}
 	}
@@ -43,14 +177,14 @@ func agentCapturing(ctx context.Context, r *repo.Repository, shard string, now t
 
 // waitCovered polls the repository until [start, end] is covered, for up to
 // timeout.
-func waitCovered(ctx context.Context, r *repo.Repository, shard string, start, end optime.Timestamp, timeout time.Duration) error {
+func waitCovered(ctx context.Context, r *repo.Repository, shard string, start, end optime.Timestamp, fromEmpty bool, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		h, err := r.History(ctx, shard)
 		if err != nil {
 			return err
 		}
-		if covered(h, start, end) {
+		if covered(h, start, end, fromEmpty) {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -68,12 +202,15 @@ func waitCovered(ctx context.Context, r *repo.Repository, shard string, start, e
 // rangeCapture captures the oplog into the repository while no agent does,
 // holding the writer lock, until the snapshot's range is durable.
 type rangeCapture struct {
-	src   *oplog.Source
+	src   *source.Source
 	repo  *repo.Repository
 	lock  *repo.Lock
 	shard string
 	log   *slog.Logger
 	sink  *oplog.RepoSink
+	// fromEmpty: the oplog was empty at the snapshot's start, so a new
+	// timeline reads it from its first entry (oplog.Resume.FromStart).
+	fromEmpty bool
 	// caughtUp, when set, receives the newest entry read each time the
 	// capture has read all the oplog held when its read began (FerretDB).
 	caughtUp func(optime.Timestamp)
@@ -89,7 +226,7 @@ func (rc *rangeCapture) run(ctx context.Context, start optime.Timestamp, end fun
 	}
 	rc.sink = sink
 	if resume.Timeline == "" {
-		resume = oplog.Resume{After: start, Inclusive: true}
+		resume = rc.fromStart(start)
 	}
 	dir, err := os.MkdirTemp("", "rewind-snapshot-spool-")
 	if err != nil {
@@ -106,13 +243,22 @@ func (rc *rangeCapture) run(ctx context.Context, start optime.Timestamp, end fun
 		if !errors.As(err, &gap) {
 			return err
 		}
-		if gap.FirstAfter.After(start) {
+		if gap.FirstAfter.After(start) && !rc.fromEmpty {
 			return fmt.Errorf("the source's oplog no longer holds the snapshot's start %s (its oldest entry is %s): the copy took longer than the oplog window; enlarge the oplog or run the agent continuously", start, gap.FirstAfter)
 		}
 		rc.log.Warn("the repository's resume point fell off the oplog; capturing from the snapshot's start on a new timeline",
 			"last_before", gap.LastBefore.String(), "start", start.String())
-		resume = oplog.Resume{After: start, Inclusive: true}
+		resume = rc.fromStart(start)
 	}
+}
+
+// fromStart is where a new timeline for the range begins: at the start
+// (inclusive), or at the oplog's first entry when it was empty.
+func (rc *rangeCapture) fromStart(start optime.Timestamp) oplog.Resume {
+	if rc.fromEmpty {
+		return oplog.Resume{Inclusive: true, FromStart: true}
+	}
+	return oplog.Resume{After: start, Inclusive: true}
 }
 
 // capture runs one oplog.Capture until it has read the range's end, then
@@ -150,7 +296,7 @@ func (rc *rangeCapture) capture(ctx context.Context, spool *oplog.Spool, resume 
 		if !ok || finished {
 			continue
 		}
-		if !stats.LastRead().Before(e) {
+		if !stats.LastRead().Before(e) || rc.fromEmpty && e == start {
 			finished = true
 			stop()
 			continue
@@ -159,7 +305,7 @@ func (rc *rangeCapture) capture(ctx context.Context, spool *oplog.Spool, resume 
 		// end): then no entry at or after end may ever be read.
 		if time.Since(lastListed) > time.Second {
 			lastListed = time.Now()
-			if h, err := rc.repo.History(ctx, rc.shard); err == nil && covered(h, start, e) {
+			if h, err := rc.repo.History(ctx, rc.shard); err == nil && covered(h, start, e, rc.fromEmpty) {
 				finished = true
 				stop()
 			}
@@ -170,11 +316,14 @@ func (rc *rangeCapture) capture(ctx context.Context, spool *oplog.Spool, resume 
 // checkCovered confirms the stored timeline holds the range.
 func (rc *rangeCapture) checkCovered(ctx context.Context, start optime.Timestamp, end func() (optime.Timestamp, bool)) error {
 	e, _ := end()
+	if rc.fromEmpty && e == start {
+		return nil // the range holds no entry
+	}
 	h, err := rc.repo.History(ctx, rc.shard)
 	if err != nil {
 		return fmt.Errorf("read the repository's timeline: %w", err)
 	}
-	if !covered(h, start, e) {
+	if !covered(h, start, e, rc.fromEmpty) {
 		return fmt.Errorf("the captured oplog does not cover [%s, %s]: storage may have refused uploads; re-run the snapshot", start, e)
 	}
 	return nil

@@ -9,12 +9,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-)
 
-// Flavors of source oplog (the agent records the source's flavor with its timeline).
-const (
-	FlavorMongoDB  = "mongodb"
-	FlavorFerretDB = "ferretdb"
+	"github.com/rewind-backup/rewind/internal/source"
 )
 
 // DefaultBatchSize is how many CRUD writes Apply gathers before writing them.
@@ -33,7 +29,12 @@ const DefaultWriteBatch = 50
 // safe for concurrent use.
 type Applier struct {
 	Client *mongo.Client // v2 driver, the target
-	Flavor string        // "mongodb" (default) or "ferretdb"
+	// Memory, set instead of Client, makes an in-memory deployment the
+	// target: the same translation, with no server (see Memory).
+	Memory *Memory
+	// Flavor is the flavor of the source that wrote the entries, as the
+	// repository recorded it (source.ParseFlavor); "" is MongoDB.
+	Flavor source.Flavor
 	// Map decides whether an entry's namespace is applied and where: given the
 	// source db and collection, it returns the target db and collection and
 	// ok=false to skip. nil = identity. DDL entries are mapped the same way.
@@ -98,10 +99,8 @@ func (s *Stats) Add(o Stats) {
 func (a *Applier) Apply(ctx context.Context, entries []bson.Raw) (Stats, error) {
 	var st Stats
 	switch {
-	case a.Client == nil:
-		return st, errors.New("apply oplog entries: no target client")
-	case a.Flavor != "" && a.Flavor != FlavorMongoDB && a.Flavor != FlavorFerretDB:
-		return st, fmt.Errorf("apply oplog entries: unknown source flavor %q (want %q or %q)", a.Flavor, FlavorMongoDB, FlavorFerretDB)
+	case (a.Client == nil) == (a.Memory == nil):
+		return st, errors.New("apply oplog entries: set exactly one target, a Client or a Memory")
 	}
 	a.stats = &st
 	defer func() { a.stats = nil }()
@@ -155,7 +154,9 @@ func (a *Applier) mapNS(db, coll string) (string, string, bool) {
 	return a.Map(db, coll)
 }
 
-func (a *Applier) ferret() bool { return a.Flavor == FlavorFerretDB }
+// wholeDocumentUpdates: the source logged every update as a $set of the
+// whole new document (source.Flavor.WholeDocumentUpdates).
+func (a *Applier) wholeDocumentUpdates() bool { return a.Flavor.WholeDocumentUpdates() }
 
 // maxNesting bounds nested applyOps.
 const maxNesting = 10
@@ -174,8 +175,26 @@ func (a *Applier) dispatch(ctx context.Context, e entry, depth int) error {
 		}
 		return a.command(ctx, e, depth)
 	}
-	return fmt.Errorf("unknown op %q: this oplog comes from a server rewind does not support yet; upgrade rewind", e.op)
+	if internalOps[e.op] {
+		a.stats.Skipped++
+		return nil
+	}
+	return fmt.Errorf("unknown op %q: %s", e.op, unknownAdvice)
 }
+
+// internalOps are op kinds newer servers log for their own storage, with no
+// user document in them (shared/oplog/README.md §1): "xi" and "xd" insert
+// and delete global index keys (7.x, sharding); "ci", "cu", "cd" write to a
+// storage container by its ident, such as the table of an index built by a
+// primary-driven index build (8.x+, mongo/db/repl/container_oplog_entry.idl),
+// and "km" is listed with them by the notes. Rewind builds indexes itself,
+// so it skips them, as mongorestore skips internal op kinds (§11).
+var internalOps = map[string]bool{"xi": true, "xd": true, "ci": true, "cu": true, "cd": true, "km": true}
+
+// unknownAdvice ends the error for an entry rewind does not know how to
+// replay: it stops there rather than restore without that entry's change.
+const unknownAdvice = "rewind does not know how to replay this entry and stops rather than restore without its change; " +
+	"upgrade rewind, and if the newest release stops here too, please report it with this entry"
 
 // crud queues an insert, update or delete.
 func (a *Applier) crud(ctx context.Context, e entry) error {
@@ -250,7 +269,7 @@ func (a *Applier) newDocument(cur bson.Raw, id bson.RawValue, o bson.Raw) (bson.
 	case 'v':
 		return applyDiff(cur, diff)
 	case 'm':
-		if a.ferret() {
+		if a.wholeDocumentUpdates() {
 			if whole, ok := ferretReplacement(o); ok {
 				return withID(whole, id), nil
 			}

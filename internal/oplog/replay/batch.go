@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -51,8 +52,8 @@ func (a *Applier) flush(ctx context.Context) error {
 }
 
 func (a *Applier) flushNS(ctx context.Context, ws []write) error {
-	coll := a.Client.Database(ws[0].db).Collection(ws[0].coll)
-	docs, err := a.prefetch(ctx, coll, ws)
+	db, coll := ws[0].db, ws[0].coll
+	docs, err := a.prefetch(ctx, db, coll, ws)
 	if err != nil {
 		return err
 	}
@@ -60,16 +61,16 @@ func (a *Applier) flushNS(ctx context.Context, ws []write) error {
 	if err != nil || len(models) == 0 {
 		return err
 	}
-	err = a.bulkWrite(ctx, coll, models)
+	err = a.bulkWrite(ctx, db, coll, models)
 	if mongo.IsDuplicateKeyError(err) {
 		// Someone else wrote to the target meanwhile: every model is
 		// idempotent once inserts are upserts, so send them all again.
-		a.log().Warn("replay: duplicate key on insert, retrying the batch with upserts", "ns", ws[0].db+"."+ws[0].coll, "err", err)
+		a.log().Warn("replay: duplicate key on insert, retrying the batch with upserts", "ns", db+"."+coll, "err", err)
 		models, _ = a.models(ws, docs, true)
-		err = a.bulkWrite(ctx, coll, models)
+		err = a.bulkWrite(ctx, db, coll, models)
 	}
 	if err != nil {
-		return fmt.Errorf("write %d operations to %s.%s: %w", len(models), ws[0].db, ws[0].coll, err)
+		return fmt.Errorf("write %d operations to %s.%s: %w", len(models), db, coll, err)
 	}
 	a.stats.Inserts += count(ws, 'i')
 	a.stats.Deletes += count(ws, 'd')
@@ -77,7 +78,7 @@ func (a *Applier) flushNS(ctx context.Context, ws []write) error {
 }
 
 // bulkWrite sends models in order, at most WriteBatch per command.
-func (a *Applier) bulkWrite(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel) error {
+func (a *Applier) bulkWrite(ctx context.Context, db, coll string, models []mongo.WriteModel) error {
 	// Entries were validated on the source: a validator added later, or
 	// validationLevel moderate, must not refuse them (as the server's applier).
 	opts := options.BulkWrite().SetOrdered(true).SetBypassDocumentValidation(true)
@@ -92,7 +93,7 @@ func (a *Applier) bulkWrite(ctx context.Context, coll *mongo.Collection, models 
 	}
 	for len(models) > 0 {
 		n := min(size, len(models))
-		if _, err := coll.BulkWrite(ctx, models[:n], opts); err != nil {
+		if err := a.dst().bulkWrite(ctx, db, coll, models[:n], opts); err != nil {
 			return err
 		}
 		models = models[n:]
@@ -118,7 +119,7 @@ func (a *Applier) models(ws []write, prefetched map[string]bson.Raw, upsert bool
 			if docs[key] == nil && !upsert {
 				models = append(models, mongo.NewInsertOneModel().SetDocument(doc))
 			} else {
-				models = append(models, mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(doc).SetUpsert(true))
+				models = append(models, replaceModel(filter, doc, true))
 			}
 			docs[key] = doc
 		case 'd':
@@ -137,13 +138,32 @@ func (a *Applier) models(ws []write, prefetched map[string]bson.Raw, upsert bool
 				return nil, fmt.Errorf("update %s.%s %s: %w", w.db, w.coll, w.id, err)
 			}
 			docs[key] = next
-			models = append(models, mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(next))
+			models = append(models, replaceModel(filter, next, false))
 			if !upsert {
 				a.stats.Updates++
 			}
 		}
 	}
 	return models, nil
+}
+
+// replaceModel replaces the document filter names by doc. MongoDB (5.0+)
+// refuses a replacement document holding a top-level field whose name starts
+// with $, though it stores such fields; a pipeline update that replaces the
+// document with the literal doc writes it exactly, field order included.
+func replaceModel(filter, doc bson.Raw, upsert bool) mongo.WriteModel {
+	for _, e := range mustElems(doc) {
+		if strings.HasPrefix(e.key, "$") {
+			lit := build([]elem{{"$literal", docValue(doc)}})
+			stage := build([]elem{{"$replaceWith", docValue(lit)}})
+			return mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(bson.A{stage}).SetUpsert(upsert)
+		}
+	}
+	m := mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(doc)
+	if upsert {
+		m.SetUpsert(true)
+	}
+	return m
 }
 
 func count(ws []write, op byte) int64 {
@@ -159,7 +179,7 @@ func count(ws []write, op byte) int64 {
 // prefetch reads the current version of every document whose first
 // operation in ws is an update, and whether those first inserted exist (their
 // _id only). The map holds nil for a missing document.
-func (a *Applier) prefetch(ctx context.Context, coll *mongo.Collection, ws []write) (map[string]bson.Raw, error) {
+func (a *Applier) prefetch(ctx context.Context, db, coll string, ws []write) (map[string]bson.Raw, error) {
 	docs := map[string]bson.Raw{}
 	seen := map[string]bool{}
 	var updated, inserted []bson.RawValue
@@ -180,37 +200,11 @@ func (a *Applier) prefetch(ctx context.Context, coll *mongo.Collection, ws []wri
 	}{{updated, false}, {inserted, true}} {
 		for ids := set.ids; len(ids) > 0; {
 			n := min(len(ids), fetchChunk)
-			if err := a.fetch(ctx, coll, ids[:n], set.idOnly, docs); err != nil {
+			if err := a.dst().find(ctx, db, coll, ids[:n], set.idOnly, docs); err != nil {
 				return nil, err
 			}
 			ids = ids[n:]
 		}
 	}
 	return docs, nil
-}
-
-func (a *Applier) fetch(ctx context.Context, coll *mongo.Collection, ids []bson.RawValue, idOnly bool, docs map[string]bson.Raw) error {
-	in := build([]elem{{"$in", arrayValue(buildArray(ids))}})
-	filter := build([]elem{{"_id", docValue(in)}})
-	opts := options.Find()
-	if idOnly {
-		opts.SetProjection(bson.D{{Key: "_id", Value: 1}})
-	}
-	cur, err := coll.Find(ctx, filter, opts)
-	if err != nil {
-		return fmt.Errorf("read documents to update in %s: %w", coll.Name(), err)
-	}
-	defer cur.Close(ctx)
-	for cur.Next(ctx) {
-		doc := append(bson.Raw(nil), cur.Current...)
-		id, err := docID(doc)
-		if err != nil {
-			return err
-		}
-		docs[idKey(id)] = doc
-	}
-	if err := cur.Err(); err != nil {
-		return fmt.Errorf("read documents to update in %s: %w", coll.Name(), err)
-	}
-	return nil
 }

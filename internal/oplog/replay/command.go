@@ -57,7 +57,7 @@ func (a *Applier) command(ctx context.Context, e entry, depth int) error {
 	}
 	run, ok := collCommands[name]
 	if !ok {
-		return fmt.Errorf("unknown command %q: this oplog comes from a server rewind does not support yet; upgrade rewind", name)
+		return fmt.Errorf("unknown command %q: %s", name, unknownAdvice)
 	}
 	if es[0].val.Type != bson.TypeString {
 		return fmt.Errorf("%w: %s names no collection", errEntry, name)
@@ -69,16 +69,16 @@ func (a *Applier) command(ctx context.Context, e entry, depth int) error {
 		return nil
 	}
 	a.stats.Commands++
-	if err := run(a, ctx, target{db: db, coll: coll, tdb: tdb, tcoll: tcoll}, es[1:]); err != nil {
+	if err := run(a, ctx, collNS{db: db, coll: coll, tdb: tdb, tcoll: tcoll}, es[1:]); err != nil {
 		return fmt.Errorf("replay %s of %s.%s: %w", name, db, coll, err)
 	}
 	return nil
 }
 
-// target is a collection command's namespace, in the source and the target.
-type target struct{ db, coll, tdb, tcoll string }
+// collNS is a collection command's namespace, in the source and the target.
+type collNS struct{ db, coll, tdb, tcoll string }
 
-var collCommands = map[string]func(a *Applier, ctx context.Context, t target, rest []elem) error{
+var collCommands = map[string]func(a *Applier, ctx context.Context, t collNS, rest []elem) error{
 	"create":           (*Applier).create,
 	"drop":             (*Applier).drop,
 	"createIndexes":    (*Applier).createIndex,
@@ -95,7 +95,7 @@ var collCommands = map[string]func(a *Applier, ctx context.Context, t target, re
 // run runs a command on a target database, treating the listed error codes
 // as success.
 func (a *Applier) run(ctx context.Context, db string, cmd bson.Raw, accept ...int) error {
-	err := a.Client.Database(db).RunCommand(ctx, cmd).Err()
+	err := a.dst().command(ctx, db, cmd)
 	var se mongo.ServerError
 	if err != nil && errors.As(err, &se) {
 		for _, c := range accept {
@@ -117,7 +117,7 @@ func stringValue(s string) bson.RawValue {
 	return bson.RawValue{Type: bson.TypeString, Value: appendString(s)}
 }
 
-func (a *Applier) create(ctx context.Context, t target, rest []elem) error {
+func (a *Applier) create(ctx context.Context, t collNS, rest []elem) error {
 	if t.coll == "system.views" {
 		return nil // created by the server with the first view
 	}
@@ -129,23 +129,26 @@ func (a *Applier) create(ctx context.Context, t target, rest []elem) error {
 			a.temp[t.db+"."+t.coll] = true
 		}
 	}
-	// idIndex is implied; storageEngine options are the source's business;
-	// temp is for the server's own temporary collections.
-	cmd := cmdDoc("create", t.tcoll, rest, "idIndex", "storageEngine", "temp")
+	// idIndex is implied; storageEngine options and recordIdsReplicated
+	// (8.x replicated record ids: the source's storage, hidden from change
+	// streams too) are the source's business; temp is for the server's own
+	// temporary collections. Only o is read: o2 holds the source's storage
+	// idents on 8.3+ ({catalogId, ident, idIndexIdent, ...}).
+	cmd := cmdDoc("create", t.tcoll, rest, "idIndex", "storageEngine", "recordIdsReplicated", "temp")
 	return a.run(ctx, t.tdb, cmd, codeNamespaceExists)
 }
 
-func (a *Applier) drop(ctx context.Context, t target, _ []elem) error {
+func (a *Applier) drop(ctx context.Context, t collNS, _ []elem) error {
 	a.forgetCollection(t.tdb, t.tcoll)
 	return a.run(ctx, t.tdb, cmdDoc("drop", t.tcoll, nil), codeNamespaceNotFound)
 }
 
-func (a *Applier) createIndex(ctx context.Context, t target, rest []elem) error {
+func (a *Applier) createIndex(ctx context.Context, t collNS, rest []elem) error {
 	spec := build(rest)
 	return a.createIndexes(ctx, t, []bson.RawValue{docValue(spec)})
 }
 
-func (a *Applier) commitIndexBuild(ctx context.Context, t target, rest []elem) error {
+func (a *Applier) commitIndexBuild(ctx context.Context, t collNS, rest []elem) error {
 	for _, e := range rest {
 		if e.key == "indexes" && e.val.Type == bson.TypeArray {
 			specs, err := arrayValues(bson.Raw(e.val.Array()))
@@ -158,7 +161,7 @@ func (a *Applier) commitIndexBuild(ctx context.Context, t target, rest []elem) e
 	return fmt.Errorf("%w: commitIndexBuild without indexes", errEntry)
 }
 
-func (a *Applier) dropIndexes(ctx context.Context, t target, rest []elem) error {
+func (a *Applier) dropIndexes(ctx context.Context, t collNS, rest []elem) error {
 	for _, e := range rest {
 		if e.key == "index" {
 			a.forgetDropped(t, e.val)
@@ -167,7 +170,7 @@ func (a *Applier) dropIndexes(ctx context.Context, t target, rest []elem) error 
 	return a.run(ctx, t.tdb, cmdDoc("dropIndexes", t.tcoll, rest), codeNamespaceNotFound, codeIndexNotFound)
 }
 
-func (a *Applier) collMod(ctx context.Context, t target, rest []elem) error {
+func (a *Applier) collMod(ctx context.Context, t collNS, rest []elem) error {
 	drop := []string{"noPadding", "usePowerOf2Sizes"}
 	for _, e := range rest {
 		if e.key == "index" && a.collModDeferred(t, e.val) {
@@ -181,53 +184,20 @@ func (a *Applier) collMod(ctx context.Context, t target, rest []elem) error {
 	return a.run(ctx, t.tdb, cmdDoc("collMod", t.tcoll, rest), codeNamespaceNotFound, codeIndexNotFound)
 }
 
-func (a *Applier) convertToCapped(ctx context.Context, t target, rest []elem) error {
+func (a *Applier) convertToCapped(ctx context.Context, t collNS, rest []elem) error {
 	a.forgetCollection(t.tdb, t.tcoll) // the conversion keeps only _id
 	return a.run(ctx, t.tdb, cmdDoc("convertToCapped", t.tcoll, rest), codeNamespaceNotFound)
 }
 
-// emptycapped is a test command (not on production servers): deleting every
-// document gives the same result. Servers that refuse deletes on capped
-// collections (before 5.0) get the collection recreated empty instead, with
-// its options and indexes.
-func (a *Applier) emptycapped(ctx context.Context, t target, _ []elem) error {
-	coll := a.Client.Database(t.tdb).Collection(t.tcoll)
-	_, err := coll.DeleteMany(ctx, bson.D{})
-	if err == nil {
-		return nil
-	}
-	specs, lerr := a.Client.Database(t.tdb).ListCollectionSpecifications(ctx, bson.D{{Key: "name", Value: t.tcoll}})
-	if lerr != nil || len(specs) != 1 {
-		return err // missing, or unreadable: report the delete's error
-	}
-	cur, lerr := coll.Indexes().List(ctx)
-	if lerr != nil {
-		return fmt.Errorf("list indexes: %w", lerr)
-	}
-	var indexes []bson.RawValue
-	for cur.Next(ctx) {
-		if name, _ := cur.Current.Lookup("name").StringValueOK(); name != "_id_" {
-			indexes = append(indexes, docValue(append(bson.Raw(nil), cur.Current...)))
-		}
-	}
-	cur.Close(ctx)
-	if err := a.run(ctx, t.tdb, cmdDoc("drop", t.tcoll, nil), codeNamespaceNotFound); err != nil {
-		return err
-	}
-	opts := mustElems(specs[0].Options)
-	if err := a.run(ctx, t.tdb, cmdDoc("create", t.tcoll, opts)); err != nil {
-		return err
-	}
-	if len(indexes) == 0 {
-		return nil
-	}
-	return a.buildIndexes(ctx, t.tdb, t.tcoll, indexes)
+// emptycapped deletes every document (see serverTarget.emptyCollection).
+func (a *Applier) emptycapped(ctx context.Context, t collNS, _ []elem) error {
+	return a.dst().emptyCollection(ctx, t.tdb, t.tcoll)
 }
 
 func (a *Applier) collExists(ctx context.Context, db, coll string) (bool, error) {
-	names, err := a.Client.Database(db).ListCollectionNames(ctx, bson.D{{Key: "name", Value: coll}})
+	names, err := a.dst().collections(ctx, db, coll)
 	if err != nil {
-		return false, fmt.Errorf("list collections of %s: %w", db, err)
+		return false, err
 	}
 	return len(names) > 0, nil
 }
@@ -250,10 +220,3 @@ func mustElems(d bson.Raw) []elem {
 	es, _ := elems(d)
 	return es
 }
-
-func hasCode(err error, code int) bool {
-	var se mongo.ServerError
-	return errors.As(err, &se) && se.HasErrorCode(code)
-}
-
-func hasNoDocuments(err error) bool { return errors.Is(err, mongo.ErrNoDocuments) }

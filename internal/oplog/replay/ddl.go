@@ -18,9 +18,9 @@ func (a *Applier) dropDatabase(ctx context.Context, db string) error {
 		return nil
 	}
 	a.stats.Commands++
-	names, err := a.Client.Database(tdb).ListCollectionNames(ctx, bson.D{})
+	names, err := a.dst().collections(ctx, tdb, "")
 	if err != nil {
-		return fmt.Errorf("replay dropDatabase of %s: list collections: %w", db, err)
+		return fmt.Errorf("replay dropDatabase of %s: %w", db, err)
 	}
 	for _, n := range names {
 		if mdb, mcoll, ok := a.mapNS(db, n); !ok || mdb != tdb || mcoll != n {

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rewind-backup/rewind/internal/source"
 )
 
 // doc reads relaxed Extended JSON (small integers are int32).
@@ -117,7 +119,7 @@ func TestApplyModifier(t *testing.T) {
 }
 
 func TestFerretDBReplacement(t *testing.T) {
-	a := Applier{Flavor: FlavorFerretDB}
+	a := Applier{Flavor: source.FerretDB}
 	id := doc(t, `{"_id":7}`).Lookup("_id")
 	got, err := a.newDocument(doc(t, `{"_id":7,"a":1,"gone":2}`), id, doc(t, `{"$v":1,"$set":{"_id":7,"a":2}}`))
 	if err != nil || string(got) != string(doc(t, `{"_id":7,"a":2}`)) {
@@ -127,7 +129,7 @@ func TestFerretDBReplacement(t *testing.T) {
 	if string(got) != string(doc(t, `{"_id":7,"a":2,"keep":2}`)) {
 		t.Fatalf("ferretdb flavor, $set without _id: got %s, want a $set", got)
 	}
-	a.Flavor = FlavorMongoDB
+	a.Flavor = source.MongoDB
 	got, _ = a.newDocument(doc(t, `{"_id":7,"a":1,"gone":2}`), id, doc(t, `{"$v":1,"$set":{"a":2}}`))
 	if string(got) != string(doc(t, `{"_id":7,"a":2,"gone":2}`)) {
 		t.Fatalf("mongodb flavor: got %s, want a $set", got)

@@ -8,6 +8,10 @@
 //
 // Replay follows the rules of MongoDB's initial sync (shared/oplog/README.md
 // §9): it is idempotent over the window in which a fuzzy snapshot was copied.
+// An op kind or a command it does not know stops it with an error naming the
+// entry, never a silent skip; the internal kinds newer servers log for their
+// own storage (global index keys, container writes) and the commands §6.2
+// lists are skipped.
 //
 // Why updates are applied client-side: a $v:2 diff has exact field-order
 // rules that update operators reproduce only in simple cases, and a server
@@ -26,4 +30,9 @@
 //
 // One Applier replays one window: it keeps open transactions and the index
 // catalog between calls.
+//
+// With Memory instead of Client, the same Applier replays into a Memory, a
+// deployment held in memory as raw documents: the translation is the same,
+// only its execution differs (target.go). The tests prove the translator
+// that way on every vector, including the forms a test server refuses.
 package replay

@@ -42,10 +42,11 @@ func parseEntry(raw bson.Raw) (entry, error) {
 	}
 	o, ok := lookup(raw, "o")
 	if !ok || o.Type != bson.TypeEmbeddedDocument {
-		if e.op == "n" {
-			return e, nil // no-op payloads are never read
+		switch e.op {
+		case "i", "u", "d", "c":
+			return e, fmt.Errorf("%w: op %q without an o document", errEntry, e.op)
 		}
-		return e, fmt.Errorf("%w: op %q without an o document", errEntry, e.op)
+		return e, nil // no-ops, internal and unknown kinds: dispatch decides
 	}
 	e.o = o.Document()
 	if o2, ok := lookup(raw, "o2"); ok && o2.Type == bson.TypeEmbeddedDocument {

@@ -1,6 +1,10 @@
 package replay
 
-import "go.mongodb.org/mongo-driver/v2/bson"
+import (
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rewind-backup/rewind/internal/source"
+)
 
 // ApplyUpdateForTest exposes the entry parser and the client-side update
 // appliers to the fuzz tests of package replay_test: it parses raw and, for
@@ -13,7 +17,7 @@ func ApplyUpdateForTest(raw, doc bson.Raw) error {
 	if _, err := docID(e.o2); err != nil {
 		return err
 	}
-	a := Applier{Flavor: FlavorFerretDB}
+	a := Applier{Flavor: source.FerretDB}
 	_, err = a.newDocument(doc, bson.RawValue{Type: bson.TypeInt32, Value: []byte{1, 0, 0, 0}}, e.o)
 	return err
 }

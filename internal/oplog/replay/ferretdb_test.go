@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rewind-backup/rewind/internal/oplog/replay"
+	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/testserver"
 	"github.com/rewind-backup/rewind/internal/workload"
 )
@@ -24,7 +25,7 @@ import (
 // "ferretdb" flavor: its $v:1 whole-document $set entries.
 func TestReplayServerOplog(t *testing.T) {
 	srv := testserver.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	c := srv.Client()
 	cfg := srv.Workload(7)
@@ -36,9 +37,9 @@ func TestReplayServerOplog(t *testing.T) {
 	entries := oplogOf(ctx, t, c, srv.Prefix())
 	t.Logf("workload %+v; %d oplog entries", wst, len(entries))
 
-	flavor := replay.FlavorMongoDB
+	flavor := source.MongoDB
 	if srv.FerretDB() {
-		flavor = replay.FlavorFerretDB
+		flavor = source.FerretDB
 	}
 	target := srv.DB("t")
 	a := &replay.Applier{Client: c, Flavor: flavor, BatchSize: 64,
@@ -115,7 +116,8 @@ func allDocs(ctx context.Context, t *testing.T, coll *mongo.Collection) []bson.R
 // ObjectId keys and scans the collection for every other type.
 func BenchmarkReplay(b *testing.B) {
 	srv := testserver.Start(b)
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(b.Context(), 10*time.Minute)
+	defer cancel()
 	const n = 1000 // entries per Apply for inserts
 	const u = 200  // for updates: FerretDB takes ~30 ms per replaceOne by _id on a few thousand documents
 	db := srv.DB("bench")

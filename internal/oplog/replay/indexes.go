@@ -65,7 +65,7 @@ func normalizeSpecs(specs []bson.RawValue) ([]bson.Raw, error) {
 
 // createIndexes replays createIndexes/commitIndexBuild: now, or into the
 // catalog with DeferIndexes.
-func (a *Applier) createIndexes(ctx context.Context, t target, specs []bson.RawValue) error {
+func (a *Applier) createIndexes(ctx context.Context, t collNS, specs []bson.RawValue) error {
 	if !a.DeferIndexes {
 		return a.buildIndexes(ctx, t.tdb, t.tcoll, specs)
 	}
@@ -92,12 +92,16 @@ func (a *Applier) buildIndexes(ctx context.Context, db, coll string, specs []bso
 	if err != nil {
 		return err
 	}
-	vals := make([]bson.RawValue, len(norm))
-	for i, s := range norm {
+	return a.run(ctx, db, createIndexesCmd(coll, norm), codeIndexAlreadyExists, codeIndexOptsConflict, codeIndexKeysConflict, codeNamespaceNotFound)
+}
+
+// createIndexesCmd is {createIndexes: coll, indexes: specs}.
+func createIndexesCmd(coll string, specs []bson.Raw) bson.Raw {
+	vals := make([]bson.RawValue, len(specs))
+	for i, s := range specs {
 		vals[i] = docValue(s)
 	}
-	cmd := build([]elem{{"createIndexes", stringValue(coll)}, {"indexes", arrayValue(buildArray(vals))}})
-	return a.run(ctx, db, cmd, codeIndexAlreadyExists, codeIndexOptsConflict, codeIndexKeysConflict, codeNamespaceNotFound)
+	return build([]elem{{"createIndexes", stringValue(coll)}, {"indexes", arrayValue(buildArray(vals))}})
 }
 
 func (a *Applier) forgetIndexes(match func(deferredIndex) bool) {
@@ -127,7 +131,7 @@ func (a *Applier) moveIndexes(fromDB, fromColl, toDB, toColl string) {
 
 // forgetDropped removes the catalog entries a dropIndexes names: an index
 // name, "*" (all but _id) or a key pattern.
-func (a *Applier) forgetDropped(t target, index bson.RawValue) {
+func (a *Applier) forgetDropped(t collNS, index bson.RawValue) {
 	a.forgetIndexes(func(d deferredIndex) bool {
 		if d.db != t.tdb || d.coll != t.tcoll {
 			return false
@@ -142,29 +146,46 @@ func (a *Applier) forgetDropped(t target, index bson.RawValue) {
 
 // collModDeferred applies a collMod's index change to a deferred index and
 // reports whether it did (the server has no such index yet).
-func (a *Applier) collModDeferred(t target, index bson.RawValue) bool {
+func (a *Applier) collModDeferred(t collNS, index bson.RawValue) bool {
 	if index.Type != bson.TypeEmbeddedDocument {
 		return false
 	}
-	change := mustElems(index.Document())
-	name, _ := index.Document().Lookup("name").StringValueOK()
-	pattern, hasPattern := lookup(index.Document(), "keyPattern")
 	for i, d := range a.deferred {
-		key, _ := d.spec.LookupErr("key")
-		if d.db != t.tdb || d.coll != t.tcoll || !(d.name == name || hasPattern && key.Equal(pattern)) {
-			continue
+		if d.db == t.tdb && d.coll == t.tcoll && changesIndex(index.Document(), d.spec) {
+			a.deferred[i].spec = changeIndex(d.spec, index.Document())
+			return true
 		}
-		fields := mustElems(d.spec)
-		for _, c := range change {
-			if c.key == "name" || c.key == "keyPattern" {
-				continue
-			}
-			fields = setField(fields, c)
-		}
-		a.deferred[i].spec = build(fields)
-		return true
 	}
 	return false
+}
+
+// changesIndex reports whether collMod's index change ({name | keyPattern,
+// ...}) names the index spec.
+func changesIndex(change, spec bson.Raw) bool {
+	name, _ := lookup(change, "name")
+	pattern, hasPattern := lookup(change, "keyPattern")
+	sname, _ := lookup(spec, "name")
+	key, _ := lookup(spec, "key")
+	return name.Type == bson.TypeString && sname.Equal(name) || hasPattern && key.Equal(pattern)
+}
+
+// changeIndex applies collMod's index change (expireAfterSeconds, hidden,
+// prepareUnique, unique) to a spec as the server does: hidden: false
+// removes hidden, unique: true replaces prepareUnique.
+func changeIndex(spec, change bson.Raw) bson.Raw {
+	fields := mustElems(spec)
+	for _, c := range mustElems(change) {
+		switch {
+		case c.key == "name" || c.key == "keyPattern":
+		case c.key == "hidden" && !truthy(c.val):
+			fields = without(fields, "hidden")
+		case c.key == "unique":
+			fields = setField(without(fields, "prepareUnique"), c)
+		default:
+			fields = setField(fields, c)
+		}
+	}
+	return build(fields)
 }
 
 func setField(fields []elem, f elem) []elem {

@@ -18,7 +18,7 @@ import (
 // the duplicate.
 func TestDeferIndexesFuzzyUnique(t *testing.T) {
 	srv := testserver.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	c := srv.Client()
 	entries := []bson.Raw{

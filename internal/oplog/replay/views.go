@@ -65,7 +65,7 @@ func (a *Applier) defineView(ctx context.Context, db, tdb, tview string, def bso
 	if c, ok := lookup(def, "collation"); ok {
 		cmd = append(cmd, elem{"collation", c})
 	}
-	err := a.Client.Database(tdb).RunCommand(ctx, build(cmd)).Err()
+	err := a.dst().command(ctx, tdb, build(cmd))
 	if err == nil || !hasCode(err, codeNamespaceExists) {
 		return err
 	}
@@ -77,13 +77,14 @@ func (a *Applier) defineView(ctx context.Context, db, tdb, tview string, def bso
 // definition, then sets the result with collMod.
 func (a *Applier) updateView(ctx context.Context, db, tdb, tview string, id bson.RawValue, o bson.Raw) error {
 	tid := stringValue(tdb + "." + tview)
-	cur, err := a.Client.Database(tdb).Collection("system.views").FindOne(ctx, idFilter(tid)).Raw()
-	if err != nil {
-		if hasNoDocuments(err) {
-			a.stats.Skipped++ // the view is gone: a later entry explains it
-			return nil
-		}
+	found := map[string]bson.Raw{}
+	if err := a.dst().find(ctx, tdb, "system.views", []bson.RawValue{tid}, false, found); err != nil {
 		return fmt.Errorf("read view definition: %w", err)
+	}
+	cur := found[idKey(tid)]
+	if cur == nil {
+		a.stats.Skipped++ // the view is gone: a later entry explains it
+		return nil
 	}
 	next, err := a.newDocument(cur, tid, o)
 	if err != nil {
