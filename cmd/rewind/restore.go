@@ -6,29 +6,21 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/rewind-backup/rewind/internal/catalog"
-	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/restore"
 )
 
-// restoreFlags are the flags of `rewind restore`.
+// restoreFlags are the flags of `rewind restore`: the restore.Request, plus
+// the two that need the command line's own syntax first.
 type restoreFlags struct {
-	target     string
-	to         string
-	include    []string
-	rename     []string
-	drop       bool
-	withUsers  bool
-	parallel   int
-	dryRun     bool
-	connectTTL time.Duration
+	req    restore.Request
+	to     string   // parsed by restore.ParseWhen
+	rename []string // FROM=TO pairs
 }
 
 func newRestoreCmd() *cobra.Command {
@@ -42,8 +34,14 @@ deployment, replays the oplog from the snapshot's start up to the restore point,
 then builds indexes (and, when asked, restores users and roles).
 
 --to takes an RFC 3339 time (the state after every entry of that second), an
-oplog timestamp SECONDS:INCREMENT (inclusive), or latest. It never overwrites
-data: a target collection that exists and is not empty is an error unless --drop.`,
+oplog timestamp SECONDS:INCREMENT (inclusive), or latest.
+
+Before it writes anything, restore looks at every target namespace it will
+write, those the oplog creates after the snapshot included: one that holds
+documents, is a view, or has options or indexes the backup lacks is in the way.
+Without --drop the restore then refuses and changes nothing; with --drop each
+one is dropped and re-created as the backup has it. --dry-run --target says the
+same without writing.`,
 		Example: `  rewind restore --repo file:///var/lib/rewind --target mongodb://db2:27017 --to 2026-11-25T09:30:00Z
   rewind restore --repo ... --target ... --to latest --ns shop.orders --rename shop.orders=shop.orders_restored
   rewind restore --repo ... --target ... --to 1764063000:12 --ns 'shop.*' --rename shop=shop_0930 --dry-run`,
@@ -52,48 +50,44 @@ data: a target collection that exists and is not empty is an error unless --drop
 	}
 	rf.add(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&f.target, "target", "", "connection string of the deployment to restore into (required)")
+	fl.StringVar(&f.req.Target, "target", "", "connection string of the deployment to restore into (required, except for --dry-run)")
 	fl.StringVar(&f.to, "to", "", "restore point: RFC 3339 time, SECONDS:INCREMENT or latest (required)")
-	fl.StringArrayVar(&f.include, "ns", nil, "restore only these namespaces (db, db.* or db.coll; repeatable); default all")
+	fl.StringArrayVar(&f.req.Include, "ns", nil, "restore only these namespaces (db, db.* or db.coll; repeatable); default all")
 	fl.StringArrayVar(&f.rename, "rename", nil, "restore a database or collection under a new name: FROM=TO (shop=shop_0930, shop.orders=shop.orders_old; repeatable)")
-	fl.BoolVar(&f.drop, "drop", false, "drop target collections that exist and are not empty (default: refuse)")
-	fl.BoolVar(&f.withUsers, "with-users-and-roles", false, "also restore the snapshot's users and roles of the restored databases")
-	fl.IntVar(&f.parallel, "parallel", 4, "snapshot objects loaded at once")
-	fl.BoolVar(&f.dryRun, "dry-run", false, "print the plan (snapshot, objects and bytes to read, oplog range and entry count, target namespaces) and change nothing")
-	fl.DurationVar(&f.connectTTL, "connect-timeout", 30*time.Second, "how long to wait for the target deployment")
+	fl.BoolVar(&f.req.Drop, "drop", false, "drop and re-create as the backup has them the target namespaces in the way (default: refuse before writing anything)")
+	fl.BoolVar(&f.req.WithUsersAndRoles, "with-users-and-roles", false, "also restore the snapshot's users and roles of the restored databases")
+	fl.IntVar(&f.req.Parallel, "parallel", restore.DefaultParallel, "snapshot objects loaded at once")
+	fl.BoolVar(&f.req.DryRun, "dry-run", false, "print the plan (snapshot, objects and bytes to read, oplog range and entry count, target namespaces) and, with --target, what is in the way there; change nothing")
+	f.req.ConnectTimeout = restore.DefaultConnectTimeout
+	fl.Var(&f.req.ConnectTimeout, "connect-timeout", "how long to wait for the target deployment (30s, 2m)")
 	return cmd
 }
 
-// request checks the command line and turns it into a restore request.
+// request turns the command line into a validated restore request; every
+// mistake is a usage error (exit 2).
 func (f *restoreFlags) request(cmd *cobra.Command, rf *repoFlags) (restore.Request, error) {
 	if err := rf.require(cmd); err != nil {
 		return restore.Request{}, err
 	}
-	if f.to == "" {
-		return restore.Request{}, usagef(cmd, "--to is required (a time, SECONDS:INCREMENT or latest)")
+	req := f.req
+	if f.to != "" {
+		var err error
+		if req.To, err = restore.ParseWhen(f.to); err != nil {
+			return req, usagef(cmd, "%v", err)
+		}
 	}
-	if f.target == "" && !f.dryRun {
-		return restore.Request{}, usagef(cmd, "--target is required (the connection string to restore into)")
-	}
-	if f.parallel < 1 {
-		return restore.Request{}, usagef(cmd, "--parallel %d: want at least 1", f.parallel)
-	}
-	when, err := restore.ParseWhen(f.to)
-	if err != nil {
-		return restore.Request{}, usagef(cmd, "%v", err)
-	}
-	rename := map[string]string{}
+	req.Rename = map[string]string{}
 	for _, p := range f.rename {
 		from, to, ok := strings.Cut(p, "=")
-		if !ok || from == "" || to == "" {
-			return restore.Request{}, usagef(cmd, "--rename %q: want FROM=TO, for example shop=shop_0930", p)
+		if !ok {
+			return req, usagef(cmd, "--rename %q: want FROM=TO, for example shop=shop_0930", p)
 		}
-		rename[from] = to
+		req.Rename[from] = to
 	}
-	if _, err := restore.NewMapper(f.include, rename); err != nil {
-		return restore.Request{}, usagef(cmd, "%v", err)
+	if err := req.Validate(); err != nil {
+		return req, usagef(cmd, "%v", err)
 	}
-	return restore.Request{To: when, Include: f.include, Rename: rename, WithUsersAndRoles: f.withUsers}, nil
+	return req, nil
 }
 
 func runRestore(cmd *cobra.Command, rf *repoFlags, f *restoreFlags) error {
@@ -107,162 +101,138 @@ func runRestore(cmd *cobra.Command, rf *repoFlags, f *restoreFlags) error {
 		return err
 	}
 	defer r.Close()
-	lock, err := r.Lock(ctx, repo.LockOptions{Kind: repo.LockShared, Purpose: "restore", Wait: 30 * time.Second})
-	if err != nil {
-		return fmt.Errorf("lock repository for reading: %w", err)
-	}
-	ctx, release := lock.Hold(ctx)
-	defer release()
-
-	cat, err := catalog.Load(ctx, r.Repository)
-	if err != nil {
-		return err
-	}
-	plan, err := restore.Build(cat, req)
-	if err != nil {
-		return err
-	}
-	if plan.Flavor == "" {
-		// Neither the timeline record nor the manifest says: fall back to
-		// the flavor the repository was initialized for.
-		plan.Flavor = r.Config().Source.Flavor
-	}
-	if err := restore.Resolve(ctx, r.Repository, &plan); err != nil {
-		return err
-	}
-	if f.dryRun {
-		n, err := restore.CountEntries(ctx, r.Repository, plan)
-		if err != nil {
+	var t *restore.Target // connected first: a wrong --target fails before the oplog is read
+	if req.Target != "" {
+		if t, err = restore.Connect(ctx, req.Target, req.ConnectTimeout); err != nil {
 			return err
 		}
-		target, err := dryRunTarget(cmd, plan, f)
-		if err != nil {
-			return err
-		}
-		return printPlan(cmd.OutOrStdout(), plan, n, true, target)
+		defer t.Close(ctx)
 	}
-	client, err := connectTarget(ctx, f.target, f.connectTTL)
+	p, err := restore.Prepare(ctx, r.Repository, req)
 	if err != nil {
 		return err
 	}
-	defer client.Disconnect(context.Background())
-	if err := printPlan(cmd.OutOrStdout(), plan, -1, false, ""); err != nil {
+	defer p.Release()
+	out := cmd.OutOrStdout()
+	width := outputWidth(out)
+	if req.DryRun {
+		return dryRun(ctx, out, width, p, t)
+	}
+	if err := printPlan(out, width, p.Plan, false); err != nil {
 		return err
 	}
-	rep, err := executeWithProgress(ctx, cmd, r.Repository, client, plan, f)
-	if err != nil {
-		return repo.LostError(ctx, err)
-	}
-	return printReport(cmd.OutOrStdout(), rep)
-}
-
-// dryRunTarget, when --target is given, says which target namespaces
-// already hold data (read only).
-func dryRunTarget(cmd *cobra.Command, plan restore.Plan, f *restoreFlags) (string, error) {
-	if f.target == "" {
-		return "", nil
-	}
-	client, err := connectTarget(cmd.Context(), f.target, f.connectTTL)
-	if err != nil {
-		return "", err
-	}
-	defer client.Disconnect(context.Background())
-	busy, err := restore.Busy(cmd.Context(), client, plan)
-	if err != nil {
-		return "", err
-	}
-	if len(busy) == 0 {
-		return "every target namespace is absent or empty", nil
-	}
-	verb := "the restore would refuse them (add --drop to replace them, or --rename)"
-	if f.drop {
-		verb = "--drop would drop them first"
-	}
-	names := make([]string, len(busy))
-	for i, ns := range busy {
-		names[i] = ns.String()
-	}
-	return fmt.Sprintf("%s already hold data: %s", strings.Join(names, ", "), verb), nil
-}
-
-func executeWithProgress(ctx context.Context, cmd *cobra.Command, r *repo.Repository, client *mongo.Client, plan restore.Plan, f *restoreFlags) (restore.Report, error) {
-	o := restore.Options{Parallel: f.parallel, Drop: f.drop, Progress: &restore.Progress{}, Log: slog.Default()}
+	o := restore.Options{Progress: &restore.Progress{}, Log: slog.Default()}
 	var rep restore.Report
-	err := withProgress(cmd, o.Progress, o.Log, func() (err error) {
-		rep, err = restore.Execute(ctx, r, client, plan, o)
+	err = withProgress(cmd, o.Progress, o.Log, func() (err error) {
+		rep, err = p.Execute(ctx, t, o)
 		return err
 	})
-	return rep, err
-}
-
-// connectTarget connects to the target deployment and checks it answers.
-func connectTarget(ctx context.Context, uri string, timeout time.Duration) (*mongo.Client, error) {
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(timeout))
 	if err != nil {
-		return nil, fmt.Errorf("connect to target: %w; check --target (a mongodb:// connection string)", err)
+		return err
 	}
-	if err := client.Ping(ctx, nil); err != nil {
-		client.Disconnect(context.Background())
-		return nil, fmt.Errorf("connect to target: %w; check --target and that the deployment is up", err)
-	}
-	return client, nil
+	return printReport(out, width, rep)
 }
 
-func printPlan(w io.Writer, p restore.Plan, entries int64, dry bool, target string) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	if dry {
-		fmt.Fprintln(tw, "Restore plan (dry run: nothing is changed)")
-	} else {
-		fmt.Fprintln(tw, "Restore plan")
+// dryRun prints the plan and, when there is a target (t), what is in the
+// way there: the verdict the restore itself would reach.
+func dryRun(ctx context.Context, out io.Writer, width int, p *restore.Prepared, t *restore.Target) error {
+	if err := printPlan(out, width, p.Plan, true); err != nil {
+		return err
 	}
-	fmt.Fprintf(tw, "  restore point\t%s (replay entries up to %s)\n", p.Request, p.Target)
-	fmt.Fprintf(tw, "  snapshot\t%s, consistent at %s (%s), copy started at %s\n", p.Snapshot.ID,
-		p.Snapshot.End.Time().Format(time.RFC3339), p.Snapshot.End, p.Snapshot.Start)
-	fmt.Fprintf(tw, "  snapshot objects\t%d chunks, %s, %d documents\n", p.Chunks, humanBytes(p.ChunkBytes), p.Documents)
-	tl := p.Window.Timeline
+	if t == nil {
+		return printTargetCheck(out, width, nil, false, false)
+	}
+	findings, err := p.Check(ctx, t)
+	if err != nil {
+		return err
+	}
+	return printTargetCheck(out, width, findings, p.Request.Drop, true)
+}
+
+// connectTarget connects to a deployment (restore.Connect) and hands over
+// its client; verify's trial restore uses it for --restore-to.
+func connectTarget(ctx context.Context, uri string, timeout time.Duration) (*mongo.Client, error) {
+	t, err := restore.Connect(ctx, uri, config.Duration(timeout))
+	if err != nil {
+		return nil, err
+	}
+	return t.Client, nil
+}
+
+func printTargetCheck(w io.Writer, width int, findings []restore.Finding, drop, checked bool) error {
+	p := newPrinter(w, width, 18)
+	if !checked {
+		p.fact("target", "not checked: add --target to see what is in the way there")
+		return p.err
+	}
+	p.fact("target", restore.Verdict(findings, drop))
+	for _, f := range findings {
+		p.item(f.String())
+	}
+	return p.err
+}
+
+func printPlan(w io.Writer, width int, plan restore.Plan, dry bool) error {
+	p := newPrinter(w, width, 18)
+	if dry {
+		p.line("Restore plan (dry run: nothing is changed)")
+	} else {
+		p.line("Restore plan")
+	}
+	p.fact("restore point", fmt.Sprintf("%s (replay entries up to %s)", plan.Request, plan.Target))
+	p.fact("snapshot", fmt.Sprintf("%s, consistent at %s (%s), copy started at %s", plan.Snapshot.ID,
+		plan.Snapshot.End.Time().Format(time.RFC3339), plan.Snapshot.End, plan.Snapshot.Start))
+	p.fact("snapshot objects", fmt.Sprintf("%d chunks, %s, %d documents", plan.Chunks, humanBytes(plan.ChunkBytes), plan.Documents))
+	tl := plan.Window.Timeline
 	if tl == "" {
 		tl = "none needed"
 	}
-	fmt.Fprintf(tw, "  oplog\t%s .. %s on timeline %s (flavor %s): %d segments, %s\n", p.ReplayFrom, p.Target, tl, orDash(p.Flavor), len(p.Segments), humanBytes(p.SegmentBytes))
-	if entries >= 0 {
-		fmt.Fprintf(tw, "  oplog entries\t%d\n", entries)
+	p.fact("oplog", fmt.Sprintf("%s .. %s on timeline %s (flavor %s): %d segments, %s", plan.ReplayFrom, plan.Target, tl,
+		orDash(plan.Flavor), len(plan.Segments), humanBytes(plan.SegmentBytes)))
+	p.fact("oplog entries", fmt.Sprint(plan.Entries))
+	p.fact("namespaces", "")
+	rows := [][]string{{"SOURCE", "TARGET", "DOCUMENTS", "CHUNKS"}}
+	for _, c := range plan.Collections {
+		rows = append(rows, []string{c.Source.String(), c.Target.String(), fmt.Sprint(c.Manifest.Count), fmt.Sprint(len(c.Manifest.Chunks))})
 	}
-	fmt.Fprintln(tw, "  namespaces\tSOURCE\tTARGET\tDOCUMENTS\tCHUNKS")
-	for _, c := range p.Collections {
-		fmt.Fprintf(tw, "\t%s\t%s\t%d\t%d\n", c.Source, c.Target, c.Manifest.Count, len(c.Manifest.Chunks))
+	for _, v := range plan.Views {
+		rows = append(rows, []string{v.Source.String(), v.Target.String(), "view", "-"})
 	}
-	for _, v := range p.Views {
-		fmt.Fprintf(tw, "\t%s\t%s\tview\t-\n", v.Source, v.Target)
+	for _, l := range plan.Late {
+		kind := "from oplog"
+		if l.View {
+			kind = "view (oplog)"
+		}
+		rows = append(rows, []string{l.Source.String(), l.Target.String(), kind, "-"})
 	}
-	if len(p.Users)+len(p.Roles) > 0 {
-		fmt.Fprintf(tw, "  users and roles\t%d users, %d roles\n", len(p.Users), len(p.Roles))
+	p.table("    ", rows, 0, 1)
+	if len(plan.Users)+len(plan.Roles) > 0 {
+		p.fact("users and roles", fmt.Sprintf("%d users, %d roles", len(plan.Users), len(plan.Roles)))
 	}
-	if target != "" {
-		fmt.Fprintf(tw, "  target\t%s\n", target)
-	}
-	return tw.Flush()
+	return p.err
 }
 
-func printReport(w io.Writer, rep restore.Report) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+func printReport(w io.Writer, width int, rep restore.Report) error {
+	p := newPrinter(w, width, 18)
 	last := "none (no entry after the snapshot)"
 	if !rep.LastApplied.IsZero() {
 		last = fmt.Sprintf("%s (%s)", rep.LastApplied.Time().Format(time.RFC3339), rep.LastApplied)
 	}
-	fmt.Fprintf(tw, "Restored from snapshot %s in %s\n", rep.Snapshot, rep.Duration.Round(time.Millisecond))
-	fmt.Fprintf(tw, "  documents loaded\t%d\n", rep.Documents)
-	fmt.Fprintf(tw, "  oplog entries\t%d replayed (%d inserts, %d updates, %d deletes, %d commands, %d skipped); last %s\n",
-		rep.Entries, rep.Replay.Inserts, rep.Replay.Updates, rep.Replay.Deletes, rep.Replay.Commands, rep.Replay.Skipped, last)
-	fmt.Fprintf(tw, "  bytes read\t%s\n", humanBytes(rep.Bytes))
-	fmt.Fprintf(tw, "  indexes built\t%d; views %d; users %d; roles %d\n", rep.Indexes, rep.Views, rep.Users, rep.Roles)
+	p.line(fmt.Sprintf("Restored from snapshot %s in %s", rep.Snapshot, rep.Duration.Round(time.Millisecond)))
+	p.fact("documents loaded", fmt.Sprint(rep.Documents))
+	p.fact("oplog entries", fmt.Sprintf("%d replayed (%d inserts, %d updates, %d deletes, %d commands, %d skipped); last %s",
+		rep.Entries, rep.Replay.Inserts, rep.Replay.Updates, rep.Replay.Deletes, rep.Replay.Commands, rep.Replay.Skipped, last))
+	p.fact("bytes read", humanBytes(rep.Bytes))
+	p.fact("indexes built", fmt.Sprintf("%d; views %d; users %d; roles %d", rep.Indexes, rep.Views, rep.Users, rep.Roles))
 	phases := make([]string, len(rep.Phases))
 	for i, ph := range rep.Phases {
 		phases[i] = fmt.Sprintf("%s %s", ph.Name, ph.Duration.Round(time.Millisecond))
 	}
-	fmt.Fprintf(tw, "  time spent\t%s\n", strings.Join(phases, ", "))
-	fmt.Fprintln(tw, "  TARGET\tSOURCE\tLOADED\tDOCUMENTS NOW")
+	p.fact("time spent", strings.Join(phases, ", "))
+	rows := [][]string{{"TARGET", "SOURCE", "LOADED", "DOCUMENTS NOW"}}
 	for _, n := range rep.Namespaces {
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\n", n.Target, n.Source, n.Loaded, n.Final)
+		rows = append(rows, []string{n.Target.String(), n.Source.String(), fmt.Sprint(n.Loaded), fmt.Sprint(n.Final)})
 	}
-	return tw.Flush()
+	p.table("  ", rows, 0, 1)
+	return p.err
 }

@@ -3,15 +3,20 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/rewind-backup/rewind/internal/catalog"
+	"github.com/rewind-backup/rewind/internal/restore"
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
 
@@ -29,7 +34,11 @@ func TestRestoreUsageErrors(t *testing.T) {
 		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--rename", "shop"}, []string{"FROM=TO"}},
 		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--rename", "shop=a.b"}, []string{"database to a database"}},
 		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--ns", "shop.ord*"}, []string{"wildcards"}},
-		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--parallel", "0"}, []string{"--parallel"}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--parallel", "-1"}, []string{"--parallel -1: want at least 1"}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "2026-11-25T09:30:00"}, []string{"no time zone", "add Z or an offset", "2026-11-25T09:30:00Z"}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--connect-timeout", "-5s"}, []string{"--connect-timeout", "-5s"}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--rename", "shop="}, []string{"--rename shop=", "both names"}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--ns", "admin"}, []string{"--ns", "system database"}},
 	} {
 		code, _, stderr := cli(t, append([]string{"restore"}, tc.args...)...)
 		wantFailure(t, code, stderr, 2, append(tc.wants, "--help")...)
@@ -116,13 +125,84 @@ func TestListAndRestore(t *testing.T) {
 		t.Fatalf("restored %d documents (%v), want 20", n, err)
 	}
 	code, _, stderr = cli(t, append(base, "--to", "latest", "--rename", db+"="+srv2.DB("restored"))...)
-	wantFailure(t, code, stderr, 1, srv2.DB("restored")+".orders", "--drop", "--rename")
+	wantFailure(t, code, stderr, 1, srv2.DB("restored")+".orders: holds documents", "before writing anything", "--drop", "--rename")
 	code, out, _ = cli(t, append(base, "--to", "latest", "--rename", db+"="+srv2.DB("restored"), "--dry-run")...)
-	if code != 0 || !strings.Contains(out, srv2.DB("restored")+".orders already hold data") {
+	if code != 0 || !strings.Contains(flat(out), srv2.DB("restored")+".orders: holds documents") || !strings.Contains(out, "would refuse") {
 		t.Fatalf("dry run onto restored data: %d\n%s", code, out)
 	}
 	code, _, stderr = cli(t, append(base, "--to", "latest", "--rename", db+"="+srv2.DB("restored"), "--drop")...)
 	if code != 0 {
 		t.Fatalf("restore --drop: %s", stderr)
+	}
+
+	// An empty capped collection in the way: the dry run and the refusal
+	// say the same, nothing is loaded; --drop re-creates it as the backup's.
+	capped := srv2.DB("capped")
+	if err := srv2.Client().Database(capped).CreateCollection(ctx, "orders",
+		options.CreateCollection().SetCapped(true).SetSizeInBytes(4096).SetMaxDocuments(1)); err != nil {
+		t.Fatal(err)
+	}
+	why := capped + ".orders: exists empty but is capped (size 4096, max 1), the backup's is not capped"
+	// The restore point as RFC 3339 with a lower-case t and z, as RFC 3339 allows.
+	end := strings.ToLower(time.Unix(int64(l.Shards[0].Windows[0].To.T), 0).UTC().Format(time.RFC3339))
+	into := append(base, "--to", end, "--rename", db+"="+capped)
+	code, out, stderr = cli(t, append(into, "--dry-run")...)
+	if code != 0 || !strings.Contains(flat(out), why) || !strings.Contains(out, "would refuse") {
+		t.Fatalf("dry run onto an empty capped collection: %d\n%s\n%s", code, out, stderr)
+	}
+	code, _, stderr = cli(t, into...)
+	wantFailure(t, code, stderr, 1, why, "before writing anything")
+	if n, _ := srv2.Client().Database(capped).Collection("orders").CountDocuments(ctx, bson.D{}); n != 0 {
+		t.Fatalf("the refused restore loaded %d documents", n)
+	}
+	code, out, stderr = cli(t, append(into, "--drop")...)
+	if code != 0 {
+		t.Fatalf("restore --drop onto the capped collection: %s\n%s", out, stderr)
+	}
+	specs, err := srv2.Client().Database(capped).ListCollectionSpecifications(ctx, bson.D{})
+	n, _ = srv2.Client().Database(capped).Collection("orders").CountDocuments(ctx, bson.D{})
+	if err != nil || len(specs) != 1 || specs[0].Options.Lookup("capped").Type != 0 || n != 20 {
+		t.Fatalf("after --drop: %v %v, %d documents; want the backup's plain collection with 20", specs, err, n)
+	}
+}
+
+// flat undoes the wrapping of printed output: one space between words.
+func flat(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// The plan, the target check and the report fit the line: long namespaces
+// are shortened in the middle (both ends stay), long values wrap under
+// their label, short names are left alone. The demo's 250-character
+// collection names once made 250-column lines.
+func TestRestoreOutputFitsTheWidth(t *testing.T) {
+	long := restore.Namespace{DB: "shop", Coll: strings.Repeat("orders_archive_", 15) + "2026"}
+	wide := restore.Namespace{DB: "app", Coll: "ünïcødé-コレクション-" + strings.Repeat("x", 60) + "-emoji😀end"}
+	short := restore.Namespace{DB: "shop", Coll: "items"}
+	plan := restore.Plan{Snapshot: catalog.Snapshot{ID: "20261125T093000Z-1a2b3c4d"}, Flavor: "mongodb", Entries: 12,
+		Collections: []restore.CollectionPlan{{Source: long, Target: long}, {Source: short, Target: short}},
+		Late:        []restore.LateNamespace{{Source: wide, Target: wide}}}
+	rep := restore.Report{Snapshot: plan.Snapshot.ID, Namespaces: []restore.NamespaceReport{{Source: long, Target: long, Loaded: 3, Final: 3},
+		{Source: short, Target: short}}}
+	findings := []restore.Finding{{Target: long, Reasons: []string{"exists empty but is capped (size 4096, max 1), the backup's is not capped"}}}
+	for _, width := range []int{60, 80, plainWidth} {
+		var b strings.Builder
+		if err := errors.Join(printPlan(&b, width, plan, true), printTargetCheck(&b, width, findings, false, true),
+			printReport(&b, width, rep)); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+			if displayWidth(line) > width {
+				t.Fatalf("width %d: a line of %d columns:\n%s\nin\n%s", width, displayWidth(line), line, out)
+			}
+		}
+		for _, want := range []string{"shop.ord", "_2026", "app.ün", "😀end", "shop.items", "…",
+			"exists empty but is capped (size 4096, max 1)"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("width %d: output lacks %q:\n%s", width, want, out)
+			}
+		}
+		if width == plainWidth {
+			t.Logf("at %d columns:\n%s", width, out)
+		}
 	}
 }

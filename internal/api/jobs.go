@@ -3,9 +3,12 @@ package api
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,8 +54,13 @@ type jobs struct {
 func newJobs() *jobs { return &jobs{all: map[string]*job{}, keep: 100} }
 
 // start runs fn in the background as a new job. The job always records its
-// end: fn's error, or a recovered panic, makes it failed.
-func (js *jobs) start(ctx context.Context, kind string, progress func() any, fn func(ctx context.Context) (any, error)) Job {
+// end: fn's error, or a recovered panic, makes it failed. The job's error
+// is one line for the API and the dashboard; log (nil: slog.Default())
+// gets the whole of it, a panic's stack included.
+func (js *jobs) start(ctx context.Context, log *slog.Logger, kind string, progress func() any, fn func(ctx context.Context) (any, error)) Job {
+	if log == nil {
+		log = slog.Default()
+	}
 	js.mu.Lock()
 	js.seq++
 	j := &job{Job: Job{ID: fmt.Sprintf("%s-%s-%d", kind, time.Now().UTC().Format("20060102T150405Z"), js.seq),
@@ -70,7 +78,10 @@ func (js *jobs) start(ctx context.Context, kind string, progress func() any, fn 
 		)
 		defer func() {
 			if p := recover(); p != nil {
-				err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+				log.Error("api: job panicked", "job", j.ID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				err = fmt.Errorf("panic: %s (a bug in rewind; the agent's log has the stack)", oneLine(fmt.Sprint(p)))
+			} else if err != nil {
+				log.Warn("api: job failed", "job", j.ID, "err", err)
 			}
 			js.finish(j, result, err)
 		}()
@@ -89,10 +100,20 @@ func (js *jobs) finish(j *job, result any, err error) {
 		j.Progress = j.progress()
 	}
 	if err != nil {
-		j.State, j.Error = StateFailed, err.Error()
+		j.State, j.Error = StateFailed, oneLine(err.Error())
 	} else {
 		j.State = StateSucceeded
 	}
+}
+
+// oneLine joins a multi-line message (a store's XML error body, a panic
+// value) into one line.
+func oneLine(s string) string {
+	lines := strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' })
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return strings.Join(slices.DeleteFunc(lines, func(l string) bool { return l == "" }), "; ")
 }
 
 // prune forgets the oldest finished jobs beyond keep. js.mu is held.
@@ -197,7 +218,7 @@ func (s *Server) takeSnapshot(w http.ResponseWriter, r *http.Request) {
 		d, b, c := prog.Counts()
 		return SnapshotProgress{Documents: d, Bytes: b, Chunks: c, Summary: prog.Line()}
 	}
-	j := s.jobs.start(s.jobContext(), "snapshot", progress, func(ctx context.Context) (any, error) {
+	j := s.jobs.start(s.jobContext(), s.d.Log, "snapshot", progress, func(ctx context.Context) (any, error) {
 		started := time.Now()
 		m, err := snapshot.Take(ctx, s.d.Source, s.d.Repo, snapshot.Options{Parallel: req.Parallel,
 			Capture: snapshot.CaptureByAgent, Progress: prog, Log: s.d.Log})

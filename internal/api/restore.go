@@ -3,32 +3,27 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
-	"github.com/rewind-backup/rewind/internal/catalog"
-	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/restore"
 )
 
 // RestoreRequest is the body of POST /api/v1/restores: the options of
-// `rewind restore`.
+// `rewind restore`, checked by restore.Request.Validate as the CLI's are.
 type RestoreRequest struct {
 	Target            string            `json:"target"`               // connection string; required unless dry_run
 	To                string            `json:"to"`                   // RFC 3339 time, SECONDS:INCREMENT or "latest"
 	NS                []string          `json:"ns"`                   // db, db.* or db.coll; empty: all
 	Rename            map[string]string `json:"rename"`               // FROM -> TO
-	Drop              bool              `json:"drop"`                 // drop target collections holding data
+	Drop              bool              `json:"drop"`                 // drop and re-create target namespaces in the way
 	WithUsersAndRoles bool              `json:"with_users_and_roles"` // also restore users and roles
 	Parallel          int               `json:"parallel"`             // chunks loaded at once; default 4
-	DryRun            bool              `json:"dry_run"`              // plan only, change nothing
-	ConnectTimeout    string            `json:"connect_timeout"`      // Go duration; default 30s
+	DryRun            bool              `json:"dry_run"`              // plan (and check the target, when given) only
+	ConnectTimeout    string            `json:"connect_timeout"`      // duration (30s, 2m); default 30s
 }
 
 // PlanView is a restore plan: what a dry run answers and a restore job shows.
@@ -43,8 +38,11 @@ type PlanView struct {
 	Chunks       int         `json:"chunks"`
 	ChunkBytes   int64       `json:"chunk_bytes"`
 	Documents    int64       `json:"documents"`
-	Entries      *int64      `json:"entries,omitempty"` // oplog entries to replay (dry run only)
+	Entries      *int64      `json:"entries,omitempty"` // oplog entries to replay
 	Namespaces   []NSMapping `json:"namespaces"`
+	// TargetCheck is what a dry run with a target found there: the verdict
+	// the restore itself would reach.
+	TargetCheck *TargetCheck `json:"target_check,omitempty"`
 }
 
 // NSMapping is one source namespace and where it goes.
@@ -53,6 +51,21 @@ type NSMapping struct {
 	Target    string `json:"target"`
 	Documents int64  `json:"documents"`
 	View      bool   `json:"view,omitempty"`
+	// Late: the snapshot does not hold it; the oplog range creates or writes it.
+	Late bool `json:"late,omitempty"`
+}
+
+// TargetCheck is the dry run's look at the target (restore.Check).
+type TargetCheck struct {
+	Verdict  string     `json:"verdict"`
+	Refused  bool       `json:"refused"` // the restore would refuse (something in the way, no drop)
+	InTheWay []InTheWay `json:"in_the_way"`
+}
+
+// InTheWay is one target namespace in the way and why.
+type InTheWay struct {
+	Namespace string   `json:"namespace"`
+	Reasons   []string `json:"reasons"`
 }
 
 // RestoreResult is a finished restore.
@@ -87,111 +100,92 @@ type restoreJob struct {
 	Plan PlanView `json:"plan"`
 }
 
-type restoreParams struct {
-	req     restore.Request
-	timeout time.Duration
-}
-
-// parseRestore checks a request as `rewind restore` checks its flags.
-func parseRestore(in RestoreRequest) (restoreParams, error) {
-	p := restoreParams{timeout: 30 * time.Second}
-	if in.To == "" {
-		return p, errors.New("to is required: an RFC 3339 time, SECONDS:INCREMENT or \"latest\"")
-	}
-	if in.Target == "" && !in.DryRun {
-		return p, errors.New("target is required (the connection string to restore into), unless dry_run")
-	}
-	if in.Parallel < 0 {
-		return p, fmt.Errorf("parallel %d: want at least 1 (or leave it out)", in.Parallel)
+// request turns the body into a validated restore request; errors are the
+// field's own message in the API's words.
+func (in RestoreRequest) request() (restore.Request, error) {
+	req := restore.Request{Target: in.Target, Include: in.NS, Rename: in.Rename, Drop: in.Drop,
+		WithUsersAndRoles: in.WithUsersAndRoles, Parallel: in.Parallel, DryRun: in.DryRun}
+	var err error
+	if in.To != "" {
+		if req.To, err = restore.ParseWhen(in.To); err != nil {
+			return req, err
+		}
 	}
 	if in.ConnectTimeout != "" {
-		d, err := time.ParseDuration(in.ConnectTimeout)
-		if err != nil || d <= 0 {
-			return p, fmt.Errorf("connect_timeout %q: want a duration like 30s", in.ConnectTimeout)
-		}
-		p.timeout = d
-	}
-	when, err := restore.ParseWhen(in.To)
-	if err != nil {
-		return p, err
-	}
-	for from, to := range in.Rename {
-		if from == "" || to == "" {
-			return p, fmt.Errorf("rename %q: %q: want non-empty names, for example {\"shop\": \"shop_0930\"}", from, to)
+		if req.ConnectTimeout, err = config.ParseDuration(in.ConnectTimeout); err != nil {
+			return req, &restore.InvalidError{Field: "connect_timeout", Msg: strings.TrimPrefix(err.Error(), "duration ")}
 		}
 	}
-	if _, err := restore.NewMapper(in.NS, in.Rename); err != nil {
-		return p, err
-	}
-	p.req = restore.Request{To: when, Include: in.NS, Rename: in.Rename, WithUsersAndRoles: in.WithUsersAndRoles}
-	return p, nil
+	return req, req.Validate()
 }
 
 // startRestore plans at once (so a bad restore point is answered now), then
-// answers a dry run with the plan or starts the restore as a job.
+// answers a dry run with the plan (and what is in the way on the target) or
+// starts the restore as a job, which keeps the plan's lock.
 func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 	var in RestoreRequest
 	if !decodeBody(w, r, &in) {
 		return
 	}
-	params, err := parseRestore(in)
-	if err != nil {
+	req, err := in.request()
+	var inv *restore.InvalidError
+	if errors.As(err, &inv) {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "%s", inv.API())
+		return
+	} else if err != nil {
 		writeError(w, http.StatusBadRequest, codeBadRequest, "%v", err)
 		return
 	}
-	ctx := r.Context()
-	lock, err := s.d.Repo.Lock(ctx, repo.LockOptions{Kind: repo.LockShared, Purpose: "restore", Wait: 30 * time.Second})
-	if err != nil {
-		s.storageError(w, "lock the repository for reading", err)
+	// The plan's lock outlives this request when a job carries it on.
+	p, err := restore.Prepare(s.jobContext(), s.d.Repo, req)
+	switch {
+	case errors.Is(err, restore.ErrNoLock):
+		s.storageError(w, "plan the restore", err)
 		return
-	}
-	keep := false
-	defer func() {
-		if !keep {
-			_ = lock.Unlock(context.Background())
-		}
-	}()
-	plan, err := s.plan(ctx, params.req)
-	if errors.Is(err, restore.ErrOutsideWindows) {
+	case errors.Is(err, restore.ErrOutsideWindows):
 		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "%v; GET /api/v1/timeline shows the windows", err)
 		return
-	} else if err != nil {
+	case err != nil:
 		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "%v", err)
 		return
 	}
-	view := planView(plan)
-	if in.DryRun {
-		n, err := restore.CountEntries(ctx, s.d.Repo, plan)
-		if err != nil {
-			s.storageError(w, "count oplog entries", err)
-			return
+	view := planView(p.Plan)
+	if req.DryRun {
+		defer p.Release()
+		if req.Target != "" {
+			if view.TargetCheck, err = s.checkTarget(r.Context(), p); err != nil {
+				writeError(w, http.StatusBadGateway, codeUnavailable, "%v", err)
+				return
+			}
 		}
-		view.Entries = &n
 		writeData(w, http.StatusOK, view)
 		return
 	}
-	keep = true
-	j := s.runRestore(lock, plan, in, params)
+	j := s.runRestore(p)
 	writeData(w, http.StatusAccepted, restoreJob{Job: j, Plan: view})
 }
 
-func (s *Server) plan(ctx context.Context, req restore.Request) (restore.Plan, error) {
-	cat, err := catalog.Load(ctx, s.d.Repo)
+// checkTarget is a dry run's look at the target.
+func (s *Server) checkTarget(ctx context.Context, p *restore.Prepared) (*TargetCheck, error) {
+	t, err := restore.Connect(ctx, p.Request.Target, p.Request.ConnectTimeout)
 	if err != nil {
-		return restore.Plan{}, err
+		return nil, err
 	}
-	plan, err := restore.Build(cat, req)
+	defer t.Close(ctx)
+	findings, err := p.Check(ctx, t)
 	if err != nil {
-		return plan, err
+		return nil, err
 	}
-	if plan.Flavor == "" {
-		plan.Flavor = s.d.Repo.Config().Source.Flavor
+	tc := &TargetCheck{Verdict: restore.Verdict(findings, p.Request.Drop), Refused: len(findings) > 0 && !p.Request.Drop,
+		InTheWay: []InTheWay{}}
+	for _, f := range findings {
+		tc.InTheWay = append(tc.InTheWay, InTheWay{Namespace: f.Target.String(), Reasons: f.Reasons})
 	}
-	return plan, restore.Resolve(ctx, s.d.Repo, &plan)
+	return tc, nil
 }
 
-// runRestore starts the restore job; it owns lock and releases it.
-func (s *Server) runRestore(lock *repo.Lock, plan restore.Plan, in RestoreRequest, p restoreParams) Job {
+// runRestore starts the restore job; it owns p and releases it.
+func (s *Server) runRestore(p *restore.Prepared) Job {
 	prog := &restore.Progress{}
 	var executing atomic.Bool // Progress.Line is meaningless before Execute starts it
 	progress := func() any {
@@ -200,32 +194,26 @@ func (s *Server) runRestore(lock *repo.Lock, plan restore.Plan, in RestoreReques
 		}
 		return RestoreProgress{Summary: strings.TrimSpace(prog.Line())}
 	}
-	return s.jobs.start(s.jobContext(), "restore", progress, func(ctx context.Context) (any, error) {
-		ctx, release := lock.Hold(ctx)
-		defer release()
+	return s.jobs.start(s.jobContext(), s.d.Log, "restore", progress, func(ctx context.Context) (any, error) {
+		defer p.Release()
 		started := time.Now()
-		rep, err := s.execute(ctx, plan, in, p, prog, &executing)
+		rep, err := s.execute(ctx, p, prog, &executing)
 		s.metrics.observeRestore(time.Since(started), err)
 		if err != nil {
-			return nil, repo.LostError(ctx, err)
+			return nil, err
 		}
 		return restoreResult(rep), nil
 	})
 }
 
-func (s *Server) execute(ctx context.Context, plan restore.Plan, in RestoreRequest, p restoreParams,
-	prog *restore.Progress, executing *atomic.Bool) (restore.Report, error) {
-	client, err := mongo.Connect(options.Client().ApplyURI(in.Target).SetServerSelectionTimeout(p.timeout))
+func (s *Server) execute(ctx context.Context, p *restore.Prepared, prog *restore.Progress, executing *atomic.Bool) (restore.Report, error) {
+	t, err := restore.Connect(ctx, p.Request.Target, p.Request.ConnectTimeout)
 	if err != nil {
-		return restore.Report{}, fmt.Errorf("connect to target: %w; check target (a mongodb:// connection string)", err)
+		return restore.Report{}, err
 	}
-	defer client.Disconnect(context.Background())
-	if err := client.Ping(ctx, nil); err != nil {
-		return restore.Report{}, fmt.Errorf("connect to target: %w; check target and that the deployment is up", err)
-	}
+	defer t.Close(ctx)
 	executing.Store(true)
-	return restore.Execute(ctx, s.d.Repo, client, plan, restore.Options{Parallel: in.Parallel, Drop: in.Drop,
-		Progress: prog, Log: s.d.Log})
+	return p.Execute(ctx, t, restore.Options{Progress: prog, Log: s.d.Log})
 }
 
 func (s *Server) getRestore(w http.ResponseWriter, r *http.Request) {
@@ -238,15 +226,19 @@ func (s *Server) getRestore(w http.ResponseWriter, r *http.Request) {
 }
 
 func planView(p restore.Plan) PlanView {
+	entries := p.Entries
 	v := PlanView{RestorePoint: p.Request.String(), Target: toTS(p.Target), Snapshot: p.Snapshot.ID,
 		ReplayFrom: toTS(p.ReplayFrom), Timeline: p.Window.Timeline, Segments: len(p.Segments),
 		SegmentBytes: p.SegmentBytes, Chunks: p.Chunks, ChunkBytes: p.ChunkBytes, Documents: p.Documents,
-		Namespaces: []NSMapping{}}
+		Entries: &entries, Namespaces: []NSMapping{}}
 	for _, c := range p.Collections {
 		v.Namespaces = append(v.Namespaces, NSMapping{Source: c.Source.String(), Target: c.Target.String(), Documents: c.Manifest.Count})
 	}
 	for _, vw := range p.Views {
 		v.Namespaces = append(v.Namespaces, NSMapping{Source: vw.Source.String(), Target: vw.Target.String(), View: true})
+	}
+	for _, l := range p.Late {
+		v.Namespaces = append(v.Namespaces, NSMapping{Source: l.Source.String(), Target: l.Target.String(), View: l.View, Late: true})
 	}
 	return v
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,7 +93,15 @@ func TestRestoreOverAPI(t *testing.T) {
 		t.Fatalf("the restore over the API differs from mark %d (%s): %v", mark.N, mark.TS, err)
 	}
 
-	// The same restore again refuses: the target now holds data.
+	// The same restore again: its dry run with the target says what is in
+	// the way, and the restore refuses with the same words.
+	dry = c.do("POST", "/api/v1/restores", token, body(true))
+	must(t, json.Unmarshal(dry.Data, &plan))
+	tc := plan.TargetCheck
+	if dry.Status != http.StatusOK || tc == nil || !tc.Refused || len(tc.InTheWay) != 4 ||
+		tc.InTheWay[0].Reasons[0] != "holds documents" || !strings.Contains(tc.Verdict, "would refuse before writing anything") {
+		t.Fatalf("dry run onto the restored data: %d %s", dry.Status, dry.raw)
+	}
 	again := c.do("POST", "/api/v1/restores", token, body(false))
 	var failed api.Job
 	must(t, json.Unmarshal(again.Data, &failed))
@@ -100,8 +109,23 @@ func TestRestoreOverAPI(t *testing.T) {
 		c.get("/api/v1/restores/"+failed.ID, &failed)
 		return failed.State != api.StateRunning
 	})
-	if failed.State != api.StateFailed || failed.Error == "" || failed.Ended == nil {
-		t.Fatalf("a restore onto data without drop: %+v, want failed with the reason", failed)
+	first := tc.InTheWay[0].Namespace + ": holds documents"
+	if failed.State != api.StateFailed || !strings.Contains(failed.Error, first) || strings.Contains(failed.Error, "\n") || failed.Ended == nil {
+		t.Fatalf("a restore onto data without drop: %+v, want failed with the reason %q on one line", failed, first)
 	}
 	t.Logf("second restore failed as it should: %s", failed.Error)
+
+	// Mistakes are named with the API's field names.
+	for body, words := range map[string]string{
+		`{"to": "2026-11-25t09:30:00", "dry_run": true}`:               `to "2026-11-25t09:30:00" has no time zone: add Z or an offset`,
+		`{"to": "latest", "dry_run": true, "connect_timeout": "-5s"}`:  `connect_timeout "-5s"`,
+		`{"to": "latest", "dry_run": true, "ns": ["shop.ord*"]}`:       `ns "shop.ord*": wildcards`,
+		`{"to": "latest", "target": "mongodb://x", "parallel": -2}`:    "parallel -2: want at least 1",
+		`{"to": "latest", "dry_run": true, "rename": {"shop": "a.b"}}`: "rename shop=a.b",
+	} {
+		a := c.do("POST", "/api/v1/restores", token, body)
+		if a.Status != http.StatusBadRequest || a.Error == nil || !strings.HasPrefix(a.Error.Message, words) {
+			t.Errorf("POST %s: %d %s, want 400 starting %q", body, a.Status, a.raw, words)
+		}
+	}
 }

@@ -26,9 +26,9 @@ import (
 // nothing stays "running".
 func TestJobsAlwaysEnd(t *testing.T) {
 	js := newJobs()
-	ok := js.start(context.Background(), "snapshot", nil, func(context.Context) (any, error) { return "done", nil })
-	bad := js.start(context.Background(), "restore", nil, func(context.Context) (any, error) { return nil, errors.New("target down") })
-	boom := js.start(context.Background(), "restore", func() any { return "p" }, func(context.Context) (any, error) { panic("bug") })
+	ok := js.start(context.Background(), nil, "snapshot", nil, func(context.Context) (any, error) { return "done", nil })
+	bad := js.start(context.Background(), nil, "restore", nil, func(context.Context) (any, error) { return nil, errors.New("target down") })
+	boom := js.start(context.Background(), nil, "restore", func() any { return "p" }, func(context.Context) (any, error) { panic("bug") })
 	js.wait(10 * time.Second)
 	want := map[string]string{ok.ID: StateSucceeded, bad.ID: StateFailed, boom.ID: StateFailed}
 	for _, j := range js.list() {

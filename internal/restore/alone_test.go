@@ -33,7 +33,11 @@ func TestSnapshotAloneRestoresToItsEnd(t *testing.T) {
 	must(t, err)
 	src, err := source.Connect(ctx, srv.URI())
 	must(t, err)
-	t.Cleanup(func() { src.Close(context.Background()) })
+	t.Cleanup(func() {
+		cctx, cancel := cleanupContext()
+		defer cancel()
+		src.Close(cctx)
+	})
 
 	base := srv.Workload(21)
 	// Data for the copy to take a while (some documents near 1 MiB); only
@@ -54,7 +58,15 @@ func TestSnapshotAloneRestoresToItsEnd(t *testing.T) {
 	defer stopWriting()
 	writing := make(chan error, 1)
 	go func() { _, err := workload.Run(wctx, srv.Client(), live, rec.OnBatch); writing <- err }()
-	time.Sleep(300 * time.Millisecond)
+	// Let the live writes get going, so that some land during the copy.
+	waitFor(t, 30*time.Second, "the live workload writes", func() bool {
+		var n int64
+		for _, ns := range workload.Namespaces(live) {
+			c, _ := srv.Client().Database(ns.DB).Collection(ns.Coll).EstimatedDocumentCount(ctx)
+			n += c
+		}
+		return n >= 10
+	})
 
 	m, err := snapshot.Take(ctx, src, r, snapshot.Options{Parallel: 1, ChunkBytes: 16 << 10, Log: testLogger(t)})
 	stopWriting()

@@ -43,8 +43,8 @@ func TestRestoreBasics(t *testing.T) {
 		}
 		// Again: the target is not empty now.
 		_, _, err = fx.restoreTo(t, srv2.Client(), restore.Request{To: restore.When{Latest: true}}, false)
-		if !errors.Is(err, restore.ErrTargetNotEmpty) || !strings.Contains(err.Error(), "--drop") {
-			t.Fatalf("restore onto a restored deployment: %v; want ErrTargetNotEmpty naming --drop", err)
+		if !errors.Is(err, restore.ErrTargetInTheWay) || !strings.Contains(err.Error(), "--drop") {
+			t.Fatalf("restore onto a restored deployment: %v; want ErrTargetInTheWay naming --drop", err)
 		}
 		// With --drop, to an earlier point.
 		mid := fx.marks[len(fx.marks)-3]
@@ -70,8 +70,8 @@ func TestRestoreBasics(t *testing.T) {
 		ns := workload.Namespaces(fx.cfg)
 		_, _, err := fx.restoreTo(t, fx.srv.Client(), restore.Request{To: at(mark.TS), Include: []string{ns[1].String()},
 			Rename: map[string]string{ns[1].String(): ns[0].String()}}, false)
-		if !errors.Is(err, restore.ErrTargetNotEmpty) || !strings.Contains(err.Error(), ns[0].String()) {
-			t.Fatalf("rename onto %s: %v; want ErrTargetNotEmpty naming it", ns[0], err)
+		if !errors.Is(err, restore.ErrTargetInTheWay) || !strings.Contains(err.Error(), ns[0].String()) {
+			t.Fatalf("rename onto %s: %v; want ErrTargetInTheWay naming it", ns[0], err)
 		}
 		dropDBs(t, fx.srv.Client(), fx.srv.DB("back"))
 	})
@@ -99,13 +99,17 @@ func TestRestoreBasics(t *testing.T) {
 		_, err = srv2.Client().Database(late).Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: "precious"}})
 		must(t, err)
 		_, _, err = fx.restoreTo(t, srv2.Client(), restore.Request{To: restore.When{Latest: true}}, false)
-		if !errors.Is(err, restore.ErrTargetNotEmpty) || !strings.Contains(err.Error(), late+".c") {
-			t.Fatalf("replay onto a non-empty collection created after the snapshot: %v; want ErrTargetNotEmpty naming %s.c", err, late)
+		if !errors.Is(err, restore.ErrTargetInTheWay) || !strings.Contains(err.Error(), late+".c") {
+			t.Fatalf("replay onto a non-empty collection created after the snapshot: %v; want ErrTargetInTheWay naming %s.c", err, late)
 		}
 		var doc bson.M
 		must(t, srv2.Client().Database(late).Collection("c").FindOne(ctx, bson.D{}).Decode(&doc))
 		if doc["v"] != "precious" {
 			t.Fatalf("the refused restore changed the target: %v", doc)
+		}
+		// Refused before the first write: not one of the snapshot's collections was created.
+		if names, err := srv2.Client().ListDatabaseNames(ctx, bson.D{{Key: "name", Value: bson.D{{Key: "$in", Value: dbs}}}}); err != nil || len(names) > 0 {
+			t.Fatalf("the refused restore created %v (%v) before refusing", names, err)
 		}
 		dropDBs(t, srv2.Client(), dbs...)
 		if _, _, err := fx.restoreTo(t, srv2.Client(), restore.Request{To: restore.When{Latest: true}}, true); err != nil {

@@ -19,18 +19,28 @@ import (
 
 // Options configure Execute.
 type Options struct {
-	Parallel int  // chunks loaded at once (default 4)
-	Drop     bool // drop target namespaces that exist and are not empty
+	Parallel int  // chunks loaded at once (default DefaultParallel)
+	Drop     bool // drop and re-create target namespaces in the way (see Check)
 	// BatchBytes bounds one insert batch (default 8 MiB): memory stays near
 	// Parallel chunks plus Parallel batches.
 	BatchBytes int
 	Progress   *Progress
 	Log        *slog.Logger
+	// Server is what Connect learned about the target; nil: Execute asks
+	// the server itself (buildInfo).
+	Server *Server
 }
 
-func (o *Options) defaults() {
+func (o *Options) defaults(ctx context.Context, client *mongo.Client) error {
+	if o.Server == nil {
+		t, err := Use(ctx, client)
+		if err != nil {
+			return err
+		}
+		o.Server = &t.Server
+	}
 	if o.Parallel <= 0 {
-		o.Parallel = 4
+		o.Parallel = DefaultParallel
 	}
 	if o.BatchBytes <= 0 {
 		o.BatchBytes = 8 << 20
@@ -41,6 +51,7 @@ func (o *Options) defaults() {
 	if o.Progress == nil {
 		o.Progress = &Progress{}
 	}
+	return nil
 }
 
 // NamespaceReport is what one target collection received.
@@ -66,17 +77,21 @@ type Report struct {
 	Users, Roles int
 	Phases       []Phase // how long each step took, in order
 
-	late    []lateNS
 	touched map[Namespace]bool // target namespaces the replay wrote to
 }
 
-// Execute carries out a plan on the target deployment: check the target
-// namespaces, create collections with their options and the views, load the
-// snapshot's documents, replay the oplog from the snapshot's start to the
-// target (building a collection's indexes before the first DDL entry that
-// touches it), build the remaining indexes, then users and roles.
+// Execute carries out a plan on the target deployment: resolve the plan's
+// oplog range if that was not done, check every target namespace (Check)
+// and refuse those in the way before writing anything (a *TargetError), or
+// drop them with Drop; create collections with their options and the
+// views, load the snapshot's documents, replay the oplog from the
+// snapshot's start to the target (building a collection's indexes before
+// the first DDL entry that touches it), build the remaining indexes, then
+// users and roles.
 func Execute(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan, o Options) (Report, error) {
-	o.defaults()
+	if err := o.defaults(ctx, client); err != nil {
+		return Report{}, err
+	}
 	start := time.Now()
 	rep := Report{Snapshot: p.Snapshot.ID, Target: p.Target}
 	o.Progress.start(p)
@@ -85,7 +100,7 @@ func Execute(ctx context.Context, r *repo.Repository, client *mongo.Client, p Pl
 	if err := Resolve(ctx, r, &p); err != nil {
 		return rep, err
 	}
-	if err := checkTargets(ctx, client, p, o.Drop, o.Log); err != nil {
+	if err := clearTargets(ctx, client, p, o); err != nil {
 		return rep, err
 	}
 	clock.enter("create")
@@ -153,94 +168,24 @@ func (c *phaseClock) enter(name string) {
 	c.progress.setPhase(name)
 }
 
-// ErrTargetNotEmpty means a target namespace holds data and --drop was not given.
-var ErrTargetNotEmpty = errors.New("target namespace exists and is not empty")
-
-// checkTargets refuses to overwrite data: a target collection holding
-// documents, or a view, is an error unless drop, and then it is dropped.
-func checkTargets(ctx context.Context, client *mongo.Client, p Plan, drop bool, log *slog.Logger) error {
-	var busy []Namespace
-	for _, ns := range targetNamespaces(p) {
-		exists, nonEmpty, err := inspect(ctx, client, ns)
-		if err != nil {
-			return err
-		}
-		if !exists || !nonEmpty && !isView(p, ns) {
-			continue
-		}
-		if !drop {
-			busy = append(busy, ns)
-			continue
-		}
-		log.Info("dropping target namespace (--drop)", "ns", ns.String())
-		if err := client.Database(ns.DB).Collection(ns.Coll).Drop(ctx); err != nil {
-			return fmt.Errorf("drop %s: %w", ns, err)
-		}
+// clearTargets is the last look before the first write: every target
+// namespace in the way is refused, or with Drop dropped, so that the
+// restore re-creates it as the backup has it.
+func clearTargets(ctx context.Context, client *mongo.Client, p Plan, o Options) error {
+	findings, err := Check(ctx, client, p)
+	if err != nil {
+		return err
 	}
-	if len(busy) > 0 {
-		names := make([]string, len(busy))
-		for i, ns := range busy {
-			names[i] = ns.String()
+	if len(findings) > 0 && !o.Drop {
+		return &TargetError{Findings: findings}
+	}
+	for _, f := range findings {
+		o.Log.Info("dropping target namespace (--drop)", "ns", f.Target.String(), "in the way", strings.Join(f.Reasons, "; "))
+		if err := client.Database(f.Target.DB).Collection(f.Target.Coll).Drop(ctx); err != nil {
+			return fmt.Errorf("drop %s: %w", f.Target, err)
 		}
-		return fmt.Errorf("%w: %s; restore under another name with --rename, or replace it with --drop",
-			ErrTargetNotEmpty, strings.Join(names, ", "))
 	}
 	return nil
-}
-
-// Busy lists the plan's target namespaces that already hold data (or are
-// views): a restore refuses them unless told to drop them. It only reads.
-func Busy(ctx context.Context, client *mongo.Client, p Plan) ([]Namespace, error) {
-	var busy []Namespace
-	for _, ns := range targetNamespaces(p) {
-		exists, nonEmpty, err := inspect(ctx, client, ns)
-		if err != nil {
-			return nil, err
-		}
-		if exists && (nonEmpty || isView(p, ns)) {
-			busy = append(busy, ns)
-		}
-	}
-	return busy, nil
-}
-
-func targetNamespaces(p Plan) []Namespace {
-	var out []Namespace
-	for _, c := range p.Collections {
-		out = append(out, c.Target)
-	}
-	for _, v := range p.Views {
-		out = append(out, v.Target)
-	}
-	return out
-}
-
-func isView(p Plan, ns Namespace) bool {
-	for _, v := range p.Views {
-		if v.Target == ns {
-			return true
-		}
-	}
-	return false
-}
-
-// inspect reports whether a namespace exists and holds a document.
-func inspect(ctx context.Context, client *mongo.Client, ns Namespace) (exists, nonEmpty bool, err error) {
-	names, err := client.Database(ns.DB).ListCollectionNames(ctx, bson.D{{Key: "name", Value: ns.Coll}})
-	if err != nil {
-		return false, false, fmt.Errorf("inspect target %s: %w", ns, err)
-	}
-	if len(names) == 0 {
-		return false, false, nil
-	}
-	err = client.Database(ns.DB).Collection(ns.Coll).FindOne(ctx, bson.D{}).Err()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return true, false, nil
-	}
-	if err != nil {
-		return true, false, fmt.Errorf("inspect target %s: %w", ns, err)
-	}
-	return true, true, nil
 }
 
 // codeNamespaceExists is the server's answer to creating an existing collection.
@@ -288,11 +233,18 @@ func hasCode(err error, code int) bool {
 	return errors.As(err, &se) && se.HasErrorCode(code)
 }
 
+// countTargets reports each collection's documents: the snapshot's, and
+// the late ones the replay left in existence.
 func countTargets(ctx context.Context, client *mongo.Client, p Plan, rep Report, loaded map[Namespace]int64) ([]NamespaceReport, error) {
 	var out []NamespaceReport
+	lister := collectionLister{client: client, byDB: map[string]map[string]bson.Raw{}}
 	all := append([]CollectionPlan(nil), p.Collections...)
-	for _, l := range rep.late {
-		all = append(all, CollectionPlan{Source: l.source, Target: l.target})
+	for _, l := range p.Late {
+		if spec, err := lister.spec(ctx, l.Target); err != nil {
+			return nil, err
+		} else if spec != nil && !l.View {
+			all = append(all, CollectionPlan{Source: l.Source, Target: l.Target})
+		}
 	}
 	// A collection no oplog entry touched holds exactly what was loaded (an
 	// insert that fails fails the restore). Commands (renames, drops,

@@ -64,7 +64,11 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 
 	src, err := source.Connect(ctx, srv.URI())
 	must(t, err)
-	defer src.Close(context.Background())
+	defer func() {
+		cctx, cancel := cleanupContext()
+		defer cancel()
+		src.Close(cctx)
+	}()
 	rec := &oracle.Recorder{Client: srv.Client(), Filter: oracle.Filter{Include: workload.Databases(fx.cfg)}, Every: max(o.every, 1)}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -135,24 +139,35 @@ func startAgent(t *testing.T, srv *testserver.Server, url string) *agent.Agent {
 // waitAgent waits until the agent has started capturing.
 func waitAgent(t *testing.T, a *agent.Agent) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for a.Stats() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("agent did not start capturing within 30 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitFor(t, 30*time.Second, "the agent starts capturing", func() bool { return a.Stats() != nil })
 }
 
 func waitDurable(t *testing.T, a *agent.Agent, ts optime.Timestamp, within time.Duration) {
 	t.Helper()
+	waitFor(t, within, "the last durable timestamp reaches "+ts.String(), func() bool { return !a.Stats().LastDurable().Before(ts) })
+}
+
+// waitFor polls cond until it holds, failing the test after within.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(within)
-	for a.Stats().LastDurable().Before(ts) {
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("last durable %s has not reached %s within %s", a.Stats().LastDurable(), ts, within)
+			t.Fatalf("%s: not within %s", what, within)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// cleanupContext bounds a cleanup: a server that hangs cannot hang the test.
+func cleanupContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
+}
+
+func disconnect(c *mongo.Client) {
+	ctx, cancel := cleanupContext()
+	defer cancel()
+	_ = c.Disconnect(ctx)
 }
 
 // restoreTo plans and executes a restore of the fixture's repository.
@@ -175,8 +190,10 @@ func at(ts optime.Timestamp) restore.When { return restore.When{TS: ts} }
 
 func dropDBs(t *testing.T, c *mongo.Client, dbs ...string) {
 	t.Helper()
+	ctx, cancel := cleanupContext()
+	defer cancel()
 	for _, db := range dbs {
-		must(t, c.Database(db).Drop(context.Background()))
+		must(t, c.Database(db).Drop(ctx))
 	}
 }
 

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"sync"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/xoptions"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rewind-backup/rewind/internal/catalog"
@@ -36,7 +38,7 @@ func load(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan,
 	for range o.Parallel {
 		g.Go(func() error {
 			for j := range jobs {
-				n, err := loadChunk(gctx, r, client, j, o.BatchBytes)
+				n, err := loadChunk(gctx, r, client, j, o)
 				if err != nil {
 					return chunkError(p, j, err)
 				}
@@ -64,16 +66,16 @@ func load(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan,
 	return loaded, g.Wait()
 }
 
-func loadChunk(ctx context.Context, r *repo.Repository, client *mongo.Client, j chunkJob, batchBytes int) (int64, error) {
+func loadChunk(ctx context.Context, r *repo.Repository, client *mongo.Client, j chunkJob, o Options) (int64, error) {
 	docs, err := r.ReadChunk(ctx, j.ref)
 	if err != nil {
 		return 0, err
 	}
 	coll := client.Database(j.coll.Target.DB).Collection(j.coll.Target.Coll)
-	opts := options.InsertMany().SetOrdered(false)
+	opts := insertOptions(o.Server)
 	for len(docs) > 0 {
 		n, size := 0, 0
-		for n < len(docs) && n < maxBatchDocs && (n == 0 || size+len(docs[n]) <= batchBytes) {
+		for n < len(docs) && n < maxBatchDocs && (n == 0 || size+len(docs[n]) <= o.BatchBytes) {
 			size += len(docs[n])
 			n++
 		}
@@ -87,6 +89,18 @@ func loadChunk(ctx context.Context, r *repo.Repository, client *mongo.Client, j 
 		docs = docs[n:]
 	}
 	return j.ref.Count, nil
+}
+
+// insertOptions are the snapshot load's: unordered, and on servers that
+// take it bypassEmptyTsReplacement, so a top-level Timestamp(0, 0) is kept
+// as the snapshot copied it (see emptyTsBypass).
+func insertOptions(s *Server) *options.InsertManyOptionsBuilder {
+	opts := options.InsertMany().SetOrdered(false)
+	if s.BypassEmptyTsReplacement {
+		// Fails only on a wrong key or value type, both fixed here.
+		_ = xoptions.SetInternalInsertManyOptions(opts, "addCommandFields", bson.D{{Key: "bypassEmptyTsReplacement", Value: true}})
+	}
+	return opts
 }
 
 // chunkError names the object that failed and, when the object itself is

@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 )
@@ -33,7 +32,7 @@ type Mapper struct {
 }
 
 // NewMapper parses --ns patterns ("db", "db.*", "db.coll") and --rename
-// pairs ("db=newdb" or "db.coll=db2.coll2").
+// pairs ("db=newdb" or "db.coll=db2.coll2"). Errors are *InvalidError.
 func NewMapper(include []string, rename map[string]string) (Mapper, error) {
 	m := Mapper{rename: map[string]string{}}
 	for _, p := range include {
@@ -56,17 +55,17 @@ func parsePattern(p string) (Namespace, error) {
 	ns := splitNS(p)
 	switch {
 	case ns.DB == "":
-		return ns, fmt.Errorf("--ns %q: the database name is empty; use db, db.* or db.coll", p)
+		return ns, invalid("ns", "%q: the database name is empty; use db, db.* or db.coll", p)
 	case strings.ContainsAny(ns.DB, dbForbidden):
-		return ns, fmt.Errorf("--ns %q: the database name holds a character MongoDB forbids; use db, db.* or db.coll", p)
+		return ns, invalid("ns", "%q: the database name holds a character MongoDB forbids; use db, db.* or db.coll", p)
 	case systemDBs[ns.DB]:
-		return ns, fmt.Errorf("--ns %q: %s is a system database, never restored; use --with-users-and-roles for users and roles", p, ns.DB)
+		return ns, invalid("ns", "%q: %s is a system database, never restored; use --with-users-and-roles for users and roles", p, ns.DB)
 	case ns.Coll == "*":
 		ns.Coll = ""
 	case strings.Contains(ns.Coll, "*"):
-		return ns, fmt.Errorf("--ns %q: wildcards are only allowed as a whole collection name (db.*)", p)
+		return ns, invalid("ns", "%q: wildcards are only allowed as a whole collection name (db.*)", p)
 	case strings.Contains(p, ".") && ns.Coll == "":
-		return ns, fmt.Errorf("--ns %q: the collection name is empty; use db, db.* or db.coll", p)
+		return ns, invalid("ns", "%q: the collection name is empty; use db, db.* or db.coll", p)
 	}
 	return ns, nil
 }
@@ -75,15 +74,17 @@ func checkRename(from, to string) error {
 	f, t := splitNS(from), splitNS(to)
 	hint := "use --rename db=newdb or --rename db.coll=db.newcoll"
 	switch {
+	case from == "" || to == "":
+		return invalid("rename", "%s=%s: both names are needed, for example shop=shop_0930", from, to)
 	case f.DB == "" || t.DB == "" || strings.Contains(from, ".") != strings.Contains(to, ".") ||
 		(strings.Contains(from, ".") && (f.Coll == "" || t.Coll == "")):
-		return fmt.Errorf("--rename %s=%s: rename a database to a database or a collection to a collection; %s", from, to, hint)
+		return invalid("rename", "%s=%s: rename a database to a database or a collection to a collection; %s", from, to, hint)
 	case strings.ContainsAny(t.DB, dbForbidden) || strings.ContainsAny(t.Coll, "$\x00"):
-		return fmt.Errorf("--rename %s=%s: %q is not a valid name; %s", from, to, to, hint)
+		return invalid("rename", "%s=%s: %q is not a valid name; %s", from, to, to, hint)
 	case systemDBs[t.DB] || systemDBs[f.DB]:
-		return fmt.Errorf("--rename %s=%s: admin, config and local are never restored", from, to)
+		return invalid("rename", "%s=%s: admin, config and local are never restored", from, to)
 	case len(t.DB) > 63:
-		return fmt.Errorf("--rename %s=%s: database names are at most 63 bytes", from, to)
+		return invalid("rename", "%s=%s: database names are at most 63 bytes", from, to)
 	}
 	return nil
 }

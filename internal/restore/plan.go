@@ -13,14 +13,6 @@ import (
 	"github.com/rewind-backup/rewind/internal/repo"
 )
 
-// Request is what the user asked for.
-type Request struct {
-	To                When
-	Include           []string          // --ns patterns; empty: everything
-	Rename            map[string]string // --rename pairs
-	WithUsersAndRoles bool
-}
-
 // CollectionPlan is one collection to load.
 type CollectionPlan struct {
 	Source, Target Namespace
@@ -61,7 +53,13 @@ type Plan struct {
 	// out when this snapshot's objects turn out missing or corrupt.
 	Others []catalog.Window
 
-	unmatched []unmatched // names to look for in the oplog (see Resolve)
+	// Filled by Resolve, which reads the segments:
+	Entries int64           // oplog entries to replay
+	Late    []LateNamespace // namespaces the range writes that the snapshot does not hold
+
+	unmatched  []unmatched // names to look for in the oplog (see Resolve)
+	droppedDBs []string    // selected source databases the range drops whole
+	resolved   bool
 }
 
 // ErrOutsideWindows means the restore point is in no restore window.

@@ -216,6 +216,10 @@ func TestParseWhen(t *testing.T) {
 		"1700000000:5":              {TS: ts(1700000000, 5)},
 		"2023-11-14T22:13:20Z":      {TS: ts(1700000000, 1<<32-1), Clock: true},
 		"2023-11-14T23:13:20+01:00": {TS: ts(1700000000, 1<<32-1), Clock: true},
+		// RFC 3339 allows a lower-case t and z, and a space for the t.
+		"2023-11-14t22:13:20z":        {TS: ts(1700000000, 1<<32-1), Clock: true},
+		"2023-11-14 22:13:20Z":        {TS: ts(1700000000, 1<<32-1), Clock: true},
+		"2023-11-14t23:13:20.5+01:00": {TS: ts(1700000000, 1<<32-1), Clock: true},
 	}
 	for in, want := range good {
 		got, err := ParseWhen(in)
@@ -224,9 +228,18 @@ func TestParseWhen(t *testing.T) {
 			t.Errorf("ParseWhen(%q) = %+v, %v; want %+v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "yesterday", "12", "1:2:3", "-1:0", "1969-12-31T00:00:00Z"} {
+	for _, in := range []string{"", "yesterday", "12", "1:2:3", "-1:0", "0:0", "1969-12-31T00:00:00Z"} {
 		if _, err := ParseWhen(in); err == nil || !strings.Contains(err.Error(), "RFC 3339") && !strings.Contains(err.Error(), "out of range") {
 			t.Errorf("ParseWhen(%q) error = %v, want one listing the accepted forms", in, err)
+		}
+	}
+	// A time without a zone is ambiguous: the error says what to add.
+	for _, in := range []string{"2023-11-14T22:13:20", "2023-11-14t22:13:20.25", "2023-11-14 22:13:20"} {
+		_, err := ParseWhen(in)
+		var inv *InvalidError
+		if !errors.As(err, &inv) || inv.Field != "to" || !strings.Contains(err.Error(), "add Z or an offset") ||
+			!strings.Contains(err.Error(), "2023-11-14T22:13:20") {
+			t.Errorf("ParseWhen(%q) error = %v, want a hint to add Z or an offset", in, err)
 		}
 	}
 }

@@ -27,22 +27,67 @@ func (w When) String() string {
 	return w.TS.String()
 }
 
+// IsZero reports whether no restore point was given.
+func (w When) IsZero() bool { return !w.Latest && w.TS.IsZero() }
+
+// toHint is what --to accepts, for error messages.
+const toHint = "want latest, an RFC 3339 time (2026-11-25T09:30:00Z) or an oplog timestamp SECONDS:INCREMENT"
+
+// zoneless is the layout of a time without a zone: parsed only to say what
+// is missing.
+const zoneless = "2006-01-02T15:04:05.999999999"
+
 // ParseWhen reads "latest", an RFC 3339 time (the state after every entry of
-// that second) or an oplog timestamp SECONDS:INCREMENT (inclusive).
+// that second; "t" and "z" may be lower case and a space may stand for the
+// "t", as RFC 3339 allows) or an
+// oplog timestamp SECONDS:INCREMENT (inclusive). Errors are *InvalidError
+// for the field "to".
 func ParseWhen(s string) (When, error) {
 	s = strings.TrimSpace(s)
 	if s == "latest" {
 		return When{Latest: true, Text: s}, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+	// RFC 3339 §5.6: "T" and "Z" may be lower case (Go's layout wants them
+	// upper case, and nothing else in the form has letters), and a space
+	// may stand for the "T".
+	norm := strings.ToUpper(s)
+	if len(norm) > 10 && norm[10] == ' ' {
+		norm = norm[:10] + "T" + norm[11:]
+	}
+	if t, err := time.Parse(time.RFC3339Nano, norm); err == nil {
 		sec := t.Unix()
-		if sec < 0 || sec > math.MaxUint32 {
-			return When{}, fmt.Errorf("parse --to %q: out of range of oplog timestamps", s)
+		if sec <= 0 || sec > math.MaxUint32 {
+			return When{}, invalid("to", "%q: out of range of oplog timestamps (1970 to 2106)", s)
 		}
 		return When{TS: optime.Timestamp{T: uint32(sec), I: math.MaxUint32}, Clock: true, Text: s}, nil
 	}
+	if _, err := time.Parse(zoneless, norm); err == nil {
+		return When{}, invalid("to", "%q has no time zone: add Z or an offset (%sZ or %s+01:00)", s, norm, norm)
+	}
 	if ts, err := optime.Parse(s); err == nil {
+		if ts.T == 0 {
+			return When{}, invalid("to", "%q: second 0 is before every oplog entry; %s", s, toHint)
+		}
 		return When{TS: ts, Text: s}, nil
 	}
-	return When{}, fmt.Errorf("parse --to %q: want latest, an RFC 3339 time (2026-11-25T09:30:00Z) or an oplog timestamp SECONDS:INCREMENT", s)
+	return When{}, invalid("to", "%q: %s", s, toHint)
+}
+
+// InvalidError is a restore request field with a bad or missing value.
+// Error() names it as the command line does (--connect-timeout); the API
+// names it as its JSON does (Field, connect_timeout).
+type InvalidError struct {
+	Field string // the JSON name: to, target, ns, rename, parallel, connect_timeout
+	Msg   string // what is wrong and what to do, starting with the value when there is one
+}
+
+func (e *InvalidError) Error() string {
+	return "--" + strings.ReplaceAll(e.Field, "_", "-") + " " + e.Msg
+}
+
+// API is the message in the API's words: the JSON field name, then Msg.
+func (e *InvalidError) API() string { return e.Field + " " + e.Msg }
+
+func invalid(field, format string, args ...any) *InvalidError {
+	return &InvalidError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }

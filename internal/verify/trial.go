@@ -10,7 +10,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
-	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
@@ -38,26 +37,29 @@ type Trial struct {
 var ErrScratchNotEmpty = fmt.Errorf("the scratch deployment is not empty")
 
 // TrialRestore restores when (the newest point if when.Latest) into an
-// empty scratch deployment with the restore executor, then checks every
-// collection received the documents its snapshot recorded (and, when the
-// point is the snapshot's own, still holds exactly that many).
+// empty scratch deployment the way `rewind restore` does (restore.Prepare,
+// then Execute on it), then checks every collection received the documents
+// its snapshot recorded (and, when the point is the snapshot's own, still
+// holds exactly that many).
 func TrialRestore(ctx context.Context, r *repo.Repository, client *mongo.Client, when restore.When, log *slog.Logger) (Trial, error) {
 	var tr Trial
 	if err := checkEmpty(ctx, client); err != nil {
 		return tr, err
 	}
-	cat, err := catalog.Load(ctx, r)
+	p, err := restore.Prepare(ctx, r, restore.Request{To: when})
 	if err != nil {
 		return tr, fmt.Errorf("trial restore: %w", err)
 	}
-	plan, err := restore.Build(cat, restore.Request{To: when, WithUsersAndRoles: false})
+	defer p.Release()
+	t, err := restore.Use(ctx, client)
 	if err != nil {
 		return tr, fmt.Errorf("trial restore: %w", err)
 	}
-	rep, err := restore.Execute(ctx, r, client, plan, restore.Options{Log: log})
+	rep, err := p.Execute(ctx, t, restore.Options{Log: log})
 	if err != nil {
 		return tr, fmt.Errorf("trial restore: %w", err)
 	}
+	plan := p.Plan
 	tr = Trial{Point: plan.Target, Snapshot: plan.Snapshot.ID, Entries: rep.Entries, Duration: rep.Duration}
 	recorded := map[string]int64{}
 	for _, c := range plan.Collections {

@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rewind-backup/rewind/internal/restore"
+	"github.com/rewind-backup/rewind/internal/restore/restoretest"
 	"github.com/rewind-backup/rewind/internal/testserver"
 	"github.com/rewind-backup/rewind/internal/verify"
 )
@@ -47,5 +48,26 @@ func TestTrialRestore(t *testing.T) {
 	must(t, err)
 	if n != snap.Collections[0].Count {
 		t.Fatalf("server holds %d documents, snapshot recorded %d", n, snap.Collections[0].Count)
+	}
+}
+
+// A repository whose timeline and snapshot do not say their flavor is
+// replayed as its config's source flavor, in a trial restore as in
+// `rewind restore` (one planning path): FerretDB logs an update that
+// removed field b as a whole-document $set, which only a replacement
+// replays right.
+func TestTrialRestoreFlavorFallback(t *testing.T) {
+	srv := testserver.Start(t)
+	db := srv.DB("fl")
+	r := restoretest.New(t, restoretest.Spec{ConfigFlavor: "ferretdb",
+		Collections: []restoretest.Collection{{DB: db, Name: "c", Docs: []bson.D{{{Key: "_id", Value: 1}, {Key: "a", Value: 1}, {Key: "b", Value: 2}}}}},
+		Entries: []bson.D{restoretest.Update(db+".c", 1, bson.D{{Key: "$v", Value: 1},
+			{Key: "$set", Value: bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: 1}}}})}})
+	tr, err := verify.TrialRestore(context.Background(), r.Repository, srv.Client(), restore.When{Latest: true}, nil)
+	must(t, err)
+	var got bson.D
+	must(t, srv.Client().Database(db).Collection("c").FindOne(context.Background(), bson.D{}).Decode(&got))
+	if len(got) != 2 || len(tr.Problems) != 0 {
+		t.Fatalf("after the trial restore the document is %v (problems %v); want {_id: 1, a: 1}: the update replayed as FerretDB's replacement", got, tr.Problems)
 	}
 }

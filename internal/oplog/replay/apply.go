@@ -63,6 +63,12 @@ type Applier struct {
 	// WriteBatch caps the writes sent in one write command
 	// (DefaultWriteBatch when 0).
 	WriteBatch int
+	// BypassEmptyTsReplacement adds bypassEmptyTsReplacement: true to every
+	// write command, so the server keeps a top-level Timestamp(0, 0) as
+	// written instead of putting the current time there (SERVER-88750).
+	// Set it only for servers that accept the field (8.0+, 7.0.13+,
+	// 6.0.17+, 5.0.29+); older ones, and FerretDB, refuse it as unknown.
+	BypassEmptyTsReplacement bool
 
 	txns     map[string]*txn // open transactions by lsid+txnNumber
 	temp     map[string]bool // source namespaces created with temp: true

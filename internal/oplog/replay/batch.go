@@ -8,6 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/xoptions"
 )
 
 // write is one queued CRUD operation on a target namespace.
@@ -81,6 +82,11 @@ func (a *Applier) bulkWrite(ctx context.Context, db, coll string, models []mongo
 	// Entries were validated on the source: a validator added later, or
 	// validationLevel moderate, must not refuse them (as the server's applier).
 	opts := options.BulkWrite().SetOrdered(true).SetBypassDocumentValidation(true)
+	if a.BypassEmptyTsReplacement {
+		// The driver adds the field to the insert, update and delete
+		// commands alike: servers that know it take it on all three.
+		_ = xoptions.SetInternalBulkWriteOptions(opts, "addCommandFields", bson.D{{Key: "bypassEmptyTsReplacement", Value: true}})
+	}
 	size := a.WriteBatch
 	if size <= 0 {
 		size = DefaultWriteBatch

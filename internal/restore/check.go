@@ -1,0 +1,249 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Finding is one target namespace in the way of a restore, and why.
+type Finding struct {
+	Target  Namespace
+	Reasons []string // "holds documents", "exists empty but is capped (size 4096, max 1), the backup's is not capped", ...
+}
+
+func (f Finding) String() string { return f.Target.String() + ": " + strings.Join(f.Reasons, "; ") }
+
+// ErrTargetInTheWay matches a restore refused before its first write
+// because target namespaces are in the way (a *TargetError).
+var ErrTargetInTheWay = errors.New("target namespaces are in the way")
+
+// TargetError is a restore refused before it wrote anything: the findings
+// of Check, and what to do.
+type TargetError struct{ Findings []Finding }
+
+func (e *TargetError) Error() string {
+	lines := make([]string, len(e.Findings))
+	for i, f := range e.Findings {
+		lines[i] = f.String()
+	}
+	return fmt.Sprintf("restore refused before writing anything: %s: %s; %s", inTheWay(len(e.Findings)), strings.Join(lines, "; "), remedy)
+}
+
+// Is makes errors.Is(err, ErrTargetInTheWay) true.
+func (e *TargetError) Is(target error) bool { return target == ErrTargetInTheWay }
+
+const remedy = "restore under other names with --rename, or add --drop to drop them and re-create them as the backup has them"
+
+func inTheWay(n int) string {
+	if n == 1 {
+		return "1 target namespace is in the way"
+	}
+	return fmt.Sprintf("%d target namespaces are in the way", n)
+}
+
+// Verdict is what a dry run says of Check's findings: the restore's own
+// decision, in the same words as its refusal.
+func Verdict(findings []Finding, drop bool) string {
+	switch {
+	case len(findings) == 0:
+		return "every target namespace is absent or empty (with the backup's options and indexes): the restore can start"
+	case drop:
+		return inTheWay(len(findings)) + ": --drop would drop them and re-create them as the backup has them, before loading anything"
+	}
+	return inTheWay(len(findings)) + ": the restore would refuse before writing anything; " + remedy
+}
+
+// expectation is what the backup says a target namespace should be.
+type expectation struct {
+	target  Namespace
+	view    bool
+	options bson.Raw // nil: a plain collection
+	indexes []bson.Raw
+}
+
+// expectations lists every namespace the restore writes: the snapshot's
+// collections and views, then those the oplog range writes (Plan.Late).
+func expectations(p Plan) []expectation {
+	var out []expectation
+	for _, c := range p.Collections {
+		out = append(out, expectation{target: c.Target, options: c.Manifest.Options, indexes: c.Manifest.Indexes})
+	}
+	for _, v := range p.Views {
+		out = append(out, expectation{target: v.Target, view: true, options: v.Options})
+	}
+	for _, l := range p.Late {
+		out = append(out, expectation{target: l.Target, view: l.View, options: l.Options, indexes: l.Indexes})
+	}
+	return out
+}
+
+// Check looks at every namespace the restore will write, before it writes
+// anything: the snapshot's collections and views, the namespaces the oplog
+// range writes (Plan.Late: the plan must be resolved), and the collections
+// of target databases the range drops whole. It returns those in the way,
+// in plan order: a view; a collection that holds documents; an empty one
+// whose options differ from the backup's (capped, validator, collation...)
+// or that has an index the backup lacks, or one of the same name built
+// otherwise. Absent namespaces, and empty collections as the backup has
+// them, are not in the way. Check only reads.
+func Check(ctx context.Context, client *mongo.Client, p Plan) ([]Finding, error) {
+	if !p.resolved {
+		return nil, errors.New("check target: the plan's oplog range is not resolved yet (call Resolve)")
+	}
+	lister := collectionLister{client: client, byDB: map[string]map[string]bson.Raw{}}
+	expected := map[Namespace]bool{}
+	var out []Finding
+	for _, e := range expectations(p) {
+		if expected[e.target] {
+			continue
+		}
+		expected[e.target] = true
+		spec, err := lister.spec(ctx, e.target)
+		if err != nil {
+			return out, err
+		}
+		if spec == nil {
+			continue // absent: the restore creates it
+		}
+		reasons, err := inspect(ctx, client, e, spec)
+		if err != nil {
+			return out, err
+		}
+		if len(reasons) > 0 {
+			out = append(out, Finding{Target: e.target, Reasons: reasons})
+		}
+	}
+	dropped, err := checkDroppedDBs(ctx, client, p, &lister, expected)
+	return append(out, dropped...), err
+}
+
+// checkDroppedDBs finds data the replay of a dropDatabase would drop: the
+// target collections of a dropped source database that the restore does
+// not otherwise write.
+func checkDroppedDBs(ctx context.Context, client *mongo.Client, p Plan, lister *collectionLister, expected map[Namespace]bool) ([]Finding, error) {
+	var out []Finding
+	for _, db := range p.droppedDBs {
+		tdb := p.Mapper.Target(db, "").DB
+		colls, err := lister.list(ctx, tdb)
+		if err != nil {
+			return out, err
+		}
+		var names []string
+		for name := range colls {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			ns := Namespace{tdb, name}
+			if expected[ns] || p.Mapper.Target(db, name) != ns || !p.Mapper.Match(db, name) {
+				continue
+			}
+			has, err := holdsDocuments(ctx, client, ns)
+			if err != nil {
+				return out, err
+			}
+			if has {
+				out = append(out, Finding{Target: ns, Reasons: []string{fmt.Sprintf("holds documents, and the oplog range drops database %s, which drops it", db)}})
+			}
+		}
+	}
+	return out, nil
+}
+
+// inspect says why one existing target namespace is in the way (nothing:
+// it is not).
+func inspect(ctx context.Context, client *mongo.Client, e expectation, spec bson.Raw) ([]string, error) {
+	typ, _ := spec.Lookup("type").StringValueOK()
+	opts, _ := spec.Lookup("options").DocumentOK()
+	if typ == "view" {
+		on, _ := opts.Lookup("viewOn").StringValueOK()
+		return []string{fmt.Sprintf("is a view (on %s); a restore never writes over a view", on)}, nil
+	}
+	if e.view {
+		return []string{"exists as a collection; the backup's is a view"}, nil
+	}
+	var reasons []string
+	has, err := holdsDocuments(ctx, client, e.target)
+	if err != nil {
+		return nil, err
+	}
+	if has {
+		reasons = append(reasons, "holds documents")
+	}
+	diff := compareOptions(e.options, opts)
+	indexes, err := listIndexes(ctx, client, e.target)
+	if err != nil {
+		return nil, err
+	}
+	diff = append(diff, compareIndexes(e.indexes, indexes)...)
+	if !has && len(diff) > 0 {
+		diff[0] = "exists empty but " + diff[0]
+	}
+	return append(reasons, diff...), nil
+}
+
+// collectionLister lists each target database's collections once.
+type collectionLister struct {
+	client *mongo.Client
+	byDB   map[string]map[string]bson.Raw // db -> name -> listCollections spec
+}
+
+// spec is the listCollections answer for ns, nil if it does not exist.
+func (l *collectionLister) spec(ctx context.Context, ns Namespace) (bson.Raw, error) {
+	colls, err := l.list(ctx, ns.DB)
+	return colls[ns.Coll], err
+}
+
+func (l *collectionLister) list(ctx context.Context, db string) (map[string]bson.Raw, error) {
+	if colls, ok := l.byDB[db]; ok {
+		return colls, nil
+	}
+	cur, err := l.client.Database(db).ListCollections(ctx, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("check target: list collections of %s: %w", db, err)
+	}
+	defer cur.Close(ctx)
+	colls := map[string]bson.Raw{}
+	for cur.Next(ctx) {
+		name, _ := cur.Current.Lookup("name").StringValueOK()
+		colls[name] = append(bson.Raw(nil), cur.Current...)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("check target: list collections of %s: %w", db, err)
+	}
+	l.byDB[db] = colls
+	return colls, nil
+}
+
+func holdsDocuments(ctx context.Context, client *mongo.Client, ns Namespace) (bool, error) {
+	err := client.Database(ns.DB).Collection(ns.Coll).FindOne(ctx, bson.D{}).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("check target: read %s: %w", ns, err)
+	}
+	return true, nil
+}
+
+func listIndexes(ctx context.Context, client *mongo.Client, ns Namespace) ([]bson.Raw, error) {
+	cur, err := client.Database(ns.DB).Collection(ns.Coll).Indexes().List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check target: list indexes of %s: %w", ns, err)
+	}
+	defer cur.Close(ctx)
+	var out []bson.Raw
+	for cur.Next(ctx) {
+		out = append(out, append(bson.Raw(nil), cur.Current...))
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("check target: list indexes of %s: %w", ns, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,244 @@
+package restore
+
+import (
+	"context"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/repo"
+)
+
+// LateNamespace is a collection or view that the snapshot does not hold and
+// the oplog range creates or writes: it was created after the snapshot's
+// copy began. The replay creates it; the target check looks at it first.
+type LateNamespace struct {
+	Source, Target Namespace
+	// Options are the create entry's options, when the range creates it; nil
+	// when the range has no create entry for it (FerretDB logs no DDL): a
+	// plain collection is expected then.
+	Options bson.Raw
+	// Indexes are the specs the range's createIndexes and commitIndexBuild
+	// entries build (the _id index is implied).
+	Indexes []bson.Raw
+	View    bool // created as a view (create with viewOn)
+
+	renamedFrom *Namespace // the range renames this source onto it
+}
+
+// Resolve reads the plan's oplog range once, before anything is written:
+// it counts the entries to replay (Entries), lists the namespaces the range
+// creates or writes that the snapshot does not hold (Late, mapped through
+// --ns and --rename), notes the databases it drops, and checks the --ns and
+// --rename names the snapshot does not hold against it: a collection created
+// after the snapshot is restorable, a name found nowhere is a mistake.
+// Resolving a resolved plan does nothing.
+func Resolve(ctx context.Context, r *repo.Repository, p *Plan) error {
+	if p.resolved {
+		return nil
+	}
+	names := newOplogNames()
+	var n int64
+	var last optime.Timestamp
+	prev := p.Snapshot.End
+	for _, s := range p.Segments {
+		es, err := r.ReadSegment(ctx, s)
+		if err != nil {
+			return segmentError(*p, s, prev, err)
+		}
+		kept, newest, err := inRange(es, p.ReplayFrom, p.Target, last)
+		if err != nil {
+			return segmentError(*p, s, prev, err)
+		}
+		for _, e := range kept {
+			names.add(e)
+		}
+		n += int64(len(kept))
+		last, prev = newest, s.Last
+	}
+	var left []unmatched
+	for _, u := range p.unmatched {
+		if !names.seen[u.key] {
+			left = append(left, u)
+		}
+	}
+	p.unmatched = left
+	if len(left) > 0 {
+		return p.unmatchedError(p.snapshotDBs())
+	}
+	p.Entries = n
+	p.Late = p.lateNamespaces(names)
+	for db := range names.droppedDBs {
+		if len(p.Mapper.include) == 0 || matchDB(p.Mapper, db) {
+			p.droppedDBs = append(p.droppedDBs, db)
+		}
+	}
+	p.resolved = true
+	return nil
+}
+
+// lateNamespaces keeps the oplog's namespaces that the restore selects and
+// the snapshot does not hold, in the order the range first names them.
+func (p *Plan) lateNamespaces(names *oplogNames) []LateNamespace {
+	inSnapshot := map[Namespace]bool{}
+	for _, c := range p.Collections {
+		inSnapshot[c.Source] = true
+	}
+	for _, v := range p.Views {
+		inSnapshot[v.Source] = true
+	}
+	var out []LateNamespace
+	for _, src := range names.order {
+		l := *names.byNS[src]
+		if inSnapshot[src] || !p.Mapper.Match(src.DB, src.Coll) {
+			continue
+		}
+		l.Target = p.Mapper.Target(src.DB, src.Coll)
+		if l.Options == nil && l.renamedFrom != nil {
+			l.Options, l.Indexes = p.specOf(*l.renamedFrom, names)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// specOf is what a renamed collection brings along: its options and indexes
+// from the snapshot, or from the range's own DDL entries.
+func (p *Plan) specOf(src Namespace, names *oplogNames) (bson.Raw, []bson.Raw) {
+	for _, c := range p.Snapshot.Manifest.Collections {
+		if c.DB == src.DB && c.Name == src.Coll {
+			return c.Options, c.Indexes
+		}
+	}
+	if l, ok := names.byNS[src]; ok {
+		return l.Options, l.Indexes
+	}
+	return nil, nil
+}
+
+// oplogNames collects what a range of oplog entries names: every database
+// and db.coll (seen, for the --ns and --rename checks), each namespace with
+// what its DDL entries say about it, and the databases dropped whole.
+type oplogNames struct {
+	seen       map[string]bool // "db" and "db.coll"
+	order      []Namespace
+	byNS       map[Namespace]*LateNamespace
+	droppedDBs map[string]bool
+}
+
+func newOplogNames() *oplogNames {
+	return &oplogNames{seen: map[string]bool{}, byNS: map[Namespace]*LateNamespace{}, droppedDBs: map[string]bool{}}
+}
+
+// collCommands are the commands the replay runs on the collection their
+// first field names (replay's collCommands): the namespaces they touch.
+var collCommands = map[string]bool{"create": true, "drop": true, "createIndexes": true, "commitIndexBuild": true,
+	"dropIndexes": true, "deleteIndexes": true, "dropIndex": true, "deleteIndex": true, "collMod": true,
+	"convertToCapped": true, "emptycapped": true}
+
+// add records the namespaces one entry writes (inside a transaction's
+// applyOps too).
+func (o *oplogNames) add(e bson.Raw) {
+	op, _ := e.Lookup("op").StringValueOK()
+	ns, _ := e.Lookup("ns").StringValueOK()
+	n := splitNS(ns)
+	switch op {
+	case "i", "u", "d":
+		o.touch(n)
+	case "c":
+		if cmd, ok := e.Lookup("o").DocumentOK(); ok {
+			o.command(n.DB, cmd)
+		}
+	}
+}
+
+func (o *oplogNames) command(db string, cmd bson.Raw) {
+	els, err := cmd.Elements()
+	if err != nil || len(els) == 0 {
+		return
+	}
+	name, v := els[0].Key(), els[0].Value()
+	switch name {
+	case "applyOps":
+		arr, _ := v.ArrayOK()
+		vals, _ := arr.Values()
+		for _, inner := range vals {
+			if d, ok := inner.DocumentOK(); ok {
+				o.add(d)
+			}
+		}
+		return
+	case "dropDatabase":
+		o.droppedDBs[db] = true
+		return
+	case "renameCollection":
+		from, _ := v.StringValueOK()
+		to, _ := cmd.Lookup("to").StringValueOK()
+		src, dst := o.touch(splitNS(from)), o.touch(splitNS(to))
+		if src != nil && dst != nil && dst.renamedFrom == nil {
+			dst.renamedFrom = &src.Source
+		}
+		return
+	}
+	coll, ok := v.StringValueOK()
+	if !ok || !collCommands[name] {
+		return
+	}
+	l := o.touch(Namespace{db, coll})
+	if l == nil {
+		return
+	}
+	switch name {
+	case "create":
+		if l.Options == nil {
+			l.Options = without(cmd, "create", "idIndex")
+			l.View = cmd.Lookup("viewOn").Type != 0
+		}
+	case "createIndexes":
+		l.Indexes = append(l.Indexes, without(cmd, "createIndexes"))
+	case "commitIndexBuild":
+		arr, _ := cmd.Lookup("indexes").ArrayOK()
+		vals, _ := arr.Values()
+		for _, spec := range vals {
+			if d, ok := spec.DocumentOK(); ok {
+				l.Indexes = append(l.Indexes, d)
+			}
+		}
+	}
+}
+
+// touch records db.coll as written and returns its record (nil for a
+// database-wide or malformed name).
+func (o *oplogNames) touch(n Namespace) *LateNamespace {
+	if n.DB == "" || n.Coll == "" || n.Coll == "$cmd" {
+		return nil
+	}
+	o.seen[n.DB] = true
+	o.seen[n.String()] = true
+	if l, ok := o.byNS[n]; ok {
+		return l
+	}
+	l := &LateNamespace{Source: n}
+	o.byNS[n] = l
+	o.order = append(o.order, n)
+	return l
+}
+
+// without copies doc without the named top-level fields.
+func without(doc bson.Raw, names ...string) bson.Raw {
+	var d bson.D
+	for _, e := range mustElements(doc) {
+		skip := false
+		for _, n := range names {
+			skip = skip || e.Key() == n
+		}
+		if !skip {
+			d = append(d, bson.E{Key: e.Key(), Value: e.Value()})
+		}
+	}
+	raw, err := bson.Marshal(d)
+	if err != nil {
+		return nil
+	}
+	return raw
+}

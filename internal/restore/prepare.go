@@ -1,0 +1,95 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/catalog"
+	"github.com/rewind-backup/rewind/internal/repo"
+)
+
+// ErrNoLock means the repository could not be locked for reading (another
+// process deletes from it, or the store is unreachable).
+var ErrNoLock = errors.New("lock the repository for reading")
+
+// Prepared is a restore planned under a shared lock of the repository,
+// which it holds until Release: nothing the plan reads can be pruned or
+// compacted away before the restore has read it.
+type Prepared struct {
+	Request Request
+	Plan    Plan // resolved: Entries and Late are filled
+
+	repo    *repo.Repository
+	held    context.Context // cancelled with repo.ErrLockLost when the lock is lost
+	release func()
+}
+
+// Prepare is the one way a restore is planned, for the CLI, the API and
+// verify's trial restore: take a shared lock of the repository (waiting up
+// to 30 s for a prune to finish) and keep it refreshed, load the catalog,
+// Build the plan, fall back to the repository's source flavor when neither
+// the timeline record nor the snapshot says how to replay, and Resolve the
+// oplog range. The lock lives as long as ctx, or until Release, which the
+// caller must call. req should have been validated (Request.Validate).
+func Prepare(ctx context.Context, r *repo.Repository, req Request) (*Prepared, error) {
+	req.defaults()
+	lock, err := r.Lock(ctx, repo.LockOptions{Kind: repo.LockShared, Purpose: "restore", Wait: 30 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoLock, err)
+	}
+	held, release := lock.Hold(ctx)
+	p := &Prepared{Request: req, repo: r, held: held, release: release}
+	if err := p.plan(held); err != nil {
+		release()
+		return nil, repo.LostError(held, err)
+	}
+	return p, nil
+}
+
+func (p *Prepared) plan(ctx context.Context) error {
+	cat, err := catalog.Load(ctx, p.repo)
+	if err != nil {
+		return err
+	}
+	if p.Plan, err = Build(cat, p.Request); err != nil {
+		return err
+	}
+	if p.Plan.Flavor == "" {
+		// Neither the timeline record nor the manifest says: the flavor the
+		// repository was initialized for.
+		p.Plan.Flavor = p.repo.Config().Source.Flavor
+	}
+	return Resolve(ctx, p.repo, &p.Plan)
+}
+
+// Release stops refreshing the lock and removes it.
+func (p *Prepared) Release() { p.release() }
+
+// Check looks at the target for namespaces in the way (see Check): what a
+// dry run reports, and what Execute refuses.
+func (p *Prepared) Check(ctx context.Context, t *Target) ([]Finding, error) {
+	ctx, done := p.scope(ctx)
+	defer done()
+	f, err := Check(ctx, t.Client, p.Plan)
+	return f, repo.LostError(ctx, err)
+}
+
+// Execute carries the plan out on the target with the request's Drop and
+// Parallel (see Execute); o gives the progress and the log. A restore cut
+// short by a lost lock says so.
+func (p *Prepared) Execute(ctx context.Context, t *Target, o Options) (Report, error) {
+	ctx, done := p.scope(ctx)
+	defer done()
+	o.Drop, o.Parallel, o.Server = p.Request.Drop, p.Request.Parallel, &t.Server
+	rep, err := Execute(ctx, p.repo, t.Client, p.Plan, o)
+	return rep, repo.LostError(ctx, err)
+}
+
+// scope is ctx, also cancelled (with the same cause) when the lock is lost.
+func (p *Prepared) scope(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(p.held, func() { cancel(context.Cause(p.held)) })
+	return ctx, func() { stop(); cancel(context.Canceled) }
+}

@@ -1,0 +1,63 @@
+package restore
+
+import (
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/config"
+)
+
+// Defaults of a Request.
+const (
+	DefaultParallel       = 4
+	DefaultConnectTimeout = config.Duration(30 * time.Second)
+)
+
+// Request is a restore as a user asks for it: the flags of `rewind restore`
+// and the body of POST /api/v1/restores fill the same fields, and Validate
+// checks them once for both. Build reads To, Include, Rename and
+// WithUsersAndRoles; the rest says where and how the plan is carried out.
+type Request struct {
+	To                When              // --to / "to", from ParseWhen; required
+	Include           []string          // --ns / "ns" patterns (db, db.*, db.coll); empty: everything
+	Rename            map[string]string // --rename / "rename": FROM -> TO, databases or collections
+	WithUsersAndRoles bool              // also restore the snapshot's users and roles
+
+	Target         string          // connection string of the target; required unless DryRun
+	Drop           bool            // drop and re-create target namespaces in the way
+	Parallel       int             // snapshot objects loaded at once; 0: DefaultParallel
+	ConnectTimeout config.Duration // how long to wait for the target; 0: DefaultConnectTimeout
+	DryRun         bool            // plan (and check the target, when given) only
+}
+
+// Validate checks a request the way both the CLI and the API need it
+// checked, before anything is read, and fills the defaults. Every error is
+// an *InvalidError naming the field: the CLI turns it into a usage error
+// (exit 2), the API into 400.
+func (r *Request) Validate() error {
+	if r.To.IsZero() {
+		return invalid("to", "is required: %s", toHint)
+	}
+	if r.Target == "" && !r.DryRun {
+		return invalid("target", "is required (the connection string to restore into), unless it is a dry run")
+	}
+	if r.Parallel < 0 {
+		return invalid("parallel", "%d: want at least 1 (or leave it out for %d)", r.Parallel, DefaultParallel)
+	}
+	if r.ConnectTimeout < 0 {
+		return invalid("connect_timeout", "%s: want a positive duration like 30s (or leave it out for %s)", r.ConnectTimeout, DefaultConnectTimeout)
+	}
+	if _, err := NewMapper(r.Include, r.Rename); err != nil {
+		return err
+	}
+	r.defaults()
+	return nil
+}
+
+func (r *Request) defaults() {
+	if r.Parallel == 0 {
+		r.Parallel = DefaultParallel
+	}
+	if r.ConnectTimeout == 0 {
+		r.ConnectTimeout = DefaultConnectTimeout
+	}
+}
