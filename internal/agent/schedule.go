@@ -62,8 +62,10 @@ func (s *scheduler) run(ctx context.Context) error {
 				s.log.Error("scheduled snapshot failed; retrying later", "err", err, "retry_at", retry.Format(time.RFC3339))
 			}
 		}
-		if err := sleepCtx(ctx, poll); err != nil {
+		select {
+		case <-ctx.Done():
 			return nil
+		case <-time.After(poll):
 		}
 	}
 }
@@ -124,16 +126,4 @@ func (s *scheduler) due(ctx context.Context) (bool, string) {
 		return true, "snapshot.every elapsed"
 	}
 	return false, ""
-}
-
-// sleepCtx waits d, or returns ctx's error as soon as ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -157,8 +157,10 @@ func (w *writer) holdLock(ctx context.Context, log *slog.Logger) error {
 				return fmt.Errorf("another writer took the repository while this agent could not reach it: %w", err)
 			}
 			log.Warn("re-acquire repository lock failed; retrying", "err", err)
-			if sleepCtx(ctx, 5*time.Second) != nil {
+			select {
+			case <-ctx.Done():
 				return nil
+			case <-time.After(5 * time.Second):
 			}
 		}
 	}
