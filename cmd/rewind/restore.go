@@ -188,7 +188,7 @@ func printPlan(w io.Writer, width int, plan restore.Plan, dry bool) error {
 		tl = "none needed"
 	}
 	p.fact("oplog", fmt.Sprintf("%s .. %s on timeline %s (flavor %s): %d segments, %s", plan.ReplayFrom, plan.Target, tl,
-		orDash(plan.Flavor), len(plan.Segments), humanBytes(plan.SegmentBytes)))
+		orDash(string(plan.Flavor)), len(plan.Segments), humanBytes(plan.SegmentBytes)))
 	p.fact("oplog entries", fmt.Sprint(plan.Entries))
 	p.fact("namespaces", "")
 	rows := [][]string{{"SOURCE", "TARGET", "DOCUMENTS", "CHUNKS"}}

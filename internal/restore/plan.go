@@ -11,6 +11,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/source"
 )
 
 // CollectionPlan is one collection to load.
@@ -32,7 +33,10 @@ type Plan struct {
 	Target   optime.Timestamp // replay every entry at or before this
 	Window   catalog.Window
 	Snapshot catalog.Snapshot
-	Flavor   string // how to replay: from the timeline record, else the manifest
+	// Flavor is how to replay: the flavor the timeline record names, else
+	// the manifest's; "" when neither says (Prepare then takes the
+	// repository's).
+	Flavor source.Flavor
 
 	Collections []CollectionPlan
 	Views       []ViewPlan
@@ -83,12 +87,18 @@ func Build(cat catalog.Catalog, req Request) (Plan, error) {
 		return Plan{}, err
 	}
 	p := Plan{Shard: sh.ID, Request: req.To, Target: target, Window: w, Snapshot: snap,
-		Flavor: snap.Manifest.Flavor, ReplayFrom: snap.Start, Mapper: m}
+		ReplayFrom: snap.Start, Mapper: m}
+	recorded := snap.Manifest.Flavor
 	if tl, ok := sh.Timeline(w.Timeline); ok {
 		if tl.Info != nil && tl.Info.Flavor != "" {
-			p.Flavor = tl.Info.Flavor
+			recorded = tl.Info.Flavor
 		}
 		p.Segments = segmentsBetween(tl.Segments, snap.Start, target)
+	}
+	if recorded != "" {
+		if p.Flavor, err = source.ParseFlavor(recorded); err != nil {
+			return Plan{}, fmt.Errorf("plan restore: %w", err)
+		}
 	}
 	for _, o := range sh.Windows {
 		if o.Snapshot != snap.ID {

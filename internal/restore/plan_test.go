@@ -10,6 +10,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/source"
 )
 
 func ts(t, i uint32) optime.Timestamp { return optime.Timestamp{T: t, I: i} }
@@ -73,7 +74,7 @@ func TestBuildChoosesSnapshotAndSegments(t *testing.T) {
 		target       optime.Timestamp
 		firstSeg     uint32 // first second of the first segment to read
 		segs, chunks int
-		flavor       string
+		flavor       source.Flavor
 	}{
 		{"125:1", "s1", ts(125, 1), 110, 2, 6, "ferretdb"},
 		{"120:1", "s1", ts(120, 1), 110, 2, 6, "ferretdb"}, // the snapshot's own end
@@ -269,5 +270,16 @@ func TestUnknownNamespaceWithoutOplog(t *testing.T) {
 	p, err := Build(cat, Request{To: When{Latest: true}, Include: []string{"shop.orders"}})
 	if err != nil || len(p.Segments) != 0 || len(p.Collections) != 1 {
 		t.Fatalf("plan %+v, %v", p, err)
+	}
+}
+
+// A flavor the repository records but this rewind does not know is refused
+// while planning, naming it, before anything is written.
+func TestBuildRefusesAnUnknownFlavor(t *testing.T) {
+	cat := testCatalog()
+	cat.Shards[0].Timelines[1].Info.Flavor = "documentdb"
+	_, err := Build(cat, Request{To: when(t, "latest")})
+	if err == nil || !strings.Contains(err.Error(), `"documentdb"`) {
+		t.Fatalf("Build over a timeline of flavor documentdb: %v", err)
 	}
 }

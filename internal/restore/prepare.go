@@ -8,6 +8,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/source"
 )
 
 // ErrNoLock means the repository could not be locked for reading (another
@@ -58,8 +59,10 @@ func (p *Prepared) plan(ctx context.Context) error {
 	}
 	if p.Plan.Flavor == "" {
 		// Neither the timeline record nor the manifest says: the flavor the
-		// repository was initialized for.
-		p.Plan.Flavor = p.repo.Config().Source.Flavor
+		// repository was initialized for (MongoDB when it records none).
+		if p.Plan.Flavor, err = source.ParseFlavor(p.repo.Config().Source.Flavor); err != nil {
+			return fmt.Errorf("plan restore: %w", err)
+		}
 	}
 	return Resolve(ctx, p.repo, &p.Plan)
 }

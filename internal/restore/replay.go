@@ -10,7 +10,6 @@ import (
 	"github.com/rewind-backup/rewind/internal/oplog/replay"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
-	"github.com/rewind-backup/rewind/internal/source"
 )
 
 // segmentRead is one segment's entries, read ahead of the replay.
@@ -72,11 +71,7 @@ func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, 
 		}
 		return tdb, tcoll, ok
 	}
-	flavor, err := source.ParseFlavor(p.Flavor)
-	if err != nil {
-		return fmt.Errorf("replay oplog: %w", err)
-	}
-	a := &replay.Applier{Client: client, Flavor: flavor, Map: mapNS, Log: o.Log,
+	a := &replay.Applier{Client: client, Flavor: p.Flavor, Map: mapNS, Log: o.Log,
 		BypassEmptyTsReplacement: o.Server.BypassEmptyTsReplacement}
 	var last optime.Timestamp
 	prev := p.Snapshot.End // the last restore point before a segment, for errors
