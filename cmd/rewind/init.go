@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rewind-backup/rewind/internal/oplog"
+	"github.com/rewind-backup/rewind/internal/redact"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/storage"
 )
@@ -50,12 +51,12 @@ pointed at another deployment is refused.`,
 				return err
 			}
 			defer store.Close()
-			r, err := repo.Init(ctx, store, repo.InitOptions{Location: storage.Redact(rf.url),
+			r, err := repo.Init(ctx, store, repo.InitOptions{Location: redact.URL(rf.url),
 				Compression: compression, Recipient: recipient, Source: src})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created repository %s at %s\n", r.Config().ID, storage.Redact(rf.url))
+			fmt.Fprintf(cmd.OutOrStdout(), "created repository %s at %s\n", r.Config().ID, redact.URL(rf.url))
 			return nil
 		},
 	}

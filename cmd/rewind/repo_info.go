@@ -5,9 +5,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rewind-backup/rewind/internal/redact"
 	"github.com/spf13/cobra"
-
-	"github.com/rewind-backup/rewind/internal/storage"
 )
 
 func newRepoCmd() *cobra.Command {
@@ -54,7 +53,7 @@ func newRepoInfoCmd() *cobra.Command {
 			}
 			defer r.Close()
 			c := r.Config()
-			info := repoInfo{URL: storage.Redact(rf.url), ID: c.ID, Version: c.Version, Created: c.Created,
+			info := repoInfo{URL: redact.URL(rf.url), ID: c.ID, Version: c.Version, Created: c.Created,
 				Compression: c.Compression, Encrypted: c.Encrypted(), Recipient: c.Recipient,
 				Flavor: c.Source.Flavor, ReplicaSet: c.Source.ReplicaSet, CreatedBy: c.Source.CreatedBy}
 			out := cmd.OutOrStdout()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rewind-backup/rewind/internal/redact"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/storage"
 )
@@ -52,7 +53,7 @@ func (f *repoFlags) open(ctx context.Context, withIdentity bool) (*openedRepo, e
 	if err != nil {
 		return nil, err
 	}
-	opts := repo.OpenOptions{Location: storage.Redact(f.url)}
+	opts := repo.OpenOptions{Location: redact.URL(f.url)}
 	if withIdentity {
 		if opts.Identities, err = repo.ResolveIdentities(f.identity); err != nil {
 			store.Close()

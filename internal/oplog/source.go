@@ -11,8 +11,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/redact"
 )
 
 // Flavor names the kind of server a source is. It changes the meaning of
@@ -40,7 +40,7 @@ type Source struct {
 // oplog, and detects its flavor. Errors say what to fix and never contain the
 // password of uri.
 func Connect(ctx context.Context, uri string) (*Source, error) {
-	safe := config.RedactURI(uri)
+	safe := redact.URL(uri)
 	opts := options.Client().ApplyURI(uri).SetAppName("rewind")
 	if opts.ServerSelectionTimeout == nil {
 		opts.SetServerSelectionTimeout(10 * time.Second)
@@ -117,10 +117,9 @@ func explainConnectError(err error) error {
 	return err
 }
 
-// scrub removes the URI (which may hold a password) from a driver error.
-func scrub(err error, uri string) string {
-	return strings.ReplaceAll(err.Error(), uri, config.RedactURI(uri))
-}
+// scrub removes the secrets of the URI (a password, a token) from a driver
+// error.
+func scrub(err error, uri string) string { return redact.Error(err, uri) }
 
 // Identity says which source a repository belongs to: its replica set name,
 // or for FerretDB (which has none) the flavor alone.
