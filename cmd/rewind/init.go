@@ -14,7 +14,8 @@ import (
 
 func newInitCmd() *cobra.Command {
 	var rf repoFlags
-	var source, recipient, compression string
+	var sourceIn *input
+	var recipient, compression string
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a repository",
@@ -36,7 +37,7 @@ pointed at another deployment is refused.`,
 			}
 			ctx := cmd.Context()
 			var src repo.Source
-			if source != "" {
+			if source, _ := sourceIn.resolve(cmd, ""); source != "" {
 				s, err := oplog.Connect(ctx, source)
 				if err != nil {
 					return err
@@ -61,7 +62,7 @@ pointed at another deployment is refused.`,
 		},
 	}
 	rf.add(cmd)
-	cmd.Flags().StringVar(&source, "source", os.Getenv("REWIND_SOURCE"), "MongoDB connection string of the deployment this repository backs up (optional); default $REWIND_SOURCE")
+	sourceIn = sourceInput.bind(cmd, "MongoDB connection string of the deployment this repository backs up (optional)")
 	cmd.Flags().StringVar(&recipient, "recipient", "", "age public key (age1...) to encrypt every object to")
 	cmd.Flags().StringVar(&compression, "compression", repo.CompressionZstd, "zstd or none")
 	return cmd

@@ -118,7 +118,7 @@ func TestAgentCheckConfig(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("source: mongodb://u:secretpw@h/\ncapture:\n  flush_every: 1s\n"), 0o600)
 	code, _, stderr = cli(t, "agent", "--config", bad, "--check-config")
-	wantFailure(t, code, stderr, 1, "flush_every")
+	wantFailure(t, code, stderr, 2, "flush_every")
 	if strings.Contains(stderr, "secretpw") {
 		t.Fatalf("password leaked: %s", stderr)
 	}

@@ -47,7 +47,7 @@ func newRepoInfoCmd() *cobra.Command {
 			if err := rf.require(cmd); err != nil {
 				return err
 			}
-			r, err := rf.open(cmd.Context(), false)
+			r, err := rf.open(cmd.Context())
 			if err != nil {
 				return err
 			}

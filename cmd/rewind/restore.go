@@ -51,6 +51,7 @@ data: a target collection that exists and is not empty is an error unless --drop
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRestore(cmd, &rf, &f) },
 	}
 	rf.add(cmd)
+	rf.addIdentity(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.target, "target", "", "connection string of the deployment to restore into (required)")
 	fl.StringVar(&f.to, "to", "", "restore point: RFC 3339 time, SECONDS:INCREMENT or latest (required)")
@@ -102,7 +103,7 @@ func runRestore(cmd *cobra.Command, rf *repoFlags, f *restoreFlags) error {
 		return err
 	}
 	ctx := cmd.Context()
-	r, err := rf.open(ctx, true)
+	r, err := rf.open(ctx)
 	if err != nil {
 		return err
 	}

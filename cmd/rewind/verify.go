@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,11 +50,12 @@ could not run), 2 bad command line.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd, &rf, &f) },
 	}
 	rf.add(cmd)
+	rf.addIdentity(cmd)
 	fl := cmd.Flags()
 	fl.BoolVar(&f.readData, "read-data", false, "read back and check every segment and chunk")
 	fl.StringVar(&f.restoreTo, "restore-to", "", "connection string of an EMPTY scratch deployment for a trial restore")
 	fl.StringVar(&f.to, "to", "", "restore point of the trial restore (RFC 3339 time, SECONDS:INCREMENT or latest); default latest")
-	fl.IntVar(&f.parallel, "parallel", 4, "objects read at once with --read-data")
+	countVar(cmd, &f.parallel, "parallel", 4, 1, "objects read at once with --read-data")
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -67,9 +67,6 @@ func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 	if f.to != "" && f.restoreTo == "" {
 		return usagef(cmd, "--to needs --restore-to (the scratch deployment of the trial restore)")
 	}
-	if f.parallel < 1 {
-		return usagef(cmd, "--parallel %d: want at least 1", f.parallel)
-	}
 	when := restore.When{Latest: true}
 	if f.to != "" {
 		var err error
@@ -78,7 +75,7 @@ func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 		}
 	}
 	ctx := cmd.Context()
-	r, err := rf.open(ctx, true)
+	r, err := rf.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -100,7 +97,7 @@ func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 		if err != nil {
 			return fmt.Errorf("%w (--restore-to)", err)
 		}
-		defer client.Disconnect(context.Background())
+		defer closeWithin(client.Disconnect)
 		tr, err := verify.TrialRestore(ctx, r.Repository, client, when, slog.Default())
 		if err != nil {
 			return err

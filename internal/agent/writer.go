@@ -62,7 +62,7 @@ func (a *Agent) open(ctx context.Context) (*writer, error) {
 			w.close()
 		}
 	}()
-	ids, err := repo.ResolveIdentities(a.Config.Identity)
+	ids, err := repo.ParseIdentity(a.Config.Identity.Reveal())
 	if err != nil {
 		return nil, err
 	}

@@ -56,18 +56,6 @@ func TestLoadRefusesBadDuration(t *testing.T) {
 	}
 }
 
-func TestEnvOverridesFile(t *testing.T) {
-	t.Setenv("REWIND_SOURCE", "mongodb://env:secret@h/")
-	p := writeConfig(t, "source: mongodb://file@h/\n")
-	cfg, err := Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Source.Reveal() != "mongodb://env:secret@h/" {
-		t.Errorf("source = %q, want the environment's", cfg.Source.Reveal())
-	}
-}
-
 func TestValidateNamesEveryProblem(t *testing.T) {
 	cfg := Default()
 	cfg.Capture.FlushInterval = 0
