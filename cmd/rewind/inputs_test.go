@@ -69,9 +69,9 @@ func TestInputPrecedence(t *testing.T) {
 
 	t.Setenv("REWIND_REPO", missingEnv)
 	code, _, stderr := cli(t, "prune", "--config", cfg, "--dry-run", "--repo", missingFlag)
-	wantFailure(t, code, stderr, 1, "no rewind repository at "+missingFlag)
+	wantFailure(t, code, stderr, 10, "no rewind repository at "+missingFlag)
 	code, _, stderr = cli(t, "prune", "--config", cfg, "--dry-run")
-	wantFailure(t, code, stderr, 1, "no rewind repository at "+missingEnv)
+	wantFailure(t, code, stderr, 10, "no rewind repository at "+missingEnv)
 	t.Setenv("REWIND_REPO", "")
 	code, out, stderr := cli(t, "prune", "--config", cfg, "--dry-run")
 	if code != 0 || !strings.Contains(out, "restore window 3d") {
@@ -180,5 +180,5 @@ func TestDurationAndCountFlags(t *testing.T) {
 		t.Fatalf("agent --flush-interval 1d: exit %d\n%s%s", code, out, stderr)
 	}
 	code, _, stderr = cli(t, "snapshot", "--repo", filepath.Join(t.TempDir(), "none"), "--source", "mongodb://h/", "--wait-timeout", "7d")
-	wantFailure(t, code, stderr, 1, "no rewind repository")
+	wantFailure(t, code, stderr, 10, "no rewind repository")
 }

@@ -86,7 +86,7 @@ func TestInitAndRepoInfo(t *testing.T) {
 	wantFailure(t, code, stderr, 1, "already holds a rewind repository")
 	missing := "file://" + filepath.Join(t.TempDir(), "nothing")
 	code, _, stderr = cli(t, "repo", "info", "--repo", missing)
-	wantFailure(t, code, stderr, 1, "no rewind repository", "rewind init")
+	wantFailure(t, code, stderr, 10, "no rewind repository", "rewind init")
 }
 
 func TestInitEncrypted(t *testing.T) {
@@ -150,7 +150,7 @@ func TestAgentBadInput(t *testing.T) {
 		}
 	}
 	code, stderr = agent(srv.URI(), filepath.Join(t.TempDir(), "missing"))
-	wantFailure(t, code, stderr, 1, "no rewind repository", "rewind init")
+	wantFailure(t, code, stderr, 10, "no rewind repository", "rewind init")
 
 	other := filepath.Join(t.TempDir(), "other")
 	ctx := context.Background()

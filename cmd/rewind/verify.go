@@ -41,8 +41,9 @@ deployment, which must be empty, and checks each collection against the counts
 the snapshot recorded.
 
 Every problem names the object, the restore points it breaks and what stays
-restorable. The exit code fits cron: 0 healthy, 1 problems found (or verify
-could not run), 2 bad command line.`,
+restorable. The first line (HEALTHY or PROBLEMS) and the exit code fit cron:
+0 healthy, 3 problems found, 1 verify could not run, 2 bad command line,
+10 no repository, 11 locked.`,
 		Example: `  rewind verify --repo file:///var/lib/rewind
   rewind verify --repo s3://backups/rewind --identity key.txt --read-data --json
   rewind verify --repo file:///var/lib/rewind --restore-to mongodb://scratch:27017 --to 2026-11-25T09:30:00Z`,
@@ -115,7 +116,7 @@ func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 		return err
 	}
 	if n := len(rep.Problems()); n > 0 {
-		return fmt.Errorf("verify found %d problems; restore points outside the remaining spans above are lost unless the objects are put back", n)
+		return &problemsError{fmt.Sprintf("verify found %d problems; restore points outside the remaining spans above are lost unless the objects are put back", n)}
 	}
 	return nil
 }
