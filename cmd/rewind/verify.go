@@ -43,7 +43,9 @@ the snapshot recorded.
 Every problem names the object, the restore points it breaks and what stays
 restorable. The first line (HEALTHY or PROBLEMS) and the exit code fit cron:
 0 healthy, 3 problems found, 1 verify could not run, 2 bad command line,
-10 no repository, 11 locked.`,
+10 no repository, 11 locked. A repository that can restore nothing (empty,
+or oplog without a snapshot) is a problem: a backup that restores nothing is
+not healthy.`,
 		Example: `  rewind verify --repo file:///var/lib/rewind
   rewind verify --repo s3://backups/rewind --identity key.txt --read-data --json
   rewind verify --repo file:///var/lib/rewind --restore-to mongodb://scratch:27017 --to 2026-11-25T09:30:00Z`,
