@@ -119,16 +119,7 @@ func TestIdentityFlag(t *testing.T) {
 // command that takes --identity; REWIND_IDENTITY_FILE still works, with a
 // warning. Without any, an encrypted repository is refused with what to do.
 func TestIdentityFromEnvironment(t *testing.T) {
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := filepath.Join(t.TempDir(), "repo")
-	if code, _, stderr := cli(t, "init", "--repo", url, "--recipient", id.Recipient().String()); code != 0 {
-		t.Fatal(stderr)
-	}
-	keyFile := filepath.Join(t.TempDir(), "key.txt")
-	os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600)
+	url, id, keyFile := encryptedRepo(t)
 	t.Setenv("REWIND_IDENTITY", "")
 	t.Setenv("REWIND_IDENTITY_FILE", "")
 	code, _, stderr := cli(t, "list", "--repo", url)
@@ -146,6 +137,24 @@ func TestIdentityFromEnvironment(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "REWIND_IDENTITY_FILE is deprecated") || strings.Contains(string(out), "is encrypted") {
 		t.Fatalf("list with REWIND_IDENTITY_FILE: %v\n%s", err, out)
 	}
+}
+
+// encryptedRepo creates an empty encrypted repository with `rewind init`
+// and returns it, its identity, and an identity file holding it.
+func encryptedRepo(t *testing.T) (url string, id *age.X25519Identity, keyFile string) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url = filepath.Join(t.TempDir(), "repo")
+	if code, _, stderr := cli(t, "init", "--repo", url, "--recipient", id.Recipient().String()); code != 0 {
+		t.Fatal(stderr)
+	}
+	keyFile = filepath.Join(t.TempDir(), "key.txt")
+	if err := os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return url, id, keyFile
 }
 
 // Every duration flag takes the config's forms (7d, 1d12h) and refuses

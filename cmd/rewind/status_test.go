@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"filippo.io/age"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rewind-backup/rewind/internal/optime"
@@ -90,22 +88,13 @@ func TestVerifyNothingRestorable(t *testing.T) {
 // verify on an encrypted repository without its identity says what to give
 // once.
 func TestVerifyIdentityHintOnce(t *testing.T) {
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := filepath.Join(t.TempDir(), "repo")
-	if code, _, stderr := cli(t, "init", "--repo", url, "--recipient", id.Recipient().String()); code != 0 {
-		t.Fatal(stderr)
-	}
+	url, _, key := encryptedRepo(t)
 	t.Setenv("REWIND_IDENTITY", "")
 	code, _, stderr := cli(t, "verify", "--repo", url)
 	wantFailure(t, code, stderr, 1, "encrypted")
 	if n := strings.Count(stderr, "--identity"); n != 1 {
 		t.Errorf("the identity hint appears %d times: %s", n, stderr)
 	}
-	key := filepath.Join(t.TempDir(), "key.txt")
-	os.WriteFile(key, []byte(id.String()), 0o600)
 	code, _, stderr = cli(t, "verify", "--repo", url, "--identity", key)
 	wantFailure(t, code, stderr, 3, "verify found 1 problems")
 }

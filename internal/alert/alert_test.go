@@ -30,7 +30,6 @@ func TestTrackerFiresOnceResolvesOnce(t *testing.T) {
 	tr := newTracker(10)
 	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	base := Event{Shard: "rs0"}
-	var got []string
 	steps := []struct {
 		active *bool
 		want   string
@@ -52,7 +51,6 @@ func TestTrackerFiresOnceResolvesOnce(t *testing.T) {
 			t.Fatalf("step %d: events %+v, want %q", i, evs, s.want)
 		}
 		for _, ev := range evs {
-			got = append(got, ev.State)
 			if ev.Shard != "rs0" || ev.Alert != CaptureLag {
 				t.Fatalf("event lost its fields: %+v", ev)
 			}
