@@ -6,8 +6,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// usageError marks a mistake in the command line itself (exit code 2), as
-// opposed to a failure while doing the work (exit code 1).
+// usageError marks a mistake in the input itself, the command line or a
+// config file (exit code 2), as opposed to a failure while doing the work
+// (exit code 1).
 type usageError struct{ err error }
 
 func (e *usageError) Error() string { return e.err.Error() }
@@ -27,3 +28,10 @@ func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+// problemsError is verify's answer that the repository has problems: the
+// check ran and this is what it found (exit code 3), as opposed to a check
+// that could not run (exit code 1).
+type problemsError struct{ msg string }
+
+func (e *problemsError) Error() string { return e.msg }

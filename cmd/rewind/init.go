@@ -6,13 +6,16 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rewind-backup/rewind/internal/redact"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/storage"
 )
 
 func newInitCmd() *cobra.Command {
 	var rf repoFlags
-	var source, recipient, compression string
+	var sourceIn *input
+	var recipient, compression string
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a repository",
@@ -34,8 +37,8 @@ pointed at another deployment is refused.`,
 			}
 			ctx := cmd.Context()
 			var src repo.Source
-			if source != "" {
-				s, err := connectSource(ctx, source)
+			if uri, _ := sourceIn.resolve(cmd, ""); uri != "" {
+				s, err := source.Connect(ctx, uri)
 				if err != nil {
 					return err
 				}
@@ -49,17 +52,17 @@ pointed at another deployment is refused.`,
 				return err
 			}
 			defer store.Close()
-			r, err := repo.Init(ctx, store, repo.InitOptions{Location: storage.Redact(rf.url),
+			r, err := repo.Init(ctx, store, repo.InitOptions{Location: redact.URL(rf.url),
 				Compression: compression, Recipient: recipient, Source: src})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created repository %s at %s\n", r.Config().ID, storage.Redact(rf.url))
+			fmt.Fprintf(cmd.OutOrStdout(), "created repository %s at %s\n", r.Config().ID, redact.URL(rf.url))
 			return nil
 		},
 	}
 	rf.add(cmd)
-	cmd.Flags().StringVar(&source, "source", os.Getenv("REWIND_SOURCE"), "MongoDB connection string of the deployment this repository backs up (optional); default $REWIND_SOURCE")
+	sourceIn = sourceInput.bind(cmd, "MongoDB connection string of the deployment this repository backs up (optional)")
 	cmd.Flags().StringVar(&recipient, "recipient", "", "age public key (age1...) to encrypt every object to")
 	cmd.Flags().StringVar(&compression, "compression", repo.CompressionZstd, "zstd or none")
 	return cmd

@@ -44,7 +44,7 @@ Reading snapshot manifests of an encrypted repository needs --identity.`,
 			if err := rf.require(cmd); err != nil {
 				return err
 			}
-			r, err := rf.open(cmd.Context(), true)
+			r, err := rf.open(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -61,6 +61,7 @@ Reading snapshot manifests of an encrypted repository needs --identity.`,
 		},
 	}
 	rf.add(cmd)
+	rf.addIdentity(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -1,7 +1,7 @@
 // Command rewind is continuous backup and point-in-time restore for MongoDB.
 //
-// Every subcommand lives in its own file; this file only runs the root command
-// and maps errors to exit codes: 0 ok, 1 failure, 2 usage error.
+// Every subcommand lives in its own file; this file only runs the root
+// command and maps errors to exit codes, in one place (exitCode).
 package main
 
 import (
@@ -12,13 +12,21 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/rewind-backup/rewind/internal/repo"
 )
 
-// Exit codes, documented in the README.
+// Exit codes, documented in the README. Scripts and service managers tell
+// them apart: 2 will fail again until the input is fixed, 3 is verify's
+// answer, 10 and 11 name the repository's state, 130 a stop by signal.
 const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2
+	exitOK          = 0
+	exitFailure     = 1   // the command failed; stderr says why and what to do
+	exitUsage       = 2   // bad command line or config file
+	exitProblems    = 3   // verify ran and found problems (or nothing restorable)
+	exitNoRepo      = 10  // no rewind repository at the URL
+	exitLocked      = 11  // another process holds a conflicting lock
+	exitInterrupted = 130 // stopped by SIGINT or SIGTERM (128 + SIGINT, as shells do)
 )
 
 func main() {
@@ -35,13 +43,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	err := cmd.ExecuteContext(ctx)
-	if err == nil {
-		return exitOK
+	code := exitCode(ctx, err)
+	switch {
+	case code == exitInterrupted:
+		fmt.Fprintf(stderr, "rewind: interrupted by a signal: %s\n", err)
+	case err != nil:
+		fmt.Fprintf(stderr, "rewind: %s\n", err)
 	}
-	fmt.Fprintf(stderr, "rewind: %s\n", err)
+	return code
+}
+
+// exitCode maps a command's outcome to the process exit code. ctx is the
+// command's context: cancelled only by SIGINT or SIGTERM. A command that
+// handles the signal itself and returns nil (the agent's clean shutdown)
+// exits 0.
+func exitCode(ctx context.Context, err error) int {
 	var ue *usageError
-	if errors.As(err, &ue) {
+	var pe *problemsError
+	switch {
+	case err == nil:
+		return exitOK
+	case ctx.Err() != nil:
+		return exitInterrupted
+	case errors.As(err, &ue):
 		return exitUsage
+	case errors.As(err, &pe):
+		return exitProblems
+	case errors.Is(err, repo.ErrNoRepository):
+		return exitNoRepo
+	case errors.Is(err, repo.ErrLocked):
+		return exitLocked
 	}
 	return exitFailure
 }

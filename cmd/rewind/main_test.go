@@ -86,7 +86,7 @@ func TestInitAndRepoInfo(t *testing.T) {
 	wantFailure(t, code, stderr, 1, "already holds a rewind repository")
 	missing := "file://" + filepath.Join(t.TempDir(), "nothing")
 	code, _, stderr = cli(t, "repo", "info", "--repo", missing)
-	wantFailure(t, code, stderr, 1, "no rewind repository", "rewind init")
+	wantFailure(t, code, stderr, 10, "no rewind repository", "rewind init")
 }
 
 func TestInitEncrypted(t *testing.T) {
@@ -118,7 +118,7 @@ func TestAgentCheckConfig(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("source: mongodb://u:secretpw@h/\ncapture:\n  flush_every: 1s\n"), 0o600)
 	code, _, stderr = cli(t, "agent", "--config", bad, "--check-config")
-	wantFailure(t, code, stderr, 1, "flush_every")
+	wantFailure(t, code, stderr, 2, "flush_every")
 	if strings.Contains(stderr, "secretpw") {
 		t.Fatalf("password leaked: %s", stderr)
 	}
@@ -150,7 +150,7 @@ func TestAgentBadInput(t *testing.T) {
 		}
 	}
 	code, stderr = agent(srv.URI(), filepath.Join(t.TempDir(), "missing"))
-	wantFailure(t, code, stderr, 1, "no rewind repository", "rewind init")
+	wantFailure(t, code, stderr, 10, "no rewind repository", "rewind init")
 
 	other := filepath.Join(t.TempDir(), "other")
 	ctx := context.Background()

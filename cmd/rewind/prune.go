@@ -17,11 +17,14 @@ import (
 // pruneFlags are the flags of `rewind prune`.
 type pruneFlags struct {
 	configPath    string
-	window, grace string
-	tiers         [4]int // hourly, daily, weekly, monthly; -1: from the config
+	window, grace config.Duration
+	tiers         [4]int // hourly, daily, weekly, monthly; from the config unless the flag is given
 	dryRun        bool
 	asJSON        bool
 }
+
+// tierFlags name the tiers of pruneFlags.tiers and their periods.
+var tierFlags = [4][2]string{{"hourly", "hours"}, {"daily", "days"}, {"weekly", "weeks"}, {"monthly", "months"}}
 
 func newPruneCmd() *cobra.Command {
 	var rf repoFlags
@@ -37,7 +40,8 @@ newest snapshot always stays, and everything else goes, with the chunks of
 snapshots that never got a manifest (orphans older than --grace).
 
 The policy comes from --config (the agent's file, section retention:) and the
-flags, which win. prune needs the repository's exclusive lock, so it is refused
+flags, which win; --config also gives the repository and identity when
+neither the flags nor REWIND_REPO and REWIND_IDENTITY do. prune needs the repository's exclusive lock, so it is refused
 while an agent runs (the agent prunes on its own every retention.prune_interval).
 It prints what it deletes and which rule keeps or drops each snapshot and each
 run of segments; --dry-run prints the same and changes nothing.`,
@@ -48,56 +52,51 @@ run of segments; --dry-run prints the same and changes nothing.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPrune(cmd, &rf, &f) },
 	}
 	rf.add(cmd)
+	rf.addIdentity(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&f.configPath, "config", "", "read the retention policy from this agent config file")
-	fl.StringVar(&f.window, "restore-window", "", "every restore point this recent stays restorable (e.g. 7d, 36h); default from the config, else 7d")
-	for i, name := range []string{"hourly", "daily", "weekly", "monthly"} {
-		fl.IntVar(&f.tiers[i], name, -1, fmt.Sprintf("keep the newest snapshot of each of the last N %s periods beyond the window", map[string]string{"hourly": "hours", "daily": "days", "weekly": "weeks", "monthly": "months"}[name]))
+	fl.StringVar(&f.configPath, "config", "", "read the retention policy (and the repository and identity, unless given otherwise) from this agent config file")
+	fl.Var(&f.window, "restore-window", "every restore point this recent stays restorable (e.g. 7d, 36h); default from the config, else 7d")
+	for i, t := range tierFlags {
+		countVar(cmd, &f.tiers[i], t[0], 0, 0, fmt.Sprintf("keep the newest snapshot of each of the last N %s beyond the window; default from the config, else 0", t[1]))
 	}
-	fl.StringVar(&f.grace, "grace", "24h", "never treat objects newer than this as unneeded (a running snapshot may need them)")
+	f.grace = config.Duration(retention.DefaultGrace)
+	fl.Var(&f.grace, "grace", "never treat objects newer than this as unneeded (a running snapshot may need them)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print what would be deleted and why; change nothing")
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
 	return cmd
 }
 
-// policy builds the policy from the config file and the flags.
-func (f *pruneFlags) policy(cmd *cobra.Command) (retention.Policy, error) {
-	cfg, err := config.Load(f.configPath)
-	if err != nil {
-		return retention.Policy{}, usagef(cmd, "%v", err)
+// policy builds the policy from the config file's retention: and the
+// flags given, which win.
+func (f *pruneFlags) policy(cmd *cobra.Command, rc config.Retention) retention.Policy {
+	p := retention.Policy{RestoreWindow: rc.RestoreWindow.Std(), Hourly: rc.Hourly, Daily: rc.Daily, Weekly: rc.Weekly,
+		Monthly: rc.Monthly, Grace: f.grace.Std()}
+	if cmd.Flags().Changed("restore-window") {
+		p.RestoreWindow = f.window.Std()
 	}
-	rc := cfg.Retention
-	p := retention.Policy{RestoreWindow: rc.RestoreWindow.Std(), Hourly: rc.Hourly, Daily: rc.Daily, Weekly: rc.Weekly, Monthly: rc.Monthly}
-	if f.window != "" {
-		d, err := config.ParseDuration(f.window)
-		if err != nil {
-			return p, usagef(cmd, "--restore-window: %v", err)
-		}
-		p.RestoreWindow = d.Std()
-	}
-	g, err := config.ParseDuration(f.grace)
-	if err != nil {
-		return p, usagef(cmd, "--grace: %v", err)
-	}
-	p.Grace = g.Std()
 	for i, dst := range []*int{&p.Hourly, &p.Daily, &p.Weekly, &p.Monthly} {
-		if f.tiers[i] >= 0 {
+		if cmd.Flags().Changed(tierFlags[i][0]) {
 			*dst = f.tiers[i]
 		}
 	}
-	return p, nil
+	return p
 }
 
 func runPrune(cmd *cobra.Command, rf *repoFlags, f *pruneFlags) error {
-	if err := rf.require(cmd); err != nil {
-		return err
-	}
-	p, err := f.policy(cmd)
+	cfg, err := loadConfig(f.configPath)
 	if err != nil {
 		return err
 	}
+	if err := cfg.Retention.Validate(); err != nil {
+		return &usageError{fmt.Errorf("config %s: %w", f.configPath, err)}
+	}
+	rf.fileRepo, rf.fileIdentity = cfg.Repo, cfg.Identity.Reveal()
+	if err := rf.require(cmd); err != nil {
+		return err
+	}
+	p := f.policy(cmd, cfg.Retention)
 	ctx := cmd.Context()
-	r, err := rf.open(ctx, true)
+	r, err := rf.open(ctx)
 	if err != nil {
 		return err
 	}

@@ -103,7 +103,7 @@ func TestPruneCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errs = cli(t, "prune", "--repo", url)
-	wantFailure(t, code, errs, 1, "locked", "agent", "rewind unlock")
+	wantFailure(t, code, errs, 11, "locked", "agent", "rewind unlock")
 	if err := lock.Unlock(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -128,13 +128,13 @@ func TestPruneCommand(t *testing.T) {
 		t.Fatalf("structure-only verify reads no data: exit %d\n%s%s", code, out, errs)
 	}
 	code, out, errs = cli(t, "verify", "--repo", url, "--read-data")
-	wantFailure(t, code, errs, 1, "verify found 1 problems")
+	wantFailure(t, code, errs, 3, "verify found 1 problems")
 	if !strings.HasPrefix(out, "PROBLEMS") || !strings.Contains(out, key) || !strings.Contains(out, "breaks") || !strings.Contains(out, "RESTORABLE (what remains)") {
 		t.Fatalf("verify output does not name the object and what it breaks:\n%s", out)
 	}
 	code, out, _ = cli(t, "verify", "--repo", url, "--read-data", "--json")
 	var vj verifyJSON
-	if code != 1 || json.Unmarshal([]byte(out), &vj) != nil || vj.Healthy || vj.Findings[0].Object != key || len(vj.Remaining) == 0 {
+	if code != 3 || json.Unmarshal([]byte(out), &vj) != nil || vj.Healthy || vj.Findings[0].Object != key || len(vj.Remaining) == 0 {
 		t.Fatalf("verify --json: exit %d %+v", code, vj)
 	}
 

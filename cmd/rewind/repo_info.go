@@ -5,9 +5,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rewind-backup/rewind/internal/redact"
 	"github.com/spf13/cobra"
-
-	"github.com/rewind-backup/rewind/internal/storage"
 )
 
 func newRepoCmd() *cobra.Command {
@@ -48,13 +47,13 @@ func newRepoInfoCmd() *cobra.Command {
 			if err := rf.require(cmd); err != nil {
 				return err
 			}
-			r, err := rf.open(cmd.Context(), false)
+			r, err := rf.open(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer r.Close()
 			c := r.Config()
-			info := repoInfo{URL: storage.Redact(rf.url), ID: c.ID, Version: c.Version, Created: c.Created,
+			info := repoInfo{URL: redact.URL(rf.url), ID: c.ID, Version: c.Version, Created: c.Created,
 				Compression: c.Compression, Encrypted: c.Encrypted(), Recipient: c.Recipient,
 				Flavor: c.Source.Flavor, ReplicaSet: c.Source.ReplicaSet, CreatedBy: c.Source.CreatedBy}
 			out := cmd.OutOrStdout()

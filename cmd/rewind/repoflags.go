@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
-	"os"
 
+	"filippo.io/age"
 	"github.com/spf13/cobra"
 
+	"github.com/rewind-backup/rewind/internal/redact"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/storage"
 )
@@ -19,22 +21,55 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// repoFlags are the flags of every command that reads a repository.
+// repoFlags are the repository inputs of a command: --repo, and --identity
+// for the commands that read encrypted data (snapshot manifests, chunks
+// and segments: list, verify, prune, restore). The others have no
+// --identity flag at all.
 type repoFlags struct {
-	url      string
-	identity string
+	repo, identity *input
+	// fileRepo and fileIdentity are the config file's values, for the
+	// commands that take --config; "" otherwise.
+	fileRepo, fileIdentity string
+
+	url string         // the resolved repository URL, set by require
+	ids []age.Identity // the loaded identity, set by require
 }
 
+// add adds --repo.
 func (f *repoFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.url, "repo", os.Getenv("REWIND_REPO"), "repository URL (file://, s3://, gs://, azblob:// or a directory); default $REWIND_REPO")
-	cmd.Flags().StringVar(&f.identity, "identity", "", "age identity file, needed to read an encrypted repository; default $REWIND_IDENTITY (a file path or the key itself)")
+	f.repo = repoInput.bind(cmd, "repository URL (file://, s3://, gs://, azblob:// or a directory)")
 }
 
+// addIdentity adds --identity: the command reads encrypted data.
+func (f *repoFlags) addIdentity(cmd *cobra.Command) {
+	f.identity = identityInput.bind(cmd, "age identity that decrypts the repository: a file path (the variable may also hold the key itself)")
+}
+
+// require resolves the repository URL (a usage error when there is none)
+// and loads the identity, when the command takes one: a missing or
+// unreadable identity file fails here, before anything is read.
 func (f *repoFlags) require(cmd *cobra.Command) error {
-	if f.url == "" {
+	if f.url, _ = f.repo.resolve(cmd, f.fileRepo); f.url == "" {
 		return usagef(cmd, "--repo is required (or set REWIND_REPO)")
 	}
-	return nil
+	if f.identity == nil {
+		return nil
+	}
+	var err error
+	f.ids, _, err = loadIdentity(cmd, f.identity, f.fileIdentity)
+	return err
+}
+
+// loadIdentity resolves an --identity input and loads it; an error says
+// where the value came from.
+func loadIdentity(cmd *cobra.Command, in *input, fromConfig string) ([]age.Identity, string, error) {
+	v, from := in.resolve(cmd, fromConfig)
+	ids, err := repo.ParseIdentity(v)
+	if err != nil {
+		where := map[origin]string{fromFlag: "--identity", fromEnv: "$" + in.env, fromFile: "identity: in the config file"}[from]
+		return nil, v, fmt.Errorf("%w (given by %s)", err, where)
+	}
+	return ids, v, nil
 }
 
 // openedRepo is a repository and the store under it, closed together.
@@ -45,24 +80,24 @@ type openedRepo struct {
 
 func (o *openedRepo) Close() error { return o.store.Close() }
 
-// open opens the repository; withIdentity loads the identity so encrypted
-// data can be read.
-func (f *repoFlags) open(ctx context.Context, withIdentity bool) (*openedRepo, error) {
+// open opens the repository resolved by require. A command that reads
+// encrypted data (it has --identity) is refused at once on an encrypted
+// repository when no identity was given, with what to do.
+func (f *repoFlags) open(ctx context.Context) (*openedRepo, error) {
 	store, err := storage.Open(ctx, f.url)
 	if err != nil {
 		return nil, err
 	}
-	opts := repo.OpenOptions{Location: storage.Redact(f.url)}
-	if withIdentity {
-		if opts.Identities, err = repo.ResolveIdentities(f.identity); err != nil {
-			store.Close()
-			return nil, err
-		}
-	}
-	r, err := repo.Open(ctx, store, opts)
+	loc := redact.URL(f.url)
+	r, err := repo.Open(ctx, store, repo.OpenOptions{Location: loc, Identities: f.ids})
 	if err != nil {
 		store.Close()
 		return nil, err
+	}
+	if f.identity != nil && r.Config().Encrypted() && len(f.ids) == 0 {
+		store.Close()
+		return nil, fmt.Errorf("the repository at %s is encrypted and this command reads its data: give its identity with --identity FILE or set %s (a file path or the key itself): %w",
+			loc, identityInput.env, repo.ErrNeedIdentity)
 	}
 	return &openedRepo{Repository: r, store: store}, nil
 }

@@ -49,6 +49,7 @@ same without writing.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRestore(cmd, &rf, &f) },
 	}
 	rf.add(cmd)
+	rf.addIdentity(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.req.Target, "target", "", "connection string of the deployment to restore into (required, except for --dry-run)")
 	fl.StringVar(&f.to, "to", "", "restore point: RFC 3339 time, SECONDS:INCREMENT or latest (required)")
@@ -96,7 +97,7 @@ func runRestore(cmd *cobra.Command, rf *repoFlags, f *restoreFlags) error {
 		return err
 	}
 	ctx := cmd.Context()
-	r, err := rf.open(ctx, true)
+	r, err := rf.open(ctx)
 	if err != nil {
 		return err
 	}

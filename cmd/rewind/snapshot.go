@@ -1,15 +1,14 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/source"
@@ -17,10 +16,10 @@ import (
 
 func newSnapshotCmd() *cobra.Command {
 	var rf repoFlags
-	var source string
+	var sourceIn *input
 	var include, exclude []string
 	var parallel int
-	var wait time.Duration
+	wait := config.Duration(snapshot.DefaultWaitTimeout)
 	cmd := &cobra.Command{
 		Use:   "snapshot",
 		Short: "Take a consistent snapshot of the source now",
@@ -41,11 +40,9 @@ are never copied.`,
 			if err := rf.require(cmd); err != nil {
 				return err
 			}
+			source, _ := sourceIn.resolve(cmd, "")
 			if source == "" {
 				return usagef(cmd, "--source is required (or set REWIND_SOURCE)")
-			}
-			if parallel < 1 {
-				return usagef(cmd, "--parallel must be at least 1")
 			}
 			filter, err := snapshot.ParseFilter(include, exclude)
 			var fe *snapshot.FilterError
@@ -55,42 +52,32 @@ are never copied.`,
 			if err != nil {
 				return err
 			}
-			o := snapshot.Options{Filter: filter, Parallel: parallel, WaitTimeout: wait, Log: slog.Default()}
+			o := snapshot.Options{Filter: filter, Parallel: parallel, WaitTimeout: wait.Std(), Log: slog.Default()}
 			return runSnapshot(cmd, &rf, source, o)
 		},
 	}
 	rf.add(cmd)
 	f := cmd.Flags()
-	f.StringVar(&source, "source", os.Getenv("REWIND_SOURCE"), "MongoDB connection string; default $REWIND_SOURCE")
+	sourceIn = sourceInput.bind(cmd, "MongoDB connection string")
 	f.StringArrayVar(&include, "ns", nil, "copy only these namespaces (db, db.* or db.coll; repeatable); default all")
 	f.StringArrayVar(&exclude, "exclude", nil, "skip these namespaces (same syntax; repeatable; wins over --ns)")
-	f.IntVar(&parallel, "parallel", snapshot.DefaultParallel, "collections (or parts of a large one) copied at once")
-	f.DurationVar(&wait, "wait-timeout", snapshot.DefaultWaitTimeout, "how long to wait for a running agent to store the snapshot's oplog range")
+	countVar(cmd, &parallel, "parallel", snapshot.DefaultParallel, 1, "collections (or parts of a large one) copied at once")
+	f.Var(&wait, "wait-timeout", "how long to wait for a running agent to store the snapshot's oplog range (e.g. 90s, 10m, 1d)")
 	return cmd
 }
 
-// connectSource connects to the source; commands whose flag variable is
-// named source reach package source through it.
-func connectSource(ctx context.Context, uri string) (*source.Source, error) {
-	return source.Connect(ctx, uri)
-}
-
-func runSnapshot(cmd *cobra.Command, rf *repoFlags, source string, o snapshot.Options) error {
+func runSnapshot(cmd *cobra.Command, rf *repoFlags, uri string, o snapshot.Options) error {
 	ctx := cmd.Context()
-	r, err := rf.open(ctx, false)
+	r, err := rf.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	src, err := connectSource(ctx, source)
+	src, err := source.Connect(ctx, uri)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = src.Close(cctx)
-	}()
+	defer closeWithin(src.Close)
 
 	o.Progress = &snapshot.Progress{}
 	var m repo.Manifest

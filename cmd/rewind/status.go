@@ -31,7 +31,7 @@ func newStatusCmd() *cobra.Command {
 			if err := rf.require(cmd); err != nil {
 				return err
 			}
-			r, err := rf.open(cmd.Context(), false)
+			r, err := rf.open(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -52,7 +52,7 @@ func newStatusCmd() *cobra.Command {
 			if len(st.Shards) > 0 {
 				st.Report = st.Shards[0]
 			} else {
-				st.Timelines, st.Gaps = []status.Timeline{}, []status.Gap{}
+				st.Report = status.Empty()
 			}
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), st)
@@ -68,6 +68,7 @@ func newStatusCmd() *cobra.Command {
 func printStatus(w io.Writer, st statusJSON) error {
 	if len(st.Shards) == 0 {
 		fmt.Fprintln(w, "no oplog captured yet: start `rewind agent` for this repository")
+		fmt.Fprintf(w, "WARNING: %s\n", status.NothingRestorable)
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -85,11 +86,15 @@ func printStatus(w io.Writer, st statusJSON) error {
 			fmt.Fprintf(tw, "agent\tNOT RUNNING: last heartbeat from %s (pid %d) at %s\n", s.Agent.Host, s.Agent.PID, s.Agent.Updated.Format(time.RFC3339))
 		}
 		fmt.Fprintf(tw, "segments\t%d (%d bytes)\n", s.Segments, s.Bytes)
+		fmt.Fprintf(tw, "snapshots\t%d\n", s.Snapshots)
 		for _, tl := range s.Timelines {
 			fmt.Fprintf(tw, "timeline %s\t%s .. %s, %d segments\n", tl.ID, tl.First.Time, tl.Last.Time, tl.Segments)
 		}
 		for _, g := range s.Gaps {
 			fmt.Fprintf(tw, "GAP\tentries lost after %d:%d (%s) until %d:%d (%s)\n", g.Before.T, g.Before.I, g.Before.Time, g.After.T, g.After.I, g.After.Time)
+		}
+		for _, warn := range s.Warnings {
+			fmt.Fprintf(tw, "WARNING\t%s\n", warn)
 		}
 	}
 	return tw.Flush()

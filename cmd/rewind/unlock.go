@@ -26,7 +26,7 @@ holders are gone.`,
 			if err := rf.require(cmd); err != nil {
 				return err
 			}
-			r, err := rf.open(cmd.Context(), false)
+			r, err := rf.open(cmd.Context())
 			if err != nil {
 				return err
 			}

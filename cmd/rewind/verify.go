@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,8 +41,11 @@ deployment, which must be empty, and checks each collection against the counts
 the snapshot recorded.
 
 Every problem names the object, the restore points it breaks and what stays
-restorable. The exit code fits cron: 0 healthy, 1 problems found (or verify
-could not run), 2 bad command line.`,
+restorable. The first line (HEALTHY or PROBLEMS) and the exit code fit cron:
+0 healthy, 3 problems found, 1 verify could not run, 2 bad command line,
+10 no repository, 11 locked. A repository that can restore nothing (empty,
+or oplog without a snapshot) is a problem: a backup that restores nothing is
+not healthy.`,
 		Example: `  rewind verify --repo file:///var/lib/rewind
   rewind verify --repo s3://backups/rewind --identity key.txt --read-data --json
   rewind verify --repo file:///var/lib/rewind --restore-to mongodb://scratch:27017 --to 2026-11-25T09:30:00Z`,
@@ -51,11 +53,12 @@ could not run), 2 bad command line.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd, &rf, &f) },
 	}
 	rf.add(cmd)
+	rf.addIdentity(cmd)
 	fl := cmd.Flags()
 	fl.BoolVar(&f.readData, "read-data", false, "read back and check every segment and chunk")
 	fl.StringVar(&f.restoreTo, "restore-to", "", "connection string of an EMPTY scratch deployment for a trial restore")
 	fl.StringVar(&f.to, "to", "", "restore point of the trial restore (RFC 3339 time, SECONDS:INCREMENT or latest); default latest")
-	fl.IntVar(&f.parallel, "parallel", 4, "objects read at once with --read-data")
+	countVar(cmd, &f.parallel, "parallel", 4, 1, "objects read at once with --read-data")
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -67,9 +70,6 @@ func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 	if f.to != "" && f.restoreTo == "" {
 		return usagef(cmd, "--to needs --restore-to (the scratch deployment of the trial restore)")
 	}
-	if f.parallel < 1 {
-		return usagef(cmd, "--parallel %d: want at least 1", f.parallel)
-	}
 	when := restore.When{Latest: true}
 	if f.to != "" {
 		var err error
@@ -78,7 +78,7 @@ func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 		}
 	}
 	ctx := cmd.Context()
-	r, err := rf.open(ctx, true)
+	r, err := rf.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 		if err != nil {
 			return fmt.Errorf("%w (--restore-to)", err)
 		}
-		defer client.Disconnect(context.Background())
+		defer closeWithin(client.Disconnect)
 		tr, err := verify.TrialRestore(ctx, r.Repository, client, when, slog.Default())
 		if err != nil {
 			return err
@@ -118,7 +118,7 @@ func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 		return err
 	}
 	if n := len(rep.Problems()); n > 0 {
-		return fmt.Errorf("verify found %d problems; restore points outside the remaining spans above are lost unless the objects are put back", n)
+		return &problemsError{fmt.Sprintf("verify found %d problems; restore points outside the remaining spans above are lost unless the objects are put back", n)}
 	}
 	return nil
 }

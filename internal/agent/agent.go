@@ -20,9 +20,9 @@ import (
 	"github.com/rewind-backup/rewind/internal/api"
 	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/oplog"
+	"github.com/rewind-backup/rewind/internal/redact"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/runs"
-	"github.com/rewind-backup/rewind/internal/storage"
 )
 
 // Agent captures one source into one repository.
@@ -62,7 +62,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer w.close()
-	a.Log.Info("agent started", "source", a.Config.Source, "repo", storage.Redact(a.Config.Repo),
+	a.Log.Info("agent started", "source", a.Config.Source, "repo", redact.URL(a.Config.Repo),
 		"flavor", w.src.Flavor, "shard", w.shard, "resume_after", w.resume.After.String(), "timeline", w.resume.Timeline)
 
 	g, gctx := errgroup.WithContext(ctx)

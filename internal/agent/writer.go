@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/oplog"
+	"github.com/rewind-backup/rewind/internal/redact"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/storage"
@@ -53,11 +54,11 @@ func (a *Agent) open(ctx context.Context) (*writer, error) {
 			w.close()
 		}
 	}()
-	ids, err := repo.ResolveIdentities(a.Config.Identity)
+	ids, err := repo.ParseIdentity(a.Config.Identity.Reveal())
 	if err != nil {
 		return nil, err
 	}
-	if w.repo, err = repo.Open(ctx, store, repo.OpenOptions{Location: storage.Redact(a.Config.Repo), Identities: ids}); err != nil {
+	if w.repo, err = repo.Open(ctx, store, repo.OpenOptions{Location: redact.URL(a.Config.Repo), Identities: ids}); err != nil {
 		return nil, err
 	}
 	w.canRead = !w.repo.Config().Encrypted() || len(ids) > 0

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/config"
+	"github.com/rewind-backup/rewind/internal/redact"
 )
 
 // Notifier POSTs events to webhooks. Each webhook has its own queue and
@@ -148,7 +149,8 @@ func (n *Notifier) post(ctx context.Context, h config.Webhook, body []byte) (ret
 	return retry, fmt.Errorf("the webhook answered %s", resp.Status)
 }
 
-// scrubSecrets removes the URL's path and query and the header values from msg.
+// scrubSecrets removes the URL's path and query and the header values from
+// msg.
 func scrubSecrets(msg string, h config.Webhook) string {
 	secrets := []string{h.URL.Reveal()}
 	if u, err := url.Parse(h.URL.Reveal()); err == nil {
@@ -157,12 +159,7 @@ func scrubSecrets(msg string, h config.Webhook) string {
 	for _, v := range h.Headers {
 		secrets = append(secrets, v.Reveal())
 	}
-	for _, s := range secrets {
-		if len(s) > 1 {
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
-		}
-	}
-	return msg
+	return redact.Scrub(msg, secrets...)
 }
 
 // Body encodes ev in a webhook format: the Event itself as JSON, or for

@@ -21,9 +21,11 @@ type Config struct {
 	Source Secret `yaml:"source"`
 	// Repo is the repository URL (file://, s3://, gs://, azblob://).
 	Repo string `yaml:"repo"`
-	// Identity is the path of the age identity file, needed only to read an
-	// encrypted repository (restore, verify).
-	Identity  string    `yaml:"identity"`
+	// Identity is the age identity that reads an encrypted repository's
+	// data (the agent compacts segments, prunes and checks snapshots with
+	// it): the path of an identity file, or (from REWIND_IDENTITY) the key
+	// itself, hence a Secret.
+	Identity  Secret    `yaml:"identity"`
 	Capture   Capture   `yaml:"capture"`
 	Snapshot  Snapshot  `yaml:"snapshot"`
 	Retention Retention `yaml:"retention"`
@@ -145,8 +147,10 @@ func Default() Config {
 	}
 }
 
-// Load reads a configuration file over the defaults, applies environment
-// overrides and validates the result. An empty path means defaults only.
+// Load reads a configuration file over the defaults. An empty path means
+// defaults only. It does not validate (Validate does, once flags and the
+// environment have been applied: see cmd/rewind's inputs) and reads no
+// environment variable.
 func Load(path string) (Config, error) {
 	cfg := Default()
 	if path != "" {
@@ -158,7 +162,6 @@ func Load(path string) (Config, error) {
 			return cfg, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
-	cfg.applyEnv(os.Getenv)
 	return cfg, nil
 }
 
@@ -175,23 +178,6 @@ func decode(data []byte, cfg *Config) error {
 		return fmt.Errorf("%s", msg)
 	}
 	return nil
-}
-
-// applyEnv lets the environment override secrets and locations, so they need
-// not be written into a file or typed into shell history.
-func (c *Config) applyEnv(getenv func(string) string) {
-	if v := getenv("REWIND_SOURCE"); v != "" {
-		c.Source = Secret(v)
-	}
-	if v := getenv("REWIND_REPO"); v != "" {
-		c.Repo = v
-	}
-	if v := getenv("REWIND_IDENTITY_FILE"); v != "" {
-		c.Identity = v
-	}
-	if v := getenv("REWIND_API_TOKEN"); v != "" {
-		c.API.Token = Secret(v)
-	}
 }
 
 // Validate checks the values a running agent depends on.
@@ -215,11 +201,8 @@ func (c Config) Validate() error {
 	if c.Snapshot.Parallel < 1 {
 		errs = append(errs, errors.New("snapshot.parallel must be at least 1"))
 	}
-	if c.Retention.RestoreWindow < 0 {
-		errs = append(errs, errors.New("retention.restore_window must not be negative"))
-	}
-	if c.Retention.PruneInterval < 0 || c.Retention.Hourly < 0 || c.Retention.Daily < 0 || c.Retention.Weekly < 0 || c.Retention.Monthly < 0 {
-		errs = append(errs, errors.New("retention.prune_interval, hourly, daily, weekly and monthly must not be negative"))
+	if err := c.Retention.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.API.Token != "" && c.API.TokenFile != "" {
 		errs = append(errs, errors.New("set api.token or api.token_file, not both"))
@@ -234,6 +217,15 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.format %q is not text or json", c.Log.Format))
 	}
 	return errors.Join(errs...)
+}
+
+// Validate checks the retention section alone (`rewind prune --config`
+// reads only it).
+func (r Retention) Validate() error {
+	if r.RestoreWindow < 0 || r.PruneInterval < 0 || r.Hourly < 0 || r.Daily < 0 || r.Weekly < 0 || r.Monthly < 0 {
+		return errors.New("retention.restore_window, prune_interval, hourly, daily, weekly and monthly must not be negative")
+	}
+	return nil
 }
 
 func (a Alerts) validate() []error {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rewind-backup/rewind/internal/redact"
 )
 
 // Duration is a time.Duration that also accepts days ("7d", "1d12h"), since
@@ -89,13 +91,15 @@ type Secret string
 // Reveal returns the secret itself.
 func (s Secret) Reveal() string { return string(s) }
 
-// String redacts: passwords in URIs become "xxxxx", other values vanish.
+// String redacts: a URI shows without its secrets (redact.URL: the
+// password and secret query values become REDACTED), any other value
+// vanishes whole.
 func (s Secret) String() string {
 	if s == "" {
 		return ""
 	}
 	if strings.Contains(string(s), "://") {
-		return RedactURI(string(s))
+		return redact.URL(string(s))
 	}
 	return "[redacted]"
 }
@@ -105,31 +109,6 @@ func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // MarshalText implements encoding.TextMarshaler (JSON, YAML output).
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// RedactURI hides the password of a URI and the values of query parameters
-// that commonly carry credentials. Unparseable input is hidden entirely.
-func RedactURI(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "[unparseable URI redacted]"
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	changed := false
-	for k := range q {
-		switch strings.ToLower(k) {
-		case "password", "secret", "token", "sig", "x-amz-signature", "x-amz-credential", "access_key", "secret_key", "awssessiontoken", "tlscertificatekeyfilepassword":
-			q.Set(k, "xxxxx")
-			changed = true
-		}
-	}
-	if changed {
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
 
 // WebhookURL is a webhook's address. It is a secret too, and a stricter one
 // than Secret: services such as Slack put the token in the path, so it

@@ -121,22 +121,23 @@ func TestIdentityLoading(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, load := range map[string]func() ([]age.Identity, error){
-		"file":      func() ([]age.Identity, error) { return LoadIdentities(path) },
-		"env path":  func() ([]age.Identity, error) { return ParseIdentityValue(path) },
-		"env key":   func() ([]age.Identity, error) { return ParseIdentityValue(id.String() + "\n") },
-		"flag":      func() ([]age.Identity, error) { return ResolveIdentities(path) },
-		"env unset": func() ([]age.Identity, error) { t.Setenv(IdentityEnv, id.String()); return ResolveIdentities("") },
+		"file":       func() ([]age.Identity, error) { return LoadIdentities(path) },
+		"path":       func() ([]age.Identity, error) { return ParseIdentity(path) },
+		"key itself": func() ([]age.Identity, error) { return ParseIdentity(id.String() + "\n") },
 	} {
 		ids, err := load()
 		if err != nil || len(ids) != 1 || ids[0].(*age.X25519Identity).String() != id.String() {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, err := ParseIdentityValue(filepath.Join(t.TempDir(), "missing")); err == nil {
-		t.Error("missing identity file accepted")
+	missing := filepath.Join(t.TempDir(), "missing")
+	if _, err := ParseIdentity(missing); err == nil || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "age-keygen") {
+		t.Errorf("missing identity file: %v; want an error naming it and saying what it must be", err)
 	}
-	t.Setenv(IdentityEnv, "")
-	if ids, err := ResolveIdentities(""); ids != nil || err != nil {
+	if _, err := ParseIdentity("AGE-SECRET-KEY-1NOTAKEY"); err == nil || strings.Contains(err.Error(), "NOTAKEY") {
+		t.Errorf("bad key: %v; want an error without the key", err)
+	}
+	if ids, err := ParseIdentity(""); ids != nil || err != nil {
 		t.Errorf("no identity: %v %v", ids, err)
 	}
 }

@@ -8,10 +8,6 @@ import (
 	"filippo.io/age"
 )
 
-// IdentityEnv is the environment variable that holds an age identity, or the
-// path of a file of identities, when --identity is not given.
-const IdentityEnv = "REWIND_IDENTITY"
-
 // ParseRecipient parses an age public key ("age1..." or "age1pq1...").
 func ParseRecipient(s string) (age.Recipient, error) {
 	rs, err := age.ParseRecipients(strings.NewReader(strings.TrimSpace(s)))
@@ -25,44 +21,38 @@ func ParseRecipient(s string) (age.Recipient, error) {
 }
 
 // LoadIdentities reads age identities from a file (the format written by
-// age-keygen: one AGE-SECRET-KEY-... per line, # comments).
+// age-keygen: one AGE-SECRET-KEY-... per line, # comments). Errors name the
+// file and say what it must hold; they never hold key material (age's
+// errors do not).
 func LoadIdentities(path string) ([]age.Identity, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open identity file: %w", err)
+		return nil, fmt.Errorf("read identity file: %w: give the age identity file (written by age-keygen) of the repository's recipient", err)
 	}
 	defer f.Close()
 	ids, err := age.ParseIdentities(f)
 	if err != nil {
-		// age never puts key material in its errors.
-		return nil, fmt.Errorf("read identity file %s: %v", path, err)
+		return nil, fmt.Errorf("read identity file %s: %v: it must hold an age identity (AGE-SECRET-KEY-...), as age-keygen writes", path, err)
 	}
 	return ids, nil
 }
 
-// ParseIdentityValue reads the value of REWIND_IDENTITY: either the secret
-// key itself (AGE-SECRET-KEY-...) or the path of an identity file.
-func ParseIdentityValue(v string) ([]age.Identity, error) {
+// ParseIdentity reads an identity as the CLI and the agent take it (from
+// --identity, REWIND_IDENTITY or the config's identity:): the secret key
+// itself (AGE-SECRET-KEY-...) or the path of an identity file. An empty v
+// gives no identity, which is enough to write an encrypted repository but
+// not to read its data.
+func ParseIdentity(v string) ([]age.Identity, error) {
 	v = strings.TrimSpace(v)
-	if strings.HasPrefix(v, "AGE-SECRET-KEY-") {
+	switch {
+	case v == "":
+		return nil, nil
+	case strings.HasPrefix(v, "AGE-SECRET-KEY-"):
 		ids, err := age.ParseIdentities(strings.NewReader(v))
 		if err != nil {
-			return nil, fmt.Errorf("parse %s: %v", IdentityEnv, err)
+			return nil, fmt.Errorf("parse identity: %v: want one AGE-SECRET-KEY-... line, as age-keygen writes", err)
 		}
 		return ids, nil
 	}
 	return LoadIdentities(v)
-}
-
-// ResolveIdentities returns the identities from the --identity flag value
-// (a file path) if set, else from REWIND_IDENTITY, else nil (no identity:
-// enough to write, not to read encrypted objects).
-func ResolveIdentities(flagPath string) ([]age.Identity, error) {
-	if flagPath != "" {
-		return LoadIdentities(flagPath)
-	}
-	if v := os.Getenv(IdentityEnv); v != "" {
-		return ParseIdentityValue(v)
-	}
-	return nil, nil
 }

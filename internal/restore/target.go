@@ -3,7 +3,6 @@ package restore
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rewind-backup/rewind/internal/config"
+	"github.com/rewind-backup/rewind/internal/redact"
 )
 
 // Target is the deployment a restore writes to, connected, with what rewind
@@ -40,7 +40,7 @@ func Connect(ctx context.Context, uri string, timeout config.Duration) (*Target,
 	if timeout <= 0 {
 		timeout = DefaultConnectTimeout
 	}
-	shown := config.RedactURI(uri)
+	shown := redact.URL(uri)
 	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(timeout.Std()))
 	if err != nil {
 		return nil, scrubbed(uri, fmt.Errorf("connect to target %s: %w; check the connection string (mongodb://host:port/...)", shown, err))
@@ -144,16 +144,7 @@ func emptyTsBypass(v [3]int, ferretDB bool) bool {
 // a driver message quotes them (none was seen to); errors.Is and errors.As
 // still see the cause.
 func scrubbed(uri string, err error) error {
-	secrets := []string{uri}
-	if u, perr := url.Parse(uri); perr == nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			secrets = append(secrets, url.QueryEscape(pw), pw)
-		}
-	}
-	msg := err.Error()
-	for _, s := range secrets {
-		msg = strings.ReplaceAll(msg, s, "xxxxx")
-	}
+	msg := redact.Error(err, uri)
 	if msg == err.Error() {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/config"
+	"github.com/rewind-backup/rewind/internal/redact"
 )
 
 // Connect's errors say what to check and never show the password, whether
@@ -22,7 +23,7 @@ func TestConnectErrorsHideThePassword(t *testing.T) {
 		_, err := Connect(context.Background(), uri, config.Duration(300*time.Millisecond))
 		if err == nil || strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "s3c%zzr3t") ||
 			!strings.Contains(err.Error(), "connect to target") || !strings.Contains(err.Error(), "check the connection string") {
-			t.Errorf("Connect(%s): %v; want an error that names what to check and hides the password", config.RedactURI(uri), err)
+			t.Errorf("Connect(%s): %v; want an error that names what to check and hides the password", redact.URL(uri), err)
 		}
 	}
 	// A driver message quoting the password (none was seen to) is scrubbed,

@@ -151,13 +151,26 @@ func Prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, p Policy, n
 	if err := lock.BeginDelete(ctx); err != nil {
 		return res, fmt.Errorf("prune: %w", err)
 	}
-	defer func() { _ = lock.EndDelete(context.WithoutCancel(ctx)) }()
+	defer endDelete(ctx, lock)
 	if err := res.deleteAll(ctx, r, lock); err != nil {
 		return res, err
 	}
 	log.Info("pruned the repository", "snapshots", res.DeletedSnapshots, "segments", res.DeletedSegments,
 		"orphans", res.DeletedOrphans, "copied_segments", res.CopiedSegments, "bytes", res.DeletedBytes)
 	return res, nil
+}
+
+// endDelete leaves deleting mode once the deletes are done or failed, so
+// readers may lock again; it is bounded, since ctx may be cancelled. A lock
+// lost meanwhile (ctx's cause is repo.ErrLockLost) is not written back:
+// another process may hold the repository by now.
+func endDelete(ctx context.Context, lock *repo.Lock) {
+	if errors.Is(context.Cause(ctx), repo.ErrLockLost) {
+		return
+	}
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = lock.EndDelete(ectx)
 }
 
 // changes reports whether the plan deletes anything.

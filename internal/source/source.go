@@ -11,7 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/rewind-backup/rewind/internal/config"
+	"github.com/rewind-backup/rewind/internal/redact"
 	"github.com/rewind-backup/rewind/internal/repo"
 )
 
@@ -31,7 +31,7 @@ type Source struct {
 // keeps a readable oplog, and sets the flavor and capabilities. Errors say
 // what to fix and never contain the password of uri.
 func Connect(ctx context.Context, uri string) (*Source, error) {
-	safe := config.RedactURI(uri)
+	safe := redact.URL(uri)
 	opts := options.Client().ApplyURI(uri).SetAppName("rewind")
 	if opts.ServerSelectionTimeout == nil {
 		opts.SetServerSelectionTimeout(10 * time.Second)
@@ -134,7 +134,5 @@ func explainConnectError(err error) error {
 	return err
 }
 
-// scrub removes the URI (which may hold a password) from a driver error.
-func scrub(err error, uri string) string {
-	return strings.ReplaceAll(err.Error(), uri, config.RedactURI(uri))
-}
+// scrub formats a driver error with every secret of uri removed.
+func scrub(err error, uri string) string { return redact.Error(err, uri) }

@@ -1,6 +1,8 @@
 // Package status derives capture status from a repository alone: the newest
-// durable timestamp, lag, segments, timelines, gaps and the agent's
-// heartbeat. `rewind status --json` and GET /api/v1/status print it.
+// durable timestamp, lag, segments, timelines, gaps, snapshots, whether
+// anything is restorable, and the agent's heartbeat. `rewind status --json`
+// and GET /api/v1/status print it. It reads listings and unencrypted
+// metadata only, so it needs no identity.
 package status
 
 import (
@@ -66,16 +68,43 @@ type Report struct {
 	Bytes       int64      `json:"bytes"`
 	Timelines   []Timeline `json:"timelines"`
 	Gaps        []Gap      `json:"gaps"`
-	Agent       *Agent     `json:"agent"`
+	// Snapshots counts the complete snapshots (those with a manifest), from
+	// the listing.
+	Snapshots int `json:"snapshots"`
+	// Restorable is false when nothing can be restored: without a complete
+	// snapshot there is no restore window, whatever oplog was captured.
+	// (`rewind list` shows the windows themselves; it reads the manifests.)
+	Restorable bool `json:"restorable"`
+	// Warnings say what needs doing, one line each; never null.
+	Warnings []string `json:"warnings"`
+	Agent    *Agent   `json:"agent"`
+}
+
+// NothingRestorable is the warning of a shard, or a repository, with no
+// complete snapshot.
+const NothingRestorable = "nothing is restorable: there is no snapshot, and a restore starts from one; take one with `rewind snapshot`, or let the agent take its first (snapshot.every)"
+
+// Empty is the report of a repository with no shard yet: nothing captured,
+// nothing restorable.
+func Empty() Report {
+	return Report{Timelines: []Timeline{}, Gaps: []Gap{}, Warnings: []string{NothingRestorable}}
 }
 
 // Load reads one shard's status from the repository; now decides whether
 // the heartbeat is fresh.
 func Load(ctx context.Context, r *repo.Repository, shard string, now time.Time) (Report, error) {
-	s := Report{Shard: shard, Timelines: []Timeline{}, Gaps: []Gap{}}
+	s := Report{Shard: shard, Timelines: []Timeline{}, Gaps: []Gap{}, Warnings: []string{}}
 	h, err := r.History(ctx, shard)
 	if err != nil {
 		return s, err
+	}
+	snaps, err := r.ListSnapshots(ctx, shard)
+	if err != nil {
+		return s, err
+	}
+	s.Snapshots, s.Restorable = len(snaps), len(snaps) > 0
+	if !s.Restorable {
+		s.Warnings = append(s.Warnings, NothingRestorable)
 	}
 	s.Timelines, s.Gaps = Timelines(h), Gaps(h)
 	var newest optime.Timestamp

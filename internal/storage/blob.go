@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/rewind-backup/rewind/internal/redact"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 )
@@ -37,8 +38,8 @@ type blobStore struct {
 // openBlob opens the bucket for u, checks that it exists and scopes it to
 // the URL's path as a key prefix.
 func openBlob(ctx context.Context, u *url.URL, opts Options) (Store, error) {
-	name := Redact(u.String())
-	secrets := append(secretsOf(u.String()), opts.secrets()...)
+	name := redact.URL(u.String())
+	secrets := append(redact.Secrets(u.String()), opts.secrets()...)
 	secrets = append(secrets, envSecrets()...)
 	prefix := strings.Trim(u.Path, "/")
 	bu := *u
@@ -56,7 +57,7 @@ func openBlob(ctx context.Context, u *url.URL, opts Options) (Store, error) {
 		b, err = openAzure(ctx, &bu, opts)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open repository %s: %s", name, scrub(err.Error(), secrets))
+		return nil, fmt.Errorf("open repository %s: %s", name, redact.Scrub(err.Error(), secrets...))
 	}
 	s := &blobStore{b: b, client: client, before: before, name: name, secrets: secrets}
 	if err := s.checkBucket(ctx, u.Host); err != nil {
@@ -219,7 +220,7 @@ func (s *blobStore) wrap(verb, key string, err error) error {
 }
 
 func (s *blobStore) scrub(err error) string {
-	return compact(scrub(err.Error(), s.secrets))
+	return compact(redact.Scrub(err.Error(), s.secrets...))
 }
 
 // scrubbedError shows a message with secrets removed while keeping the
@@ -231,3 +232,23 @@ type scrubbedError struct {
 
 func (e *scrubbedError) Error() string { return e.msg }
 func (e *scrubbedError) Unwrap() error { return e.err }
+
+// compact turns a multi-line SDK error (Azure's carry the response body)
+// into one line: the lines before the first separator or XML body.
+func compact(msg string) string {
+	if !strings.Contains(msg, "\n") {
+		return msg
+	}
+	var keep []string
+	for _, line := range strings.Split(msg, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "<") {
+			break
+		}
+		if line == "" || strings.HasPrefix(line, "---") {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return strings.Join(keep, " ")
+}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rewind-backup/rewind/internal/redact"
 	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/storage/storagetest"
 )
@@ -49,7 +50,7 @@ func TestCloudErrors(t *testing.T) {
 			s, err := storage.OpenWith(ctx, tc.url, tc.opts)
 			if err == nil {
 				s.Close()
-				t.Fatalf("OpenWith(%s) succeeded, want an error", storage.Redact(tc.url))
+				t.Fatalf("OpenWith(%s) succeeded, want an error", redact.URL(tc.url))
 			}
 			msg := err.Error()
 			t.Logf("error: %s", msg)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/rewind-backup/rewind/internal/redact"
 )
 
 // Options carries what Open cannot read from the URL. The zero value is
@@ -56,49 +58,34 @@ func OpenWith(ctx context.Context, rawURL string, opts Options) (Store, error) {
 	if rawURL == "" {
 		return nil, fmt.Errorf("open repository: the URL is empty: give a directory or a file://, s3://, gs:// or azblob:// URL")
 	}
-	if !hasScheme(rawURL) {
+	if !redact.HasScheme(rawURL) {
 		return openFile(rawURL)
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("open repository %s: parse URL: %s", Redact(rawURL), redactErr(err, rawURL))
+		return nil, fmt.Errorf("open repository %s: parse URL: %s", redact.URL(rawURL), redact.Error(err, rawURL))
 	}
 	switch u.Scheme {
 	case "file":
 		return openFileURL(u)
 	case "s3", "gs", "azblob":
 		if u.User != nil {
-			return nil, fmt.Errorf("open repository %s: credentials in the URL are not accepted: remove them and use the cloud's usual environment variables or credential files", Redact(rawURL))
+			return nil, fmt.Errorf("open repository %s: credentials in the URL are not accepted: remove them and use the cloud's usual environment variables or credential files", redact.URL(rawURL))
 		}
 		return openBlob(ctx, u, opts)
 	}
-	return nil, fmt.Errorf("open repository %s: unknown scheme %q: use file://, s3://, gs:// or azblob://", Redact(rawURL), u.Scheme)
-}
-
-// hasScheme tells a URL from a local path: "scheme://..." with a scheme of
-// at least two letters (so "C:/x" stays a path).
-func hasScheme(s string) bool {
-	i := strings.Index(s, "://")
-	if i < 2 {
-		return false
-	}
-	for _, r := range s[:i] {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.') {
-			return false
-		}
-	}
-	return true
+	return nil, fmt.Errorf("open repository %s: unknown scheme %q: use file://, s3://, gs:// or azblob://", redact.URL(rawURL), u.Scheme)
 }
 
 func openFileURL(u *url.URL) (Store, error) {
 	if u.Host != "" && u.Host != "localhost" {
-		return nil, fmt.Errorf("open repository %s: file URLs name a local path: write file:///abs/path", Redact(u.String()))
+		return nil, fmt.Errorf("open repository %s: file URLs name a local path: write file:///abs/path", redact.URL(u.String()))
 	}
 	if u.RawQuery != "" {
-		return nil, fmt.Errorf("open repository %s: file URLs take no query parameters", Redact(u.String()))
+		return nil, fmt.Errorf("open repository %s: file URLs take no query parameters", redact.URL(u.String()))
 	}
 	if u.Path == "" || !strings.HasPrefix(u.Path, "/") {
-		return nil, fmt.Errorf("open repository %s: file URLs need an absolute path: write file:///abs/path", Redact(u.String()))
+		return nil, fmt.Errorf("open repository %s: file URLs need an absolute path: write file:///abs/path", redact.URL(u.String()))
 	}
 	return openFile(u.Path)
 }

@@ -20,9 +20,9 @@ import (
 	"github.com/rewind-backup/rewind/internal/storage"
 )
 
-// Severity of a finding: problems make the repository unhealthy (exit code
-// 1); notes do not (orphans are cleaned by prune; partial overlaps are
-// allowed by the format).
+// Severity of a finding: problems make the repository unhealthy (`rewind
+// verify` exits 3); notes do not (orphans are cleaned by prune; partial
+// overlaps are allowed by the format).
 const (
 	Problem = "problem"
 	Note    = "note"
@@ -37,7 +37,7 @@ type Range struct {
 // Finding is one thing verify found.
 type Finding struct {
 	Severity string
-	Kind     string // missing, corrupt, unreadable, no-gap-record, no-timeline-record, overlap, orphan, unknown-key
+	Kind     string // missing, corrupt, unreadable, no-gap-record, no-timeline-record, overlap, orphan, unknown-key, nothing-restorable
 	Object   string // the object's key, when it is about one object
 	Message  string
 	Breaks   []Range // restore points it makes unrestorable
@@ -88,6 +88,7 @@ type shardState struct {
 	id        string
 	history   repo.History
 	manifests []repo.Manifest
+	snapshots int // listed, readable or not
 	cat       catalog.Shard
 	damaged   map[string]damage // by object key
 	keys      map[string]storage.Info
@@ -113,11 +114,13 @@ func Run(ctx context.Context, r *repo.Repository, o Options) (Report, error) {
 		return rep, fmt.Errorf("verify: %w", err)
 	}
 	rep.Shards = len(shards)
+	snapshots := 0
 	for _, id := range shards {
 		st, err := rep.loadShard(ctx, r, id, keys)
 		if err != nil {
 			return rep, err
 		}
+		snapshots += st.snapshots
 		rep.checkTimelines(st)
 		rep.checkOrphans(st, keys)
 		if o.ReadData {
@@ -127,7 +130,26 @@ func Run(ctx context.Context, r *repo.Repository, o Options) (Report, error) {
 		}
 		rep.impact(st)
 	}
+	rep.checkRestorable(snapshots)
 	return rep, nil
+}
+
+// checkRestorable makes a repository with no restore window a problem: a
+// backup that cannot restore anything is not healthy, even if every object
+// in it is sound (an empty repository, oplog without a snapshot).
+func (rep *Report) checkRestorable(snapshots int) {
+	if len(rep.Windows) > 0 {
+		return
+	}
+	what := "the repository is empty: no snapshot and no oplog"
+	switch {
+	case snapshots > 0:
+		what = "no snapshot can be restored (a problem above, or the oplog of its own copy is missing)"
+	case rep.Shards > 0:
+		what = "the repository holds oplog but no snapshot, and a restore starts from a snapshot"
+	}
+	rep.add(Finding{Severity: Problem, Kind: "nothing-restorable",
+		Message: what + ": nothing can be restored; take a snapshot with `rewind snapshot`, or let the agent take its first one (snapshot.every)"})
 }
 
 // shardIDs lists shards from timelines, segments and snapshots.
@@ -190,12 +212,13 @@ func (rep *Report) loadShard(ctx context.Context, r *repo.Repository, id string,
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
+	st.snapshots = len(snaps)
 	for _, s := range snaps {
 		rep.Objects++
 		rep.Bytes += keys[s.Key].Size
 		m, err := r.ReadManifest(ctx, s.Shard, s.ID)
 		if errors.Is(err, repo.ErrNeedIdentity) || errors.Is(err, repo.ErrWrongKey) {
-			return nil, fmt.Errorf("verify: %w; give the repository's identity with --identity", err)
+			return nil, fmt.Errorf("verify: %w", err) // the error says what to give
 		}
 		if err != nil {
 			rep.add(Finding{Severity: Problem, Kind: kindOf(err), Object: s.Key,

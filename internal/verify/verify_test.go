@@ -2,12 +2,18 @@ package verify_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"filippo.io/age"
+	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/verify"
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 func run(t *testing.T, f *fixture, readData bool) verify.Report {
@@ -126,4 +132,59 @@ func flip(t *testing.T, f *fixture, key string) string {
 	b[len(b)/2] ^= 0x40
 	must(t, os.WriteFile(p, b, 0o644))
 	return key
+}
+
+// A repository that can restore nothing is not healthy, whatever the state
+// of its objects: empty, or oplog without a snapshot.
+func TestNothingRestorable(t *testing.T) {
+	ctx := context.Background()
+	st, err := storage.Open(ctx, t.TempDir())
+	must(t, err)
+	defer st.Close()
+	empty, err := repo.Init(ctx, st, repo.InitOptions{})
+	must(t, err)
+	for name, tc := range map[string]struct {
+		r    *repo.Repository
+		want string
+	}{
+		"empty":                  {empty, "the repository is empty"},
+		"oplog and no snapshot":  {newFixture(t, 1).r, "oplog but no snapshot"},
+		"oplog after a snapshot": {newFixture(t, 3).r, ""},
+	} {
+		rep, err := verify.Run(ctx, tc.r, verify.Options{})
+		must(t, err)
+		if tc.want == "" {
+			if !rep.Healthy() {
+				t.Errorf("%s: %+v", name, rep.Findings)
+			}
+			continue
+		}
+		ps := rep.Problems()
+		if rep.Healthy() || len(ps) != 1 || ps[0].Kind != "nothing-restorable" ||
+			!strings.Contains(ps[0].Message, tc.want) || !strings.Contains(ps[0].Message, "rewind snapshot") {
+			t.Errorf("%s: problems %+v; want one nothing-restorable saying %q and what to do", name, ps, tc.want)
+		}
+	}
+}
+
+// An encrypted repository read without its identity fails with one hint
+// saying what to give, not two.
+func TestNoIdentityHintOnce(t *testing.T) {
+	ctx := context.Background()
+	id, err := age.GenerateX25519Identity()
+	must(t, err)
+	st, err := storage.Open(ctx, t.TempDir())
+	must(t, err)
+	defer st.Close()
+	r, err := repo.Init(ctx, st, repo.InitOptions{Recipient: id.Recipient().String()})
+	must(t, err)
+	ref, err := r.WriteChunk(ctx, "rs0", "20261125T000000Z-00000001", "c0", 0, []bson.Raw{doc(1)})
+	must(t, err)
+	ts := optime.Timestamp{T: uint32(t0.Unix()), I: 1}
+	must(t, r.WriteManifest(ctx, repo.Manifest{ID: "20261125T000000Z-00000001", Shard: "rs0", Start: ts, End: ts,
+		Collections: []repo.CollectionManifest{{DB: "d", Name: "c", UUID: "c0", Count: 1, Bytes: ref.Bytes, Chunks: []repo.ChunkRef{ref}}}}))
+	_, err = verify.Run(ctx, r, verify.Options{})
+	if !errors.Is(err, repo.ErrNeedIdentity) || strings.Count(err.Error(), "--identity") != 1 {
+		t.Fatalf("verify without the identity: %v; want ErrNeedIdentity with one --identity hint", err)
+	}
 }

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/config"
+	"github.com/spf13/cobra"
+)
+
+// An input is a value a command takes from its flag if given, else from an
+// environment variable, else from the config file (for the commands that
+// have one): flags win, as in restic. It is resolved when the command runs,
+// never as a flag default, so --help shows the variable's name and never its
+// value (a password, a token, a key). This is the only place rewind reads
+// these variables.
+type input struct {
+	flag  string // the flag's name without "--", or "" for an input with no flag
+	env   string // the environment variable
+	alias string // a deprecated variable still read, with a warning
+	value string // the flag's value
+}
+
+// The inputs of rewind's commands, by their environment variables.
+var (
+	repoInput     = input{flag: "repo", env: "REWIND_REPO"}
+	sourceInput   = input{flag: "source", env: "REWIND_SOURCE"}
+	identityInput = input{flag: "identity", env: "REWIND_IDENTITY", alias: "REWIND_IDENTITY_FILE"}
+	apiTokenInput = input{env: "REWIND_API_TOKEN"} // no flag: a token typed on the command line lands in shell history
+)
+
+// origin says where a resolved value came from.
+type origin int
+
+const (
+	fromNowhere origin = iota
+	fromFlag
+	fromEnv
+	fromFile
+)
+
+// bind adds the input's flag to cmd; its help names the variable.
+func (in input) bind(cmd *cobra.Command, usage string) *input {
+	b := in
+	cmd.Flags().StringVar(&b.value, in.flag, "", fmt.Sprintf("%s; default $%s", usage, in.env))
+	return &b
+}
+
+// resolve returns the flag's value if it was given, else the environment
+// variable's, else fromConfig (the config file's value, or ""), and where
+// the value came from.
+func (in *input) resolve(cmd *cobra.Command, fromConfig string) (string, origin) {
+	if in.flag != "" && cmd.Flags().Changed(in.flag) {
+		return in.value, fromFlag
+	}
+	if v := os.Getenv(in.env); v != "" {
+		return v, fromEnv
+	}
+	if in.alias != "" {
+		if v := os.Getenv(in.alias); v != "" {
+			slog.Warn(in.alias+" is deprecated and will be removed: set "+in.env+" instead (the same value: a file path or the key itself)", "variable", in.alias)
+			return v, fromEnv
+		}
+	}
+	if fromConfig != "" {
+		return fromConfig, fromFile
+	}
+	return "", fromNowhere
+}
+
+// count is an integer flag with a lower bound, checked as the flag is
+// parsed: `--daily -3` is a usage error that says what is accepted, not a
+// value silently ignored.
+type count struct {
+	n   *int
+	min int
+}
+
+// countVar adds an integer flag of at least min, starting at def.
+func countVar(cmd *cobra.Command, p *int, name string, def, min int, usage string) {
+	*p = def
+	cmd.Flags().Var(count{n: p, min: min}, name, usage)
+}
+
+func (c count) String() string {
+	if c.n == nil {
+		return "0"
+	}
+	return strconv.Itoa(*c.n)
+}
+
+func (c count) Set(s string) error {
+	v, err := strconv.Atoi(s)
+	if err != nil || v < c.min {
+		return fmt.Errorf("want a whole number, %d or more", c.min)
+	}
+	*c.n = v
+	return nil
+}
+
+func (c count) Type() string { return "int" }
+
+// closeTimeout bounds closing a connection once the work is done, so a
+// server that stopped answering cannot hang the command's exit.
+const closeTimeout = 10 * time.Second
+
+// closeWithin calls close (a client's Disconnect, a source's Close) with a
+// context that ends after closeTimeout; its error is of no use then.
+func closeWithin(close func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	_ = close(ctx)
+}
+
+// loadConfig reads a --config file ("" gives the defaults). A file that
+// cannot be read or parsed is bad input, like a bad flag: a usage error
+// (exit 2) for every command that takes --config, so that a service
+// manager can tell it from a failure worth retrying.
+func loadConfig(path string) (config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return cfg, &usageError{err}
+	}
+	return cfg, nil
+}

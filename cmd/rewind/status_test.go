@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/storage"
+)
+
+// oplogOnlyRepo is a repository with one segment of oplog and no snapshot.
+func oplogOnlyRepo(t *testing.T) string {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := storage.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := repo.Init(ctx, st, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := optime.Timestamp{T: uint32(time.Now().Add(-time.Minute).Unix()), I: 1}
+	e, _ := bson.Marshal(bson.D{{Key: "ts", Value: bson.Timestamp{T: ts.T, I: 1}}, {Key: "op", Value: "n"}, {Key: "ns", Value: ""}, {Key: "o", Value: bson.D{}}})
+	if err := r.WriteTimeline(ctx, repo.TimelineInfo{Shard: "rs0", ID: "0123456789abcdef", Flavor: "mongodb", Started: ts.Time()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.WriteSegment(ctx, "rs0", "0123456789abcdef", []bson.Raw{e}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// status warns, in text and JSON, when nothing is restorable: an empty
+// repository, or oplog with no snapshot; not once a snapshot exists.
+func TestStatusWarnsWhenNothingIsRestorable(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty")
+	if code, _, stderr := cli(t, "init", "--repo", empty); code != 0 {
+		t.Fatal(stderr)
+	}
+	withSnapshots, _, _ := retentionRepo(t)
+	for _, tc := range []struct {
+		name, dir string
+		warn      bool
+	}{{"empty", empty, true}, {"oplog, no snapshot", oplogOnlyRepo(t), true}, {"snapshots", withSnapshots, false}} {
+		code, out, stderr := cli(t, "status", "--repo", tc.dir)
+		if code != 0 {
+			t.Fatalf("%s: status: exit %d %s", tc.name, code, stderr)
+		}
+		if got := strings.Contains(out, "WARNING") && strings.Contains(out, "nothing is restorable") && strings.Contains(out, "rewind snapshot"); got != tc.warn {
+			t.Errorf("%s: warning shown %v, want %v:\n%s", tc.name, got, tc.warn, out)
+		}
+		code, out, _ = cli(t, "status", "--repo", tc.dir, "--json")
+		var js struct {
+			Restorable bool     `json:"restorable"`
+			Warnings   []string `json:"warnings"`
+		}
+		if err := json.Unmarshal([]byte(out), &js); code != 0 || err != nil || js.Restorable == tc.warn || (len(js.Warnings) > 0) != tc.warn {
+			t.Errorf("%s: status --json: exit %d, %+v, %v\n%s", tc.name, code, js, err, out)
+		}
+	}
+}
+
+// verify on a repository that can restore nothing says so plainly on its
+// first line and exits 3, fit for cron.
+func TestVerifyNothingRestorable(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty")
+	if code, _, stderr := cli(t, "init", "--repo", empty); code != 0 {
+		t.Fatal(stderr)
+	}
+	for _, dir := range []string{empty, oplogOnlyRepo(t)} {
+		code, out, stderr := cli(t, "verify", "--repo", dir)
+		wantFailure(t, code, stderr, 3, "verify found 1 problems")
+		if first, _, _ := strings.Cut(out, "\n"); !strings.HasPrefix(first, "PROBLEMS: 1 found") || !strings.Contains(out, "nothing can be restored") {
+			t.Errorf("verify output:\n%s", out)
+		}
+	}
+}
+
+// verify on an encrypted repository without its identity says what to give
+// once.
+func TestVerifyIdentityHintOnce(t *testing.T) {
+	url, _, key := encryptedRepo(t)
+	t.Setenv("REWIND_IDENTITY", "")
+	code, _, stderr := cli(t, "verify", "--repo", url)
+	wantFailure(t, code, stderr, 1, "encrypted")
+	if n := strings.Count(stderr, "--identity"); n != 1 {
+		t.Errorf("the identity hint appears %d times: %s", n, stderr)
+	}
+	code, _, stderr = cli(t, "verify", "--repo", url, "--identity", key)
+	wantFailure(t, code, stderr, 3, "verify found 1 problems")
+}

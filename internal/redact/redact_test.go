@@ -1,0 +1,59 @@
+package redact
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestURL(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		// Local paths and URLs without secrets stay as typed.
+		{"/var/lib/rewind", "/var/lib/rewind"},
+		{"file:///var/lib/rewind", "file:///var/lib/rewind"},
+		{"s3://bucket/p?endpoint=http://127.0.0.1:9000&use_path_style=true", "s3://bucket/p?endpoint=http://127.0.0.1:9000&use_path_style=true"},
+		{"mongodb://db1:27017,db2:27017/?replicaSet=rs0", "mongodb://db1:27017,db2:27017/?replicaSet=rs0"},
+		// The whole userinfo goes: the S3 user part is the access key id,
+		// a lone one may be a token.
+		{"mongodb://backup:hunter2@db.example:27017/?authSource=admin", "mongodb://REDACTED@db.example:27017/?authSource=admin"},
+		{"s3://AKID:SECRET@bucket/p?region=x", "s3://REDACTED@bucket/p?region=x"},
+		{"https://ghp_token123@host/x", "https://REDACTED@host/x"},
+		// Query values that carry secrets, in place, in any case.
+		{"azblob://c?sv=2020&sig=abc%2Fdef&domain=x", "azblob://c?sv=2020&sig=REDACTED&domain=x"},
+		{"s3://b?X-Amz-Signature=abc&X-Amz-Security-Token=tok&X-Amz-Credential=AK%2F1", "s3://b?X-Amz-Signature=REDACTED&X-Amz-Security-Token=REDACTED&X-Amz-Credential=REDACTED"},
+		{"gs://b?access_token=abc", "gs://b?access_token=REDACTED"},
+		{"mongodb://h/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:FQoG", "mongodb://h/?authMechanism=MONGODB-AWS&authMechanismProperties=REDACTED"},
+		{"mongodb://h/?tls=true&tlsCertificateKeyFilePassword=pw123", "mongodb://h/?tls=true&tlsCertificateKeyFilePassword=REDACTED"},
+		// Unparsable: hidden whole.
+		{"mongodb://u:p@ss@h:bad port/", Unparsable},
+	} {
+		if got := URL(tc.in); got != tc.want {
+			t.Errorf("URL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// Scrub removes exactly what URL hides, as typed and decoded, from a
+// message that quotes it, and leaves harmless text alone.
+func TestScrub(t *testing.T) {
+	raw := "s3://user:pa%2Fss@b?sig=sEcReT%2B1&region=r"
+	msg := Scrub("failed: user:pa/ss sEcReT+1 sEcReT%2B1 region=r pa%2Fss", Secrets(raw)...)
+	for _, leak := range []string{"user", "pa/ss", "pa%2Fss", "sEcReT"} {
+		if strings.Contains(msg, leak) {
+			t.Errorf("Scrub left %q in %q", leak, msg)
+		}
+	}
+	for _, keep := range []string{"region=r", "failed: "} {
+		if !strings.Contains(msg, keep) {
+			t.Errorf("Scrub removed harmless text %q: %q", keep, msg)
+		}
+	}
+	// A URL that does not parse still gives up its password.
+	err := errors.New(`parse "mongodb://backup:hunter2@db1:27017 bad": invalid character`)
+	if got := Error(err, "mongodb://backup:hunter2@db1:27017 bad"); strings.Contains(got, "hunter2") {
+		t.Errorf("Error left the password: %q", got)
+	}
+	if got := Scrub("a abc b", "abc"); got != "a abc b" {
+		t.Errorf("Scrub replaced a 3-byte secret: %q", got)
+	}
+}
