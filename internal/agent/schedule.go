@@ -80,13 +80,9 @@ func (s *scheduler) needsBase(ctx context.Context) (bool, string) {
 	if tl == "" {
 		return true, "capture starts a new timeline and no snapshot precedes it"
 	}
-	refs, err := s.w.repo.ListSnapshots(ctx, s.w.shard)
-	if err != nil {
-		s.log.Warn("list snapshots failed", "err", err)
-		return false, ""
-	}
-	if len(refs) == 0 {
-		return true, "the repository has no snapshot"
+	refs, ok := s.snapshots(ctx)
+	if !ok || len(refs) == 0 {
+		return ok, "the repository has no snapshot"
 	}
 	sh, err := catalog.LoadShard(ctx, s.w.repo, s.w.shard, refs)
 	if errors.Is(err, repo.ErrNeedIdentity) {
@@ -104,15 +100,22 @@ func (s *scheduler) needsBase(ctx context.Context) (bool, string) {
 	return true, "no snapshot precedes the timeline capture continues"
 }
 
-// due says whether a snapshot should be taken now, and why.
-func (s *scheduler) due(ctx context.Context) (bool, string) {
+// snapshots lists the shard's snapshots; ok is false (and the failure
+// logged) when the listing failed: then nothing is decided this round.
+func (s *scheduler) snapshots(ctx context.Context) (refs []repo.SnapshotRef, ok bool) {
 	refs, err := s.w.repo.ListSnapshots(ctx, s.w.shard)
 	if err != nil {
 		s.log.Warn("list snapshots failed", "err", err)
-		return false, ""
+		return nil, false
 	}
-	if len(refs) == 0 {
-		return true, "the repository has no snapshot"
+	return refs, true
+}
+
+// due says whether a snapshot should be taken now, and why.
+func (s *scheduler) due(ctx context.Context) (bool, string) {
+	refs, ok := s.snapshots(ctx)
+	if !ok || len(refs) == 0 {
+		return ok, "the repository has no snapshot"
 	}
 	// Snapshots taken by hand count too.
 	started := refs[len(refs)-1].Started()

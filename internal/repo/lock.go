@@ -127,6 +127,8 @@ type Lock struct {
 	// lastOK is when the lock object was last known written; once older
 	// than StaleAfter others may have removed it.
 	lastOK time.Time
+	// lost is set once Refresh found the lock lost: it is never written again.
+	lost bool
 }
 
 // Info returns the lock's current content.

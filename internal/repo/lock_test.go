@@ -283,3 +283,30 @@ func TestLockHoldCancelsWhenLost(t *testing.T) {
 		t.Fatalf("LostError changed an unrelated error: %v", err)
 	}
 }
+
+// Once a holder has found its lock lost, nothing it does writes the lock
+// object back: a process that took the repository over must not find it
+// locked again by the one that lost it.
+func TestLostLockIsNeverWrittenBack(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, nil, "")
+	l, err := r.Lock(ctx, LockOptions{Kind: LockExclusive, Purpose: "prune", RefreshEvery: time.Hour, StaleAfter: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.BreakLocks(ctx, false, 0, time.Now()); err != nil { // unlock --all
+		t.Fatal(err)
+	}
+	if err := l.Refresh(ctx); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("Refresh after the break: %v, want ErrLockLost", err)
+	}
+	if err := l.BeginDelete(ctx); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("BeginDelete on a lost lock: %v, want ErrLockLost", err)
+	}
+	if err := l.EndDelete(ctx); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("EndDelete on a lost lock: %v, want ErrLockLost", err)
+	}
+	if locks, err := r.ListLocks(ctx); err != nil || len(locks) != 0 {
+		t.Fatalf("after a lost lock's BeginDelete/EndDelete the store holds locks %+v (%v)", locks, err)
+	}
+}

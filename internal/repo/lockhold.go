@@ -11,7 +11,13 @@ import (
 	"github.com/rewind-backup/rewind/internal/storage"
 )
 
+// write stores the lock object; callers hold l.mu (or own l alone). Once
+// the lock is known lost it refuses: writing the object back would make a
+// process that took the repository over find it locked again.
 func (l *Lock) write(ctx context.Context) error {
+	if l.lost {
+		return fmt.Errorf("write lock %s: %w", lockKey(l.info.ID), ErrLockLost)
+	}
 	return l.r.putBSON(ctx, lockKey(l.info.ID), KindLock, l.info)
 }
 
@@ -25,9 +31,11 @@ func (l *Lock) Refresh(ctx context.Context) error {
 	now := l.opts.Now().UTC()
 	key := lockKey(l.info.ID)
 	if now.Sub(l.lastOK) > l.opts.StaleAfter {
+		l.lost = true
 		return fmt.Errorf("refresh lock %s: not refreshed since %s: %w", key, l.lastOK.Format(time.RFC3339), ErrLockLost)
 	}
 	if _, err := l.r.store.Stat(ctx, key); errors.Is(err, storage.ErrNotFound) {
+		l.lost = true
 		return fmt.Errorf("refresh lock %s: the lock object was removed: %w", key, ErrLockLost)
 	} else if err != nil {
 		return fmt.Errorf("refresh lock %s: %w", key, err)

@@ -3,10 +3,12 @@
 package testbin
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -22,7 +24,8 @@ var (
 func Rewind(t testing.TB) string {
 	t.Helper()
 	once.Do(func() {
-		dir, e := os.MkdirTemp("", "rewind-bin-")
+		removeStale()
+		dir, e := os.MkdirTemp("", fmt.Sprintf("rewind-bin-%d-", os.Getpid()))
 		if e != nil {
 			err = e
 			return
@@ -34,4 +37,21 @@ func Rewind(t testing.TB) string {
 		t.Fatalf("build rewind: %v\n%s", err, out)
 	}
 	return path
+}
+
+// removeStale deletes the binaries earlier test processes built (each is
+// ~75 MB and a test process cannot remove its own at exit): those whose
+// directory names a process that is gone.
+func removeStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "rewind-bin-*-*"))
+	for _, d := range dirs {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(d), "rewind-bin-%d-", &pid); err != nil || pid <= 0 {
+			continue
+		}
+		if syscall.Kill(pid, 0) == nil || pid == os.Getpid() {
+			continue // still running (or reused by a live process: leave it)
+		}
+		_ = os.RemoveAll(d)
+	}
 }
