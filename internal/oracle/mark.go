@@ -39,11 +39,11 @@ func LastOplogTS(ctx context.Context, client *mongo.Client) (optime.Timestamp, e
 	if err != nil {
 		return optime.Zero, fmt.Errorf("read newest oplog entry: %w", err)
 	}
-	t, i, ok := raw.Lookup("ts").TimestampOK()
-	if !ok {
-		return optime.Zero, fmt.Errorf("read newest oplog entry: no timestamp in %s", raw)
+	ts, err := optime.OfEntry(raw)
+	if err != nil {
+		return optime.Zero, fmt.Errorf("read newest oplog entry: %w", err)
 	}
-	return optime.Timestamp{T: t, I: i}, nil
+	return ts, nil
 }
 
 // Recorder records marks while a workload runs; pass its OnBatch to
