@@ -22,8 +22,13 @@ func newInitCmd() *cobra.Command {
 		Long: `Create a new, empty repository at --repo. With --recipient (an age public key)
 every object written later is encrypted: writers need only that public key,
 restores need the matching identity (--identity or REWIND_IDENTITY).
-With --source the repository records which deployment it backs up, and an agent
-pointed at another deployment is refused.`,
+With --source the repository records which deployment it backs up (its flavor,
+replica set name, and the set's id when the user may read it: clusterMonitor),
+and an agent or snapshot pointed at another replica set is refused. With or
+without it, capture refuses a source whose oplog does not continue the one the
+repository holds: it reaches back before the repository's newest entry but does
+not hold it. (A deployment created after that entry looks like a rolled-over
+oplog: capture records a gap and needs a new snapshot.)`,
 		Example: `  rewind init --repo file:///var/lib/rewind
   rewind init --repo s3://backups/rewind?region=eu-west-1 --source mongodb://db1/?replicaSet=rs0 \
       --recipient age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p`,

@@ -89,6 +89,22 @@ func (ra *runningAgent) stop(t *testing.T) error {
 	}
 }
 
+// wait waits up to within for the agent to end on its own (a refusal at
+// start, a fatal error) and returns what Run returned.
+func (ra *runningAgent) wait(t *testing.T, within time.Duration) error {
+	t.Helper()
+	select {
+	case err, ok := <-ra.done:
+		if ok {
+			close(ra.done)
+		}
+		return err
+	case <-time.After(within):
+		t.Fatalf("the agent still runs after %s", within)
+		return nil
+	}
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }

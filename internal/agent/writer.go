@@ -92,7 +92,7 @@ func (a *Agent) open(ctx context.Context) (*writer, error) {
 func (w *writer) findResume(ctx context.Context) error {
 	sink, resume, err := oplog.NewRepoSink(ctx, w.repo, w.shard, w.src)
 	if err != nil {
-		return fmt.Errorf("read the repository's timeline: %w", err)
+		return fmt.Errorf("resume capture: %w", err)
 	}
 	w.sink, w.resume = sink, resume
 	if b, ok, err := w.spool.Newest(); err != nil {

@@ -23,7 +23,8 @@ type RepoSink struct {
 }
 
 // NewRepoSink reads where the shard's stored timeline ends and returns a
-// sink that continues it, with the resume point for a Capture.
+// sink that continues it, with the resume point for a Capture. It refuses
+// (ErrOtherHistory) a source whose oplog does not continue that timeline.
 func NewRepoSink(ctx context.Context, r *repo.Repository, shard string, src *source.Source) (*RepoSink, Resume, error) {
 	s := &RepoSink{Repo: r, Shard: shard, Source: src}
 	h, err := r.History(ctx, shard)
@@ -31,6 +32,7 @@ func NewRepoSink(ctx context.Context, r *repo.Repository, shard string, src *sou
 		return nil, Resume{}, err
 	}
 	var resume Resume
+	var newest repo.SegmentInfo
 	for _, tl := range h.Timelines {
 		// The timeline that reaches furthest is the one capture goes on
 		// (a timeline copied by prune can start where its parent does).
@@ -39,6 +41,12 @@ func NewRepoSink(ctx context.Context, r *repo.Repository, shard string, src *sou
 		if tl.Last.After(s.LastTS) {
 			s.LastTimeline, s.LastTS = tl.Stored, tl.Last
 			resume = Resume{Timeline: tl.Stored, After: tl.Last}
+			newest = tl.Segments[len(tl.Segments)-1]
+		}
+	}
+	if resume.Timeline != "" {
+		if err := checkSameHistory(ctx, r, src, newest); err != nil {
+			return nil, Resume{}, err
 		}
 	}
 	return s, resume, nil

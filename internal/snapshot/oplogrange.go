@@ -222,7 +222,7 @@ type rangeCapture struct {
 func (rc *rangeCapture) run(ctx context.Context, start optime.Timestamp, end func() (optime.Timestamp, bool)) error {
 	sink, resume, err := oplog.NewRepoSink(ctx, rc.repo, rc.shard, rc.src)
 	if err != nil {
-		return fmt.Errorf("read the repository's timeline: %w", err)
+		return fmt.Errorf("capture the snapshot's oplog range: %w", err)
 	}
 	rc.sink = sink
 	if resume.Timeline == "" {

@@ -130,3 +130,18 @@ func (s *Source) ClockTimestamp(ctx context.Context) (optime.Timestamp, error) {
 	}
 	return optime.Timestamp{T: uint32(hello.LocalTime.Unix())}, nil
 }
+
+// EntryAt returns the oplog entry whose ts is exactly ts, and whether the
+// oplog holds one. On MongoDB a ts-bounded query on the oplog is a seek; a
+// server without SeekByTS scans its oplog for it.
+func (s *Source) EntryAt(ctx context.Context, ts optime.Timestamp) (bson.Raw, bool, error) {
+	filter := bson.D{{Key: "ts", Value: bson.Timestamp{T: ts.T, I: ts.I}}}
+	raw, err := s.Oplog().FindOne(ctx, filter).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read the oplog entry at %s: %w", ts, explainConnectError(err))
+	}
+	return raw, true, nil
+}

@@ -23,6 +23,10 @@ type Source struct {
 	Caps   Capabilities
 	// SetName is the replica set name (hello's setName); empty for FerretDB.
 	SetName string
+	// SetID is the replica set's id (replSetGetConfig's
+	// settings.replicaSetId, hex); empty when the user may not read the
+	// configuration (it needs clusterMonitor) or the server has none.
+	SetID string
 	// Version is the server version buildInfo reports.
 	Version string
 }
@@ -79,7 +83,7 @@ func (s *Source) Identity() string {
 
 // Record is what a repository records of its source at init.
 func (s *Source) Record() repo.Source {
-	return repo.Source{Flavor: string(s.Flavor), ReplicaSet: s.SetName}
+	return repo.Source{Flavor: string(s.Flavor), ReplicaSet: s.SetName, ReplicaSetID: s.SetID}
 }
 
 // CheckRepository refuses a repository that was made for another source.
@@ -92,6 +96,9 @@ func (s *Source) CheckRepository(cfg repo.Config) error {
 		return fmt.Errorf("the repository backs up a %s source, not this %s one: use a repository of its own for each source", want.Flavor, s.Flavor)
 	case want.ReplicaSet != s.SetName:
 		return fmt.Errorf("the repository backs up replica set %q, not %q: use a repository of its own for each source", want.ReplicaSet, s.SetName)
+	case want.ReplicaSetID != "" && s.SetID != "" && want.ReplicaSetID != s.SetID:
+		return fmt.Errorf("the repository backs up replica set %q with id %s, not this one with id %s (another set of the same name): use a repository of its own for each source",
+			want.ReplicaSet, want.ReplicaSetID, s.SetID)
 	}
 	return nil
 }
@@ -117,7 +124,28 @@ func (s *Source) identify(ctx context.Context) error {
 	if s.Caps.MajorityReads && s.SetName == "" {
 		return errors.New("it is not a replica set member, so it has no oplog: start mongod with --replSet (a one-member replica set is enough)")
 	}
+	if s.SetName != "" {
+		s.SetID = s.replicaSetID(ctx)
+	}
 	return s.checkOplogReadable(ctx)
+}
+
+// replicaSetID reads the replica set's id, best effort: replSetGetConfig
+// needs the clusterMonitor role, which a user with only the backup role
+// lacks; then the set is known by its name alone.
+func (s *Source) replicaSetID(ctx context.Context) string {
+	var reply struct {
+		Config struct {
+			Settings struct {
+				ReplicaSetID bson.ObjectID `bson:"replicaSetId"`
+			} `bson:"settings"`
+		} `bson:"config"`
+	}
+	err := s.Client.Database("admin").RunCommand(ctx, bson.D{{Key: "replSetGetConfig", Value: 1}}).Decode(&reply)
+	if err != nil || reply.Config.Settings.ReplicaSetID.IsZero() {
+		return ""
+	}
+	return reply.Config.Settings.ReplicaSetID.Hex()
 }
 
 // explainConnectError turns the driver's errors into advice.

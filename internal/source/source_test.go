@@ -69,4 +69,18 @@ func TestCheckRepository(t *testing.T) {
 	if err := s.CheckRepository(repo.Config{Source: repo.Source{Flavor: "ferretdb"}}); err == nil || !strings.Contains(err.Error(), "ferretdb") {
 		t.Errorf("another flavor: %v", err)
 	}
+	// Two sets may share a name; their ids tell them apart when both are known.
+	s.SetID = "65f0c0ffee0000000000aaaa"
+	same := repo.Config{Source: repo.Source{Flavor: "mongodb", ReplicaSet: "rs0", ReplicaSetID: s.SetID}}
+	if err := s.CheckRepository(same); err != nil {
+		t.Errorf("the same set, by id: %v", err)
+	}
+	other := repo.Config{Source: repo.Source{Flavor: "mongodb", ReplicaSet: "rs0", ReplicaSetID: "65f0c0ffee0000000000bbbb"}}
+	if err := s.CheckRepository(other); err == nil || !strings.Contains(err.Error(), "65f0c0ffee0000000000bbbb") {
+		t.Errorf("another set of the same name: %v", err)
+	}
+	s.SetID = "" // the user may not read the set's configuration: the name must do
+	if err := s.CheckRepository(other); err != nil {
+		t.Errorf("unknown id on this side: %v", err)
+	}
 }
