@@ -183,3 +183,44 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The other order on a new deployment: a snapshot by hand before any agent
+// runs (it captures its own, empty, range), then the agent. The agent's
+// timeline, read from the oplog's first entry, replays over that snapshot,
+// so the agent needs no base snapshot of its own, and every later second is
+// restorable.
+func TestNewDeploymentSnapshotThenAgent(t *testing.T) {
+	srv := testserver.Start(t)
+	if srv.External() {
+		t.Skip("needs an empty oplog: a real replica set's never is (replSetInitiate logs an entry)")
+	}
+	ctx := context.Background()
+	url := newRepo(t)
+	r := openRepo(t, url)
+	src, err := source.Connect(ctx, srv.URI())
+	must(t, err)
+	defer src.Close(ctx)
+	m, err := snapshot.Take(ctx, src, r, snapshot.Options{Log: testLogger(t)})
+	if err != nil {
+		t.Fatalf("a snapshot of a new deployment with no agent: %v", err)
+	}
+	if !m.FromEmptyOplog {
+		t.Fatalf("the snapshot of an empty oplog is not marked from_empty_oplog: %+v", m)
+	}
+	a := startAgent(t, agentConfig(t, srv, url))
+	// The agent decides where capture starts before its first heartbeat.
+	waitFor(t, 30*time.Second, "the agent's first heartbeat", func() bool {
+		_, err := r.ReadHeartbeat(ctx, src.Shard())
+		return err == nil
+	})
+	writeSome(t, srv, srv.DB("n"))
+	newest := newestOplogTS(t, srv.Client())
+	waitDurable(t, a.Stats().LastDurable, newest, time.Minute)
+	assertRestorable(t, r, m.ID, newest)
+	refs, err := r.ListSnapshots(ctx, "")
+	must(t, err)
+	if len(refs) != 1 {
+		t.Fatalf("%d snapshots; want only the one by hand (the agent needs no base of its own)", len(refs))
+	}
+	restoreAndCompare(t, srv, url, srv.DB("n"))
+}

@@ -77,6 +77,9 @@ func (s *scheduler) run(ctx context.Context) error {
 // read falls back to "the shard has no snapshot at all".
 func (s *scheduler) needsBase(ctx context.Context) (bool, string) {
 	tl := s.w.resume.Timeline
+	if tl == "" && s.w.resume.FromStart && s.emptyOplogSnapshot(ctx) {
+		return false, "" // the timeline from the oplog's start covers it
+	}
 	if tl == "" {
 		return true, "capture starts a new timeline and no snapshot precedes it"
 	}
@@ -98,6 +101,24 @@ func (s *scheduler) needsBase(ctx context.Context) (bool, string) {
 		}
 	}
 	return true, "no snapshot precedes the timeline capture continues"
+}
+
+// emptyOplogSnapshot reports whether a snapshot of this shard was taken
+// while the source's oplog was empty (a new deployment snapshotted by hand
+// before the agent ran): a timeline captured from the oplog's first entry
+// replays over it, so it needs no base snapshot of its own.
+func (s *scheduler) emptyOplogSnapshot(ctx context.Context) bool {
+	refs, ok := s.snapshots(ctx)
+	if !ok {
+		return false
+	}
+	for _, ref := range refs {
+		m, err := s.w.repo.ReadManifest(ctx, ref.Shard, ref.ID)
+		if err == nil && m.FromEmptyOplog {
+			return true
+		}
+	}
+	return false
 }
 
 // snapshots lists the shard's snapshots; ok is false (and the failure

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/runs"
+	"github.com/rewind-backup/rewind/internal/storage"
 )
 
 func cond(active bool) []Condition {
@@ -400,5 +402,45 @@ func TestMonitorSnapshotFailedFiresAndResolves(t *testing.T) {
 	}
 	if strings.Contains(logs.String()+string(r.bodies[0]), "hunter2") {
 		t.Fatal("the source password reached a log or a webhook")
+	}
+}
+
+// A snapshot the repository gains after a failed scheduled one (taken by
+// hand, or over the API) resolves snapshot_failed, without waiting for the
+// agent's next scheduled snapshot.
+func TestSnapshotFailedResolvesOnAnySnapshot(t *testing.T) {
+	ctx := context.Background()
+	url := "file://" + filepath.Join(t.TempDir(), "repo")
+	st, err := storage.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := repo.Init(ctx, st, repo.InitOptions{Location: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &runs.Recorder{}
+	m := New(Deps{Config: config.Default().Alerts, Shard: "rs0", Repo: r, Runs: rec, Log: slog.New(slog.DiscardHandler)})
+	failedAt := time.Now().Add(-time.Minute)
+	rec.Record(runs.Snapshot, failedAt, errors.New("put object: no space left on device"))
+	m.Check(ctx, time.Now())
+	if !m.IsFiring(SnapshotFailed) {
+		t.Fatal("snapshot_failed does not fire after a failed snapshot")
+	}
+	older := repo.Manifest{ID: repo.NewSnapshotID(failedAt.Add(-time.Hour)), Shard: "rs0"}
+	if err := r.WriteManifest(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	m.Check(ctx, time.Now())
+	if !m.IsFiring(SnapshotFailed) {
+		t.Fatal("a snapshot older than the failure resolved snapshot_failed")
+	}
+	newer := repo.Manifest{ID: repo.NewSnapshotID(time.Now()), Shard: "rs0"}
+	if err := r.WriteManifest(ctx, newer); err != nil {
+		t.Fatal(err)
+	}
+	if evs := m.Check(ctx, time.Now()); len(evs) != 1 || evs[0].Alert != SnapshotFailed || evs[0].State != Resolved {
+		t.Fatalf("after a snapshot by hand: events %+v, want snapshot_failed resolved", evs)
 	}
 }

@@ -117,6 +117,9 @@ func (m *Monitor) observe(ctx context.Context, now time.Time) Observation {
 	}
 	if m.d.Runs != nil {
 		if r, ok := m.d.Runs.Last(runs.Snapshot); ok {
+			if r.Err != nil && m.snapshotSince(ctx, r.Started) {
+				r.Err, r.Failures = nil, 0 // a snapshot by hand (or the API) succeeded since
+			}
 			o.Snapshot = &r
 		}
 		if r, ok := m.d.Runs.Last(runs.Prune); ok {
@@ -127,6 +130,21 @@ func (m *Monitor) observe(ctx context.Context, now time.Time) Observation {
 		o.Gap = m.observeGap(ctx)
 	}
 	return o
+}
+
+// snapshotSince reports whether the repository holds a complete snapshot
+// that started at or after the second started: one taken by hand or over
+// the API after a failed scheduled one resolves snapshot_failed as well as
+// the agent's next scheduled one does.
+func (m *Monitor) snapshotSince(ctx context.Context, started time.Time) bool {
+	if m.d.Repo == nil {
+		return false
+	}
+	refs, err := m.d.Repo.ListSnapshots(ctx, m.d.Shard)
+	if err != nil || len(refs) == 0 {
+		return false
+	}
+	return !refs[len(refs)-1].Started().Before(started.Truncate(time.Second))
 }
 
 // observeGap finds the newest gap and whether a complete snapshot starts

@@ -26,14 +26,14 @@ const (
 
 // Source identifies what a repository backs up.
 type Source struct {
-	Flavor     string   `bson:"flavor"` // "mongodb" or "ferretdb"
-	ReplicaSet string   `bson:"replicaSet,omitempty"`
+	Flavor     string `bson:"flavor"` // "mongodb" or "ferretdb"
+	ReplicaSet string `bson:"replicaSet,omitempty"`
 	// ReplicaSetID is the replica set's own id (replSetGetConfig's
 	// settings.replicaSetId, hex), when the user may read it: two sets
 	// may share a name, never an id.
-	ReplicaSetID string `bson:"replicaSetId,omitempty"`
-	Hosts      []string `bson:"hosts,omitempty"`
-	CreatedBy  string   `bson:"createdBy,omitempty"` // e.g. "rewind 0.1.0 on host db1"
+	ReplicaSetID string   `bson:"replicaSetId,omitempty"`
+	Hosts        []string `bson:"hosts,omitempty"`
+	CreatedBy    string   `bson:"createdBy,omitempty"` // e.g. "rewind 0.1.0 on host db1"
 }
 
 // Config is the repository's self-description, stored unencrypted under the
