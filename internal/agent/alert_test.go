@@ -120,7 +120,13 @@ func TestAlertsGapAndSnapshotFailed(t *testing.T) {
 	hook.wait(t, alert.Gap, alert.Resolved)
 	hook.assertOnce(t, alert.Gap, alert.SnapshotFailed)
 
+	// The alert resolves once the good snapshot's manifest is stored; the
+	// run is recorded in the metrics just after: wait for it.
 	fams := scrapeAgent(t, b)
+	waitFor(t, 30*time.Second, "the good snapshot in the metrics", func() bool {
+		fams = scrapeAgent(t, b)
+		return fams["rewind_snapshot_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount() >= 2
+	})
 	h := fams["rewind_snapshot_duration_seconds"].GetMetric()[0].GetHistogram()
 	fails := fams["rewind_snapshot_failures_total"].GetMetric()[0].GetCounter().GetValue()
 	last := fams["rewind_last_snapshot_timestamp_seconds"].GetMetric()[0].GetGauge().GetValue()

@@ -65,7 +65,7 @@ type Capture struct {
 	// alone, fed from recorded entries.
 	Read func(ctx context.Context, out chan<- bson.Raw) error
 	// CaughtUp is passed to the Tailer (see Tailer.CaughtUp).
-	CaughtUp func(last optime.Timestamp)
+	CaughtUp func(last optime.Timestamp, began time.Time)
 
 	wake chan struct{}
 }

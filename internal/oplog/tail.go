@@ -48,11 +48,12 @@ type Tailer struct {
 	Log *slog.Logger
 	// Retry bounds the backoff between failed attempts to read the source.
 	Retry time.Duration
-	// CaughtUp, when set, is called with the newest entry read each time a
-	// FerretDB poll ends: every entry that existed when the poll began has
-	// then been passed on. (A MongoDB cursor is tailed without end, so it
-	// is never called there.)
-	CaughtUp func(last optime.Timestamp)
+	// CaughtUp, when set, is called with the newest entry read and the
+	// time the poll began each time a poll of a source without a reliable
+	// tailable cursor (FerretDB) ends: every entry visible when the poll
+	// began has then been passed on. (A MongoDB cursor is tailed without
+	// end, so it is never called there.)
+	CaughtUp func(last optime.Timestamp, began time.Time)
 }
 
 // Run sends entries to out until ctx ends, re-opening the cursor whenever it
@@ -76,6 +77,7 @@ func (t *Tailer) Run(ctx context.Context, out chan<- bson.Raw) error {
 	backoff := 100 * time.Millisecond
 	pause := minPollPause
 	for ctx.Err() == nil {
+		began := time.Now()
 		n, err := t.readOnce(ctx, &last, &inclusive, out)
 		var gap *GapError
 		switch {
@@ -91,7 +93,7 @@ func (t *Tailer) Run(ctx context.Context, out chan<- bson.Raw) error {
 		}
 		backoff = 100 * time.Millisecond
 		if t.CaughtUp != nil && !t.Source.Caps.ReliableTailableCursor {
-			t.CaughtUp(last)
+			t.CaughtUp(last, began)
 		}
 		if n == 0 || !t.Source.Caps.ReliableTailableCursor {
 			// A cursor that died without news is re-opened after a pause,

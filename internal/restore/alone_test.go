@@ -52,13 +52,6 @@ func TestSnapshotAloneRestoresToItsEnd(t *testing.T) {
 	live.KeepData, live.Ops, live.Seed, live.BatchSize, live.Duration = true, 0, 22, 1, time.Hour
 	live.Prefix = srv.DB("al2")
 	live.Databases, live.Collections, live.LargeEvery = 1, 2, 0
-	// Paced: FerretDB makes a write's data visible before it logs the
-	// write's oplog entry (not atomically, unlike MongoDB), so a write
-	// landing within that instant of the copy's end could be in the copy
-	// yet after the end read from the oplog. At 20 writes/s that instant
-	// is hardly ever hit; unpaced, on a loaded machine, it was (1 run in
-	// about 10). See docs/TESTING.md.
-	live.Rate = 20
 	dbs := workload.Databases(live)
 	rec := &oracle.Recorder{Client: srv.Client(), Filter: oracle.Filter{Include: dbs}}
 	wctx, stopWriting := context.WithCancel(ctx)

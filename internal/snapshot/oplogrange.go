@@ -20,6 +20,13 @@ import (
 // count as capturing.
 const HeartbeatFresh = 30 * time.Second
 
+// oplogSettle is how long after the copy a source without AtomicOplog
+// (FerretDB) is given to log the writes the copy saw, before the end is read
+// from its oplog. FerretDB appends an entry right after its data change, in
+// the same request; a second bounds that step even on a starved machine (the
+// restore oracle saw it exceed tens of milliseconds under load).
+const oplogSettle = time.Second
+
 // oplogRange makes a snapshot's oplog range [start, end] durable. It is the
 // one place that decides where the range starts and ends and who captures
 // it: a running agent (the snapshot waits until the repository covers the
@@ -42,6 +49,9 @@ type oplogRange struct {
 
 	mu     sync.Mutex
 	end    optime.Timestamp // set once; zero until known
+	// endAfter: only an oplog read begun at or after this time may give the
+	// end (the copy's end, plus oplogSettle without AtomicOplog).
+	endAfter time.Time
 	cancel context.CancelFunc
 	done   chan error // the own capture's result; nil unless it runs
 }
@@ -81,6 +91,17 @@ func (g *oplogRange) setEnd(e optime.Timestamp) {
 	}
 }
 
+// endFromRead takes the end from a poll of the own capture, once a poll
+// that began late enough after the copy (see endAfter) has ended.
+func (g *oplogRange) endFromRead(last optime.Timestamp, began time.Time) {
+	g.mu.Lock()
+	after := g.endAfter
+	g.mu.Unlock()
+	if !after.IsZero() && !began.Before(after) {
+		g.setEnd(last)
+	}
+}
+
 func (g *oplogRange) endKnown() (optime.Timestamp, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -106,7 +127,7 @@ func (g *oplogRange) runCapture(ctx context.Context) {
 	g.cancel, g.done = cancel, make(chan error, 1)
 	rc := &rangeCapture{src: g.src, repo: g.repo, lock: g.writer, shard: g.shard, log: g.o.Log, fromEmpty: g.fromEmpty}
 	if g.endFromCapture() {
-		rc.caughtUp = g.setEnd
+		rc.caughtUp = g.endFromRead
 	}
 	go func() { g.done <- rc.run(cctx, g.start, g.endKnown) }()
 }
@@ -114,7 +135,19 @@ func (g *oplogRange) runCapture(ctx context.Context) {
 // finish notes the end (unless the capture gives it) and returns once
 // [start, end] is durable: captured by this snapshot, or by the agent.
 func (g *oplogRange) finish(ctx context.Context) (optime.Timestamp, error) {
+	after := time.Now()
+	if !g.src.Caps.AtomicOplog {
+		after = after.Add(oplogSettle)
+	}
+	g.mu.Lock()
+	g.endAfter = after
+	g.mu.Unlock()
 	if !g.endFromCapture() {
+		select {
+		case <-ctx.Done():
+			return optime.Zero, ctx.Err()
+		case <-time.After(time.Until(after)):
+		}
 		e, err := g.src.NewestEntry(ctx)
 		if err != nil {
 			return optime.Zero, fmt.Errorf("note the snapshot's end: %w", err)
@@ -213,7 +246,7 @@ type rangeCapture struct {
 	fromEmpty bool
 	// caughtUp, when set, receives the newest entry read each time the
 	// capture has read all the oplog held when its read began (FerretDB).
-	caughtUp func(optime.Timestamp)
+	caughtUp func(optime.Timestamp, time.Time)
 }
 
 // run captures from the repository's resume point (or from start, if the

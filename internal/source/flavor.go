@@ -55,6 +55,13 @@ type Capabilities struct {
 	// collection can be copied in parallel parts. Without it (FerretDB)
 	// every part would read the whole collection.
 	IDRangeQueries bool
+	// AtomicOplog: an oplog entry is visible no later than the data change
+	// it logs (MongoDB's oplog visibility rules). Without it (FerretDB
+	// appends the entry after the change, in a second step) a read of the
+	// data can see a write whose entry a read of the oplog made just after
+	// does not show yet, so a snapshot takes its end only after a settle
+	// delay.
+	AtomicOplog bool
 }
 
 // capabilitiesOf returns what a server of flavor f can do.
@@ -62,5 +69,5 @@ func capabilitiesOf(f Flavor) Capabilities {
 	if f == FerretDB {
 		return Capabilities{}
 	}
-	return Capabilities{SeekByTS: true, ReliableTailableCursor: true, MajorityReads: true, IDRangeQueries: true}
+	return Capabilities{SeekByTS: true, ReliableTailableCursor: true, MajorityReads: true, IDRangeQueries: true, AtomicOplog: true}
 }

@@ -24,7 +24,7 @@ func TestParseFlavor(t *testing.T) {
 // capture, snapshots and replay change behaviour on them.
 func TestCapabilities(t *testing.T) {
 	m := capabilitiesOf(MongoDB)
-	if !m.SeekByTS || !m.ReliableTailableCursor || !m.MajorityReads || !m.IDRangeQueries {
+	if !m.SeekByTS || !m.ReliableTailableCursor || !m.MajorityReads || !m.IDRangeQueries || !m.AtomicOplog {
 		t.Errorf("MongoDB capabilities %+v: want all", m)
 	}
 	if f := capabilitiesOf(FerretDB); f != (Capabilities{}) {
