@@ -47,13 +47,13 @@ type oplogRange struct {
 	// from the server's clock (see repo.Manifest.FromEmptyOplog).
 	fromEmpty bool
 
-	mu     sync.Mutex
-	end    optime.Timestamp // set once; zero until known
+	mu  sync.Mutex
+	end optime.Timestamp // set once; zero until known
 	// endAfter: only an oplog read begun at or after this time may give the
 	// end (the copy's end, plus oplogSettle without AtomicOplog).
 	endAfter time.Time
-	cancel context.CancelFunc
-	done   chan error // the own capture's result; nil unless it runs
+	cancel   context.CancelFunc
+	done     chan error // the own capture's result; nil unless it runs
 }
 
 // newOplogRange notes the range's start: the oplog's newest entry, or for
