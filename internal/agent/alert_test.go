@@ -145,13 +145,13 @@ func TestAlertsPruneBlockedByReader(t *testing.T) {
 	url := newRepo(t)
 	hook := newAlertReceiver(t)
 	cfg := alertConfig(t, srv, url, hook)
-	// Something to prune: snapshots every second, kept for a second.
+	// Something to prune: two old snapshots (the newest always stays), and
+	// no snapshot of the agent's own, whose shared lock would block prune too.
 	cfg.Retention.PruneInterval = config.Duration(time.Second)
 	cfg.Retention.RestoreWindow = config.Duration(time.Second)
 	cfg.Retention.Hourly, cfg.Retention.Daily, cfg.Retention.Weekly, cfg.Retention.Monthly = 0, 0, 0, 0
-	cfg.Snapshot.Every = config.Duration(time.Second)
+	cfg.Snapshot.Every = 0
 	runWorkload(t, srv, 50, 30, "a")
-	a := startAgent(t, cfg)
 
 	ctx := context.Background()
 	st, err := storage.Open(ctx, url)
@@ -159,8 +159,12 @@ func TestAlertsPruneBlockedByReader(t *testing.T) {
 	defer st.Close()
 	r, err := repo.Open(ctx, st, repo.OpenOptions{Location: url})
 	must(t, err)
+	for _, days := range []int{30, 20} {
+		writeOldSnapshot(t, r, days)
+	}
 	reader, err := r.Lock(ctx, repo.LockOptions{Kind: repo.LockShared, Purpose: "restore"})
 	must(t, err)
+	a := startAgent(t, cfg)
 	blocked := time.Now()
 	ev := hook.wait(t, alert.PruneFailed, alert.Firing)
 	if held := time.Since(blocked); held < time.Second {

@@ -246,6 +246,24 @@ func runWorkload(t *testing.T, srv *testserver.Server, seed uint64, ops int, par
 	return st
 }
 
+// writeOldSnapshot writes a complete one-document snapshot of shard
+// "ferretdb" that started daysAgo days ago, straight through the
+// repository format, and returns its manifest.
+func writeOldSnapshot(t *testing.T, r *repo.Repository, daysAgo int) repo.Manifest {
+	t.Helper()
+	ctx := context.Background()
+	at := time.Now().Add(-time.Duration(daysAgo) * 24 * time.Hour)
+	id := repo.NewSnapshotID(at)
+	ts := optime.Timestamp{T: uint32(at.Unix()), I: 1}
+	doc, _ := bson.Marshal(bson.D{{Key: "_id", Value: 1}})
+	ref, err := r.WriteChunk(ctx, "ferretdb", id, "c0", 0, []bson.Raw{doc})
+	must(t, err)
+	m := repo.Manifest{ID: id, Shard: "ferretdb", Start: ts, End: ts, Started: at, Finished: at,
+		Collections: []repo.CollectionManifest{{DB: "d", Name: "c", UUID: "c0", Count: 1, Bytes: ref.Bytes, Chunks: []repo.ChunkRef{ref}}}}
+	must(t, r.WriteManifest(ctx, m))
+	return m
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

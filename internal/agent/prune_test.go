@@ -12,7 +12,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rewind-backup/rewind/internal/config"
-	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
@@ -31,19 +30,8 @@ func TestAgentPrunes(t *testing.T) {
 	defer st.Close()
 	r, err := repo.Open(ctx, st, repo.OpenOptions{})
 	must(t, err)
-	oldSnap := func(daysAgo int, id string) repo.Manifest {
-		at := time.Now().Add(-time.Duration(daysAgo) * 24 * time.Hour)
-		ts := optime.Timestamp{T: uint32(at.Unix()), I: 1}
-		doc, _ := bson.Marshal(bson.D{{Key: "_id", Value: 1}})
-		ref, err := r.WriteChunk(ctx, "ferretdb", id, "c0", 0, []bson.Raw{doc})
-		must(t, err)
-		m := repo.Manifest{ID: id, Shard: "ferretdb", Start: ts, End: ts, Started: at, Finished: at,
-			Collections: []repo.CollectionManifest{{DB: "d", Name: "c", UUID: "c0", Count: 1, Bytes: ref.Bytes, Chunks: []repo.ChunkRef{ref}}}}
-		must(t, r.WriteManifest(ctx, m))
-		return m
-	}
-	older := oldSnap(30, "20261026T000000Z-00000001")
-	newer := oldSnap(20, "20261105T000000Z-00000002")
+	older := writeOldSnapshot(t, r, 30)
+	newer := writeOldSnapshot(t, r, 20)
 	// The chunk of a snapshot that never got its manifest, three days ago.
 	orphan, err := r.WriteChunk(ctx, "ferretdb", "20261020T000000Z-00000003", "c0", 0, []bson.Raw{mustDoc(t)})
 	must(t, err)
