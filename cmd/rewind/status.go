@@ -67,8 +67,10 @@ func newStatusCmd() *cobra.Command {
 
 func printStatus(w io.Writer, st statusJSON) error {
 	if len(st.Shards) == 0 {
-		fmt.Fprintln(w, "no oplog captured yet: start `rewind agent` for this repository")
-		fmt.Fprintf(w, "WARNING: %s\n", status.NothingRestorable)
+		fmt.Fprintln(w, "nothing stored yet: no snapshot, no oplog and no agent heartbeat; start `rewind agent` for this repository")
+		for _, warn := range st.Warnings {
+			fmt.Fprintf(w, "WARNING: %s\n", warn)
+		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -76,6 +78,8 @@ func printStatus(w io.Writer, st statusJSON) error {
 		fmt.Fprintf(tw, "shard\t%s\n", s.Shard)
 		if s.LastDurable != nil {
 			fmt.Fprintf(tw, "last durable\t%d:%d (%s)\n", s.LastDurable.T, s.LastDurable.I, s.LastDurable.Time)
+		} else {
+			fmt.Fprintf(tw, "last durable\tnone: no oplog segment stored yet\n")
 		}
 		switch {
 		case s.Agent == nil:

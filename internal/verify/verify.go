@@ -152,7 +152,9 @@ func (rep *Report) checkRestorable(snapshots int) {
 		Message: what + ": nothing can be restored; take a snapshot with `rewind snapshot`, or let the agent take its first one (snapshot.every)"})
 }
 
-// shardIDs lists shards from timelines, segments and snapshots.
+// shardIDs lists the repository's shards (repo.Shards) and those that
+// hold only oplog segments, whose timeline records are missing: verify
+// reports those.
 func shardIDs(ctx context.Context, r *repo.Repository) ([]string, error) {
 	ids, err := r.Shards(ctx)
 	if err != nil {
@@ -162,18 +164,16 @@ func shardIDs(ctx context.Context, r *repo.Repository) ([]string, error) {
 	for _, id := range ids {
 		seen[id] = true
 	}
-	for _, prefix := range []string{"snapshots/", "oplog/"} {
-		err := r.Store().List(ctx, prefix, func(i storage.Info) error {
-			sh, _, _ := strings.Cut(strings.TrimPrefix(i.Key, prefix), "/")
-			if !seen[sh] {
-				seen[sh] = true
-				ids = append(ids, sh)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
+	err = r.Store().List(ctx, "oplog/", func(i storage.Info) error {
+		sh, _, _ := strings.Cut(strings.TrimPrefix(i.Key, "oplog/"), "/")
+		if !seen[sh] {
+			seen[sh] = true
+			ids = append(ids, sh)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Strings(ids)
 	return ids, nil
