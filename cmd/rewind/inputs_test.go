@@ -1,6 +1,9 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,4 +193,43 @@ func TestDurationAndCountFlags(t *testing.T) {
 	}
 	code, _, stderr = cli(t, "snapshot", "--repo", filepath.Join(t.TempDir(), "none"), "--source", "mongodb://h/", "--wait-timeout", "7d")
 	wantFailure(t, code, stderr, 10, "no rewind repository")
+}
+
+// A password inside a query value that is itself a URL (an S3 endpoint with
+// userinfo), typed as is or percent-encoded, never shows: not in the
+// commands' errors or output, not in the logs, text or JSON.
+func TestNestedURLSecretNeverShown(t *testing.T) {
+	// An S3 endpoint that refuses everything at once (no retries).
+	s3 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte(`<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>denied</Message></Error>`))
+	}))
+	defer s3.Close()
+	host := strings.TrimPrefix(s3.URL, "http://")
+	endpoint := "http://AKIDnested:s3cretrepo@" + host
+	bin := testbin.Rewind(t)
+	for _, repoURL := range []string{
+		"s3://bkt/p?endpoint=" + endpoint + "&region=us-east-1&use_path_style=true",
+		"s3://bkt/p?endpoint=" + url.QueryEscape(endpoint) + "&region=us-east-1&use_path_style=true",
+	} {
+		for _, args := range [][]string{
+			{"status"}, {"repo", "info"}, {"unlock"}, {"list"},
+			{"snapshot", "--source", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300"},
+			{"agent", "--source", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300", "--api-listen", ""},
+			{"--log-format", "json", "agent", "--source", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300", "--api-listen", ""},
+			{"--log-level", "debug", "agent", "--source", "mongodb://127.0.0.1:1/", "--check-config"},
+		} {
+			cmd := exec.Command(bin, args...)
+			cmd.Env = append(os.Environ(), "REWIND_REPO="+repoURL, "AWS_ACCESS_KEY_ID=test-key-id", "AWS_SECRET_ACCESS_KEY=test-secret-key",
+				"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent")
+			out, _ := cmd.CombinedOutput()
+			name := "rewind " + strings.Join(args, " ")
+			if strings.Contains(string(out), "s3cretrepo") || strings.Contains(string(out), "AKIDnested") {
+				t.Errorf("%s shows the endpoint's credentials:\n%s", name, out)
+			}
+			if !strings.Contains(string(out), host) && !strings.Contains(string(out), url.QueryEscape(host)) {
+				t.Errorf("%s does not say which endpoint:\n%s", name, out)
+			}
+		}
+	}
 }
