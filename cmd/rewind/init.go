@@ -37,7 +37,11 @@ pointed at another deployment is refused.`,
 			}
 			ctx := cmd.Context()
 			var src repo.Source
-			if uri, _ := sourceIn.resolve(cmd, ""); uri != "" {
+			uri, _, err := resolveSource(cmd, sourceIn, "")
+			if err != nil {
+				return err
+			}
+			if uri != "" {
 				s, err := source.Connect(ctx, uri)
 				if err != nil {
 					return err

@@ -85,14 +85,14 @@ func TestInputPrecedence(t *testing.T) {
 	os.WriteFile(srcFile, []byte("source: mongodb://from-file/\nrepo: /from-file\n"), 0o600)
 	t.Setenv("REWIND_SOURCE", "mongodb://user:pw@from-env/")
 	code, out, stderr = cli(t, "agent", "--config", srcFile, "--check-config", "--repo", "/from-flag")
-	if code != 0 || !strings.Contains(out, "source mongodb://REDACTED@from-env/, repository /from-flag") {
+	if code != 0 || !strings.Contains(out, "mongodb://REDACTED@from-env/  from $REWIND_SOURCE") || !strings.Contains(out, "/from-flag") {
 		t.Fatalf("agent --check-config: exit %d\n%s%s", code, out, stderr)
 	}
 }
 
 // --identity exists only on the commands that read encrypted data, and
-// there it is loaded: a missing file is a clear error. Elsewhere the flag
-// is unknown (exit 2).
+// there it is loaded: a missing file is bad input (exit 2) with a clear
+// error. Elsewhere the flag is unknown (exit 2).
 func TestIdentityFlag(t *testing.T) {
 	dir, _, _ := retentionRepo(t)
 	missing := filepath.Join(t.TempDir(), "no-such-key.txt")
@@ -104,7 +104,7 @@ func TestIdentityFlag(t *testing.T) {
 		{"agent", "--source", "mongodb://h/", "--repo", dir, "--check-config"},
 	} {
 		code, _, stderr := cli(t, append(args, "--identity", missing)...)
-		wantFailure(t, code, stderr, 1, missing, "age-keygen", "--identity")
+		wantFailure(t, code, stderr, 2, missing, "age-keygen", "--identity")
 	}
 	for _, args := range [][]string{
 		{"status", "--repo", dir},
@@ -177,7 +177,7 @@ func TestDurationAndCountFlags(t *testing.T) {
 		{[]string{"snapshot", "--repo", dir, "--wait-timeout", "-1s"}, []string{"--wait-timeout", "negative"}},
 		{[]string{"snapshot", "--repo", dir, "--parallel", "-2"}, []string{"--parallel", "1 or more"}},
 		{[]string{"agent", "--flush-interval", "-500ms"}, []string{"--flush-interval", "negative"}},
-		{[]string{"agent", "--source", "mongodb://h/", "--repo", dir, "--flush-interval", "0s", "--check-config"}, []string{"flush_interval must be positive"}},
+		{[]string{"agent", "--source", "mongodb://h/", "--repo", dir, "--flush-interval", "0s", "--check-config"}, []string{"capture.flush_interval (from --flush-interval) must be positive"}},
 	} {
 		code, _, stderr := cli(t, tc.args...)
 		wantFailure(t, code, stderr, 2, tc.wants...)

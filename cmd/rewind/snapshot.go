@@ -40,7 +40,10 @@ are never copied.`,
 			if err := rf.require(cmd); err != nil {
 				return err
 			}
-			source, _ := sourceIn.resolve(cmd, "")
+			source, _, err := resolveSource(cmd, sourceIn, "")
+			if err != nil {
+				return err
+			}
 			if source == "" {
 				return usagef(cmd, "--source is required (or set REWIND_SOURCE)")
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
@@ -69,6 +70,11 @@ func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 	}
 	if f.to != "" && f.restoreTo == "" {
 		return usagef(cmd, "--to needs --restore-to (the scratch deployment of the trial restore)")
+	}
+	if f.restoreTo != "" {
+		if err := config.CheckMongoURI(f.restoreTo); err != nil {
+			return usagef(cmd, "--restore-to: %v", err)
+		}
 	}
 	when := restore.When{Latest: true}
 	if f.to != "" {
