@@ -45,7 +45,8 @@ config file. A config file or flag that is wrong exits 2.`,
 	f.source = sourceInput.bind(cmd, "MongoDB connection string (overrides source:)")
 	f.repo = repoInput.bind(cmd, "repository URL (overrides repo:)")
 	f.identity = identityInput.bind(cmd, "age identity, for compaction, pruning and alerts on an encrypted repository: a file path, or in the variable the key itself (overrides identity:)")
-	fl.Var(&f.flush, "flush-interval", "longest wait before captured entries are uploaded, e.g. 500ms (overrides capture.flush_interval)")
+	durationVar(cmd, &f.flush, "flush-interval", 0, fmt.Sprintf("longest wait before captured entries are uploaded (overrides capture.flush_interval; default from the config, else %s)",
+		config.Default().Capture.FlushInterval))
 	fl.StringVar(&f.spoolDir, "spool-dir", "", "local directory for segments waiting for upload (overrides capture.spool_dir)")
 	fl.StringVar(&f.apiListen, "api-listen", "", `address of the HTTP API and dashboard, e.g. 127.0.0.1:7070 or 127.0.0.1:0 for a free port; "" turns them off (overrides api.listen)`)
 	fl.BoolVar(&f.check, "check-config", false, "validate the configuration without connecting, print the source, repository and identity in use and where each came from (flag, variable or config file), and exit")

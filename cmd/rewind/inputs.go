@@ -93,6 +93,18 @@ func resolveSource(cmd *cobra.Command, in *input, fromConfig string) (string, or
 	return uri, from, nil
 }
 
+// durationVar adds a duration flag (the config's forms: 500ms, 36h, 7d,
+// 1d12h; negative values refused) starting at def. A zero def is a default
+// that comes from elsewhere, the config file, which usage names: --help
+// then prints no "(default 0s)".
+func durationVar(cmd *cobra.Command, p *config.Duration, name string, def config.Duration, usage string) {
+	*p = def
+	cmd.Flags().Var(p, name, usage)
+	if def == 0 {
+		cmd.Flags().Lookup(name).DefValue = ""
+	}
+}
+
 // count is an integer flag with a lower bound, checked as the flag is
 // parsed: `--daily -3` is a usage error that says what is accepted, not a
 // value silently ignored.

@@ -120,6 +120,23 @@ func TestDurationDays(t *testing.T) {
 	}
 }
 
+// A duration prints as it is written in the config, and reads back the same.
+func TestDurationString(t *testing.T) {
+	for in, want := range map[string]string{"1d12h": "1d12h", "36h": "1d12h", "7d": "7d", "90s": "1m30s", "1h30m": "1h30m",
+		"2m": "2m", "12h": "12h", "500ms": "500ms", "0s": "0s", "1d1s": "1d1s", "10m": "10m", "1d0h30m": "1d30m"} {
+		d, err := ParseDuration(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.String(); got != want {
+			t.Errorf("ParseDuration(%q).String() = %q, want %q", in, got, want)
+		}
+		if back, err := ParseDuration(d.String()); err != nil || back != d {
+			t.Errorf("%q does not read back: %v, %v", d.String(), back, err)
+		}
+	}
+}
+
 // TestDurationFlag checks that a flag of this type parses as the config does.
 func TestDurationFlag(t *testing.T) {
 	var d Duration
