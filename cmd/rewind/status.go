@@ -83,7 +83,7 @@ func printStatus(w io.Writer, st statusJSON) error {
 		}
 		switch {
 		case s.Agent == nil:
-			fmt.Fprintf(tw, "agent\tnone has run\n")
+			fmt.Fprintf(tw, "agent\tno heartbeat: no agent has run for this shard\n")
 		case s.Agent.Alive:
 			fmt.Fprintf(tw, "agent\trunning on %s (pid %d), lag %.0fs\n", s.Agent.Host, s.Agent.PID, s.Agent.LagSeconds)
 		default:
@@ -92,7 +92,7 @@ func printStatus(w io.Writer, st statusJSON) error {
 		fmt.Fprintf(tw, "segments\t%d (%d bytes)\n", s.Segments, s.Bytes)
 		fmt.Fprintf(tw, "snapshots\t%d\n", s.Snapshots)
 		for _, tl := range s.Timelines {
-			fmt.Fprintf(tw, "timeline %s\t%s .. %s, %d segments\n", tl.ID, tl.First.Time, tl.Last.Time, tl.Segments)
+			fmt.Fprintf(tw, "timeline %s\t%s .. %s, %s\n", tl.ID, tl.First.Time, tl.Last.Time, plural(tl.Segments, "segment", "segments"))
 		}
 		for _, g := range s.Gaps {
 			fmt.Fprintf(tw, "GAP\tentries lost after %d:%d (%s) until %d:%d (%s)\n", g.Before.T, g.Before.I, g.Before.Time, g.After.T, g.After.I, g.After.Time)

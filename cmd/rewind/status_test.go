@@ -70,17 +70,27 @@ func TestStatusWarnsWhenNothingIsRestorable(t *testing.T) {
 }
 
 // verify on a repository that can restore nothing says so plainly on its
-// first line and exits 3, fit for cron.
+// first line and exits 3, fit for cron; its last line says what to do (and
+// nothing about damaged objects, when none is); with --json the answer is
+// on stdout only.
 func TestVerifyNothingRestorable(t *testing.T) {
 	empty := filepath.Join(t.TempDir(), "empty")
 	if code, _, stderr := cli(t, "init", "--repo", empty); code != 0 {
 		t.Fatal(stderr)
 	}
-	for _, dir := range []string{empty, oplogOnlyRepo(t)} {
-		code, out, stderr := cli(t, "verify", "--repo", dir)
-		wantFailure(t, code, stderr, 3, "verify found 1 problems")
-		if first, _, _ := strings.Cut(out, "\n"); !strings.HasPrefix(first, "PROBLEMS: 1 found") || !strings.Contains(out, "nothing can be restored") {
+	for _, tc := range []struct{ dir, what string }{{empty, "no snapshot and no oplog"}, {oplogOnlyRepo(t), "holds oplog but no snapshot"}} {
+		code, out, stderr := cli(t, "verify", "--repo", tc.dir)
+		wantFailure(t, code, stderr, 3, "verify found 1 problem: ", tc.what, "nothing is restorable yet", "rewind snapshot")
+		if strings.Contains(stderr, "put back") || strings.Contains(stderr, "problems") {
+			t.Errorf("verify's last line does not fit: %s", stderr)
+		}
+		if first, _, _ := strings.Cut(out, "\n"); !strings.HasPrefix(first, "PROBLEMS: 1 found") || !strings.Contains(out, "nothing is restorable yet") {
 			t.Errorf("verify output:\n%s", out)
+		}
+		code, out, stderr = cli(t, "verify", "--repo", tc.dir, "--json")
+		var js verifyJSON
+		if code != 3 || stderr != "" || json.Unmarshal([]byte(out), &js) != nil || js.Problems != 1 {
+			t.Errorf("verify --json: exit %d, stderr %q\n%s", code, stderr, out)
 		}
 	}
 }
@@ -96,7 +106,7 @@ func TestVerifyIdentityHintOnce(t *testing.T) {
 		t.Errorf("the identity hint appears %d times: %s", n, stderr)
 	}
 	code, _, stderr = cli(t, "verify", "--repo", url, "--identity", key)
-	wantFailure(t, code, stderr, 3, "verify found 1 problems")
+	wantFailure(t, code, stderr, 3, "verify found 1 problem: ")
 }
 
 // snapshotOnlyRepo is a repository as the agent leaves it right after its
