@@ -15,19 +15,26 @@ import (
 	"github.com/rewind-backup/rewind/internal/storage"
 )
 
-// oplogOnlyRepo is a repository with one segment of oplog and no snapshot.
-func oplogOnlyRepo(t *testing.T) string {
+// newRepoDir creates an empty repository in a new directory.
+func newRepoDir(t *testing.T) (string, *repo.Repository) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := storage.Open(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	r, err := repo.Init(ctx, st, repo.InitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, r
+}
+
+// oplogOnlyRepo is a repository with one segment of oplog and no snapshot.
+func oplogOnlyRepo(t *testing.T) string {
+	ctx := context.Background()
+	dir, r := newRepoDir(t)
 	ts := optime.Timestamp{T: uint32(time.Now().Add(-time.Minute).Unix()), I: 1}
 	e, _ := bson.Marshal(bson.D{{Key: "ts", Value: bson.Timestamp{T: ts.T, I: 1}}, {Key: "op", Value: "n"}, {Key: "ns", Value: ""}, {Key: "o", Value: bson.D{}}})
 	if err := r.WriteTimeline(ctx, repo.TimelineInfo{Shard: "rs0", ID: "0123456789abcdef", Flavor: "mongodb", Started: ts.Time()}); err != nil {
@@ -114,16 +121,7 @@ func TestVerifyIdentityHintOnce(t *testing.T) {
 // snapshot, no oplog segment, and (if agent) a fresh heartbeat.
 func snapshotOnlyRepo(t *testing.T, agent bool) string {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := storage.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r, err := repo.Init(ctx, st, repo.InitOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, r := newRepoDir(t)
 	now := time.Now().UTC()
 	ts := optime.Timestamp{T: uint32(now.Add(-time.Minute).Unix()), I: 1}
 	m := repo.Manifest{ID: repo.NewSnapshotID(ts.Time()), Shard: "rs0", Flavor: "mongodb", Start: ts, End: ts,
@@ -190,16 +188,7 @@ func TestStatusSnapshotsWithoutOplog(t *testing.T) {
 // heartbeat; nothing is restorable yet, which status says.
 func TestStatusAgentBeforeAnything(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := storage.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r, err := repo.Init(ctx, st, repo.InitOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, r := newRepoDir(t)
 	now := time.Now().UTC()
 	if err := r.WriteHeartbeat(ctx, repo.Heartbeat{Shard: "rs0", Host: "backup1", PID: 7, Started: now, Updated: now}); err != nil {
 		t.Fatal(err)
