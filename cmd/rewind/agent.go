@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -42,46 +45,69 @@ config file. A config file or flag that is wrong exits 2.`,
 	f.source = sourceInput.bind(cmd, "MongoDB connection string (overrides source:)")
 	f.repo = repoInput.bind(cmd, "repository URL (overrides repo:)")
 	f.identity = identityInput.bind(cmd, "age identity, for compaction, pruning and alerts on an encrypted repository: a file path, or in the variable the key itself (overrides identity:)")
-	fl.Var(&f.flush, "flush-interval", "longest wait before captured entries are uploaded, e.g. 500ms (overrides capture.flush_interval)")
+	durationVar(cmd, &f.flush, "flush-interval", 0, fmt.Sprintf("longest wait before captured entries are uploaded (overrides capture.flush_interval; default from the config, else %s)",
+		config.Default().Capture.FlushInterval))
 	fl.StringVar(&f.spoolDir, "spool-dir", "", "local directory for segments waiting for upload (overrides capture.spool_dir)")
 	fl.StringVar(&f.apiListen, "api-listen", "", `address of the HTTP API and dashboard, e.g. 127.0.0.1:7070 or 127.0.0.1:0 for a free port; "" turns them off (overrides api.listen)`)
-	fl.BoolVar(&f.check, "check-config", false, "validate the configuration, print where the source and repository come from, and exit")
+	fl.BoolVar(&f.check, "check-config", false, "validate the configuration without connecting, print the source, repository and identity in use and where each came from (flag, variable or config file), and exit")
 	return cmd
 }
 
 // config builds the agent's configuration: the file, then the environment
-// and the flags through the inputs (flag, else variable, else file). Any
-// mistake in it is a usage error.
+// and the flags through the inputs (flag, else variable, else file), with
+// where each overridden value came from in cfg.Origins. Any mistake in it
+// is a usage error, found before anything is opened or connected.
 func (f *agentFlags) config(cmd *cobra.Command) (config.Config, error) {
 	cfg, err := loadConfig(f.cfgPath)
 	if err != nil {
 		return cfg, err
 	}
-	src, _ := f.source.resolve(cmd, cfg.Source.Reveal())
+	cfg.Origins = map[string]string{}
+	note := func(key string, from origin) {
+		if from != "" && from != fromFile {
+			cfg.Origins[key] = string(from)
+		}
+	}
+	src, from := f.source.resolve(cmd, cfg.Source.Reveal())
 	cfg.Source = config.Secret(src)
-	cfg.Repo, _ = f.repo.resolve(cmd, cfg.Repo)
+	note("source", from)
+	cfg.Repo, from = f.repo.resolve(cmd, cfg.Repo)
+	note("repo", from)
 	// A missing or unreadable identity stops the agent before it starts.
-	_, id, err := loadIdentity(cmd, f.identity, cfg.Identity.Reveal())
+	_, id, from, err := loadIdentity(cmd, f.identity, cfg.Identity.Reveal())
 	if err != nil {
 		return cfg, err
 	}
 	cfg.Identity = config.Secret(id)
-	tokenIn := apiTokenInput
-	if tok, from := tokenIn.resolve(cmd, cfg.API.Token.Reveal()); from == fromEnv {
+	note("identity", from)
+	if tok, from := apiTokenInput.resolve(cmd, ""); tok != "" {
 		// The variable wins over the file's token and token_file alike.
 		cfg.API.Token, cfg.API.TokenFile = config.Secret(tok), ""
+		note("api.token", from)
 	}
-	if f.spoolDir != "" {
-		cfg.Capture.SpoolDir = f.spoolDir
-	}
-	if cmd.Flags().Changed("api-listen") {
-		cfg.API.Listen = f.apiListen
-	}
-	if cmd.Flags().Changed("flush-interval") {
-		cfg.Capture.FlushInterval = f.flush
+	flags := cmd.Flags()
+	for _, o := range []struct {
+		flag, key string
+		set       func()
+	}{
+		{"spool-dir", "capture.spool_dir", func() { cfg.Capture.SpoolDir = f.spoolDir }},
+		{"api-listen", "api.listen", func() { cfg.API.Listen = f.apiListen }},
+		{"flush-interval", "capture.flush_interval", func() { cfg.Capture.FlushInterval = f.flush }},
+		{"log-format", "log.format", func() { cfg.Log.Format = global.logFormat }},
+		{"log-level", "log.level", func() { cfg.Log.Level = global.logLevel }},
+	} {
+		if fl := flags.Lookup(o.flag); fl != nil && fl.Changed {
+			o.set()
+			note(o.key, origin("--"+o.flag))
+		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, &usageError{fmt.Errorf("invalid configuration: %w", err)}
+		where := ""
+		if f.cfgPath != "" {
+			where = " (--config " + f.cfgPath + ")"
+		}
+		// One line: a service manager's journal shows each line apart.
+		return cfg, &usageError{fmt.Errorf("invalid configuration%s: %s", where, strings.ReplaceAll(err.Error(), "\n", "; "))}
 	}
 	return cfg, nil
 }
@@ -91,20 +117,45 @@ func runAgent(cmd *cobra.Command, f *agentFlags) error {
 	if err != nil {
 		return err
 	}
-	// The config's log settings apply unless the flags were given.
-	if fl := cmd.Flag("log-format"); fl != nil && !fl.Changed {
-		global.logFormat = cfg.Log.Format
-	}
-	if fl := cmd.Flag("log-level"); fl != nil && !fl.Changed {
-		global.logLevel = cfg.Log.Level
-	}
+	// The config's log settings (the flags' when given) apply from now on.
+	global.logFormat, global.logLevel = cfg.Log.Format, cfg.Log.Level
 	if err := setupLogging(cmd); err != nil {
 		return err
 	}
 	if f.check {
-		fmt.Fprintf(cmd.OutOrStdout(), "configuration is valid: source %s, repository %s\n", cfg.Source, redact.URL(cfg.Repo))
-		return nil
+		return printCheck(cmd.OutOrStdout(), cfg, f.cfgPath)
 	}
 	a := &agent.Agent{Config: cfg, Log: slog.Default(), Version: version}
 	return a.Run(cmd.Context())
+}
+
+// printCheck is --check-config's answer: the configuration is valid, and
+// for the source, the repository and the identity, the value (without its
+// secrets) and where it came from.
+func printCheck(w io.Writer, cfg config.Config, cfgPath string) error {
+	fmt.Fprintln(w, "configuration is valid")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	id := cfg.Identity.Reveal()
+	shownID := id
+	switch {
+	case id == "":
+		shownID = "none"
+	case strings.HasPrefix(strings.TrimSpace(id), "AGE-SECRET-KEY-"):
+		shownID = "the key itself (AGE-SECRET-KEY-" + redact.Mask + ")"
+	}
+	for _, v := range []struct{ key, shown, value, unset string }{
+		{"source", cfg.Source.String(), cfg.Source.Reveal(), "not set"},
+		{"repo", redact.URL(cfg.Repo), cfg.Repo, "not set"},
+		{"identity", shownID, id, "not set: enough to capture; compacting and pruning an encrypted repository need it"},
+	} {
+		from := v.unset
+		switch {
+		case cfg.Origins[v.key] != "":
+			from = "from " + cfg.Origins[v.key]
+		case v.value != "":
+			from = "from `" + v.key + ":` in " + cfgPath
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.key, v.shown, from)
+	}
+	return tw.Flush()
 }

@@ -31,7 +31,11 @@ func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 
 // problemsError is verify's answer that the repository has problems: the
 // check ran and this is what it found (exit code 3), as opposed to a check
-// that could not run (exit code 1).
-type problemsError struct{ msg string }
+// that could not run (exit code 1). quiet: the answer is already complete
+// on stdout (--json), so nothing is printed on stderr.
+type problemsError struct {
+	msg   string
+	quiet bool
+}
 
 func (e *problemsError) Error() string { return e.msg }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"os/exec"
@@ -75,7 +76,7 @@ func TestExitCodesOfTheBinary(t *testing.T) {
 		{"verify could not run", func() (int, string) {
 			return runBinary(t, "verify", "--repo", dir, "--restore-to", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300")
 		}, 1, []string{"--restore-to"}},
-		{"verify found problems", verifyDamaged, 3, []string{"verify found 1 problems"}},
+		{"verify found problems", verifyDamaged, 3, []string{"verify found 1 problem"}},
 	} {
 		code, stderr := tc.run()
 		if code != tc.code {
@@ -169,6 +170,42 @@ func TestExitCodeOnSignal(t *testing.T) {
 		}
 		if tc.code == 130 && !strings.Contains(stderr.String(), "interrupted") {
 			t.Errorf("%s: stderr does not say it was interrupted: %s", tc.name, stderr.String())
+		}
+	}
+}
+
+// With --log-format json (or the agent's log.format: json) every line on
+// stderr is one JSON object, the final error too: level ERROR, the message
+// and the exit code.
+func TestJSONErrorLine(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none")
+	cfg := filepath.Join(t.TempDir(), "rewind.yaml")
+	os.WriteFile(cfg, []byte("source: mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300\nrepo: "+missing+"\nlog:\n  format: json\napi:\n  listen: \"\"\n"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"--log-format", "json", "status", "--repo", missing}, 10, "no rewind repository"},
+		{[]string{"--log-format", "json", "agent", "--source", "garbage", "--repo", missing}, 2, "not a MongoDB connection string"},
+		{[]string{"agent", "--config", cfg}, 10, "no rewind repository"},
+	} {
+		code, stderr := runBinary(t, tc.args...)
+		if code != tc.code {
+			t.Fatalf("%v: exit %d, want %d: %s", tc.args, code, tc.code, stderr)
+		}
+		var last struct {
+			Level    string `json:"level"`
+			Msg      string `json:"msg"`
+			ExitCode int    `json:"exit_code"`
+		}
+		for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+			if err := json.Unmarshal([]byte(line), &last); err != nil {
+				t.Errorf("%v: a stderr line is not JSON: %q", tc.args, line)
+			}
+		}
+		if last.Level != "ERROR" || !strings.Contains(last.Msg, tc.msg) || last.ExitCode != tc.code {
+			t.Errorf("%v: last line %+v, want level ERROR, %q, exit_code %d", tc.args, last, tc.msg, tc.code)
 		}
 	}
 }

@@ -42,7 +42,11 @@ oplog: capture records a gap and needs a new snapshot.)`,
 			}
 			ctx := cmd.Context()
 			var src repo.Source
-			if uri, _ := sourceIn.resolve(cmd, ""); uri != "" {
+			uri, _, err := resolveSource(cmd, sourceIn, "")
+			if err != nil {
+				return err
+			}
+			if uri != "" {
 				s, err := source.Connect(ctx, uri)
 				if err != nil {
 					return err

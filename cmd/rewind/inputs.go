@@ -33,15 +33,21 @@ var (
 	apiTokenInput = input{env: "REWIND_API_TOKEN"} // no flag: a token typed on the command line lands in shell history
 )
 
-// origin says where a resolved value came from.
-type origin int
+// origin says where a resolved value came from: its flag ("--repo"), an
+// environment variable ("$REWIND_REPO"), the config file (fromFile), or
+// nowhere ("").
+type origin string
 
-const (
-	fromNowhere origin = iota
-	fromFlag
-	fromEnv
-	fromFile
-)
+// fromFile is the origin of a value read from the config file.
+const fromFile origin = "config"
+
+// describe names the origin in a message; key is the config file's key.
+func (o origin) describe(key string) string {
+	if o == fromFile {
+		return "`" + key + ":` in the config file"
+	}
+	return string(o)
+}
 
 // bind adds the input's flag to cmd; its help names the variable.
 func (in input) bind(cmd *cobra.Command, usage string) *input {
@@ -55,21 +61,48 @@ func (in input) bind(cmd *cobra.Command, usage string) *input {
 // the value came from.
 func (in *input) resolve(cmd *cobra.Command, fromConfig string) (string, origin) {
 	if in.flag != "" && cmd.Flags().Changed(in.flag) {
-		return in.value, fromFlag
+		return in.value, origin("--" + in.flag)
 	}
 	if v := os.Getenv(in.env); v != "" {
-		return v, fromEnv
+		return v, origin("$" + in.env)
 	}
 	if in.alias != "" {
 		if v := os.Getenv(in.alias); v != "" {
 			slog.Warn(in.alias+" is deprecated and will be removed: set "+in.env+" instead (the same value: a file path or the key itself)", "variable", in.alias)
-			return v, fromEnv
+			return v, origin("$" + in.alias)
 		}
 	}
 	if fromConfig != "" {
 		return fromConfig, fromFile
 	}
-	return "", fromNowhere
+	return "", ""
+}
+
+// resolveSource resolves a MongoDB connection string input (--source) and
+// checks its form with the driver's parser, without connecting: a
+// malformed one is a usage error naming where it came from. "" when none
+// was given.
+func resolveSource(cmd *cobra.Command, in *input, fromConfig string) (string, origin, error) {
+	uri, from := in.resolve(cmd, fromConfig)
+	if uri == "" {
+		return "", from, nil
+	}
+	if err := config.CheckMongoURI(uri); err != nil {
+		return "", from, usagef(cmd, "%s: %v", from.describe("source"), err)
+	}
+	return uri, from, nil
+}
+
+// durationVar adds a duration flag (the config's forms: 500ms, 36h, 7d,
+// 1d12h; negative values refused) starting at def. A zero def is a default
+// that comes from elsewhere, the config file, which usage names: --help
+// then prints no "(default 0s)".
+func durationVar(cmd *cobra.Command, p *config.Duration, name string, def config.Duration, usage string) {
+	*p = def
+	cmd.Flags().Var(p, name, usage)
+	if def == 0 {
+		cmd.Flags().Lookup(name).DefValue = ""
+	}
 }
 
 // count is an integer flag with a lower bound, checked as the flag is

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,6 +61,29 @@ func TestHelpShowsNoSecret(t *testing.T) {
 	}
 }
 
+// A flag whose default comes from the config says so, and its help shows
+// no made-up "(default 0s)"; a flag with a real default shows it as it is
+// written.
+func TestHelpDefaults(t *testing.T) {
+	for _, path := range commandPaths(newRootCmd(), nil) {
+		code, out, stderr := cli(t, append(path, "--help")...)
+		if code != 0 {
+			t.Fatalf("%v --help: exit %d %s", path, code, stderr)
+		}
+		if strings.Contains(out, "(default 0s)") {
+			t.Errorf("rewind %s --help shows (default 0s):\n%s", strings.Join(path, " "), out)
+		}
+	}
+	_, out, _ := cli(t, "agent", "--help")
+	if !strings.Contains(out, "default from the config, else 500ms") {
+		t.Errorf("agent --help does not give --flush-interval's default:\n%s", out)
+	}
+	_, out, _ = cli(t, "prune", "--help")
+	if !strings.Contains(out, "default from the config, else 7d") || !strings.Contains(out, "(default 1d)") {
+		t.Errorf("prune --help defaults:\n%s", out)
+	}
+}
+
 // An input is the flag if given, else the environment variable, else the
 // config file: prune takes its repository from all three.
 func TestInputPrecedence(t *testing.T) {
@@ -82,14 +108,14 @@ func TestInputPrecedence(t *testing.T) {
 	os.WriteFile(srcFile, []byte("source: mongodb://from-file/\nrepo: /from-file\n"), 0o600)
 	t.Setenv("REWIND_SOURCE", "mongodb://user:pw@from-env/")
 	code, out, stderr = cli(t, "agent", "--config", srcFile, "--check-config", "--repo", "/from-flag")
-	if code != 0 || !strings.Contains(out, "source mongodb://REDACTED@from-env/, repository /from-flag") {
+	if code != 0 || !strings.Contains(out, "mongodb://REDACTED@from-env/  from $REWIND_SOURCE") || !strings.Contains(out, "/from-flag") {
 		t.Fatalf("agent --check-config: exit %d\n%s%s", code, out, stderr)
 	}
 }
 
 // --identity exists only on the commands that read encrypted data, and
-// there it is loaded: a missing file is a clear error. Elsewhere the flag
-// is unknown (exit 2).
+// there it is loaded: a missing file is bad input (exit 2) with a clear
+// error. Elsewhere the flag is unknown (exit 2).
 func TestIdentityFlag(t *testing.T) {
 	dir, _, _ := retentionRepo(t)
 	missing := filepath.Join(t.TempDir(), "no-such-key.txt")
@@ -101,7 +127,7 @@ func TestIdentityFlag(t *testing.T) {
 		{"agent", "--source", "mongodb://h/", "--repo", dir, "--check-config"},
 	} {
 		code, _, stderr := cli(t, append(args, "--identity", missing)...)
-		wantFailure(t, code, stderr, 1, missing, "age-keygen", "--identity")
+		wantFailure(t, code, stderr, 2, missing, "age-keygen", "--identity")
 	}
 	for _, args := range [][]string{
 		{"status", "--repo", dir},
@@ -174,14 +200,14 @@ func TestDurationAndCountFlags(t *testing.T) {
 		{[]string{"snapshot", "--repo", dir, "--wait-timeout", "-1s"}, []string{"--wait-timeout", "negative"}},
 		{[]string{"snapshot", "--repo", dir, "--parallel", "-2"}, []string{"--parallel", "1 or more"}},
 		{[]string{"agent", "--flush-interval", "-500ms"}, []string{"--flush-interval", "negative"}},
-		{[]string{"agent", "--source", "mongodb://h/", "--repo", dir, "--flush-interval", "0s", "--check-config"}, []string{"flush_interval must be positive"}},
+		{[]string{"agent", "--source", "mongodb://h/", "--repo", dir, "--flush-interval", "0s", "--check-config"}, []string{"capture.flush_interval (from --flush-interval) must be positive"}},
 	} {
 		code, _, stderr := cli(t, tc.args...)
 		wantFailure(t, code, stderr, 2, tc.wants...)
 	}
 	// Days are accepted everywhere a duration is.
 	code, out, stderr := cli(t, "prune", "--repo", dir, "--restore-window", "1d12h", "--grace", "7d", "--daily", "0", "--dry-run")
-	if code != 0 || !strings.Contains(out, "restore window 36h0m0s") {
+	if code != 0 || !strings.Contains(out, "restore window 1d12h") {
 		t.Fatalf("prune with day durations: exit %d\n%s%s", code, out, stderr)
 	}
 	code, out, stderr = cli(t, "agent", "--source", "mongodb://h/", "--repo", dir, "--flush-interval", "1d", "--check-config")
@@ -190,4 +216,43 @@ func TestDurationAndCountFlags(t *testing.T) {
 	}
 	code, _, stderr = cli(t, "snapshot", "--repo", filepath.Join(t.TempDir(), "none"), "--source", "mongodb://h/", "--wait-timeout", "7d")
 	wantFailure(t, code, stderr, 10, "no rewind repository")
+}
+
+// A password inside a query value that is itself a URL (an S3 endpoint with
+// userinfo), typed as is or percent-encoded, never shows: not in the
+// commands' errors or output, not in the logs, text or JSON.
+func TestNestedURLSecretNeverShown(t *testing.T) {
+	// An S3 endpoint that refuses everything at once (no retries).
+	s3 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte(`<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>denied</Message></Error>`))
+	}))
+	defer s3.Close()
+	host := strings.TrimPrefix(s3.URL, "http://")
+	endpoint := "http://AKIDnested:s3cretrepo@" + host
+	bin := testbin.Rewind(t)
+	for _, repoURL := range []string{
+		"s3://bkt/p?endpoint=" + endpoint + "&region=us-east-1&use_path_style=true",
+		"s3://bkt/p?endpoint=" + url.QueryEscape(endpoint) + "&region=us-east-1&use_path_style=true",
+	} {
+		for _, args := range [][]string{
+			{"status"}, {"repo", "info"}, {"unlock"}, {"list"},
+			{"snapshot", "--source", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300"},
+			{"agent", "--source", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300", "--api-listen", ""},
+			{"--log-format", "json", "agent", "--source", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300", "--api-listen", ""},
+			{"--log-level", "debug", "agent", "--source", "mongodb://127.0.0.1:1/", "--check-config"},
+		} {
+			cmd := exec.Command(bin, args...)
+			cmd.Env = append(os.Environ(), "REWIND_REPO="+repoURL, "AWS_ACCESS_KEY_ID=test-key-id", "AWS_SECRET_ACCESS_KEY=test-secret-key",
+				"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent")
+			out, _ := cmd.CombinedOutput()
+			name := "rewind " + strings.Join(args, " ")
+			if strings.Contains(string(out), "s3cretrepo") || strings.Contains(string(out), "AKIDnested") {
+				t.Errorf("%s shows the endpoint's credentials:\n%s", name, out)
+			}
+			if !strings.Contains(string(out), host) && !strings.Contains(string(out), url.QueryEscape(host)) {
+				t.Errorf("%s does not say which endpoint:\n%s", name, out)
+			}
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -44,13 +45,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd.SetErr(stderr)
 	err := cmd.ExecuteContext(ctx)
 	code := exitCode(ctx, err)
-	switch {
-	case code == exitInterrupted:
-		fmt.Fprintf(stderr, "rewind: interrupted by a signal: %s\n", err)
-	case err != nil:
-		fmt.Fprintf(stderr, "rewind: %s\n", err)
+	var pe *problemsError
+	if err == nil || errors.As(err, &pe) && pe.quiet {
+		return code
 	}
+	msg := err.Error()
+	if code == exitInterrupted {
+		msg = "interrupted by a signal: " + msg
+	}
+	printError(stderr, msg, code)
 	return code
+}
+
+// printError writes the command's final error on stderr: "rewind: MSG", or
+// with --log-format json (or the agent's log.format: json) one JSON object
+// like every log line before it, {"level":"ERROR","msg":...,"exit_code":N},
+// so that a log shipper can parse every line.
+func printError(stderr io.Writer, msg string, code int) {
+	if global.logFormat == "json" {
+		slog.New(slog.NewJSONHandler(stderr, nil)).Error(msg, "exit_code", code)
+		return
+	}
+	fmt.Fprintf(stderr, "rewind: %s\n", msg)
 }
 
 // exitCode maps a command's outcome to the process exit code. ctx is the

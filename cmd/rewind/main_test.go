@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -138,7 +139,7 @@ func TestAgentBadInput(t *testing.T) {
 		return code, stderr
 	}
 	code, stderr := agent("http://127.0.0.1:1/", url)
-	wantFailure(t, code, stderr, 1, "not valid")
+	wantFailure(t, code, stderr, 2, "source (from --source)", "not a MongoDB connection string")
 	code, stderr = agent("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300", url)
 	wantFailure(t, code, stderr, 1, "no server answered", "127.0.0.1:1")
 	if !srv.External() {
@@ -193,4 +194,105 @@ func TestUnlock(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "removed 1 of 1") {
 		t.Fatalf("unlock --all: %d %s", code, out)
 	}
+}
+
+// Malformed input is caught before anything is opened or connected, exits
+// 2 (a systemd unit with RestartPreventExitStatus=2 does not restart-loop
+// on it) and names the flag, variable or config key; no password shows.
+func TestAgentMalformedInput(t *testing.T) {
+	dir := t.TempDir()
+	repoDir := filepath.Join(dir, "repo")
+	file := func(body string) string {
+		p := filepath.Join(t.TempDir(), "rewind.yaml")
+		if err := os.WriteFile(p, []byte("source: mongodb://u:p4ss@h/\nrepo: "+repoDir+"\n"+body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Setenv("REWIND_SOURCE", "")
+	t.Setenv("REWIND_API_TOKEN", "")
+	for _, tc := range []struct {
+		args  []string
+		wants []string
+	}{
+		{[]string{"--check-config", "--source", "notmongo://u:p4ss@h1:1/", "--repo", repoDir}, []string{"--source", "not a MongoDB connection string"}},
+		{[]string{"--check-config", "--source", "mongodb://u:p4ss@[::1/", "--repo", repoDir}, []string{"--source", "not a MongoDB connection string"}},
+		// Not only --check-config: the agent itself refuses before connecting.
+		{[]string{"--source", "garbage", "--repo", repoDir}, []string{"--source", "not a MongoDB connection string"}},
+		{[]string{"--check-config", "--source", "mongodb://h/", "--repo", "ftp://x/"}, []string{"--repo", "unknown scheme"}},
+		{[]string{"--check-config", "--config", file("api:\n  listen: notanaddr\n")}, []string{"api.listen", "notanaddr", "HOST:PORT"}},
+		{[]string{"--check-config", "--config", file(""), "--api-listen", "notanaddr"}, []string{"--api-listen", "HOST:PORT"}},
+		{[]string{"--check-config", "--config", file("api:\n  token_file: /nonexistent\n")}, []string{"api.token_file", "/nonexistent"}},
+		{[]string{"--check-config", "--config", file("api:\n  tls_cert: /nonexistent.crt\n  tls_key: /nonexistent.key\n")}, []string{"api.tls_cert", "/nonexistent.crt"}},
+		{[]string{"--check-config", "--config", file("identity: /nonexistent.key\n")}, []string{"`identity:` in the config file", "/nonexistent.key"}},
+	} {
+		code, out, stderr := cli(t, append([]string{"agent"}, tc.args...)...)
+		wantFailure(t, code, stderr, 2, tc.wants...)
+		if strings.Contains(stderr+out, "p4ss") {
+			t.Errorf("agent %v shows the password: %s", tc.args, stderr)
+		}
+	}
+	// A value from the file is named by its key, not by a flag nobody gave.
+	code, _, stderr := cli(t, "agent", "--check-config", "--config", file("log:\n  level: loud\n"))
+	wantFailure(t, code, stderr, 2, "log.level \"loud\"")
+	if strings.Contains(stderr, "--log-level") {
+		t.Errorf("the file's log.level is reported as a flag: %s", stderr)
+	}
+	// The other commands' inputs: the same checks, the same exit code.
+	for _, args := range [][]string{
+		{"snapshot", "--repo", repoDir, "--source", "notmongo://u:p4ss@h/"},
+		{"init", "--repo", repoDir, "--source", "garbage"},
+		{"status", "--repo", "ftp://u:p4ss@x/"},
+		{"verify", "--repo", repoDir, "--restore-to", "mongodb://u:p4ss@[::1/"},
+	} {
+		code, _, stderr := cli(t, args...)
+		wantFailure(t, code, stderr, 2, "--help")
+		if strings.Contains(stderr, "p4ss") {
+			t.Errorf("%v shows the password: %s", args, stderr)
+		}
+	}
+}
+
+// --check-config prints, for the source, the repository and the identity,
+// the value without its secrets and where it came from, as the inputs
+// resolved them.
+func TestAgentCheckConfigSaysWhere(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key.txt")
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600)
+	cfgFile := filepath.Join(dir, "rewind.yaml")
+	os.WriteFile(cfgFile, []byte("source: mongodb://u:filepw@from-file/\nrepo: /from-file\nidentity: "+keyFile+"\n"), 0o600)
+	t.Setenv("REWIND_IDENTITY", "")
+	t.Setenv("REWIND_SOURCE", "mongodb://u:envpw@from-env/")
+	code, out, stderr := cli(t, "agent", "--config", cfgFile, "--check-config", "--repo", "/from-flag")
+	if code != 0 {
+		t.Fatalf("check-config: exit %d\n%s%s", code, out, stderr)
+	}
+	for _, want := range [][]string{
+		{"source", "mongodb://REDACTED@from-env/", "from $REWIND_SOURCE"},
+		{"repo", "/from-flag", "from --repo"},
+		{"identity", keyFile, "from `identity:` in " + cfgFile},
+	} {
+		if !regexp.MustCompile(`(?m)^` + strings.Join(quoteAll(want), `\s+`) + `$`).MatchString(out) {
+			t.Errorf("check-config does not say %q:\n%s", want, out)
+		}
+	}
+	t.Setenv("REWIND_IDENTITY", id.String())
+	_, out, _ = cli(t, "agent", "--config", cfgFile, "--check-config")
+	if strings.Contains(out, "envpw") || strings.Contains(out, "filepw") || strings.Contains(out, id.String()) ||
+		!strings.Contains(out, "the key itself") || !strings.Contains(out, "from $REWIND_IDENTITY") {
+		t.Errorf("check-config with the key in the environment:\n%s", out)
+	}
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = regexp.QuoteMeta(s)
+	}
+	return out
 }

@@ -55,12 +55,12 @@ run of segments; --dry-run prints the same and changes nothing.`,
 	rf.addIdentity(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.configPath, "config", "", "read the retention policy (and the repository and identity, unless given otherwise) from this agent config file")
-	fl.Var(&f.window, "restore-window", "every restore point this recent stays restorable (e.g. 7d, 36h); default from the config, else 7d")
+	durationVar(cmd, &f.window, "restore-window", 0, fmt.Sprintf("every restore point this recent stays restorable (e.g. 7d, 36h); default from the config, else %s",
+		config.Default().Retention.RestoreWindow))
 	for i, t := range tierFlags {
 		countVar(cmd, &f.tiers[i], t[0], 0, 0, fmt.Sprintf("keep the newest snapshot of each of the last N %s beyond the window; default from the config, else 0", t[1]))
 	}
-	f.grace = config.Duration(retention.DefaultGrace)
-	fl.Var(&f.grace, "grace", "never treat objects newer than this as unneeded (a running snapshot may need them)")
+	durationVar(cmd, &f.grace, "grace", config.Duration(retention.DefaultGrace), "never treat objects newer than this as unneeded (a running snapshot may need them)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print what would be deleted and why; change nothing")
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
 	return cmd

@@ -128,7 +128,7 @@ func TestPruneCommand(t *testing.T) {
 		t.Fatalf("structure-only verify reads no data: exit %d\n%s%s", code, out, errs)
 	}
 	code, out, errs = cli(t, "verify", "--repo", url, "--read-data")
-	wantFailure(t, code, errs, 3, "verify found 1 problems")
+	wantFailure(t, code, errs, 3, "verify found 1 problem (listed above)", "outside the spans under RESTORABLE", "put back")
 	if !strings.HasPrefix(out, "PROBLEMS") || !strings.Contains(out, key) || !strings.Contains(out, "breaks") || !strings.Contains(out, "RESTORABLE (what remains)") {
 		t.Fatalf("verify output does not name the object and what it breaks:\n%s", out)
 	}

@@ -45,31 +45,36 @@ func (f *repoFlags) addIdentity(cmd *cobra.Command) {
 	f.identity = identityInput.bind(cmd, "age identity that decrypts the repository: a file path (the variable may also hold the key itself)")
 }
 
-// require resolves the repository URL (a usage error when there is none)
-// and loads the identity, when the command takes one: a missing or
-// unreadable identity file fails here, before anything is read.
+// require resolves the repository URL (a usage error when there is none,
+// or when it is not a form rewind opens) and loads the identity, when the
+// command takes one: a missing or unreadable identity file is bad input
+// too, refused before anything is read.
 func (f *repoFlags) require(cmd *cobra.Command) error {
-	if f.url, _ = f.repo.resolve(cmd, f.fileRepo); f.url == "" {
+	var from origin
+	if f.url, from = f.repo.resolve(cmd, f.fileRepo); f.url == "" {
 		return usagef(cmd, "--repo is required (or set REWIND_REPO)")
+	}
+	if err := storage.CheckURL(f.url); err != nil {
+		return usagef(cmd, "%s: %v", from.describe("repo"), err)
 	}
 	if f.identity == nil {
 		return nil
 	}
 	var err error
-	f.ids, _, err = loadIdentity(cmd, f.identity, f.fileIdentity)
+	f.ids, _, _, err = loadIdentity(cmd, f.identity, f.fileIdentity)
 	return err
 }
 
-// loadIdentity resolves an --identity input and loads it; an error says
-// where the value came from.
-func loadIdentity(cmd *cobra.Command, in *input, fromConfig string) ([]age.Identity, string, error) {
+// loadIdentity resolves an --identity input and loads it, returning the
+// value and where it came from. A value that names no readable identity is
+// a usage error that says where it came from.
+func loadIdentity(cmd *cobra.Command, in *input, fromConfig string) ([]age.Identity, string, origin, error) {
 	v, from := in.resolve(cmd, fromConfig)
 	ids, err := repo.ParseIdentity(v)
 	if err != nil {
-		where := map[origin]string{fromFlag: "--identity", fromEnv: "$" + in.env, fromFile: "identity: in the config file"}[from]
-		return nil, v, fmt.Errorf("%w (given by %s)", err, where)
+		return nil, v, from, &usageError{fmt.Errorf("%w (given by %s)", err, from.describe("identity"))}
 	}
-	return ids, v, nil
+	return ids, v, from, nil
 }
 
 // openedRepo is a repository and the store under it, closed together.

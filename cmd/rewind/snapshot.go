@@ -19,7 +19,7 @@ func newSnapshotCmd() *cobra.Command {
 	var sourceIn *input
 	var include, exclude []string
 	var parallel int
-	wait := config.Duration(snapshot.DefaultWaitTimeout)
+	var wait config.Duration
 	cmd := &cobra.Command{
 		Use:   "snapshot",
 		Short: "Take a consistent snapshot of the source now",
@@ -40,7 +40,10 @@ are never copied.`,
 			if err := rf.require(cmd); err != nil {
 				return err
 			}
-			source, _ := sourceIn.resolve(cmd, "")
+			source, _, err := resolveSource(cmd, sourceIn, "")
+			if err != nil {
+				return err
+			}
 			if source == "" {
 				return usagef(cmd, "--source is required (or set REWIND_SOURCE)")
 			}
@@ -62,7 +65,7 @@ are never copied.`,
 	f.StringArrayVar(&include, "ns", nil, "copy only these namespaces (db, db.* or db.coll; repeatable); default all")
 	f.StringArrayVar(&exclude, "exclude", nil, "skip these namespaces (same syntax; repeatable; wins over --ns)")
 	countVar(cmd, &parallel, "parallel", snapshot.DefaultParallel, 1, "collections (or parts of a large one) copied at once")
-	f.Var(&wait, "wait-timeout", "how long to wait for a running agent to store the snapshot's oplog range (e.g. 90s, 10m, 1d)")
+	durationVar(cmd, &wait, "wait-timeout", config.Duration(snapshot.DefaultWaitTimeout), "how long to wait for a running agent to store the snapshot's oplog range (e.g. 90s, 10m, 1d)")
 	return cmd
 }
 

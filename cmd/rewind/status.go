@@ -67,8 +67,10 @@ func newStatusCmd() *cobra.Command {
 
 func printStatus(w io.Writer, st statusJSON) error {
 	if len(st.Shards) == 0 {
-		fmt.Fprintln(w, "no oplog captured yet: start `rewind agent` for this repository")
-		fmt.Fprintf(w, "WARNING: %s\n", status.NothingRestorable)
+		fmt.Fprintln(w, "nothing stored yet: no snapshot, no oplog and no agent heartbeat; start `rewind agent` for this repository")
+		for _, warn := range st.Warnings {
+			fmt.Fprintf(w, "WARNING: %s\n", warn)
+		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -76,10 +78,12 @@ func printStatus(w io.Writer, st statusJSON) error {
 		fmt.Fprintf(tw, "shard\t%s\n", s.Shard)
 		if s.LastDurable != nil {
 			fmt.Fprintf(tw, "last durable\t%d:%d (%s)\n", s.LastDurable.T, s.LastDurable.I, s.LastDurable.Time)
+		} else {
+			fmt.Fprintf(tw, "last durable\tnone: no oplog segment stored yet\n")
 		}
 		switch {
 		case s.Agent == nil:
-			fmt.Fprintf(tw, "agent\tnone has run\n")
+			fmt.Fprintf(tw, "agent\tno heartbeat: no agent has run for this shard\n")
 		case s.Agent.Alive:
 			fmt.Fprintf(tw, "agent\trunning on %s (pid %d), lag %.0fs\n", s.Agent.Host, s.Agent.PID, s.Agent.LagSeconds)
 		default:
@@ -88,7 +92,7 @@ func printStatus(w io.Writer, st statusJSON) error {
 		fmt.Fprintf(tw, "segments\t%d (%d bytes)\n", s.Segments, s.Bytes)
 		fmt.Fprintf(tw, "snapshots\t%d\n", s.Snapshots)
 		for _, tl := range s.Timelines {
-			fmt.Fprintf(tw, "timeline %s\t%s .. %s, %d segments\n", tl.ID, tl.First.Time, tl.Last.Time, tl.Segments)
+			fmt.Fprintf(tw, "timeline %s\t%s .. %s, %s\n", tl.ID, tl.First.Time, tl.Last.Time, plural(tl.Segments, "segment", "segments"))
 		}
 		for _, g := range s.Gaps {
 			fmt.Fprintf(tw, "GAP\tentries lost after %d:%d (%s) until %d:%d (%s)\n", g.Before.T, g.Before.I, g.Before.Time, g.After.T, g.After.I, g.After.Time)

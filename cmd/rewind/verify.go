@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
@@ -70,6 +71,11 @@ func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 	if f.to != "" && f.restoreTo == "" {
 		return usagef(cmd, "--to needs --restore-to (the scratch deployment of the trial restore)")
 	}
+	if f.restoreTo != "" {
+		if err := config.CheckMongoURI(f.restoreTo); err != nil {
+			return usagef(cmd, "--restore-to: %v", err)
+		}
+	}
 	when := restore.When{Latest: true}
 	if f.to != "" {
 		var err error
@@ -117,10 +123,25 @@ func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 	} else if err := printVerify(cmd.OutOrStdout(), rep, trial); err != nil {
 		return err
 	}
-	if n := len(rep.Problems()); n > 0 {
-		return &problemsError{fmt.Sprintf("verify found %d problems; restore points outside the remaining spans above are lost unless the objects are put back", n)}
+	if len(rep.Problems()) > 0 {
+		// With --json the answer is all on stdout: exit 3, nothing on stderr.
+		return &problemsError{msg: verifySummary(rep), quiet: f.asJSON}
 	}
 	return nil
+}
+
+// verifySummary is the one line that ends a verify that found problems: how
+// many, and what to do.
+func verifySummary(rep verify.Report) string {
+	probs := rep.Problems()
+	found := "verify found " + plural(len(probs), "problem", "problems")
+	if len(probs) == 1 && probs[0].Kind == verify.NothingRestorable {
+		return found + ": " + probs[0].Message
+	}
+	if len(rep.Remaining) == 0 {
+		return found + " (listed above) and nothing is restorable: put the damaged objects back from a copy of the repository, or take a new snapshot with `rewind snapshot`"
+	}
+	return found + " (listed above): restore points outside the spans under RESTORABLE are lost unless the damaged objects are put back from a copy of the repository"
 }
 
 // verifyJSON is the JSON form of `rewind verify`.
@@ -234,10 +255,11 @@ func breakLines(bs []verify.Range) []string {
 
 func printVerify(w io.Writer, rep verify.Report, tr *verify.Trial) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	objects := plural(rep.Objects, "object", "objects")
 	if rep.Healthy() {
-		fmt.Fprintf(tw, "HEALTHY: %d objects (%s) checked", rep.Objects, humanBytes(rep.Bytes))
+		fmt.Fprintf(tw, "HEALTHY: %s (%s) checked", objects, humanBytes(rep.Bytes))
 	} else {
-		fmt.Fprintf(tw, "PROBLEMS: %d found in %d objects (%s)", len(rep.Problems()), rep.Objects, humanBytes(rep.Bytes))
+		fmt.Fprintf(tw, "PROBLEMS: %d found in %s (%s)", len(rep.Problems()), objects, humanBytes(rep.Bytes))
 	}
 	if rep.ReadBytes > 0 {
 		fmt.Fprintf(tw, "; read back %s in %s", humanBytes(rep.ReadBytes), rep.ReadTime.Round(time.Millisecond))

@@ -13,8 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -68,16 +66,11 @@ func New(d Deps) (*Server, error) {
 	if d.Runs == nil {
 		d.Runs = &runs.Recorder{}
 	}
-	s := &Server{d: d, token: d.Config.Token.Reveal(), jobs: newJobs(), runCtx: context.Background()}
-	if f := d.Config.TokenFile; f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("read api.token_file: %w", err)
-		}
-		if s.token = strings.TrimSpace(string(b)); s.token == "" {
-			return nil, fmt.Errorf("api.token_file %s is empty: write the token into it", f)
-		}
+	tok, err := d.Config.ReadToken()
+	if err != nil {
+		return nil, err
 	}
+	s := &Server{d: d, token: tok, jobs: newJobs(), runCtx: context.Background()}
 	s.metrics = newMetrics(d)
 	s.handler = s.routes()
 	return s, nil

@@ -109,8 +109,9 @@ func TestAuthAndBadRequests(t *testing.T) {
 	c := startAgent(t, agentConfig(t, srv))
 
 	for _, p := range []string{"/api/v1/status", "/api/v1/timeline", "/api/v1/snapshots", "/api/v1/jobs", "/api/v1/restores/x", "/api/v1/alerts"} {
-		wantError(t, c.do("GET", p, "", ""), 401, "unauthorized", "Authorization: Bearer")
-		wantError(t, c.do("GET", p, "wrong", ""), 401, "unauthorized")
+		// The answer says how to give the token and where the agent reads it.
+		wantError(t, c.do("GET", p, "", ""), 401, "unauthorized", "no token was sent", "Authorization: Bearer", "api.token_file", "REWIND_API_TOKEN")
+		wantError(t, c.do("GET", p, "wrong", ""), 401, "unauthorized", "not the agent's", "Authorization: Bearer")
 	}
 	wantError(t, c.do("POST", "/api/v1/snapshots", "", "{}"), 401, "unauthorized")
 	wantError(t, c.do("POST", "/api/v1/restores", "wrong", `{"to": "latest", "dry_run": true}`), 401, "unauthorized")

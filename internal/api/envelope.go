@@ -77,14 +77,18 @@ func (s *Server) auth(read bool, h http.HandlerFunc) http.HandlerFunc {
 		}
 		if s.token == "" {
 			writeError(w, http.StatusUnauthorized, codeUnauthorized,
-				"the agent has no API token: set api.token or api.token_file in its config (or api.public_read for reads)")
+				"the agent has no API token, so it refuses this request: give it one (api.token or api.token_file in its config, or REWIND_API_TOKEN in its environment) and restart it, or set api.public_read for reads")
 			return
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rewind"`)
+			what := "no token was sent"
+			if ok {
+				what = "the token sent is not the agent's"
+			}
 			writeError(w, http.StatusUnauthorized, codeUnauthorized,
-				"missing or wrong bearer token: send the header \"Authorization: Bearer <api.token>\"")
+				"%s: send the header \"Authorization: Bearer TOKEN\" with the agent's token (it reads it from api.token, api.token_file or REWIND_API_TOKEN)", what)
 			return
 		}
 		h(w, r)

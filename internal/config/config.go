@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rewind-backup/rewind/internal/storage"
 )
 
 // Config is the whole configuration of an agent.
@@ -32,6 +34,13 @@ type Config struct {
 	API       API       `yaml:"api"`
 	Alerts    Alerts    `yaml:"alerts"`
 	Log       Log       `yaml:"log"`
+
+	// Origins says where the values that did not come from the config
+	// file came from, by key ("source", "api.listen", "log.level"...): a
+	// flag ("--source") or an environment variable ("$REWIND_SOURCE").
+	// cmd/rewind's input resolver sets it; Validate names them in its
+	// messages. Never read from the file.
+	Origins map[string]string `yaml:"-"`
 }
 
 // Capture tunes oplog capture.
@@ -180,17 +189,28 @@ func decode(data []byte, cfg *Config) error {
 	return nil
 }
 
-// Validate checks the values a running agent depends on.
+// Validate checks the values a running agent depends on, before anything
+// is opened or connected, so that malformed input is refused up front (the
+// CLI exits 2 on it): the source is a MongoDB connection string, the
+// repository URL has a scheme rewind knows, the API's address is
+// HOST:PORT and its token and TLS files can be read, and every number and
+// name is in range. Each problem names its key, and the flag or variable
+// that gave the value (Origins). A reachable but wrong server or bucket is
+// not found here: that is a failure of the run.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Source == "" {
 		errs = append(errs, errors.New("source is not set: give --source URI, `source:` in the config or REWIND_SOURCE"))
+	} else if err := CheckMongoURI(c.Source.Reveal()); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", c.named("source"), err))
 	}
 	if c.Repo == "" {
 		errs = append(errs, errors.New("repo is not set: give --repo URL, `repo:` in the config or REWIND_REPO"))
+	} else if err := storage.CheckURL(c.Repo); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", c.named("repo"), err))
 	}
 	if c.Capture.FlushInterval <= 0 {
-		errs = append(errs, errors.New("capture.flush_interval must be positive"))
+		errs = append(errs, fmt.Errorf("%s must be positive", c.named("capture.flush_interval")))
 	}
 	if c.Capture.MaxSegmentBytes < 1<<10 {
 		errs = append(errs, errors.New("capture.max_segment_bytes must be at least 1024"))
@@ -204,18 +224,9 @@ func (c Config) Validate() error {
 	if err := c.Retention.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.API.Token != "" && c.API.TokenFile != "" {
-		errs = append(errs, errors.New("set api.token or api.token_file, not both"))
-	}
-	if (c.API.TLSCert == "") != (c.API.TLSKey == "") {
-		errs = append(errs, errors.New("api.tls_cert and api.tls_key go together"))
-	}
+	errs = append(errs, c.validateAPI()...)
 	errs = append(errs, c.Alerts.validate()...)
-	switch c.Log.Format {
-	case "text", "json":
-	default:
-		errs = append(errs, fmt.Errorf("log.format %q is not text or json", c.Log.Format))
-	}
+	errs = append(errs, c.validateLog()...)
 	return errors.Join(errs...)
 }
 

@@ -120,6 +120,23 @@ func TestDurationDays(t *testing.T) {
 	}
 }
 
+// A duration prints as it is written in the config, and reads back the same.
+func TestDurationString(t *testing.T) {
+	for in, want := range map[string]string{"1d12h": "1d12h", "36h": "1d12h", "7d": "7d", "90s": "1m30s", "1h30m": "1h30m",
+		"2m": "2m", "12h": "12h", "500ms": "500ms", "0s": "0s", "1d1s": "1d1s", "10m": "10m", "1d0h30m": "1d30m"} {
+		d, err := ParseDuration(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.String(); got != want {
+			t.Errorf("ParseDuration(%q).String() = %q, want %q", in, got, want)
+		}
+		if back, err := ParseDuration(d.String()); err != nil || back != d {
+			t.Errorf("%q does not read back: %v, %v", d.String(), back, err)
+		}
+	}
+}
+
 // TestDurationFlag checks that a flag of this type parses as the config does.
 func TestDurationFlag(t *testing.T) {
 	var d Duration
@@ -192,5 +209,72 @@ func TestAlertsValidate(t *testing.T) {
 	}
 	if err != nil && strings.Contains(err.Error(), "secret-path") {
 		t.Errorf("the error shows the webhook's path: %v", err)
+	}
+}
+
+// Malformed input is refused by Validate, before anything is opened or
+// connected, with its key (and the flag or variable that gave it) named and
+// no password shown; well-formed input passes, mongodb+srv:// without any
+// DNS lookup (a .invalid name never resolves).
+func TestValidateRefusesMalformedInput(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile, emptyFile := filepath.Join(dir, "token"), filepath.Join(dir, "empty")
+	os.WriteFile(tokenFile, []byte("s3cr3t-token\n"), 0o600)
+	os.WriteFile(emptyFile, nil, 0o600)
+	valid := func() Config {
+		c := Default()
+		c.Source, c.Repo = "mongodb://backup:p4ssword@db1:27017,db2:27017/?replicaSet=rs0", "s3://bkt/p?region=x"
+		return c
+	}
+	for _, tc := range []struct {
+		name  string
+		edit  func(*Config)
+		wants []string // "" for valid
+	}{
+		{"valid", func(c *Config) {}, nil},
+		{"srv without DNS", func(c *Config) {
+			c.Source = "mongodb+srv://u:p4ssword@cluster0.example.invalid/?srvMaxHosts=2&authSource=admin"
+		}, nil},
+		{"token file", func(c *Config) { c.API.TokenFile = tokenFile }, nil},
+		{"api off ignores its files", func(c *Config) { c.API.Listen, c.API.TokenFile = "", "/nonexistent" }, nil},
+		{"other scheme", func(c *Config) { c.Source = "notmongo://u:p4ssword@h1:1/" }, []string{"source", "notmongo://REDACTED@h1:1/", "mongodb://HOST:PORT"}},
+		{"bad host", func(c *Config) { c.Source = "mongodb://u:p4ssword@[::1/" }, []string{"source", "not a MongoDB connection string"}},
+		{"no scheme", func(c *Config) { c.Source = "garbage" }, []string{"source", "not a MongoDB connection string"}},
+		{"bad option", func(c *Config) { c.Source = "mongodb://u:p4ssword@h/?w=0&journal=true" }, []string{"source", "w=0 and j=true"}},
+		{"srv port", func(c *Config) { c.Source = "mongodb+srv://u:p4ssword@h1:27017/" }, []string{"source", "no port"}},
+		{"srv hosts", func(c *Config) { c.Source = "mongodb+srv://u:p4ssword@h1,h2/" }, []string{"source", "one host"}},
+		{"srv direct", func(c *Config) { c.Source = "mongodb+srv://u:p4ssword@h1.example.invalid/?directConnection=true" }, []string{"source", "direct connection"}},
+		{"from flag", func(c *Config) { c.Source, c.Origins = "notmongo://h/", map[string]string{"source": "--source"} }, []string{"source (from --source)"}},
+		{"repo scheme", func(c *Config) { c.Repo = "ftp://u:p4ssword@host/x" }, []string{"repo", "unknown scheme", "file://, s3://"}},
+		{"listen", func(c *Config) { c.API.Listen = "notanaddr" }, []string{"api.listen", "notanaddr", "HOST:PORT"}},
+		{"listen port", func(c *Config) { c.API.Listen = "127.0.0.1:99999" }, []string{"api.listen", "0 to 65535"}},
+		{"listen flag", func(c *Config) { c.API.Listen, c.Origins = "x", map[string]string{"api.listen": "--api-listen"} }, []string{"api.listen (from --api-listen)"}},
+		{"token file missing", func(c *Config) { c.API.TokenFile = "/nonexistent/token" }, []string{"api.token_file", "/nonexistent/token"}},
+		{"token file empty", func(c *Config) { c.API.TokenFile = emptyFile }, []string{"api.token_file", "empty"}},
+		{"tls files", func(c *Config) { c.API.TLSCert, c.API.TLSKey = "/nonexistent/crt", tokenFile }, []string{"api.tls_cert", "/nonexistent/crt"}},
+		{"log level", func(c *Config) { c.Log.Level = "loud" }, []string{"log.level", "loud"}},
+		{"log level flag", func(c *Config) { c.Log.Level, c.Origins = "loud", map[string]string{"log.level": "--log-level"} }, []string{"log.level (from --log-level)"}},
+	} {
+		c := valid()
+		tc.edit(&c)
+		err := c.Validate()
+		if len(tc.wants) == 0 {
+			if err != nil {
+				t.Errorf("%s: valid input refused: %v", tc.name, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s: accepted", tc.name)
+			continue
+		}
+		for _, w := range tc.wants {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q does not say %q", tc.name, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "p4ssword") || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%s: a secret shows: %v", tc.name, err)
+		}
 	}
 }

@@ -74,13 +74,33 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // Std returns the value as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
 
-// String formats days as "Nd" and everything else as Go does.
+// String formats the value as ParseDuration reads it back, shortest first:
+// whole days as "Nd", the rest as Go does without its zero units ("1d12h",
+// "7d", "1h30m", "1m30s", "500ms", "0s").
 func (d Duration) String() string {
-	day := 24 * time.Hour
-	if v := time.Duration(d); v > 0 && v%day == 0 {
-		return fmt.Sprintf("%dd", v/day)
+	const day = 24 * time.Hour
+	v := time.Duration(d)
+	days, rest := v/day, v%day
+	if v < 0 || days == 0 {
+		return short(v)
 	}
-	return time.Duration(d).String()
+	if rest == 0 {
+		return fmt.Sprintf("%dd", days)
+	}
+	return fmt.Sprintf("%dd%s", days, short(rest))
+}
+
+// short is time.Duration's String without trailing zero units: "12h"
+// for "12h0m0s", "2m" for "2m0s".
+func short(v time.Duration) string {
+	s := v.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // Secret holds a value that must never be printed: a connection string with a

@@ -8,8 +8,10 @@
 // too: for S3 it is the access key id, alone it may be a token as in
 // `https://TOKEN@host`). In the query, the values of the parameters in
 // sensitiveParams, and of any whose name contains one of sensitiveWords,
-// are secret. Hosts, paths and every other parameter stay, since they are
-// what a user needs to see which server or bucket a message is about.
+// are secret; a value that is itself a URL (an S3 `endpoint=http://...`)
+// follows the same rule, typed as is or percent-encoded. Hosts, paths and
+// every other parameter stay, since they are what a user needs to see
+// which server or bucket a message is about.
 package redact
 
 import (
@@ -87,14 +89,34 @@ func URL(raw string) string {
 	if u.RawQuery != "" {
 		parts := strings.Split(u.RawQuery, "&")
 		for i, kv := range parts {
-			k, _, _ := strings.Cut(kv, "=")
+			k, v, _ := strings.Cut(kv, "=")
 			if uk, err := url.QueryUnescape(k); err == nil && IsSensitiveParam(uk) {
 				parts[i] = k + "=" + Mask
+			} else if nv, ok := nestedURL(v); ok {
+				parts[i] = k + "=" + nv
 			}
 		}
 		u.RawQuery = strings.Join(parts, "&")
 	}
 	return u.String()
+}
+
+// nestedURL redacts a query value that is itself a URL, such as S3's
+// endpoint=http://KEY:SECRET@host: it returns the value redacted by URL,
+// percent-encoded again if it was, and false when there is nothing to hide.
+func nestedURL(v string) (string, bool) {
+	dv, err := url.QueryUnescape(v)
+	if err != nil || !HasScheme(dv) {
+		return "", false
+	}
+	red := URL(dv)
+	switch {
+	case red == dv:
+		return "", false
+	case dv != v && red != Unparsable:
+		return url.QueryEscape(red), true
+	}
+	return red, true
 }
 
 // Secrets returns the secret parts of raw as URL decides them, both as
@@ -130,6 +152,15 @@ func Secrets(raw string) []string {
 			k, v, _ := strings.Cut(kv, "=")
 			if uk, err := url.QueryUnescape(k); err == nil && IsSensitiveParam(uk) {
 				add(v, url.QueryUnescape)
+			} else {
+				// A URL in the query (endpoint=http://KEY:SECRET@host), as
+				// typed and decoded.
+				dv, _ := url.QueryUnescape(v)
+				for _, nv := range []string{v, dv} {
+					if HasScheme(nv) {
+						out = append(out, Secrets(nv)...)
+					}
+				}
 			}
 		}
 	}

@@ -2,6 +2,8 @@ package redact
 
 import (
 	"errors"
+	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -24,6 +26,12 @@ func TestURL(t *testing.T) {
 		{"gs://b?access_token=abc", "gs://b?access_token=REDACTED"},
 		{"mongodb://h/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:FQoG", "mongodb://h/?authMechanism=MONGODB-AWS&authMechanismProperties=REDACTED"},
 		{"mongodb://h/?tls=true&tlsCertificateKeyFilePassword=pw123", "mongodb://h/?tls=true&tlsCertificateKeyFilePassword=REDACTED"},
+		// A query value that is itself a URL follows the same rule, typed
+		// as is or percent-encoded (re-encoded then).
+		{"s3://bkt/p?endpoint=http://akid:s3cretrepo@127.0.0.1:1&region=us-east-1", "s3://bkt/p?endpoint=http://REDACTED@127.0.0.1:1&region=us-east-1"},
+		{"s3://bkt?endpoint=http%3A%2F%2Fakid%3As3cretrepo%40127.0.0.1%3A1&region=x", "s3://bkt?endpoint=http%3A%2F%2FREDACTED%40127.0.0.1%3A1&region=x"},
+		{"s3://bkt?endpoint=http://127.0.0.1:1/?X-Amz-Signature=s3cretsig", "s3://bkt?endpoint=http://127.0.0.1:1/?X-Amz-Signature=REDACTED"},
+		{"s3://bkt?endpoint=http://akid:s3%2Fcret@h:1", "s3://bkt?endpoint=" + Unparsable},
 		// Unparsable: hidden whole.
 		{"mongodb://u:p@ss@h:bad port/", Unparsable},
 	} {
@@ -55,5 +63,30 @@ func TestScrub(t *testing.T) {
 	}
 	if got := Scrub("a abc b", "abc"); got != "a abc b" {
 		t.Errorf("Scrub replaced a 3-byte secret: %q", got)
+	}
+}
+
+// A password in a query value that is a URL is scrubbed from messages in
+// every form the message may quote it: as typed, decoded, re-encoded.
+func TestScrubNestedURL(t *testing.T) {
+	for _, tc := range []struct{ raw, pass, user string }{
+		{"s3://bkt/p?endpoint=http://akid:s3cretrepo@127.0.0.1:1&region=us-east-1", "s3cretrepo", "akid"},
+		{"s3://bkt/p?endpoint=http%3A%2F%2Fakid%3As3cretrepo%40127.0.0.1%3A1&region=us-east-1", "s3cretrepo", "akid"},
+		{"s3://bkt/p?region=us-east-1&endpoint=http://akid:s3cret%2540repo@127.0.0.1:1", "s3cret@repo", "akid"},
+	} {
+		// What an SDK's error may quote: the endpoint as it parsed it,
+		// its userinfo decoded and encoded.
+		quoted := strings.ReplaceAll(tc.user+":"+tc.pass, "@", "%40")
+		sdk := fmt.Errorf(`operation error S3: HeadBucket: Get "http://%s@127.0.0.1:1/bkt": dial tcp; password %s; endpoint %s`,
+			quoted, tc.pass, url.QueryEscape("http://"+tc.user+":"+tc.pass+"@127.0.0.1:1"))
+		got := Error(sdk, tc.raw) + " " + URL(tc.raw)
+		for _, leak := range []string{"s3cret", tc.user} {
+			if strings.Contains(got, leak) {
+				t.Errorf("%s: %q left in %q", tc.raw, leak, got)
+			}
+		}
+		if !strings.Contains(got, "127.0.0.1") {
+			t.Errorf("%s: the endpoint's host is gone: %q", tc.raw, got)
+		}
 	}
 }

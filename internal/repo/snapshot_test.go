@@ -112,3 +112,30 @@ func TestManifestValidation(t *testing.T) {
 		}
 	}
 }
+
+// Shards names every shard with something stored: a snapshot with no
+// oplog yet (a base snapshot of an empty oplog), an agent's heartbeat
+// before its first segment, a timeline.
+func TestShardsOfEveryKind(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, nil, "")
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	m := Manifest{ID: NewSnapshotID(now), Shard: "snaponly", Flavor: "mongodb", Start: tsOf(100, 1), End: tsOf(100, 1),
+		Started: now, Finished: now, FromEmptyOplog: true}
+	if err := r.WriteManifest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteHeartbeat(ctx, Heartbeat{Shard: "agentonly", Host: "h", PID: 1, Started: now, Updated: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteTimeline(ctx, TimelineInfo{Shard: "rs0", ID: "0aa", Flavor: "mongodb", Started: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteHeartbeat(ctx, Heartbeat{Shard: "rs0", Host: "h", PID: 1, Started: now, Updated: now}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Shards(ctx)
+	if want := []string{"agentonly", "rs0", "snaponly"}; err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("Shards() = %v, %v; want %v", got, err, want)
+	}
+}

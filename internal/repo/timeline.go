@@ -212,18 +212,29 @@ func broken(t Timeline, s SegmentInfo) bool {
 	return !s.Prev.IsZero() && s.Prev != t.Last
 }
 
-// Shards lists the shard ids that have timelines.
+// Shards lists, sorted, the ids of every shard that has something stored
+// under it: a timeline record, a snapshot or an agent's heartbeat. A shard
+// with snapshots and no oplog yet (an agent's base snapshot of a deployment
+// whose oplog is still empty, or `rewind snapshot` without an agent) is a
+// shard, as is one whose agent runs and has captured nothing yet. Every
+// timeline is recorded before its first segment, so the (long) oplog
+// listing is not read here; verify looks for segments without a record.
 func (r *Repository) Shards(ctx context.Context) ([]string, error) {
-	infos, err := r.listKeys(ctx, prefixTimelines)
-	if err != nil {
-		return nil, err
-	}
+	seen := map[string]bool{}
 	var out []string
-	for _, i := range infos {
-		shard, _, _ := strings.Cut(strings.TrimPrefix(i.Key, prefixTimelines), "/")
-		if len(out) == 0 || out[len(out)-1] != shard {
-			out = append(out, shard)
+	for _, prefix := range []string{prefixTimelines, prefixSnapshots, prefixHeartbeats} {
+		infos, err := r.listKeys(ctx, prefix)
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range infos {
+			shard, _, _ := strings.Cut(strings.TrimPrefix(i.Key, prefix), "/")
+			if !seen[shard] {
+				seen[shard] = true
+				out = append(out, shard)
+			}
 		}
 	}
+	sort.Strings(out)
 	return out, nil
 }

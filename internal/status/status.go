@@ -7,10 +7,13 @@ package status
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/storage"
 )
 
 // AliveFor is how old a heartbeat may be for its agent to count as alive.
@@ -84,14 +87,19 @@ type Report struct {
 // complete snapshot.
 const NothingRestorable = "nothing is restorable: there is no snapshot, and a restore starts from one; take one with `rewind snapshot`, or let the agent take its first (snapshot.every)"
 
+// NoOplog is the warning of a shard with snapshots, no oplog and no live
+// agent: only the snapshots' own consistent points can be restored.
+const NoOplog = "no oplog captured: only the snapshots' own points are restorable; start `rewind agent` for this repository so that every second after them is"
+
 // Empty is the report of a repository with no shard yet: nothing captured,
 // nothing restorable.
 func Empty() Report {
 	return Report{Timelines: []Timeline{}, Gaps: []Gap{}, Warnings: []string{NothingRestorable}}
 }
 
-// Load reads one shard's status from the repository; now decides whether
-// the heartbeat is fresh.
+// Load reads one shard's status from the repository (repo.Shards lists
+// them: a shard may have only snapshots, or only a heartbeat); now decides
+// whether the heartbeat is fresh.
 func Load(ctx context.Context, r *repo.Repository, shard string, now time.Time) (Report, error) {
 	s := Report{Shard: shard, Timelines: []Timeline{}, Gaps: []Gap{}, Warnings: []string{}}
 	h, err := r.History(ctx, shard)
@@ -103,9 +111,6 @@ func Load(ctx context.Context, r *repo.Repository, shard string, now time.Time) 
 		return s, err
 	}
 	s.Snapshots, s.Restorable = len(snaps), len(snaps) > 0
-	if !s.Restorable {
-		s.Warnings = append(s.Warnings, NothingRestorable)
-	}
 	s.Timelines, s.Gaps = Timelines(h), Gaps(h)
 	var newest optime.Timestamp
 	for i, tl := range h.Timelines {
@@ -116,7 +121,9 @@ func Load(ctx context.Context, r *repo.Repository, shard string, now time.Time) 
 		s.Bytes += s.Timelines[i].Bytes
 	}
 	s.LastDurable = ToTS(newest)
-	if hb, err := r.ReadHeartbeat(ctx, shard); err == nil {
+	hb, err := r.ReadHeartbeat(ctx, shard)
+	switch {
+	case err == nil:
 		alive := now.Sub(hb.Updated) < AliveFor
 		s.Agent = &Agent{Host: hb.Host, PID: hb.PID, Version: hb.Version, Started: hb.Started,
 			Updated: hb.Updated, Alive: alive, LagSeconds: hb.Lag.Seconds()}
@@ -124,6 +131,14 @@ func Load(ctx context.Context, r *repo.Repository, shard string, now time.Time) 
 			lag := hb.Lag.Seconds()
 			s.LagSeconds = &lag
 		}
+	case !errors.Is(err, storage.ErrNotFound):
+		s.Warnings = append(s.Warnings, fmt.Sprintf("the agent's heartbeat cannot be read (%v): whether an agent runs is unknown; `rewind verify` checks the repository", err))
+	}
+	switch {
+	case !s.Restorable:
+		s.Warnings = append(s.Warnings, NothingRestorable)
+	case s.Segments == 0 && (s.Agent == nil || !s.Agent.Alive):
+		s.Warnings = append(s.Warnings, NoOplog)
 	}
 	return s, nil
 }

@@ -45,10 +45,22 @@ func TestOpenFileForms(t *testing.T) {
 		}
 		s.Close()
 	}
-	for _, u := range []string{"", "file://otherhost/x", "file:///x?a=b", "file://rel", "ftp://x/y"} {
+	for _, u := range []string{"", "file://otherhost/x", "file:///x?a=b", "file://rel", "ftp://x/y", "s3://AKID:pw@bucket/p"} {
 		if _, err := Open(ctx, u); err == nil {
 			t.Errorf("Open(%q) = nil error, want an error", u)
 		}
+		// CheckURL refuses what Open refuses, without opening anything.
+		if err := CheckURL(u); err == nil {
+			t.Errorf("CheckURL(%q) = nil error, want an error", u)
+		}
+	}
+	for _, u := range []string{dir + "/unmade", "file://" + dir + "/unmade2", "s3://bucket/p?region=x", "gs://b", "azblob://c"} {
+		if err := CheckURL(u); err != nil {
+			t.Errorf("CheckURL(%q): %v", u, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "unmade")); !os.IsNotExist(err) {
+		t.Errorf("CheckURL created the directory it checked: %v", err)
 	}
 	f := filepath.Join(dir, "afile")
 	os.WriteFile(f, nil, 0o600)

@@ -55,11 +55,34 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 
 // OpenWith is Open with explicit options (see Options).
 func OpenWith(ctx context.Context, rawURL string, opts Options) (Store, error) {
+	u, err := parseURL(rawURL)
+	switch {
+	case err != nil:
+		return nil, err
+	case u == nil:
+		return openFile(rawURL)
+	case u.Scheme == "file":
+		return openFile(u.Path)
+	}
+	return openBlob(ctx, u, opts)
+}
+
+// CheckURL checks the form of a repository URL without opening anything
+// (no directory is created, no bucket reached): a local path, or a URL of
+// a scheme Open knows, in a form it accepts. Its errors are Open's, with no
+// secret in them.
+func CheckURL(rawURL string) error {
+	_, err := parseURL(rawURL)
+	return err
+}
+
+// parseURL checks a repository URL as Open takes it; nil for a local path.
+func parseURL(rawURL string) (*url.URL, error) {
 	if rawURL == "" {
 		return nil, fmt.Errorf("open repository: the URL is empty: give a directory or a file://, s3://, gs:// or azblob:// URL")
 	}
 	if !redact.HasScheme(rawURL) {
-		return openFile(rawURL)
+		return nil, nil
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -67,25 +90,25 @@ func OpenWith(ctx context.Context, rawURL string, opts Options) (Store, error) {
 	}
 	switch u.Scheme {
 	case "file":
-		return openFileURL(u)
+		return u, checkFileURL(u)
 	case "s3", "gs", "azblob":
 		if u.User != nil {
 			return nil, fmt.Errorf("open repository %s: credentials in the URL are not accepted: remove them and use the cloud's usual environment variables or credential files", redact.URL(rawURL))
 		}
-		return openBlob(ctx, u, opts)
+		return u, nil
 	}
 	return nil, fmt.Errorf("open repository %s: unknown scheme %q: use file://, s3://, gs:// or azblob://", redact.URL(rawURL), u.Scheme)
 }
 
-func openFileURL(u *url.URL) (Store, error) {
+func checkFileURL(u *url.URL) error {
 	if u.Host != "" && u.Host != "localhost" {
-		return nil, fmt.Errorf("open repository %s: file URLs name a local path: write file:///abs/path", redact.URL(u.String()))
+		return fmt.Errorf("open repository %s: file URLs name a local path: write file:///abs/path", redact.URL(u.String()))
 	}
 	if u.RawQuery != "" {
-		return nil, fmt.Errorf("open repository %s: file URLs take no query parameters", redact.URL(u.String()))
+		return fmt.Errorf("open repository %s: file URLs take no query parameters", redact.URL(u.String()))
 	}
 	if u.Path == "" || !strings.HasPrefix(u.Path, "/") {
-		return nil, fmt.Errorf("open repository %s: file URLs need an absolute path: write file:///abs/path", redact.URL(u.String()))
+		return fmt.Errorf("open repository %s: file URLs need an absolute path: write file:///abs/path", redact.URL(u.String()))
 	}
-	return openFile(u.Path)
+	return nil
 }

@@ -114,13 +114,14 @@ func Run(ctx context.Context, r *repo.Repository, o Options) (Report, error) {
 		return rep, fmt.Errorf("verify: %w", err)
 	}
 	rep.Shards = len(shards)
-	snapshots := 0
+	snapshots, timelines := 0, 0
 	for _, id := range shards {
 		st, err := rep.loadShard(ctx, r, id, keys)
 		if err != nil {
 			return rep, err
 		}
 		snapshots += st.snapshots
+		timelines += len(st.history.Timelines)
 		rep.checkTimelines(st)
 		rep.checkOrphans(st, keys)
 		if o.ReadData {
@@ -130,29 +131,34 @@ func Run(ctx context.Context, r *repo.Repository, o Options) (Report, error) {
 		}
 		rep.impact(st)
 	}
-	rep.checkRestorable(snapshots)
+	rep.checkRestorable(snapshots, timelines)
 	return rep, nil
 }
+
+// NothingRestorable is the Kind of the finding that the repository has no
+// restore window at all.
+const NothingRestorable = "nothing-restorable"
 
 // checkRestorable makes a repository with no restore window a problem: a
 // backup that cannot restore anything is not healthy, even if every object
 // in it is sound (an empty repository, oplog without a snapshot).
-func (rep *Report) checkRestorable(snapshots int) {
+func (rep *Report) checkRestorable(snapshots, timelines int) {
 	if len(rep.Windows) > 0 {
 		return
 	}
-	what := "the repository is empty: no snapshot and no oplog"
+	msg := "the repository holds no snapshot and no oplog: nothing is restorable yet; take a snapshot with `rewind snapshot`, or start `rewind agent`, which takes its first one (snapshot.every)"
 	switch {
 	case snapshots > 0:
-		what = "no snapshot can be restored (a problem above, or the oplog of its own copy is missing)"
-	case rep.Shards > 0:
-		what = "the repository holds oplog but no snapshot, and a restore starts from a snapshot"
+		msg = "no snapshot can be restored (see the problems above, or the oplog of its own copy is missing): nothing is restorable; put the damaged objects back, or take a new snapshot with `rewind snapshot`"
+	case timelines > 0:
+		msg = "the repository holds oplog but no snapshot, and a restore starts from one: nothing is restorable yet; take a snapshot with `rewind snapshot`, or let the agent take its first one (snapshot.every)"
 	}
-	rep.add(Finding{Severity: Problem, Kind: "nothing-restorable",
-		Message: what + ": nothing can be restored; take a snapshot with `rewind snapshot`, or let the agent take its first one (snapshot.every)"})
+	rep.add(Finding{Severity: Problem, Kind: NothingRestorable, Message: msg})
 }
 
-// shardIDs lists shards from timelines, segments and snapshots.
+// shardIDs lists the repository's shards (repo.Shards) and those that
+// hold only oplog segments, whose timeline records are missing: verify
+// reports those.
 func shardIDs(ctx context.Context, r *repo.Repository) ([]string, error) {
 	ids, err := r.Shards(ctx)
 	if err != nil {
@@ -162,18 +168,16 @@ func shardIDs(ctx context.Context, r *repo.Repository) ([]string, error) {
 	for _, id := range ids {
 		seen[id] = true
 	}
-	for _, prefix := range []string{"snapshots/", "oplog/"} {
-		err := r.Store().List(ctx, prefix, func(i storage.Info) error {
-			sh, _, _ := strings.Cut(strings.TrimPrefix(i.Key, prefix), "/")
-			if !seen[sh] {
-				seen[sh] = true
-				ids = append(ids, sh)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
+	err = r.Store().List(ctx, "oplog/", func(i storage.Info) error {
+		sh, _, _ := strings.Cut(strings.TrimPrefix(i.Key, "oplog/"), "/")
+		if !seen[sh] {
+			seen[sh] = true
+			ids = append(ids, sh)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Strings(ids)
 	return ids, nil

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"github.com/rewind-backup/rewind/internal/optime"
@@ -143,11 +144,21 @@ func TestNothingRestorable(t *testing.T) {
 	defer st.Close()
 	empty, err := repo.Init(ctx, st, repo.InitOptions{})
 	must(t, err)
+	// An agent that runs and has stored nothing yet: its heartbeat makes a
+	// shard, which holds no oplog.
+	st2, err := storage.Open(ctx, t.TempDir())
+	must(t, err)
+	defer st2.Close()
+	heartbeatOnly, err := repo.Init(ctx, st2, repo.InitOptions{})
+	must(t, err)
+	now := time.Now()
+	must(t, heartbeatOnly.WriteHeartbeat(ctx, repo.Heartbeat{Shard: "rs0", Host: "h", PID: 1, Started: now, Updated: now}))
 	for name, tc := range map[string]struct {
 		r    *repo.Repository
 		want string
 	}{
-		"empty":                  {empty, "the repository is empty"},
+		"empty":                  {empty, "no snapshot and no oplog"},
+		"agent, nothing stored":  {heartbeatOnly, "no snapshot and no oplog"},
 		"oplog and no snapshot":  {newFixture(t, 1).r, "oplog but no snapshot"},
 		"oplog after a snapshot": {newFixture(t, 3).r, ""},
 	} {
