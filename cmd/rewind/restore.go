@@ -191,6 +191,19 @@ func printPlan(w io.Writer, width int, plan restore.Plan, dry bool) error {
 	p.fact("oplog", fmt.Sprintf("%s .. %s on timeline %s (flavor %s): %d segments, %s", plan.ReplayFrom, plan.Target, tl,
 		orDash(string(plan.Flavor)), len(plan.Segments), humanBytes(plan.SegmentBytes)))
 	p.fact("oplog entries", fmt.Sprint(plan.Entries))
+	if plan.Empty() {
+		p.fact("namespaces", restore.EmptyNote)
+	} else {
+		printNamespaces(p, plan)
+	}
+	if len(plan.Users)+len(plan.Roles) > 0 {
+		p.fact("users and roles", fmt.Sprintf("%d users, %d roles", len(plan.Users), len(plan.Roles)))
+	}
+	return p.err
+}
+
+// printNamespaces is the plan's table: every source and where it goes.
+func printNamespaces(p *printer, plan restore.Plan) {
 	p.fact("namespaces", "")
 	rows := [][]string{{"SOURCE", "TARGET", "DOCUMENTS", "CHUNKS"}}
 	for _, c := range plan.Collections {
@@ -207,10 +220,6 @@ func printPlan(w io.Writer, width int, plan restore.Plan, dry bool) error {
 		rows = append(rows, []string{l.Source.String(), l.Target.String(), kind, "-"})
 	}
 	p.table("    ", rows, 0, 1)
-	if len(plan.Users)+len(plan.Roles) > 0 {
-		p.fact("users and roles", fmt.Sprintf("%d users, %d roles", len(plan.Users), len(plan.Roles)))
-	}
-	return p.err
 }
 
 func printReport(w io.Writer, width int, rep restore.Report) error {
@@ -230,6 +239,10 @@ func printReport(w io.Writer, width int, rep restore.Report) error {
 		phases[i] = fmt.Sprintf("%s %s", ph.Name, ph.Duration.Round(time.Millisecond))
 	}
 	p.fact("time spent", strings.Join(phases, ", "))
+	if len(rep.Namespaces) == 0 && rep.Views == 0 {
+		p.fact("namespaces", restore.EmptyNote)
+		return p.err
+	}
 	rows := [][]string{{"TARGET", "SOURCE", "LOADED", "DOCUMENTS NOW"}}
 	for _, n := range rep.Namespaces {
 		rows = append(rows, []string{n.Target.String(), n.Source.String(), fmt.Sprint(n.Loaded), fmt.Sprint(n.Final)})

@@ -40,6 +40,10 @@ type PlanView struct {
 	Documents    int64       `json:"documents"`
 	Entries      *int64      `json:"entries,omitempty"` // oplog entries to replay
 	Namespaces   []NSMapping `json:"namespaces"`
+	// Note says why Namespaces is empty: the deployment held no collection
+	// or view at the restore point (a new deployment's base snapshot before
+	// its first write). Such a restore succeeds and creates nothing.
+	Note string `json:"note,omitempty"`
 	// TargetCheck is what a dry run with a target found there: the verdict
 	// the restore itself would reach.
 	TargetCheck *TargetCheck `json:"target_check,omitempty"`
@@ -78,6 +82,7 @@ type RestoreResult struct {
 	Seconds     float64     `json:"seconds"`
 	Indexes     int         `json:"indexes"`
 	Namespaces  []NSMapping `json:"namespaces"`
+	Note        string      `json:"note,omitempty"` // as the plan's: why Namespaces is empty
 	// Phases is how long each step took, in order (check, create, load,
 	// replay, indexes, users, count).
 	Phases []PhaseTime `json:"phases"`
@@ -240,6 +245,9 @@ func planView(p restore.Plan) PlanView {
 	for _, l := range p.Late {
 		v.Namespaces = append(v.Namespaces, NSMapping{Source: l.Source.String(), Target: l.Target.String(), View: l.View, Late: true})
 	}
+	if p.Empty() {
+		v.Note = restore.EmptyNote
+	}
 	return v
 }
 
@@ -249,6 +257,9 @@ func restoreResult(rep restore.Report) RestoreResult {
 		Namespaces: []NSMapping{}}
 	for _, n := range rep.Namespaces {
 		out.Namespaces = append(out.Namespaces, NSMapping{Source: n.Source.String(), Target: n.Target.String(), Documents: n.Final})
+	}
+	if len(rep.Namespaces) == 0 && rep.Views == 0 {
+		out.Note = restore.EmptyNote
 	}
 	out.Phases = []PhaseTime{}
 	for _, ph := range rep.Phases {

@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/rewind-backup/rewind/internal/api"
+	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/oracle"
+	"github.com/rewind-backup/rewind/internal/restore"
 	"github.com/rewind-backup/rewind/internal/testserver"
 	"github.com/rewind-backup/rewind/internal/workload"
 )
@@ -127,5 +131,55 @@ func TestRestoreOverAPI(t *testing.T) {
 		if a.Status != http.StatusBadRequest || a.Error == nil || !strings.HasPrefix(a.Error.Message, words) {
 			t.Errorf("POST %s: %d %s, want 400 starting %q", body, a.Status, a.raw, words)
 		}
+	}
+}
+
+// A brand-new deployment (empty oplog): the agent's base snapshot holds
+// no collection. A dry run of that point answers an empty plan with a
+// note; after one insert, the whole deployment's dry run lists the
+// collection the oplog creates and the restore job restores it.
+func TestRestoreNewDeploymentOverAPI(t *testing.T) {
+	srv := testserver.Start(t)
+	if srv.External() {
+		t.Skip("needs an empty oplog: a real replica set's oplog is never empty (replSetInitiate logs an entry)")
+	}
+	cfg := agentConfig(t, srv)
+	cfg.Snapshot.Every = config.Default().Snapshot.Every // the base snapshot at start
+	c := startAgent(t, cfg)
+	var snaps []api.Snapshot
+	waitFor(t, 2*time.Minute, "the agent's base snapshot", func() bool {
+		c.get("/api/v1/snapshots", &snaps)
+		return len(snaps) == 1
+	})
+	var plan api.PlanView
+	dryRun := func() answer {
+		a := c.do("POST", "/api/v1/restores", token, `{"to": "latest", "dry_run": true}`)
+		if a.Status != http.StatusOK {
+			t.Fatalf("dry run of the whole deployment: %d %s", a.Status, a.raw)
+		}
+		plan = api.PlanView{}
+		must(t, json.Unmarshal(a.Data, &plan))
+		return a
+	}
+	if dry := dryRun(); len(plan.Namespaces) != 0 || plan.Note != restore.EmptyNote {
+		t.Fatalf("dry run of the empty base snapshot: %s", dry.raw)
+	}
+
+	shop := srv.DB("shop")
+	_, err := srv.Client().Database(shop).Collection("orders").InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}, {Key: "sku", Value: "a-1"}})
+	must(t, err)
+	newest, err := oracle.LastOplogTS(t.Context(), srv.Client())
+	must(t, err)
+	waitFor(t, time.Minute, "capture reaches the insert", func() bool { return !c.a.Stats().LastDurable().Before(newest) })
+	if dry := dryRun(); len(plan.Namespaces) != 1 || plan.Namespaces[0].Source != shop+".orders" || !plan.Namespaces[0].Late || plan.Note != "" {
+		t.Fatalf("dry run after the insert: %s", dry.raw)
+	}
+	srv2 := testserver.Start(t)
+	body, err := json.Marshal(api.RestoreRequest{Target: srv2.URI(), To: "latest"})
+	must(t, err)
+	waitJob(t, c, "/api/v1/restores/", c.do("POST", "/api/v1/restores", token, string(body)))
+	var doc bson.M
+	if err := srv2.Client().Database(shop).Collection("orders").FindOne(t.Context(), bson.D{}).Decode(&doc); err != nil || doc["sku"] != "a-1" {
+		t.Fatalf("the restore job left %v (%v) in the target, want the inserted order", doc, err)
 	}
 }

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -122,4 +123,60 @@ func (m Mapper) Map(db, coll string) (string, string, bool) {
 	}
 	t := m.Target(db, coll)
 	return t.DB, t.Coll, true
+}
+
+// claims records which source each target namespace is restored from, so
+// that no two sources land on one target, wherever they come from: the
+// snapshot's collections and views, or the namespaces the oplog range
+// creates (Plan.Late). Only a --rename can make two meet.
+type claims struct {
+	m  Mapper
+	by map[Namespace]claimed
+}
+
+type claimed struct {
+	src  Namespace
+	late bool // from the oplog range, not the snapshot
+}
+
+func newClaims(m Mapper) claims { return claims{m: m, by: map[Namespace]claimed{}} }
+
+// claim gives dst to src, or says which --rename makes it collide.
+func (c claims) claim(src, dst Namespace, late bool) error {
+	prev, ok := c.by[dst]
+	if !ok {
+		c.by[dst] = claimed{src, late}
+		return nil
+	}
+	var pairs []string
+	for _, s := range []Namespace{prev.src, src} {
+		if r := c.m.renameOf(s); r != "" && !slices.Contains(pairs, r) {
+			pairs = append(pairs, r)
+		}
+	}
+	slices.Sort(pairs)
+	head := ""
+	if len(pairs) > 0 {
+		head = strings.Join(pairs, " and ") + ": "
+	}
+	return fmt.Errorf("plan restore: %w", invalid("rename", "%s%s and %s would both be restored as %s; give each its own target name",
+		head, prev.describe(), claimed{src, late}.describe(), dst))
+}
+
+func (c claimed) describe() string {
+	if c.late {
+		return c.src.String() + " (created after the snapshot, in the oplog)"
+	}
+	return c.src.String()
+}
+
+// renameOf is the FROM=TO pair that renames source ns, "" if none does.
+func (m Mapper) renameOf(ns Namespace) string {
+	if to, ok := m.rename[ns.String()]; ok {
+		return ns.String() + "=" + to
+	}
+	if to, ok := m.rename[ns.DB]; ok {
+		return ns.DB + "=" + to
+	}
+	return ""
 }

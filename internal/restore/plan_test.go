@@ -202,7 +202,7 @@ func TestBuildBadNamespaces(t *testing.T) {
 			p, err := Build(testCatalog(), Request{To: When{Latest: true}, Include: tt.include, Rename: tt.rename})
 			if err == nil && len(p.unmatched) > 0 {
 				// Left for Resolve, which finds it nowhere in the oplog either.
-				err = p.unmatchedError(p.snapshotDBs())
+				err = p.unmatchedError()
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want one saying %q", err, tt.want)
@@ -281,5 +281,22 @@ func TestBuildRefusesAnUnknownFlavor(t *testing.T) {
 	_, err := Build(cat, Request{To: when(t, "latest")})
 	if err == nil || !strings.Contains(err.Error(), `"documentdb"`) {
 		t.Fatalf("Build over a timeline of flavor documentdb: %v", err)
+	}
+}
+
+// A snapshot that holds no collection (a new deployment's base snapshot,
+// with no oplog after it yet) plans: the plan is empty, which is the
+// deployment's exact state then. A --ns names nothing in it, and says the
+// snapshot holds no database.
+func TestBuildEmptySnapshot(t *testing.T) {
+	m := repo.Manifest{ID: "s0", Shard: "rs0", Start: ts(5, 1), End: ts(5, 1), FromEmptyOplog: true}
+	cat := catalog.Catalog{Shards: []catalog.Shard{catalog.Derive("rs0", repo.History{}, []repo.Manifest{m})}}
+	p, err := Build(cat, Request{To: When{Latest: true}})
+	if err != nil || len(p.Collections)+len(p.Views) != 0 || !p.Empty() {
+		t.Fatalf("plan of an empty snapshot: %+v, %v; want an empty plan", p, err)
+	}
+	_, err = Build(cat, Request{To: When{Latest: true}, Include: []string{"shop"}})
+	if err == nil || !strings.Contains(err.Error(), "--ns shop matches nothing in snapshot s0 (it holds no database)") {
+		t.Fatalf("--ns shop in an empty snapshot: %v", err)
 	}
 }
