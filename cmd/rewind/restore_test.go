@@ -17,6 +17,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/restore"
+	rt "github.com/rewind-backup/rewind/internal/restore/restoretest"
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
 
@@ -204,5 +205,36 @@ func TestRestoreOutputFitsTheWidth(t *testing.T) {
 		if width == plainWidth {
 			t.Logf("at %d columns:\n%s", width, out)
 		}
+	}
+}
+
+// The newcomer's report: --rename onto a collection that exists only in
+// the oplog range (created after the snapshot) restored both sources into
+// one collection and exited 0. Now the restore and its dry run refuse it,
+// before writing anything, naming both sources.
+func TestRestoreRefusesARenameOntoAnOplogCollection(t *testing.T) {
+	srv := testserver.Start(t)
+	app, other := srv.DB("app"), srv.DB("other")
+	r := rt.New(t, rt.Spec{Flavor: "mongodb",
+		Collections: []rt.Collection{{DB: app, Name: "users", Docs: []bson.D{{{Key: "_id", Value: 1}}}}},
+		Entries: []bson.D{
+			rt.Insert(app+".later", bson.D{{Key: "_id", Value: 2}}),
+			rt.Insert(other+".stuff", bson.D{{Key: "_id", Value: 3}}),
+		}})
+	for _, rename := range []string{app + ".users=" + app + ".later", other + ".stuff=" + app + ".later", app + ".later=" + app + ".users"} {
+		for _, dry := range []bool{true, false} {
+			args := []string{"restore", "--repo", r.URL, "--to", "latest", "--target", srv.URI(), "--rename", rename}
+			if dry {
+				args = append(args, "--dry-run")
+			}
+			code, out, stderr := cli(t, args...)
+			wantFailure(t, code, stderr, 1, "--rename "+rename+":", "would both be restored as", "created after the snapshot")
+			if out != "" {
+				t.Errorf("%v printed a plan before refusing:\n%s", args, out)
+			}
+		}
+	}
+	if names, err := srv.Client().ListDatabaseNames(context.Background(), bson.D{{Key: "name", Value: bson.D{{Key: "$in", Value: bson.A{app, other}}}}}); err != nil || len(names) != 0 {
+		t.Fatalf("the refused restores created %v (%v)", names, err)
 	}
 }

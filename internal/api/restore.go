@@ -150,6 +150,9 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, restore.ErrOutsideWindows):
 		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "%v; GET /api/v1/timeline shows the windows", err)
 		return
+	case errors.As(err, &inv): // an ns or rename name the restore point cannot satisfy
+		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "plan restore: %s", inv.API())
+		return
 	case err != nil:
 		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "%v", err)
 		return

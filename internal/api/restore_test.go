@@ -168,12 +168,19 @@ func TestRestoreNewDeploymentOverAPI(t *testing.T) {
 	shop := srv.DB("shop")
 	_, err := srv.Client().Database(shop).Collection("orders").InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}, {Key: "sku", Value: "a-1"}})
 	must(t, err)
+	_, err = srv.Client().Database(shop).Collection("later").InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}, {Key: "note", Value: "b"}})
+	must(t, err)
 	newest, err := oracle.LastOplogTS(t.Context(), srv.Client())
 	must(t, err)
 	waitFor(t, time.Minute, "capture reaches the insert", func() bool { return !c.a.Stats().LastDurable().Before(newest) })
-	if dry := dryRun(); len(plan.Namespaces) != 1 || plan.Namespaces[0].Source != shop+".orders" || !plan.Namespaces[0].Late || plan.Note != "" {
-		t.Fatalf("dry run after the insert: %s", dry.raw)
+	if dry := dryRun(); len(plan.Namespaces) != 2 || plan.Namespaces[0].Source != shop+".orders" || !plan.Namespaces[0].Late || plan.Note != "" {
+		t.Fatalf("dry run after the inserts: %s", dry.raw)
 	}
+	// Two collections that exist only in the oplog, renamed onto one: refused
+	// while planning, in the API's words.
+	merge := fmt.Sprintf(`{"to": "latest", "dry_run": true, "rename": {%q: %q}}`, shop+".orders", shop+".later")
+	wantError(t, c.do("POST", "/api/v1/restores", token, merge), http.StatusUnprocessableEntity, "not_restorable",
+		"plan restore: rename "+shop+".orders="+shop+".later: ", "would both be restored as "+shop+".later")
 	srv2 := testserver.Start(t)
 	body, err := json.Marshal(api.RestoreRequest{Target: srv2.URI(), To: "latest"})
 	must(t, err)

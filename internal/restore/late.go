@@ -71,6 +71,9 @@ func Resolve(ctx context.Context, r *repo.Repository, p *Plan) error {
 	}
 	p.Entries = n
 	p.Late = p.lateNamespaces(names)
+	if err := p.claimTargets(); err != nil {
+		return err
+	}
 	if p.Empty() && (len(p.Mapper.include) > 0 || len(p.Mapper.rename) > 0) {
 		return p.selectsNothing()
 	}
@@ -92,6 +95,30 @@ func (p Plan) Empty() bool { return len(p.Collections)+len(p.Views)+len(p.Late) 
 // EmptyNote is what a restore of an empty plan says instead of its
 // namespaces.
 const EmptyNote = "none: the deployment held no collection or view at this restore point (its exact state), so the restore creates none"
+
+// claimTargets checks, before anything is written, that no two sources the
+// restore writes (the snapshot's collections and views, and the oplog
+// range's namespaces) land on one target: a --rename onto a collection the
+// range creates would silently merge the two.
+func (p *Plan) claimTargets() error {
+	targets := newClaims(p.Mapper)
+	for _, c := range p.Collections {
+		if err := targets.claim(c.Source, c.Target, false); err != nil {
+			return err
+		}
+	}
+	for _, v := range p.Views {
+		if err := targets.claim(v.Source, v.Target, false); err != nil {
+			return err
+		}
+	}
+	for _, l := range p.Late {
+		if err := targets.claim(l.Source, l.Target, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // selectsNothing is the error of a --ns or --rename whose names were all
 // found, yet select nothing restorable (only system collections, say).
