@@ -34,7 +34,8 @@ deployment, replays the oplog from the snapshot's start up to the restore point,
 then builds indexes (and, when asked, restores users and roles).
 
 --to takes an RFC 3339 time (the state after every entry of that second), an
-oplog timestamp SECONDS:INCREMENT (inclusive), or latest.
+oplog timestamp SECONDS:INCREMENT (inclusive) as rewind list shows them, or
+latest. A bare clock time (09:30) is refused: give the date and zone too.
 
 Before it writes anything, restore looks at every target namespace it will
 write, those the oplog creates after the snapshot included: one that holds

@@ -40,6 +40,9 @@ func TestRestoreUsageErrors(t *testing.T) {
 		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--connect-timeout", "-5s"}, []string{"--connect-timeout", "-5s"}},
 		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--rename", "shop="}, []string{"--rename shop=", "both names"}},
 		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--ns", "admin"}, []string{"--ns", "system database"}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "09:30"}, []string{`--to "09:30" looks like a clock time`, "2026-11-29T09:30:00Z", "`rewind list`"}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "0:0"}, []string{`--to "0:0" looks like a clock time`}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "86400:1"}, []string{"second 86400 is 1970-01-02T00:00:00Z, before any real deployment's oplog"}},
 	} {
 		code, _, stderr := cli(t, append([]string{"restore"}, tc.args...)...)
 		wantFailure(t, code, stderr, 2, append(tc.wants, "--help")...)

@@ -122,6 +122,7 @@ func TestRestoreOverAPI(t *testing.T) {
 	// Mistakes are named with the API's field names.
 	for body, words := range map[string]string{
 		`{"to": "2026-11-25t09:30:00", "dry_run": true}`:               `to "2026-11-25t09:30:00" has no time zone: add Z or an offset`,
+		`{"to": "09:30", "dry_run": true}`:                             `to "09:30" looks like a clock time: give a full RFC 3339 time`,
 		`{"to": "latest", "dry_run": true, "connect_timeout": "-5s"}`:  `connect_timeout "-5s"`,
 		`{"to": "latest", "dry_run": true, "ns": ["shop.ord*"]}`:       `ns "shop.ord*": wildcards`,
 		`{"to": "latest", "target": "mongodb://x", "parallel": -2}`:    "parallel -2: want at least 1",

@@ -3,6 +3,7 @@ package restore
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strings"
 	"time"
 
@@ -64,14 +65,29 @@ func ParseWhen(s string) (When, error) {
 	if _, err := time.Parse(zoneless, norm); err == nil {
 		return When{}, invalid("to", "%q has no time zone: add Z or an offset (%sZ or %s+01:00)", s, norm, norm)
 	}
+	if clockLike.MatchString(s) {
+		return When{}, invalid("to", "%q looks like a clock time: %s", s, fullHint)
+	}
 	if ts, err := optime.Parse(s); err == nil {
-		if ts.T == 0 {
-			return When{}, invalid("to", "%q: second 0 is before every oplog entry; %s", s, toHint)
+		if ts.T < minOplogSeconds {
+			return When{}, invalid("to", "%q: second %d is %s, before any real deployment's oplog: %s",
+				s, ts.T, ts.Time().UTC().Format(time.RFC3339), fullHint)
 		}
 		return When{TS: ts, Text: s}, nil
 	}
 	return When{}, invalid("to", "%q: %s", s, toHint)
 }
+
+// minOplogSeconds is 2000-01-01T00:00:00Z. An oplog timestamp's seconds are
+// Unix seconds of a real deployment's clock: a smaller value is a mistake,
+// most often a clock time (--to 09:30 would be 9 s after 1970, increment 30).
+const minOplogSeconds = 946684800
+
+// clockLike is a time of day, 09:30 or 9:30:15 (also 0:0).
+var clockLike = regexp.MustCompile(`^\d{1,2}:\d{1,2}(:\d{1,2})?$`)
+
+// fullHint says what to give instead of a clock time.
+const fullHint = "give a full RFC 3339 time such as 2026-11-29T09:30:00Z, or an oplog timestamp SECONDS:INCREMENT as `rewind list` shows them"
 
 // InvalidError is a restore request field with a bad or missing value, or
 // a --ns or --rename name the restore point cannot satisfy (Prepare's, which
