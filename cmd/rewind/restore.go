@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,12 +59,35 @@ same without writing.`,
 	fl.StringArrayVar(&f.rename, "rename", nil, "restore a database or collection under a new name: FROM=TO (shop=shop_0930, shop.orders=shop.orders_old; repeatable)")
 	fl.BoolVar(&f.req.Drop, "drop", false, "drop and re-create as the backup has them the target namespaces in the way (default: refuse before writing anything)")
 	fl.BoolVar(&f.req.WithUsersAndRoles, "with-users-and-roles", false, "also restore the snapshot's users and roles of the restored databases")
-	fl.IntVar(&f.req.Parallel, "parallel", restore.DefaultParallel, "snapshot objects loaded at once")
+	countVar(cmd, &f.req.Parallel, "parallel", restore.DefaultParallel, 1, "snapshot objects loaded at once")
 	fl.BoolVar(&f.req.DryRun, "dry-run", false, "print the plan (snapshot, objects and bytes to read, oplog range and entry count, target namespaces) and, with --target, what is in the way there; change nothing")
 	f.req.ConnectTimeout = restore.DefaultConnectTimeout
-	fl.Var(&f.req.ConnectTimeout, "connect-timeout", "how long to wait for the target deployment (30s, 2m)")
+	fl.Var(connectTimeout{&f.req.ConnectTimeout}, "connect-timeout", "how long to wait for the target deployment (30s, 2m)")
 	return cmd
 }
+
+// connectTimeout is --connect-timeout, read by restore.ParseConnectTimeout
+// as the API's connect_timeout is: a given 0 is a usage error.
+type connectTimeout struct{ d *config.Duration }
+
+func (c connectTimeout) String() string {
+	if c.d == nil {
+		return ""
+	}
+	return c.d.String()
+}
+
+func (c connectTimeout) Set(s string) error {
+	d, err := restore.ParseConnectTimeout(s)
+	var inv *restore.InvalidError
+	if errors.As(err, &inv) {
+		return errors.New(inv.Msg) // cobra names the flag
+	}
+	*c.d = d
+	return err
+}
+
+func (c connectTimeout) Type() string { return "duration" }
 
 // request turns the command line into a validated restore request; every
 // mistake is a usage error (exit 2).
@@ -72,19 +96,22 @@ func (f *restoreFlags) request(cmd *cobra.Command, rf *repoFlags) (restore.Reque
 		return restore.Request{}, err
 	}
 	req := f.req
+	var err error
 	if f.to != "" {
-		var err error
 		if req.To, err = restore.ParseWhen(f.to); err != nil {
 			return req, usagef(cmd, "%v", err)
 		}
 	}
-	req.Rename = map[string]string{}
+	var pairs []restore.RenamePair
 	for _, p := range f.rename {
 		from, to, ok := strings.Cut(p, "=")
 		if !ok {
 			return req, usagef(cmd, "--rename %q: want FROM=TO, for example shop=shop_0930", p)
 		}
-		req.Rename[from] = to
+		pairs = append(pairs, restore.RenamePair{From: from, To: to})
+	}
+	if req.Rename, err = restore.Renames(pairs); err != nil {
+		return req, usagef(cmd, "%v", err)
 	}
 	if err := req.Validate(); err != nil {
 		return req, usagef(cmd, "%v", err)

@@ -1,29 +1,65 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/restore"
 )
 
 // RestoreRequest is the body of POST /api/v1/restores: the options of
 // `rewind restore`, checked by restore.Request.Validate as the CLI's are.
 type RestoreRequest struct {
-	Target            string            `json:"target"`               // connection string; required unless dry_run
-	To                string            `json:"to"`                   // RFC 3339 time, SECONDS:INCREMENT or "latest"
-	NS                []string          `json:"ns"`                   // db, db.* or db.coll; empty: all
-	Rename            map[string]string `json:"rename"`               // FROM -> TO
-	Drop              bool              `json:"drop"`                 // drop and re-create target namespaces in the way
-	WithUsersAndRoles bool              `json:"with_users_and_roles"` // also restore users and roles
-	Parallel          int               `json:"parallel"`             // chunks loaded at once; default 4
-	DryRun            bool              `json:"dry_run"`              // plan (and check the target, when given) only
-	ConnectTimeout    string            `json:"connect_timeout"`      // duration (30s, 2m); default 30s
+	Target            string   `json:"target"`               // connection string; required unless dry_run
+	To                string   `json:"to"`                   // RFC 3339 time, SECONDS:INCREMENT or "latest"
+	NS                []string `json:"ns"`                   // db, db.* or db.coll; empty: all
+	Rename            Renames  `json:"rename"`               // FROM -> TO; a FROM given twice is refused
+	Drop              bool     `json:"drop"`                 // drop and re-create target namespaces in the way
+	WithUsersAndRoles bool     `json:"with_users_and_roles"` // also restore users and roles
+	Parallel          int      `json:"parallel"`             // chunks loaded at once; 0 or left out: 4
+	DryRun            bool     `json:"dry_run"`              // plan (and check the target, when given) only
+	ConnectTimeout    string   `json:"connect_timeout"`      // a positive duration (30s, 2m); left out: 30s
+}
+
+// Renames is the "rename" object, FROM -> TO. Decoding it refuses a FROM
+// given twice (JSON decoders would keep the last), as --rename does.
+type Renames map[string]string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (r *Renames) UnmarshalJSON(b []byte) error {
+	var pairs []restore.RenamePair
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok == nil {
+		*r = nil // null
+		return err
+	} else if tok != json.Delim('{') {
+		return errors.New(`rename: want an object {"FROM": "TO"}`)
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		var to string
+		if err := dec.Decode(&to); err != nil {
+			return fmt.Errorf("rename %q: want a string: %w", key, err)
+		}
+		pairs = append(pairs, restore.RenamePair{From: key.(string), To: to})
+	}
+	m, err := restore.Renames(pairs)
+	var inv *restore.InvalidError
+	if errors.As(err, &inv) {
+		return errors.New(inv.API())
+	}
+	*r = m
+	return err
 }
 
 // PlanView is a restore plan: what a dry run answers and a restore job shows.
@@ -117,8 +153,8 @@ func (in RestoreRequest) request() (restore.Request, error) {
 		}
 	}
 	if in.ConnectTimeout != "" {
-		if req.ConnectTimeout, err = config.ParseDuration(in.ConnectTimeout); err != nil {
-			return req, &restore.InvalidError{Field: "connect_timeout", Msg: strings.TrimPrefix(err.Error(), "duration ")}
+		if req.ConnectTimeout, err = restore.ParseConnectTimeout(in.ConnectTimeout); err != nil {
+			return req, err
 		}
 	}
 	return req, req.Validate()

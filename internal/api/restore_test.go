@@ -121,16 +121,20 @@ func TestRestoreOverAPI(t *testing.T) {
 
 	// Mistakes are named with the API's field names.
 	for body, words := range map[string]string{
-		`{"to": "2026-11-25t09:30:00", "dry_run": true}`:               `to "2026-11-25t09:30:00" has no time zone: add Z or an offset`,
-		`{"to": "09:30", "dry_run": true}`:                             `to "09:30" looks like a clock time: give a full RFC 3339 time`,
-		`{"to": "latest", "dry_run": true, "connect_timeout": "-5s"}`:  `connect_timeout "-5s"`,
-		`{"to": "latest", "dry_run": true, "ns": ["shop.ord*"]}`:       `ns "shop.ord*": wildcards`,
-		`{"to": "latest", "target": "mongodb://x", "parallel": -2}`:    "parallel -2: want at least 1",
-		`{"to": "latest", "dry_run": true, "rename": {"shop": "a.b"}}`: "rename shop=a.b",
+		`{"to": "2026-11-25t09:30:00", "dry_run": true}`:                            `to "2026-11-25t09:30:00" has no time zone: add Z or an offset`,
+		`{"to": "09:30", "dry_run": true}`:                                          `to "09:30" looks like a clock time: give a full RFC 3339 time`,
+		`{"to": "latest", "dry_run": true, "connect_timeout": "0s"}`:                `connect_timeout "0s": want a positive duration`,
+		`{"to": "latest", "dry_run": true, "rename": {"a.u": "a.system.x"}}`:        `rename a.u=a.system.x: collection name "system.x" starts with system.`,
+		`{"to": "latest", "dry_run": true, "rename": {"a.u": "x.y", "a.u": "x.z"}}`: "read request body: rename a.u=x.y and rename a.u=x.z: a.u is renamed twice",
+		`{"to": "latest", "dry_run": true, "ns": ["admin"]}`:                        "ns \"admin\": admin is a system database, never restored; use with_users_and_roles",
+		`{"to": "latest", "dry_run": true, "connect_timeout": "-5s"}`:               `connect_timeout "-5s"`,
+		`{"to": "latest", "dry_run": true, "ns": ["shop.ord*"]}`:                    `ns "shop.ord*": wildcards`,
+		`{"to": "latest", "target": "mongodb://x", "parallel": -2}`:                 "parallel -2: want at least 1",
+		`{"to": "latest", "dry_run": true, "rename": {"shop": "a.b"}}`:              "rename shop=a.b: rename a database to a database (shop=shop_0930)",
 	} {
 		a := c.do("POST", "/api/v1/restores", token, body)
-		if a.Status != http.StatusBadRequest || a.Error == nil || !strings.HasPrefix(a.Error.Message, words) {
-			t.Errorf("POST %s: %d %s, want 400 starting %q", body, a.Status, a.raw, words)
+		if a.Status != http.StatusBadRequest || a.Error == nil || !strings.HasPrefix(a.Error.Message, words) || strings.Contains(a.Error.Message, "--") {
+			t.Errorf("POST %s: %d %s, want 400 starting %q, in the API's words (no --flag)", body, a.Status, a.raw, words)
 		}
 	}
 }

@@ -200,7 +200,7 @@ func TestBuildBadNamespaces(t *testing.T) {
 		{"rename of a name found nowhere", nil, map[string]string{"nope": "nope2"}, "--rename nope matches nothing"},
 		{"rename a database onto a collection", nil, map[string]string{"shop": "a.b"}, "rename a database to a database"},
 		{"two sources onto one target", nil, map[string]string{"shop.items": "shop.orders"}, "would both be restored as shop.orders"},
-		{"bad target name", nil, map[string]string{"shop": "a b"}, "not a valid name"},
+		{"bad target name", nil, map[string]string{"shop": "a b"}, `database name "a b" holds a character MongoDB forbids there`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
