@@ -16,9 +16,11 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rewind-backup/rewind/internal/catalog"
+	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/restore"
 	rt "github.com/rewind-backup/rewind/internal/restore/restoretest"
 	"github.com/rewind-backup/rewind/internal/testserver"
+	"github.com/rewind-backup/rewind/internal/verify"
 )
 
 // Command-line mistakes in restore exit 2 before anything is read.
@@ -244,5 +246,35 @@ func TestRestoreRefusesARenameOntoAnOplogCollection(t *testing.T) {
 	}
 	if names, err := srv.Client().ListDatabaseNames(context.Background(), bson.D{{Key: "name", Value: bson.D{{Key: "$in", Value: bson.A{app, other}}}}}); err != nil || len(names) != 0 {
 		t.Fatalf("the refused restores created %v (%v)", names, err)
+	}
+}
+
+// verify --restore-to's table of namespaces fits the line as the restore
+// plan does (it once printed 235 columns for the demo's long names), and
+// an empty restore point says why it has no row.
+func TestTrialTableFitsTheWidth(t *testing.T) {
+	long := "shop." + strings.Repeat("orders_archive_", 15) + "2026"
+	tr := verify.Trial{Point: optime.Timestamp{T: 1795627746, I: 3}, Snapshot: "20261125T093000Z-1a2b3c4d", Entries: 12,
+		Namespaces: []verify.TrialNamespace{{Namespace: long, Recorded: 3, Loaded: 3, Final: 5}, {Namespace: "shop.items", Recorded: 1, Loaded: 1, Final: 1}}}
+	var b strings.Builder
+	if err := printVerify(&b, verify.Report{}, &tr); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		if displayWidth(line) > plainWidth {
+			t.Fatalf("a line of %d columns:\n%s\nin\n%s", displayWidth(line), line, out)
+		}
+	}
+	for _, want := range []string{"TRIAL RESTORE", "shop.ord", "_2026", "…", "shop.items", "NAMESPACE"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("trial table lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("verify --restore-to at %d columns:\n%s", plainWidth, out)
+	b.Reset()
+	tr.Namespaces = nil
+	if err := printVerify(&b, verify.Report{}, &tr); err != nil || !strings.Contains(flat(b.String()), restore.EmptyNote) {
+		t.Fatalf("trial restore of an empty point: %v\n%s", err, b.String())
 	}
 }
