@@ -23,6 +23,7 @@ func TestPlanOfAnEmptySnapshot(t *testing.T) {
 	r := rt.New(t, rt.Spec{Flavor: "mongodb", Entries: []bson.D{
 		rt.Insert("shop.orders", bson.D{{Key: "_id", Value: 1}}),
 		rt.Insert("shop.orders", bson.D{{Key: "_id", Value: 2}}),
+		rt.Insert("crm.system.profile", bson.D{{Key: "_id", Value: "f"}}), // the server's own: never restored
 	}})
 	plan := func(req restore.Request) (restore.Plan, error) {
 		t.Helper()
@@ -38,9 +39,9 @@ func TestPlanOfAnEmptySnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("whole deployment from an empty snapshot: %v", err)
 	}
-	if len(p.Collections) != 0 || len(p.Late) != 1 || p.Late[0].Target.String() != "shop.orders" || p.Entries != 4 || p.Empty() {
-		// 4: the snapshot's own two no-op entries, then the two inserts.
-		t.Fatalf("plan: %d collections, late %+v, %d entries; want shop.orders from the oplog's 4 entries", len(p.Collections), p.Late, p.Entries)
+	if len(p.Collections) != 0 || len(p.Late) != 1 || p.Late[0].Target.String() != "shop.orders" || p.Entries != 5 || p.Empty() {
+		// 5: the snapshot's own two no-op entries, then the three inserts.
+		t.Fatalf("plan: %d collections, late %+v, %d entries; want shop.orders from the oplog's 5 entries", len(p.Collections), p.Late, p.Entries)
 	}
 
 	p, err = plan(restore.Request{To: restore.When{TS: r.Snapshot.End}})
@@ -55,7 +56,8 @@ func TestPlanOfAnEmptySnapshot(t *testing.T) {
 	}{
 		{restore.Request{To: restore.When{Latest: true}, Include: []string{"shop.nope"}}, "ns", "--ns shop.nope matches nothing in snapshot " + r.Snapshot.ID + " (it holds no database)"},
 		{restore.Request{To: restore.When{TS: r.Snapshot.End}, Include: []string{"shop"}}, "ns", "--ns shop matches nothing"},
-		{restore.Request{To: restore.When{Latest: true}, Rename: map[string]string{"crm": "crm2"}}, "rename", "--rename crm matches nothing"},
+		{restore.Request{To: restore.When{Latest: true}, Rename: map[string]string{"nope": "nope2"}}, "rename", "--rename nope matches nothing"},
+		{restore.Request{To: restore.When{Latest: true}, Include: []string{"crm"}}, "ns", "--ns crm selects no collection or view in snapshot"},
 	} {
 		_, err := plan(tc.req)
 		var inv *restore.InvalidError
