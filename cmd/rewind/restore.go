@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,7 +35,8 @@ deployment, replays the oplog from the snapshot's start up to the restore point,
 then builds indexes (and, when asked, restores users and roles).
 
 --to takes an RFC 3339 time (the state after every entry of that second), an
-oplog timestamp SECONDS:INCREMENT (inclusive), or latest.
+oplog timestamp SECONDS:INCREMENT (inclusive) as rewind list shows them, or
+latest. A bare clock time (09:30) is refused: give the date and zone too.
 
 Before it writes anything, restore looks at every target namespace it will
 write, those the oplog creates after the snapshot included: one that holds
@@ -57,12 +59,35 @@ same without writing.`,
 	fl.StringArrayVar(&f.rename, "rename", nil, "restore a database or collection under a new name: FROM=TO (shop=shop_0930, shop.orders=shop.orders_old; repeatable)")
 	fl.BoolVar(&f.req.Drop, "drop", false, "drop and re-create as the backup has them the target namespaces in the way (default: refuse before writing anything)")
 	fl.BoolVar(&f.req.WithUsersAndRoles, "with-users-and-roles", false, "also restore the snapshot's users and roles of the restored databases")
-	fl.IntVar(&f.req.Parallel, "parallel", restore.DefaultParallel, "snapshot objects loaded at once")
+	countVar(cmd, &f.req.Parallel, "parallel", restore.DefaultParallel, 1, "snapshot objects loaded at once")
 	fl.BoolVar(&f.req.DryRun, "dry-run", false, "print the plan (snapshot, objects and bytes to read, oplog range and entry count, target namespaces) and, with --target, what is in the way there; change nothing")
 	f.req.ConnectTimeout = restore.DefaultConnectTimeout
-	fl.Var(&f.req.ConnectTimeout, "connect-timeout", "how long to wait for the target deployment (30s, 2m)")
+	fl.Var(connectTimeout{&f.req.ConnectTimeout}, "connect-timeout", "how long to wait for the target deployment (30s, 2m)")
 	return cmd
 }
+
+// connectTimeout is --connect-timeout, read by restore.ParseConnectTimeout
+// as the API's connect_timeout is: a given 0 is a usage error.
+type connectTimeout struct{ d *config.Duration }
+
+func (c connectTimeout) String() string {
+	if c.d == nil {
+		return ""
+	}
+	return c.d.String()
+}
+
+func (c connectTimeout) Set(s string) error {
+	d, err := restore.ParseConnectTimeout(s)
+	var inv *restore.InvalidError
+	if errors.As(err, &inv) {
+		return errors.New(inv.Msg) // cobra names the flag
+	}
+	*c.d = d
+	return err
+}
+
+func (c connectTimeout) Type() string { return "duration" }
 
 // request turns the command line into a validated restore request; every
 // mistake is a usage error (exit 2).
@@ -71,19 +96,22 @@ func (f *restoreFlags) request(cmd *cobra.Command, rf *repoFlags) (restore.Reque
 		return restore.Request{}, err
 	}
 	req := f.req
+	var err error
 	if f.to != "" {
-		var err error
 		if req.To, err = restore.ParseWhen(f.to); err != nil {
 			return req, usagef(cmd, "%v", err)
 		}
 	}
-	req.Rename = map[string]string{}
+	var pairs []restore.RenamePair
 	for _, p := range f.rename {
 		from, to, ok := strings.Cut(p, "=")
 		if !ok {
 			return req, usagef(cmd, "--rename %q: want FROM=TO, for example shop=shop_0930", p)
 		}
-		req.Rename[from] = to
+		pairs = append(pairs, restore.RenamePair{From: from, To: to})
+	}
+	if req.Rename, err = restore.Renames(pairs); err != nil {
+		return req, usagef(cmd, "%v", err)
 	}
 	if err := req.Validate(); err != nil {
 		return req, usagef(cmd, "%v", err)
@@ -191,6 +219,19 @@ func printPlan(w io.Writer, width int, plan restore.Plan, dry bool) error {
 	p.fact("oplog", fmt.Sprintf("%s .. %s on timeline %s (flavor %s): %d segments, %s", plan.ReplayFrom, plan.Target, tl,
 		orDash(string(plan.Flavor)), len(plan.Segments), humanBytes(plan.SegmentBytes)))
 	p.fact("oplog entries", fmt.Sprint(plan.Entries))
+	if plan.Empty() {
+		p.fact("namespaces", restore.EmptyNote)
+	} else {
+		printNamespaces(p, plan)
+	}
+	if len(plan.Users)+len(plan.Roles) > 0 {
+		p.fact("users and roles", fmt.Sprintf("%d users, %d roles", len(plan.Users), len(plan.Roles)))
+	}
+	return p.err
+}
+
+// printNamespaces is the plan's table: every source and where it goes.
+func printNamespaces(p *printer, plan restore.Plan) {
 	p.fact("namespaces", "")
 	rows := [][]string{{"SOURCE", "TARGET", "DOCUMENTS", "CHUNKS"}}
 	for _, c := range plan.Collections {
@@ -207,10 +248,6 @@ func printPlan(w io.Writer, width int, plan restore.Plan, dry bool) error {
 		rows = append(rows, []string{l.Source.String(), l.Target.String(), kind, "-"})
 	}
 	p.table("    ", rows, 0, 1)
-	if len(plan.Users)+len(plan.Roles) > 0 {
-		p.fact("users and roles", fmt.Sprintf("%d users, %d roles", len(plan.Users), len(plan.Roles)))
-	}
-	return p.err
 }
 
 func printReport(w io.Writer, width int, rep restore.Report) error {
@@ -230,6 +267,10 @@ func printReport(w io.Writer, width int, rep restore.Report) error {
 		phases[i] = fmt.Sprintf("%s %s", ph.Name, ph.Duration.Round(time.Millisecond))
 	}
 	p.fact("time spent", strings.Join(phases, ", "))
+	if len(rep.Namespaces) == 0 && rep.Views == 0 {
+		p.fact("namespaces", restore.EmptyNote)
+		return p.err
+	}
 	rows := [][]string{{"TARGET", "SOURCE", "LOADED", "DOCUMENTS NOW"}}
 	for _, n := range rep.Namespaces {
 		rows = append(rows, []string{n.Target.String(), n.Source.String(), fmt.Sprint(n.Loaded), fmt.Sprint(n.Final)})

@@ -16,8 +16,11 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rewind-backup/rewind/internal/catalog"
+	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/restore"
+	rt "github.com/rewind-backup/rewind/internal/restore/restoretest"
 	"github.com/rewind-backup/rewind/internal/testserver"
+	"github.com/rewind-backup/rewind/internal/verify"
 )
 
 // Command-line mistakes in restore exit 2 before anything is read.
@@ -34,11 +37,19 @@ func TestRestoreUsageErrors(t *testing.T) {
 		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--rename", "shop"}, []string{"FROM=TO"}},
 		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--rename", "shop=a.b"}, []string{"database to a database"}},
 		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--ns", "shop.ord*"}, []string{"wildcards"}},
-		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--parallel", "-1"}, []string{"--parallel -1: want at least 1"}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--parallel", "-1"}, []string{"--parallel", "want a whole number, 1 or more"}},
 		{[]string{"--repo", url, "--target", tgt, "--to", "2026-11-25T09:30:00"}, []string{"no time zone", "add Z or an offset", "2026-11-25T09:30:00Z"}},
 		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--connect-timeout", "-5s"}, []string{"--connect-timeout", "-5s"}},
 		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--rename", "shop="}, []string{"--rename shop=", "both names"}},
 		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--ns", "admin"}, []string{"--ns", "system database"}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--parallel", "0"}, []string{"--parallel", "want a whole number, 1 or more"}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--connect-timeout", "0"}, []string{"--connect-timeout", `"0": want a positive duration`}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--rename", "app.users=x.y", "--rename", "app.users=x.z"},
+			[]string{"--rename app.users=x.y and --rename app.users=x.z: app.users is renamed twice"}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--rename", "app.users=app.system.x"}, []string{"--rename app.users=app.system.x", "system."}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "09:30"}, []string{`--to "09:30" looks like a clock time`, "2026-11-29T09:30:00Z", "`rewind list`"}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "0:0"}, []string{`--to "0:0" looks like a clock time`}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "86400:1"}, []string{"second 86400 is 1970-01-02T00:00:00Z, before any real deployment's oplog"}},
 	} {
 		code, _, stderr := cli(t, append([]string{"restore"}, tc.args...)...)
 		wantFailure(t, code, stderr, 2, append(tc.wants, "--help")...)
@@ -204,5 +215,66 @@ func TestRestoreOutputFitsTheWidth(t *testing.T) {
 		if width == plainWidth {
 			t.Logf("at %d columns:\n%s", width, out)
 		}
+	}
+}
+
+// The newcomer's report: --rename onto a collection that exists only in
+// the oplog range (created after the snapshot) restored both sources into
+// one collection and exited 0. Now the restore and its dry run refuse it,
+// before writing anything, naming both sources.
+func TestRestoreRefusesARenameOntoAnOplogCollection(t *testing.T) {
+	srv := testserver.Start(t)
+	app, other := srv.DB("app"), srv.DB("other")
+	r := rt.New(t, rt.Spec{Flavor: "mongodb",
+		Collections: []rt.Collection{{DB: app, Name: "users", Docs: []bson.D{{{Key: "_id", Value: 1}}}}},
+		Entries: []bson.D{
+			rt.Insert(app+".later", bson.D{{Key: "_id", Value: 2}}),
+			rt.Insert(other+".stuff", bson.D{{Key: "_id", Value: 3}}),
+		}})
+	for _, rename := range []string{app + ".users=" + app + ".later", other + ".stuff=" + app + ".later", app + ".later=" + app + ".users"} {
+		for _, dry := range []bool{true, false} {
+			args := []string{"restore", "--repo", r.URL, "--to", "latest", "--target", srv.URI(), "--rename", rename}
+			if dry {
+				args = append(args, "--dry-run")
+			}
+			code, out, stderr := cli(t, args...)
+			wantFailure(t, code, stderr, 1, "--rename "+rename+":", "would both be restored as", "created after the snapshot")
+			if out != "" {
+				t.Errorf("%v printed a plan before refusing:\n%s", args, out)
+			}
+		}
+	}
+	if names, err := srv.Client().ListDatabaseNames(context.Background(), bson.D{{Key: "name", Value: bson.D{{Key: "$in", Value: bson.A{app, other}}}}}); err != nil || len(names) != 0 {
+		t.Fatalf("the refused restores created %v (%v)", names, err)
+	}
+}
+
+// verify --restore-to's table of namespaces fits the line as the restore
+// plan does (it once printed 235 columns for the demo's long names), and
+// an empty restore point says why it has no row.
+func TestTrialTableFitsTheWidth(t *testing.T) {
+	long := "shop." + strings.Repeat("orders_archive_", 15) + "2026"
+	tr := verify.Trial{Point: optime.Timestamp{T: 1795627746, I: 3}, Snapshot: "20261125T093000Z-1a2b3c4d", Entries: 12,
+		Namespaces: []verify.TrialNamespace{{Namespace: long, Recorded: 3, Loaded: 3, Final: 5}, {Namespace: "shop.items", Recorded: 1, Loaded: 1, Final: 1}}}
+	var b strings.Builder
+	if err := printVerify(&b, verify.Report{}, &tr); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		if displayWidth(line) > plainWidth {
+			t.Fatalf("a line of %d columns:\n%s\nin\n%s", displayWidth(line), line, out)
+		}
+	}
+	for _, want := range []string{"TRIAL RESTORE", "shop.ord", "_2026", "…", "shop.items", "NAMESPACE"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("trial table lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("verify --restore-to at %d columns:\n%s", plainWidth, out)
+	b.Reset()
+	tr.Namespaces = nil
+	if err := printVerify(&b, verify.Report{}, &tr); err != nil || !strings.Contains(flat(b.String()), restore.EmptyNote) {
+		t.Fatalf("trial restore of an empty point: %v\n%s", err, b.String())
 	}
 }

@@ -283,12 +283,27 @@ func printVerify(w io.Writer, rep verify.Report, tr *verify.Trial) error {
 	for _, r := range rep.Remaining {
 		fmt.Fprintf(tw, "  shard %s: %s\n", r.Shard, rangeText(r))
 	}
-	if tr != nil {
-		fmt.Fprintf(tw, "\nTRIAL RESTORE of %s (%s) from snapshot %s: %d entries replayed in %s\n", tr.Point.Time().Format(time.RFC3339), tr.Point,
-			tr.Snapshot, tr.Entries, tr.Duration.Round(time.Millisecond))
-		for _, n := range tr.Namespaces {
-			fmt.Fprintf(tw, "  %s\trecorded %d\tloaded %d\tnow %d\n", n.Namespace, n.Recorded, n.Loaded, n.Final)
-		}
+	if err := tw.Flush(); err != nil || tr == nil {
+		return err
 	}
-	return tw.Flush()
+	return printTrial(w, outputWidth(w), *tr)
+}
+
+// printTrial is the trial restore's table, fit to width as the restore
+// plan is: long namespaces are shortened in the middle.
+func printTrial(w io.Writer, width int, tr verify.Trial) error {
+	p := newPrinter(w, width, 18)
+	p.line("")
+	p.wrap("", "  ", fmt.Sprintf("TRIAL RESTORE of %s (%s) from snapshot %s: %d entries replayed in %s", tr.Point.Time().Format(time.RFC3339), tr.Point,
+		tr.Snapshot, tr.Entries, tr.Duration.Round(time.Millisecond)))
+	if len(tr.Namespaces) == 0 {
+		p.item(restore.EmptyNote)
+		return p.err
+	}
+	rows := [][]string{{"NAMESPACE", "RECORDED", "LOADED", "NOW"}}
+	for _, n := range tr.Namespaces {
+		rows = append(rows, []string{n.Namespace, fmt.Sprint(n.Recorded), fmt.Sprint(n.Loaded), fmt.Sprint(n.Final)})
+	}
+	p.table("  ", rows, 0)
+	return p.err
 }

@@ -1,29 +1,65 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/restore"
 )
 
 // RestoreRequest is the body of POST /api/v1/restores: the options of
 // `rewind restore`, checked by restore.Request.Validate as the CLI's are.
 type RestoreRequest struct {
-	Target            string            `json:"target"`               // connection string; required unless dry_run
-	To                string            `json:"to"`                   // RFC 3339 time, SECONDS:INCREMENT or "latest"
-	NS                []string          `json:"ns"`                   // db, db.* or db.coll; empty: all
-	Rename            map[string]string `json:"rename"`               // FROM -> TO
-	Drop              bool              `json:"drop"`                 // drop and re-create target namespaces in the way
-	WithUsersAndRoles bool              `json:"with_users_and_roles"` // also restore users and roles
-	Parallel          int               `json:"parallel"`             // chunks loaded at once; default 4
-	DryRun            bool              `json:"dry_run"`              // plan (and check the target, when given) only
-	ConnectTimeout    string            `json:"connect_timeout"`      // duration (30s, 2m); default 30s
+	Target            string   `json:"target"`               // connection string; required unless dry_run
+	To                string   `json:"to"`                   // RFC 3339 time, SECONDS:INCREMENT or "latest"
+	NS                []string `json:"ns"`                   // db, db.* or db.coll; empty: all
+	Rename            Renames  `json:"rename"`               // FROM -> TO; a FROM given twice is refused
+	Drop              bool     `json:"drop"`                 // drop and re-create target namespaces in the way
+	WithUsersAndRoles bool     `json:"with_users_and_roles"` // also restore users and roles
+	Parallel          int      `json:"parallel"`             // chunks loaded at once; 0 or left out: 4
+	DryRun            bool     `json:"dry_run"`              // plan (and check the target, when given) only
+	ConnectTimeout    string   `json:"connect_timeout"`      // a positive duration (30s, 2m); left out: 30s
+}
+
+// Renames is the "rename" object, FROM -> TO. Decoding it refuses a FROM
+// given twice (JSON decoders would keep the last), as --rename does.
+type Renames map[string]string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (r *Renames) UnmarshalJSON(b []byte) error {
+	var pairs []restore.RenamePair
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok == nil {
+		*r = nil // null
+		return err
+	} else if tok != json.Delim('{') {
+		return errors.New(`rename: want an object {"FROM": "TO"}`)
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		var to string
+		if err := dec.Decode(&to); err != nil {
+			return fmt.Errorf("rename %q: want a string: %w", key, err)
+		}
+		pairs = append(pairs, restore.RenamePair{From: key.(string), To: to})
+	}
+	m, err := restore.Renames(pairs)
+	var inv *restore.InvalidError
+	if errors.As(err, &inv) {
+		return errors.New(inv.API())
+	}
+	*r = m
+	return err
 }
 
 // PlanView is a restore plan: what a dry run answers and a restore job shows.
@@ -40,6 +76,10 @@ type PlanView struct {
 	Documents    int64       `json:"documents"`
 	Entries      *int64      `json:"entries,omitempty"` // oplog entries to replay
 	Namespaces   []NSMapping `json:"namespaces"`
+	// Note says why Namespaces is empty: the deployment held no collection
+	// or view at the restore point (a new deployment's base snapshot before
+	// its first write). Such a restore succeeds and creates nothing.
+	Note string `json:"note,omitempty"`
 	// TargetCheck is what a dry run with a target found there: the verdict
 	// the restore itself would reach.
 	TargetCheck *TargetCheck `json:"target_check,omitempty"`
@@ -78,6 +118,7 @@ type RestoreResult struct {
 	Seconds     float64     `json:"seconds"`
 	Indexes     int         `json:"indexes"`
 	Namespaces  []NSMapping `json:"namespaces"`
+	Note        string      `json:"note,omitempty"` // as the plan's: why Namespaces is empty
 	// Phases is how long each step took, in order (check, create, load,
 	// replay, indexes, users, count).
 	Phases []PhaseTime `json:"phases"`
@@ -112,8 +153,8 @@ func (in RestoreRequest) request() (restore.Request, error) {
 		}
 	}
 	if in.ConnectTimeout != "" {
-		if req.ConnectTimeout, err = config.ParseDuration(in.ConnectTimeout); err != nil {
-			return req, &restore.InvalidError{Field: "connect_timeout", Msg: strings.TrimPrefix(err.Error(), "duration ")}
+		if req.ConnectTimeout, err = restore.ParseConnectTimeout(in.ConnectTimeout); err != nil {
+			return req, err
 		}
 	}
 	return req, req.Validate()
@@ -144,6 +185,9 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, restore.ErrOutsideWindows):
 		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "%v; GET /api/v1/timeline shows the windows", err)
+		return
+	case errors.As(err, &inv): // an ns or rename name the restore point cannot satisfy
+		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "plan restore: %s", inv.API())
 		return
 	case err != nil:
 		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "%v", err)
@@ -240,6 +284,9 @@ func planView(p restore.Plan) PlanView {
 	for _, l := range p.Late {
 		v.Namespaces = append(v.Namespaces, NSMapping{Source: l.Source.String(), Target: l.Target.String(), View: l.View, Late: true})
 	}
+	if p.Empty() {
+		v.Note = restore.EmptyNote
+	}
 	return v
 }
 
@@ -249,6 +296,9 @@ func restoreResult(rep restore.Report) RestoreResult {
 		Namespaces: []NSMapping{}}
 	for _, n := range rep.Namespaces {
 		out.Namespaces = append(out.Namespaces, NSMapping{Source: n.Source.String(), Target: n.Target.String(), Documents: n.Final})
+	}
+	if len(rep.Namespaces) == 0 && rep.Views == 0 {
+		out.Note = restore.EmptyNote
 	}
 	out.Phases = []PhaseTime{}
 	for _, ph := range rep.Phases {

@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/rewind-backup/rewind/internal/api"
+	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/oracle"
+	"github.com/rewind-backup/rewind/internal/restore"
 	"github.com/rewind-backup/rewind/internal/testserver"
 	"github.com/rewind-backup/rewind/internal/workload"
 )
@@ -117,15 +121,77 @@ func TestRestoreOverAPI(t *testing.T) {
 
 	// Mistakes are named with the API's field names.
 	for body, words := range map[string]string{
-		`{"to": "2026-11-25t09:30:00", "dry_run": true}`:               `to "2026-11-25t09:30:00" has no time zone: add Z or an offset`,
-		`{"to": "latest", "dry_run": true, "connect_timeout": "-5s"}`:  `connect_timeout "-5s"`,
-		`{"to": "latest", "dry_run": true, "ns": ["shop.ord*"]}`:       `ns "shop.ord*": wildcards`,
-		`{"to": "latest", "target": "mongodb://x", "parallel": -2}`:    "parallel -2: want at least 1",
-		`{"to": "latest", "dry_run": true, "rename": {"shop": "a.b"}}`: "rename shop=a.b",
+		`{"to": "2026-11-25t09:30:00", "dry_run": true}`:                            `to "2026-11-25t09:30:00" has no time zone: add Z or an offset`,
+		`{"to": "09:30", "dry_run": true}`:                                          `to "09:30" looks like a clock time: give a full RFC 3339 time`,
+		`{"to": "latest", "dry_run": true, "connect_timeout": "0s"}`:                `connect_timeout "0s": want a positive duration`,
+		`{"to": "latest", "dry_run": true, "rename": {"a.u": "a.system.x"}}`:        `rename a.u=a.system.x: collection name "system.x" starts with system.`,
+		`{"to": "latest", "dry_run": true, "rename": {"a.u": "x.y", "a.u": "x.z"}}`: "read request body: rename a.u=x.y and rename a.u=x.z: a.u is renamed twice",
+		`{"to": "latest", "dry_run": true, "ns": ["admin"]}`:                        "ns \"admin\": admin is a system database, never restored; use with_users_and_roles",
+		`{"to": "latest", "dry_run": true, "connect_timeout": "-5s"}`:               `connect_timeout "-5s"`,
+		`{"to": "latest", "dry_run": true, "ns": ["shop.ord*"]}`:                    `ns "shop.ord*": wildcards`,
+		`{"to": "latest", "target": "mongodb://x", "parallel": -2}`:                 "parallel -2: want at least 1",
+		`{"to": "latest", "dry_run": true, "rename": {"shop": "a.b"}}`:              "rename shop=a.b: rename a database to a database (shop=shop_0930)",
 	} {
 		a := c.do("POST", "/api/v1/restores", token, body)
-		if a.Status != http.StatusBadRequest || a.Error == nil || !strings.HasPrefix(a.Error.Message, words) {
-			t.Errorf("POST %s: %d %s, want 400 starting %q", body, a.Status, a.raw, words)
+		if a.Status != http.StatusBadRequest || a.Error == nil || !strings.HasPrefix(a.Error.Message, words) || strings.Contains(a.Error.Message, "--") {
+			t.Errorf("POST %s: %d %s, want 400 starting %q, in the API's words (no --flag)", body, a.Status, a.raw, words)
 		}
+	}
+}
+
+// A brand-new deployment (empty oplog): the agent's base snapshot holds
+// no collection. A dry run of that point answers an empty plan with a
+// note; after one insert, the whole deployment's dry run lists the
+// collection the oplog creates and the restore job restores it.
+func TestRestoreNewDeploymentOverAPI(t *testing.T) {
+	srv := testserver.Start(t)
+	if srv.External() {
+		t.Skip("needs an empty oplog: a real replica set's oplog is never empty (replSetInitiate logs an entry)")
+	}
+	cfg := agentConfig(t, srv)
+	cfg.Snapshot.Every = config.Default().Snapshot.Every // the base snapshot at start
+	c := startAgent(t, cfg)
+	var snaps []api.Snapshot
+	waitFor(t, 2*time.Minute, "the agent's base snapshot", func() bool {
+		c.get("/api/v1/snapshots", &snaps)
+		return len(snaps) == 1
+	})
+	var plan api.PlanView
+	dryRun := func() answer {
+		a := c.do("POST", "/api/v1/restores", token, `{"to": "latest", "dry_run": true}`)
+		if a.Status != http.StatusOK {
+			t.Fatalf("dry run of the whole deployment: %d %s", a.Status, a.raw)
+		}
+		plan = api.PlanView{}
+		must(t, json.Unmarshal(a.Data, &plan))
+		return a
+	}
+	if dry := dryRun(); len(plan.Namespaces) != 0 || plan.Note != restore.EmptyNote {
+		t.Fatalf("dry run of the empty base snapshot: %s", dry.raw)
+	}
+
+	shop := srv.DB("shop")
+	_, err := srv.Client().Database(shop).Collection("orders").InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}, {Key: "sku", Value: "a-1"}})
+	must(t, err)
+	_, err = srv.Client().Database(shop).Collection("later").InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}, {Key: "note", Value: "b"}})
+	must(t, err)
+	newest, err := oracle.LastOplogTS(t.Context(), srv.Client())
+	must(t, err)
+	waitFor(t, time.Minute, "capture reaches the insert", func() bool { return !c.a.Stats().LastDurable().Before(newest) })
+	if dry := dryRun(); len(plan.Namespaces) != 2 || plan.Namespaces[0].Source != shop+".orders" || !plan.Namespaces[0].Late || plan.Note != "" {
+		t.Fatalf("dry run after the inserts: %s", dry.raw)
+	}
+	// Two collections that exist only in the oplog, renamed onto one: refused
+	// while planning, in the API's words.
+	merge := fmt.Sprintf(`{"to": "latest", "dry_run": true, "rename": {%q: %q}}`, shop+".orders", shop+".later")
+	wantError(t, c.do("POST", "/api/v1/restores", token, merge), http.StatusUnprocessableEntity, "not_restorable",
+		"plan restore: rename "+shop+".orders="+shop+".later: ", "would both be restored as "+shop+".later")
+	srv2 := testserver.Start(t)
+	body, err := json.Marshal(api.RestoreRequest{Target: srv2.URI(), To: "latest"})
+	must(t, err)
+	waitJob(t, c, "/api/v1/restores/", c.do("POST", "/api/v1/restores", token, string(body)))
+	var doc bson.M
+	if err := srv2.Client().Database(shop).Collection("orders").FindOne(t.Context(), bson.D{}).Decode(&doc); err != nil || doc["sku"] != "a-1" {
+		t.Fatalf("the restore job left %v (%v) in the target, want the inserted order", doc, err)
 	}
 }

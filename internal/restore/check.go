@@ -247,3 +247,60 @@ func listIndexes(ctx context.Context, client *mongo.Client, ns Namespace) ([]bso
 	}
 	return out, nil
 }
+
+// ErrPartial matches a restore that failed or was interrupted after its
+// first write: the target holds part of it.
+var ErrPartial = errors.New("the target holds a partial restore")
+
+// partialError is a restore stopped after its first write: the cause, the
+// target namespaces it may have written, and what to do.
+type partialError struct {
+	err     error
+	targets []string
+}
+
+func (e *partialError) Error() string {
+	what := "the target holds a partial restore"
+	if n := len(e.targets); n > 0 {
+		names := e.targets[:min(n, maxNamed)]
+		what += " of " + strings.Join(names, ", ")
+		if n > maxNamed {
+			what += fmt.Sprintf(" and %d more (the restore plan lists them)", n-maxNamed)
+		}
+	}
+	return fmt.Sprintf("%v; the restore had begun writing: %s; run the same restore again with --drop (\"drop\": true over the API) to replace them, or drop them", e.err, what)
+}
+
+func (e *partialError) Unwrap() error { return e.err }
+
+// Is makes errors.Is(err, ErrPartial) true.
+func (e *partialError) Is(target error) bool { return target == ErrPartial }
+
+// maxNamed bounds the namespaces a partial restore's error names.
+const maxNamed = 10
+
+// stateError says what a failed restore left in the target: nothing when
+// it failed before its first write (a refusal says so already), else a
+// partial restore of the plan's target namespaces and what to do. Every
+// restore (CLI, API job, trial) fails through it.
+func stateError(p Plan, wrote bool, err error) error {
+	switch {
+	case err == nil || errors.Is(err, ErrTargetInTheWay):
+		return err
+	case !wrote:
+		return fmt.Errorf("%w; nothing was written to the target", err)
+	}
+	seen := map[Namespace]bool{}
+	var names []string
+	add := func(ns Namespace) {
+		if !seen[ns] {
+			seen[ns] = true
+			names = append(names, ns.String())
+		}
+	}
+	for _, e := range expectations(p) {
+		add(e.target)
+	}
+	sort.Strings(names)
+	return &partialError{err: err, targets: names}
+}

@@ -25,7 +25,10 @@
 // snapshot's, the oplog range's, and those a replayed dropDatabase would
 // drop) for data, options and indexes before the first write, and Execute
 // refuses them all at once, or with --drop drops them so that they are
-// re-created as the backup has them. It then creates the collections with
+// re-created as the backup has them. A restore stopped for a reason it
+// could not check (an interrupt, a storage error, a lost lock) says what
+// it left: nothing, or a partial restore to run again with --drop
+// (ErrPartial). It then creates the collections with
 // their options and the views, loads the documents in parallel with
 // unordered bulk inserts of raw BSON, replays the oplog through
 // replay.Applier (idempotent over the snapshot's copy window, as MongoDB's

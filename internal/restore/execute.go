@@ -87,61 +87,69 @@ type Report struct {
 // views, load the snapshot's documents, replay the oplog from the
 // snapshot's start to the target (building a collection's indexes before
 // the first DDL entry that touches it), build the remaining indexes, then
-// users and roles.
+// users and roles. Any other error also says what the target holds: nothing
+// written yet, or a partial restore (ErrPartial) and what to do.
 func Execute(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan, o Options) (Report, error) {
+	rep, wrote, err := execute(ctx, r, client, &p, o)
+	return rep, stateError(p, wrote, err)
+}
+
+// execute is Execute; wrote reports whether it had begun writing.
+func execute(ctx context.Context, r *repo.Repository, client *mongo.Client, p *Plan, o Options) (rep Report, wrote bool, err error) {
 	if err := o.defaults(ctx, client); err != nil {
-		return Report{}, err
+		return rep, false, err
 	}
 	start := time.Now()
-	rep := Report{Snapshot: p.Snapshot.ID, Target: p.Target}
-	o.Progress.start(p)
+	rep = Report{Snapshot: p.Snapshot.ID, Target: p.Target}
+	o.Progress.start(*p)
 	clock := phaseClock{progress: o.Progress, last: start}
 	clock.enter("check")
-	if err := Resolve(ctx, r, &p); err != nil {
-		return rep, err
+	if err := Resolve(ctx, r, p); err != nil {
+		return rep, false, err
 	}
-	if err := clearTargets(ctx, client, p, o); err != nil {
-		return rep, err
+	if err := clearTargets(ctx, client, *p, o, &wrote); err != nil {
+		return rep, wrote, err
 	}
+	wrote = true
 	clock.enter("create")
-	if err := createCollections(ctx, client, p); err != nil {
-		return rep, err
+	if err := createCollections(ctx, client, *p); err != nil {
+		return rep, wrote, err
 	}
-	if err := createViews(ctx, client, p); err != nil {
-		return rep, err
+	if err := createViews(ctx, client, *p); err != nil {
+		return rep, wrote, err
 	}
 	rep.Views = len(p.Views)
 	clock.enter("load")
-	loaded, err := load(ctx, r, client, p, o)
+	loaded, err := load(ctx, r, client, *p, o)
 	if err != nil {
-		return rep, err
+		return rep, wrote, err
 	}
 	for _, n := range loaded {
 		rep.Documents += n
 	}
 	clock.enter("replay")
-	idx := newIndexBuilder(client, p)
-	if err := replayOplog(ctx, r, client, p, o, idx, &rep); err != nil {
-		return rep, err
+	idx := newIndexBuilder(client, *p)
+	if err := replayOplog(ctx, r, client, *p, o, idx, &rep); err != nil {
+		return rep, wrote, err
 	}
 	clock.enter("indexes")
 	if err := idx.buildAll(ctx); err != nil {
-		return rep, err
+		return rep, wrote, err
 	}
 	rep.Indexes = idx.built
 	clock.enter("users")
-	if rep.Users, rep.Roles, err = restoreUsersAndRoles(ctx, client, p); err != nil {
-		return rep, err
+	if rep.Users, rep.Roles, err = restoreUsersAndRoles(ctx, client, *p); err != nil {
+		return rep, wrote, err
 	}
 	clock.enter("count")
-	if rep.Namespaces, err = countTargets(ctx, client, p, rep, loaded); err != nil {
-		return rep, err
+	if rep.Namespaces, err = countTargets(ctx, client, *p, rep, loaded); err != nil {
+		return rep, wrote, err
 	}
 	rep.Bytes = o.Progress.bytes.Load()
 	clock.enter("done")
 	rep.Phases = clock.done
 	rep.Duration = time.Since(start)
-	return rep, nil
+	return rep, wrote, nil
 }
 
 // Phase is one step of a restore and how long it took.
@@ -171,7 +179,7 @@ func (c *phaseClock) enter(name string) {
 // clearTargets is the last look before the first write: every target
 // namespace in the way is refused, or with Drop dropped, so that the
 // restore re-creates it as the backup has it.
-func clearTargets(ctx context.Context, client *mongo.Client, p Plan, o Options) error {
+func clearTargets(ctx context.Context, client *mongo.Client, p Plan, o Options, wrote *bool) error {
 	findings, err := Check(ctx, client, p)
 	if err != nil {
 		return err
@@ -180,6 +188,7 @@ func clearTargets(ctx context.Context, client *mongo.Client, p Plan, o Options) 
 		return &TargetError{Findings: findings}
 	}
 	for _, f := range findings {
+		*wrote = true
 		o.Log.Info("dropping target namespace (--drop)", "ns", f.Target.String(), "in the way", strings.Join(f.Reasons, "; "))
 		if err := client.Database(f.Target.DB).Collection(f.Target.Coll).Drop(ctx); err != nil {
 			return fmt.Errorf("drop %s: %w", f.Target, err)

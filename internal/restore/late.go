@@ -2,6 +2,9 @@ package restore
 
 import (
 	"context"
+	"fmt"
+	"sort"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -64,10 +67,16 @@ func Resolve(ctx context.Context, r *repo.Repository, p *Plan) error {
 	}
 	p.unmatched = left
 	if len(left) > 0 {
-		return p.unmatchedError(p.snapshotDBs())
+		return p.unmatchedError()
 	}
 	p.Entries = n
 	p.Late = p.lateNamespaces(names)
+	if err := p.claimTargets(); err != nil {
+		return err
+	}
+	if p.Empty() && (len(p.Mapper.include) > 0 || len(p.Mapper.rename) > 0) {
+		return p.selectsNothing()
+	}
 	for db := range names.droppedDBs {
 		if len(p.Mapper.include) == 0 || matchDB(p.Mapper, db) {
 			p.droppedDBs = append(p.droppedDBs, db)
@@ -75,6 +84,63 @@ func Resolve(ctx context.Context, r *repo.Repository, p *Plan) error {
 	}
 	p.resolved = true
 	return nil
+}
+
+// Empty reports whether the resolved plan restores no collection or view:
+// the deployment held none at the restore point (a new deployment's base
+// snapshot, before its first write). Restoring it writes nothing but the
+// users and roles asked for; that is the exact state, not an error.
+func (p Plan) Empty() bool { return len(p.Collections)+len(p.Views)+len(p.Late) == 0 }
+
+// EmptyNote is what a restore of an empty plan says instead of its
+// namespaces.
+const EmptyNote = "none: the deployment held no collection or view at this restore point (its exact state), so the restore creates none"
+
+// claimTargets checks, before anything is written, that no two sources the
+// restore writes (the snapshot's collections and views, and the oplog
+// range's namespaces) land on one target: a --rename onto a collection the
+// range creates would silently merge the two.
+func (p *Plan) claimTargets() error {
+	targets := newClaims(p.Mapper)
+	for _, c := range p.Collections {
+		if err := targets.claim(c.Source, c.Target, false); err != nil {
+			return err
+		}
+	}
+	for _, v := range p.Views {
+		if err := targets.claim(v.Source, v.Target, false); err != nil {
+			return err
+		}
+	}
+	for _, l := range p.Late {
+		if err := targets.claim(l.Source, l.Target, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// selectsNothing is the error of a --ns or --rename whose names were all
+// found, yet select nothing restorable (only system collections, say).
+func (p *Plan) selectsNothing() error {
+	f, names := "ns", p.Mapper.include
+	var list []string
+	for _, n := range names {
+		if n.Coll == "" {
+			list = append(list, n.DB)
+		} else {
+			list = append(list, n.String())
+		}
+	}
+	if len(names) == 0 {
+		f = "rename"
+		for from := range p.Mapper.rename {
+			list = append(list, from)
+		}
+	}
+	sort.Strings(list)
+	return fmt.Errorf("plan restore: %w", invalid(f, "%s selects no collection or view in snapshot %s (it holds %s) nor in the oplog replayed up to %s; check the names with `rewind list`",
+		strings.Join(list, ", "), p.Snapshot.ID, p.snapshotDBs(), p.Target))
 }
 
 // lateNamespaces keeps the oplog's namespaces that the restore selects and

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -59,7 +60,7 @@ func parsePattern(p string) (Namespace, error) {
 	case strings.ContainsAny(ns.DB, dbForbidden):
 		return ns, invalid("ns", "%q: the database name holds a character MongoDB forbids; use db, db.* or db.coll", p)
 	case systemDBs[ns.DB]:
-		return ns, invalid("ns", "%q: %s is a system database, never restored; use --with-users-and-roles for users and roles", p, ns.DB)
+		return ns, invalid("ns", "%q: %s is a system database, never restored; use %s for users and roles", p, ns.DB, field("with_users_and_roles"))
 	case ns.Coll == "*":
 		ns.Coll = ""
 	case strings.Contains(ns.Coll, "*"):
@@ -70,23 +71,80 @@ func parsePattern(p string) (Namespace, error) {
 	return ns, nil
 }
 
+// RenamePair is one --rename FROM=TO (one entry of the API's "rename").
+type RenamePair struct{ From, To string }
+
+// Renames makes the rename map of a request from pairs in the order they
+// were given, refusing a FROM given twice (naming both pairs) rather than
+// keeping the last. Errors are *InvalidError; each pair is checked by
+// Validate.
+func Renames(pairs []RenamePair) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range pairs {
+		if prev, ok := out[p.From]; ok {
+			return nil, invalid("rename", "%s=%s and %s %s=%s: %s is renamed twice; give it one target", p.From, prev, field("rename"), p.From, p.To, p.From)
+		}
+		out[p.From] = p.To
+	}
+	return out, nil
+}
+
 func checkRename(from, to string) error {
 	f, t := splitNS(from), splitNS(to)
-	hint := "use --rename db=newdb or --rename db.coll=db.newcoll"
+	pair := from + "=" + to
 	switch {
 	case from == "" || to == "":
-		return invalid("rename", "%s=%s: both names are needed, for example shop=shop_0930", from, to)
+		return invalid("rename", "%s: both names are needed, for example shop=shop_0930", pair)
 	case f.DB == "" || t.DB == "" || strings.Contains(from, ".") != strings.Contains(to, ".") ||
 		(strings.Contains(from, ".") && (f.Coll == "" || t.Coll == "")):
-		return invalid("rename", "%s=%s: rename a database to a database or a collection to a collection; %s", from, to, hint)
-	case strings.ContainsAny(t.DB, dbForbidden) || strings.ContainsAny(t.Coll, "$\x00"):
-		return invalid("rename", "%s=%s: %q is not a valid name; %s", from, to, to, hint)
+		return invalid("rename", "%s: rename a database to a database (shop=shop_0930) or a collection to a collection (shop.orders=shop.orders_old)", pair)
 	case systemDBs[t.DB] || systemDBs[f.DB]:
-		return invalid("rename", "%s=%s: admin, config and local are never restored", from, to)
-	case len(t.DB) > 63:
-		return invalid("rename", "%s=%s: database names are at most 63 bytes", from, to)
+		return invalid("rename", "%s: admin, config and local are never restored", pair)
+	}
+	if why := badDBName(t.DB); why != "" {
+		return invalid("rename", "%s: %s; choose another name", pair, why)
+	}
+	if t.Coll == "" {
+		return nil
+	}
+	if why := badCollName(t.Coll); why != "" {
+		return invalid("rename", "%s: %s; choose another name", pair, why)
+	}
+	if len(to) > maxNamespace {
+		return invalid("rename", "%s: %q has %d bytes; MongoDB takes at most %d for database.collection; choose a shorter name", pair, to, len(to), maxNamespace)
 	}
 	return nil
+}
+
+// maxNamespace is MongoDB's limit on "db.coll", in bytes (4.4 and later).
+const maxNamespace = 255
+
+// badDBName says why MongoDB refuses a database name, "" if it takes it.
+func badDBName(db string) string {
+	switch {
+	case db == "":
+		return "the database name is empty"
+	case strings.ContainsAny(db, dbForbidden):
+		return fmt.Sprintf("database name %q holds a character MongoDB forbids there (/\\. \"$*<>:|? or NUL)", db)
+	case len(db) > 63:
+		return fmt.Sprintf("database name %q has %d bytes; MongoDB takes at most 63", db, len(db))
+	}
+	return ""
+}
+
+// badCollName says why MongoDB refuses a collection name, "" if it takes it.
+func badCollName(coll string) string {
+	switch {
+	case coll == "":
+		return "the collection name is empty"
+	case strings.HasPrefix(coll, "system."):
+		return fmt.Sprintf("collection name %q starts with system., which MongoDB keeps for its own collections", coll)
+	case strings.HasPrefix(coll, "."):
+		return fmt.Sprintf("collection name %q starts with a dot, which MongoDB refuses", coll)
+	case strings.ContainsAny(coll, "$\x00"):
+		return fmt.Sprintf("collection name %q holds $ or NUL, which MongoDB refuses", coll)
+	}
+	return ""
 }
 
 // Match reports whether source db.coll is selected.
@@ -122,4 +180,60 @@ func (m Mapper) Map(db, coll string) (string, string, bool) {
 	}
 	t := m.Target(db, coll)
 	return t.DB, t.Coll, true
+}
+
+// claims records which source each target namespace is restored from, so
+// that no two sources land on one target, wherever they come from: the
+// snapshot's collections and views, or the namespaces the oplog range
+// creates (Plan.Late). Only a --rename can make two meet.
+type claims struct {
+	m  Mapper
+	by map[Namespace]claimed
+}
+
+type claimed struct {
+	src  Namespace
+	late bool // from the oplog range, not the snapshot
+}
+
+func newClaims(m Mapper) claims { return claims{m: m, by: map[Namespace]claimed{}} }
+
+// claim gives dst to src, or says which --rename makes it collide.
+func (c claims) claim(src, dst Namespace, late bool) error {
+	prev, ok := c.by[dst]
+	if !ok {
+		c.by[dst] = claimed{src, late}
+		return nil
+	}
+	var pairs []string
+	for _, s := range []Namespace{prev.src, src} {
+		if r := c.m.renameOf(s); r != "" && !slices.Contains(pairs, r) {
+			pairs = append(pairs, r)
+		}
+	}
+	slices.Sort(pairs)
+	head := ""
+	if len(pairs) > 0 {
+		head = strings.Join(pairs, " and ") + ": "
+	}
+	return fmt.Errorf("plan restore: %w", invalid("rename", "%s%s and %s would both be restored as %s; give each its own target name",
+		head, prev.describe(), claimed{src, late}.describe(), dst))
+}
+
+func (c claimed) describe() string {
+	if c.late {
+		return c.src.String() + " (created after the snapshot, in the oplog)"
+	}
+	return c.src.String()
+}
+
+// renameOf is the FROM=TO pair that renames source ns, "" if none does.
+func (m Mapper) renameOf(ns Namespace) string {
+	if to, ok := m.rename[ns.String()]; ok {
+		return ns.String() + "=" + to
+	}
+	if to, ok := m.rename[ns.DB]; ok {
+		return ns.DB + "=" + to
+	}
+	return ""
 }

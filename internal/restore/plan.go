@@ -201,21 +201,14 @@ func segmentsBetween(segs []repo.SegmentInfo, from, to optime.Timestamp) []repo.
 func (p *Plan) selectNamespaces(req Request) error {
 	man := p.Snapshot.Manifest
 	matched := map[string]bool{}
-	seen := map[Namespace]Namespace{}
-	claim := func(src, dst Namespace) error {
-		if prev, ok := seen[dst]; ok {
-			return fmt.Errorf("plan restore: %s and %s would both be restored as %s; change --rename", prev, src, dst)
-		}
-		seen[dst] = src
-		return nil
-	}
+	targets := newClaims(p.Mapper)
 	for _, c := range man.Collections {
 		if !p.Mapper.Match(c.DB, c.Name) {
 			continue
 		}
 		src := Namespace{c.DB, c.Name}
 		dst := p.Mapper.Target(c.DB, c.Name)
-		if err := claim(src, dst); err != nil {
+		if err := targets.claim(src, dst, false); err != nil {
 			return err
 		}
 		p.markMatched(matched, src)
@@ -230,7 +223,7 @@ func (p *Plan) selectNamespaces(req Request) error {
 		}
 		src := Namespace{v.DB, v.Name}
 		dst := p.Mapper.Target(v.DB, v.Name)
-		if err := claim(src, dst); err != nil {
+		if err := targets.claim(src, dst, false); err != nil {
 			return err
 		}
 		p.markMatched(matched, src)
@@ -259,7 +252,6 @@ func (p *Plan) markMatched(matched map[string]bool, ns Namespace) {
 // snapshot does not hold may name a collection created after it: Resolve
 // looks for it in the oplog being replayed. Without oplog, it is an error now.
 func (p *Plan) checkMatched(req Request, matched map[string]bool) error {
-	names := p.snapshotDBs()
 	for _, pat := range req.Include {
 		ns := splitNS(pat)
 		key := ns.DB
@@ -267,38 +259,42 @@ func (p *Plan) checkMatched(req Request, matched map[string]bool) error {
 			key = ns.String()
 		}
 		if !matched[key] {
-			p.unmatched = append(p.unmatched, unmatched{flag: "--ns " + pat, key: key})
+			p.unmatched = append(p.unmatched, unmatched{field: "ns", name: pat, key: key})
 		}
 	}
 	for from := range req.Rename {
 		ns := splitNS(from)
 		selectable := ns.Coll != "" && p.Mapper.Match(ns.DB, ns.Coll) || ns.Coll == "" && (len(p.Mapper.include) == 0 || matchDB(p.Mapper, ns.DB))
 		if !selectable {
-			return fmt.Errorf("plan restore: --rename %s: %s is not among the namespaces being restored (add it with --ns)", from, from)
+			return fmt.Errorf("plan restore: %w", invalid("rename", "%s: %s is not among the namespaces being restored (add it with %s)", from, from, field("ns")))
 		}
 		if !matched[from] {
-			p.unmatched = append(p.unmatched, unmatched{flag: "--rename " + from, key: from})
+			p.unmatched = append(p.unmatched, unmatched{field: "rename", name: from, key: from})
 		}
 	}
-	sort.Slice(p.unmatched, func(a, b int) bool { return p.unmatched[a].flag < p.unmatched[b].flag })
+	sort.Slice(p.unmatched, func(a, b int) bool {
+		ua, ub := p.unmatched[a], p.unmatched[b]
+		return ua.field < ub.field || ua.field == ub.field && ua.name < ub.name
+	})
 	if len(p.unmatched) > 0 && len(p.Segments) == 0 {
-		return p.unmatchedError(names)
+		return p.unmatchedError()
 	}
-	if len(p.Collections)+len(p.Views)+len(p.unmatched) == 0 {
-		return fmt.Errorf("plan restore: snapshot %s holds no collection to restore", p.Snapshot.ID)
-	}
+	// A snapshot that holds no collection is no error: a new deployment's
+	// base snapshot is empty and every collection comes from the oplog
+	// (Resolve lists them in Late).
 	return nil
 }
 
 // unmatched is a --ns or --rename name the snapshot does not hold.
-type unmatched struct{ flag, key string }
+type unmatched struct{ field, name, key string }
 
-func (p *Plan) unmatchedError(names string) error {
+func (p *Plan) unmatchedError() error {
 	u := p.unmatched[0]
-	return fmt.Errorf("plan restore: %s matches nothing in snapshot %s (it holds databases %s) nor in the oplog replayed up to %s; check the name with `rewind list`",
-		u.flag, p.Snapshot.ID, names, p.Target)
+	return fmt.Errorf("plan restore: %w", invalid(u.field, "%s matches nothing in snapshot %s (it holds %s) nor in the oplog replayed up to %s; check the name with `rewind list`",
+		u.name, p.Snapshot.ID, p.snapshotDBs(), p.Target))
 }
 
+// snapshotDBs says which databases the snapshot holds, for errors.
 func (p *Plan) snapshotDBs() string {
 	set := map[string]bool{}
 	for _, c := range p.Snapshot.Manifest.Collections {
@@ -310,9 +306,9 @@ func (p *Plan) snapshotDBs() string {
 	}
 	sort.Strings(out)
 	if len(out) == 0 {
-		return "none"
+		return "no database"
 	}
-	return strings.Join(out, ", ")
+	return "databases " + strings.Join(out, ", ")
 }
 
 // viewOptions renames viewOn when the collection it reads was renamed

@@ -58,8 +58,13 @@ func testCatalog() catalog.Catalog {
 	return catalog.Catalog{Shards: []catalog.Shard{sh}}
 }
 
+// when is a restore point of the test catalog: its oplog timestamps are
+// small (seconds after 1970), which ParseWhen refuses as implausible.
 func when(t *testing.T, s string) When {
 	t.Helper()
+	if ts, err := optime.Parse(s); err == nil {
+		return When{TS: ts, Text: s}
+	}
 	w, err := ParseWhen(s)
 	if err != nil {
 		t.Fatal(err)
@@ -195,14 +200,14 @@ func TestBuildBadNamespaces(t *testing.T) {
 		{"rename of a name found nowhere", nil, map[string]string{"nope": "nope2"}, "--rename nope matches nothing"},
 		{"rename a database onto a collection", nil, map[string]string{"shop": "a.b"}, "rename a database to a database"},
 		{"two sources onto one target", nil, map[string]string{"shop.items": "shop.orders"}, "would both be restored as shop.orders"},
-		{"bad target name", nil, map[string]string{"shop": "a b"}, "not a valid name"},
+		{"bad target name", nil, map[string]string{"shop": "a b"}, `database name "a b" holds a character MongoDB forbids there`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := Build(testCatalog(), Request{To: When{Latest: true}, Include: tt.include, Rename: tt.rename})
 			if err == nil && len(p.unmatched) > 0 {
 				// Left for Resolve, which finds it nowhere in the oplog either.
-				err = p.unmatchedError(p.snapshotDBs())
+				err = p.unmatchedError()
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want one saying %q", err, tt.want)
@@ -233,6 +238,23 @@ func TestParseWhen(t *testing.T) {
 		if _, err := ParseWhen(in); err == nil || !strings.Contains(err.Error(), "RFC 3339") && !strings.Contains(err.Error(), "out of range") {
 			t.Errorf("ParseWhen(%q) error = %v, want one listing the accepted forms", in, err)
 		}
+	}
+	// SECONDS:INCREMENT with seconds before 2000 is no real deployment's
+	// oplog: most often a clock time, which once read as 9 s after 1970.
+	for in, says := range map[string]string{
+		"09:30": `"09:30" looks like a clock time`, "9:30": "looks like a clock time", "0:0": `"0:0" looks like a clock time`,
+		"23:59:59": "looks like a clock time", "1234567:5": "second 1234567 is 1970-01-15T06:56:07Z, before any real deployment's oplog",
+		"946684799:1": "before any real deployment's oplog",
+	} {
+		_, err := ParseWhen(in)
+		var inv *InvalidError
+		if !errors.As(err, &inv) || inv.Field != "to" || !strings.Contains(err.Error(), says) ||
+			!strings.Contains(err.Error(), "give a full RFC 3339 time such as 2026-11-29T09:30:00Z, or an oplog timestamp SECONDS:INCREMENT as `rewind list` shows them") {
+			t.Errorf("ParseWhen(%q) error = %v, want one saying %q and what to give instead", in, err, says)
+		}
+	}
+	if w, err := ParseWhen("946684800:0"); err != nil || w.TS != ts(946684800, 0) {
+		t.Errorf("ParseWhen of 2000-01-01's first second: %+v, %v", w, err)
 	}
 	// A time without a zone is ambiguous: the error says what to add.
 	for _, in := range []string{"2023-11-14T22:13:20", "2023-11-14t22:13:20.25", "2023-11-14 22:13:20"} {
@@ -281,5 +303,22 @@ func TestBuildRefusesAnUnknownFlavor(t *testing.T) {
 	_, err := Build(cat, Request{To: when(t, "latest")})
 	if err == nil || !strings.Contains(err.Error(), `"documentdb"`) {
 		t.Fatalf("Build over a timeline of flavor documentdb: %v", err)
+	}
+}
+
+// A snapshot that holds no collection (a new deployment's base snapshot,
+// with no oplog after it yet) plans: the plan is empty, which is the
+// deployment's exact state then. A --ns names nothing in it, and says the
+// snapshot holds no database.
+func TestBuildEmptySnapshot(t *testing.T) {
+	m := repo.Manifest{ID: "s0", Shard: "rs0", Start: ts(5, 1), End: ts(5, 1), FromEmptyOplog: true}
+	cat := catalog.Catalog{Shards: []catalog.Shard{catalog.Derive("rs0", repo.History{}, []repo.Manifest{m})}}
+	p, err := Build(cat, Request{To: When{Latest: true}})
+	if err != nil || len(p.Collections)+len(p.Views) != 0 || !p.Empty() {
+		t.Fatalf("plan of an empty snapshot: %+v, %v; want an empty plan", p, err)
+	}
+	_, err = Build(cat, Request{To: When{Latest: true}, Include: []string{"shop"}})
+	if err == nil || !strings.Contains(err.Error(), "--ns shop matches nothing in snapshot s0 (it holds no database)") {
+		t.Fatalf("--ns shop in an empty snapshot: %v", err)
 	}
 }

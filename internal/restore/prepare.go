@@ -81,13 +81,15 @@ func (p *Prepared) Check(ctx context.Context, t *Target) ([]Finding, error) {
 
 // Execute carries the plan out on the target with the request's Drop and
 // Parallel (see Execute); o gives the progress and the log. A restore cut
-// short by a lost lock says so.
+// short by a lost lock says so, and, as every failed restore, what the
+// target holds now.
 func (p *Prepared) Execute(ctx context.Context, t *Target, o Options) (Report, error) {
 	ctx, done := p.scope(ctx)
 	defer done()
 	o.Drop, o.Parallel, o.Server = p.Request.Drop, p.Request.Parallel, &t.Server
-	rep, err := Execute(ctx, p.repo, t.Client, p.Plan, o)
-	return rep, repo.LostError(ctx, err)
+	plan := p.Plan
+	rep, wrote, err := execute(ctx, p.repo, t.Client, &plan, o)
+	return rep, stateError(plan, wrote, repo.LostError(ctx, err))
 }
 
 // scope is ctx, also cancelled (with the same cause) when the lock is lost.

@@ -53,11 +53,18 @@ func (p *Progress) addSegment(entries, applied, size int64) {
 
 // Line is a one-line summary of the restore so far.
 func (p *Progress) Line() string {
-	phase, _ := p.phase.Load().(string)
+	phase := p.Phase()
 	el := time.Since(time.Unix(0, p.started.Load())).Round(time.Second)
 	return fmt.Sprintf("%-8s documents %d/%d  chunks %d/%d  oplog segments %d/%d (%d entries applied)  %s",
 		phase, p.docs.Load(), p.totalDocs.Load(), p.chunks.Load(), p.totalChunks.Load(),
 		p.segments.Load(), p.totalSegments.Load(), p.applied.Load(), el)
+}
+
+// Phase is the step the restore is in (check, create, load, replay,
+// indexes, users, count, done), "" before it starts.
+func (p *Progress) Phase() string {
+	s, _ := p.phase.Load().(string)
+	return s
 }
 
 // Started reports whether the restore has begun.

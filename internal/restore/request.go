@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"strings"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/config"
@@ -22,11 +23,14 @@ type Request struct {
 	Rename            map[string]string // --rename / "rename": FROM -> TO, databases or collections
 	WithUsersAndRoles bool              // also restore the snapshot's users and roles
 
-	Target         string          // connection string of the target; required unless DryRun
-	Drop           bool            // drop and re-create target namespaces in the way
-	Parallel       int             // snapshot objects loaded at once; 0: DefaultParallel
-	ConnectTimeout config.Duration // how long to wait for the target; 0: DefaultConnectTimeout
-	DryRun         bool            // plan (and check the target, when given) only
+	Target   string // connection string of the target; required unless DryRun
+	Drop     bool   // drop and re-create target namespaces in the way
+	Parallel int    // snapshot objects loaded at once; 0: left out, DefaultParallel (the CLI refuses a given 0)
+	// ConnectTimeout is how long to wait for the target; 0: left out,
+	// DefaultConnectTimeout. A value the caller was given is read with
+	// ParseConnectTimeout, which refuses 0.
+	ConnectTimeout config.Duration
+	DryRun         bool // plan (and check the target, when given) only
 }
 
 // Validate checks a request the way both the CLI and the API need it
@@ -60,4 +64,19 @@ func (r *Request) defaults() {
 	if r.ConnectTimeout == 0 {
 		r.ConnectTimeout = DefaultConnectTimeout
 	}
+}
+
+// ParseConnectTimeout reads a connect timeout the caller was given
+// (--connect-timeout, "connect_timeout"): a positive duration such as 30s or
+// 2m. 0 is refused: it would not mean "no wait" but the default. Errors are
+// *InvalidError.
+func ParseConnectTimeout(s string) (config.Duration, error) {
+	d, err := config.ParseDuration(s)
+	if err != nil {
+		return 0, invalid("connect_timeout", "%s", strings.TrimPrefix(err.Error(), "duration "))
+	}
+	if d <= 0 {
+		return 0, invalid("connect_timeout", "%q: want a positive duration such as 30s or 2m (leave it out for %s)", s, DefaultConnectTimeout)
+	}
+	return d, nil
 }

@@ -27,11 +27,34 @@ func TestRequestValidate(t *testing.T) {
 		{Request{To: latest, Target: "mongodb://x", Include: []string{"admin"}}, "ns", "system database", "ns"},
 		{Request{To: latest, Target: "mongodb://x", Rename: map[string]string{"shop": "a.b"}}, "rename", "--rename shop=a.b: rename a database to a database", "rename shop=a.b"},
 		{Request{To: latest, Target: "mongodb://x", Rename: map[string]string{"shop": ""}}, "rename", "both names are needed", "rename shop="},
+		// Target names MongoDB refuses, or keeps for itself.
+		{Request{To: latest, Target: "mongodb://x", Rename: map[string]string{"app.users": "app.system.x"}}, "rename",
+			`--rename app.users=app.system.x: collection name "system.x" starts with system.`, "rename app.users=app.system.x: collection"},
+		{Request{To: latest, Target: "mongodb://x", Rename: map[string]string{"app.users": "app..x"}}, "rename", "starts with a dot", "rename app.users=app..x"},
+		{Request{To: latest, Target: "mongodb://x", Rename: map[string]string{"app.users": "app.a$b"}}, "rename", "holds $ or NUL", "rename"},
+		{Request{To: latest, Target: "mongodb://x", Rename: map[string]string{"app.users": "app.a\x00b"}}, "rename", "holds $ or NUL", "rename"},
+		{Request{To: latest, Target: "mongodb://x", Rename: map[string]string{"app": "a*b"}}, "rename", "MongoDB forbids there", "rename app=a*b"},
+		{Request{To: latest, Target: "mongodb://x", Rename: map[string]string{"app": strings.Repeat("d", 64)}}, "rename", "has 64 bytes; MongoDB takes at most 63", "rename"},
+		{Request{To: latest, Target: "mongodb://x", Rename: map[string]string{"app.users": "app." + strings.Repeat("c", 252)}}, "rename",
+			"has 256 bytes; MongoDB takes at most 255", "rename"},
 	} {
 		err := tc.req.Validate()
 		var inv *InvalidError
 		if !errors.As(err, &inv) || inv.Field != tc.field || !strings.Contains(err.Error(), tc.cli) || !strings.HasPrefix(inv.API(), tc.api) {
 			t.Errorf("Validate(%+v) = %v (API: %v); want field %s, %q on the command line, %q in the API", tc.req, err, apiText(inv), tc.field, tc.cli, tc.api)
+		}
+	}
+	// The API's words never name a command-line flag.
+	for _, req := range []Request{{To: latest, DryRun: true, Rename: map[string]string{"shop": "a.b"}}, {To: latest, DryRun: true, Include: []string{"admin"}}} {
+		var inv *InvalidError
+		if err := req.Validate(); !errors.As(err, &inv) || strings.Contains(inv.API(), "--") {
+			t.Errorf("Validate(%+v) in the API's words: %v", req, apiText(inv))
+		}
+	}
+	for _, req := range []Request{{To: latest, DryRun: true, Rename: map[string]string{"app.users": "app.users_old"}},
+		{To: latest, DryRun: true, Rename: map[string]string{"app": "app" + strings.Repeat("x", 60)}}} {
+		if err := req.Validate(); err != nil {
+			t.Errorf("Validate(%+v): %v; want a valid rename", req, err)
 		}
 	}
 	dry := Request{To: latest, DryRun: true}
@@ -49,4 +72,34 @@ func apiText(e *InvalidError) string {
 		return "none"
 	}
 	return e.API()
+}
+
+// A FROM given twice is refused, naming both pairs, in each caller's words.
+func TestRenamesRefusesTheSameSourceTwice(t *testing.T) {
+	_, err := Renames([]RenamePair{{"app.users", "x.y"}, {"app.users", "x.z"}})
+	var inv *InvalidError
+	if !errors.As(err, &inv) || inv.Field != "rename" ||
+		err.Error() != "--rename app.users=x.y and --rename app.users=x.z: app.users is renamed twice; give it one target" ||
+		inv.API() != "rename app.users=x.y and rename app.users=x.z: app.users is renamed twice; give it one target" {
+		t.Fatalf("Renames of app.users twice: %v (API: %s)", err, apiText(inv))
+	}
+	m, err := Renames([]RenamePair{{"app.users", "x.y"}, {"app", "b"}})
+	if err != nil || len(m) != 2 || m["app"] != "b" {
+		t.Fatalf("Renames of two sources: %v, %v", m, err)
+	}
+}
+
+// A connect timeout the caller gave is a positive duration: 0 would not
+// mean "no wait" but the default, so it is refused, as are negatives.
+func TestParseConnectTimeout(t *testing.T) {
+	for _, in := range []string{"0", "0s", "-5s", "soon"} {
+		_, err := ParseConnectTimeout(in)
+		var inv *InvalidError
+		if !errors.As(err, &inv) || inv.Field != "connect_timeout" || !strings.Contains(err.Error(), in) {
+			t.Errorf("ParseConnectTimeout(%q) = %v; want an error on connect_timeout naming the value", in, err)
+		}
+	}
+	if d, err := ParseConnectTimeout("2m"); err != nil || d.Std() != 2*time.Minute {
+		t.Errorf("ParseConnectTimeout(2m) = %s, %v", d, err)
+	}
 }

@@ -3,6 +3,7 @@ package restore
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strings"
 	"time"
 
@@ -64,30 +65,71 @@ func ParseWhen(s string) (When, error) {
 	if _, err := time.Parse(zoneless, norm); err == nil {
 		return When{}, invalid("to", "%q has no time zone: add Z or an offset (%sZ or %s+01:00)", s, norm, norm)
 	}
+	if clockLike.MatchString(s) {
+		return When{}, invalid("to", "%q looks like a clock time: %s", s, fullHint)
+	}
 	if ts, err := optime.Parse(s); err == nil {
-		if ts.T == 0 {
-			return When{}, invalid("to", "%q: second 0 is before every oplog entry; %s", s, toHint)
+		if ts.T < minOplogSeconds {
+			return When{}, invalid("to", "%q: second %d is %s, before any real deployment's oplog: %s",
+				s, ts.T, ts.Time().UTC().Format(time.RFC3339), fullHint)
 		}
 		return When{TS: ts, Text: s}, nil
 	}
 	return When{}, invalid("to", "%q: %s", s, toHint)
 }
 
-// InvalidError is a restore request field with a bad or missing value.
-// Error() names it as the command line does (--connect-timeout); the API
-// names it as its JSON does (Field, connect_timeout).
+// minOplogSeconds is 2000-01-01T00:00:00Z. An oplog timestamp's seconds are
+// Unix seconds of a real deployment's clock: a smaller value is a mistake,
+// most often a clock time (--to 09:30 would be 9 s after 1970, increment 30).
+const minOplogSeconds = 946684800
+
+// clockLike is a time of day, 09:30 or 9:30:15 (also 0:0).
+var clockLike = regexp.MustCompile(`^\d{1,2}:\d{1,2}(:\d{1,2})?$`)
+
+// fullHint says what to give instead of a clock time.
+const fullHint = "give a full RFC 3339 time such as 2026-11-29T09:30:00Z, or an oplog timestamp SECONDS:INCREMENT as `rewind list` shows them"
+
+// InvalidError is a restore request field with a bad or missing value, or
+// a --ns or --rename name the restore point cannot satisfy (Prepare's, which
+// wraps it). Error() names it as the command line does (--connect-timeout);
+// API() names it as the API's JSON does (connect_timeout), and so does each
+// other field the message points to.
 type InvalidError struct {
 	Field string // the JSON name: to, target, ns, rename, parallel, connect_timeout
-	Msg   string // what is wrong and what to do, starting with the value when there is one
+	Msg   string // what is wrong and what to do, starting with the value when there is one; in the CLI's words
+	api   string // Msg in the API's words, when it names another field
 }
 
-func (e *InvalidError) Error() string {
-	return "--" + strings.ReplaceAll(e.Field, "_", "-") + " " + e.Msg
-}
+func (e *InvalidError) Error() string { return flagName(e.Field) + " " + e.Msg }
 
 // API is the message in the API's words: the JSON field name, then Msg.
-func (e *InvalidError) API() string { return e.Field + " " + e.Msg }
+func (e *InvalidError) API() string {
+	if e.api != "" {
+		return e.Field + " " + e.api
+	}
+	return e.Field + " " + e.Msg
+}
 
-func invalid(field, format string, args ...any) *InvalidError {
-	return &InvalidError{Field: field, Msg: fmt.Sprintf(format, args...)}
+// field is a request field named inside a message: --flag-name on the
+// command line, json_name in the API.
+type field string
+
+func flagName(f string) string { return "--" + strings.ReplaceAll(f, "_", "-") }
+
+// invalid builds an *InvalidError; args of type field are rendered in each
+// caller's words.
+func invalid(name, format string, args ...any) *InvalidError {
+	cli, api := make([]any, len(args)), make([]any, len(args))
+	named := false
+	for i, a := range args {
+		cli[i], api[i] = a, a
+		if f, ok := a.(field); ok {
+			cli[i], api[i], named = flagName(string(f)), string(f), true
+		}
+	}
+	e := &InvalidError{Field: name, Msg: fmt.Sprintf(format, cli...)}
+	if named {
+		e.api = fmt.Sprintf(format, api...)
+	}
+	return e
 }

@@ -60,7 +60,8 @@ func TrialRestore(ctx context.Context, r *repo.Repository, client *mongo.Client,
 		return tr, fmt.Errorf("trial restore: %w", err)
 	}
 	plan := p.Plan
-	tr = Trial{Point: plan.Target, Snapshot: plan.Snapshot.ID, Entries: rep.Entries, Duration: rep.Duration}
+	tr = Trial{Point: plan.Target, Snapshot: plan.Snapshot.ID, Entries: rep.Entries, Duration: rep.Duration,
+		Namespaces: []TrialNamespace{}}
 	recorded := map[string]int64{}
 	for _, c := range plan.Collections {
 		recorded[c.Target.String()] = c.Manifest.Count
