@@ -44,6 +44,11 @@ func (r *Request) Validate() error {
 	if r.Target == "" && !r.DryRun {
 		return invalid("target", "is required (the connection string to restore into), unless it is a dry run")
 	}
+	if r.Target != "" {
+		if err := config.CheckMongoURI(r.Target); err != nil {
+			return invalid("target", "%v", err)
+		}
+	}
 	if r.Parallel < 0 {
 		return invalid("parallel", "%d: want at least 1 (or leave it out for %d)", r.Parallel, DefaultParallel)
 	}

@@ -20,6 +20,8 @@ func TestRequestValidate(t *testing.T) {
 	}{
 		{Request{Target: "mongodb://x"}, "to", "--to is required", "to is required"},
 		{Request{To: latest}, "target", "--target is required", "target is required"},
+		{Request{To: latest, Target: "notmongo://u:pw@h:1/"}, "target", "--target", "target"},
+		{Request{To: latest, Target: "mongodb://u:pw@[::1/", DryRun: true}, "target", "--target", "target"},
 		{Request{To: latest, Target: "mongodb://x", Parallel: -1}, "parallel", "--parallel -1: want at least 1", "parallel -1"},
 		{Request{To: latest, Target: "mongodb://x", ConnectTimeout: config.Duration(-time.Second)}, "connect_timeout",
 			"--connect-timeout -1s: want a positive duration", "connect_timeout -1s"},
@@ -101,5 +103,18 @@ func TestParseConnectTimeout(t *testing.T) {
 	}
 	if d, err := ParseConnectTimeout("2m"); err != nil || d.Std() != 2*time.Minute {
 		t.Errorf("ParseConnectTimeout(2m) = %s, %v", d, err)
+	}
+}
+
+// A malformed --target is bad input (the CLI exits 2) and its password is
+// not shown.
+func TestRequestValidateMalformedTarget(t *testing.T) {
+	for _, uri := range []string{"notmongo://u:s3cretpw@h:1/", "mongodb://u:s3cretpw@[::1/", "garbage"} {
+		r := Request{To: When{Latest: true}, Target: uri}
+		err := r.Validate()
+		var inv *InvalidError
+		if !errors.As(err, &inv) || inv.Field != "target" || strings.Contains(err.Error(), "s3cretpw") {
+			t.Errorf("Validate(target %s) = %v; want an invalid target without the password", uri, err)
+		}
 	}
 }
