@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/rewind-backup/rewind/internal/config"
@@ -43,10 +44,22 @@ write, those the oplog creates after the snapshot included: one that holds
 documents, is a view, or has options or indexes the backup lacks is in the way.
 Without --drop the restore then refuses and changes nothing; with --drop each
 one is dropped and re-created as the backup has it. --dry-run --target says the
-same without writing.`,
+same without writing.
+
+--filter restores only the documents that match a MongoDB query as of --to. The
+query is evaluated by the target's server: the restore first restores the
+documents as of --to into staging databases on the target (rewind_staging_*,
+dropped when it ends, also on failure or Ctrl-C), queries them there and copies
+the matching ones. --merge writes into namespaces that hold data: missing
+inserts only documents whose _id the target lacks and never modifies or deletes
+anything; overwrite replaces by _id the documents it restores and leaves every
+other alone. A merge leaves the target's indexes as they are, and still refuses
+a view, or a capped, collation, time series or clustering difference. Views are
+not restored by a filtered or merging restore.`,
 		Example: `  rewind restore --repo file:///var/lib/rewind --target mongodb://db2:27017 --to 2026-11-25T09:30:00Z
   rewind restore --repo ... --target ... --to latest --ns shop.orders --rename shop.orders=shop.orders_restored
-  rewind restore --repo ... --target ... --to 1764063000:12 --ns 'shop.*' --rename shop=shop_0930 --dry-run`,
+  rewind restore --repo ... --target ... --to 1764063000:12 --ns 'shop.*' --rename shop=shop_0930 --dry-run
+  rewind restore --repo ... --target ... --to 2026-11-25T10:30:59Z --ns shop.orders --filter '{"grp": 3}' --merge missing`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRestore(cmd, &rf, &f) },
 	}
@@ -57,6 +70,8 @@ same without writing.`,
 	fl.StringVar(&f.to, "to", "", "restore point: RFC 3339 time, SECONDS:INCREMENT or latest (required)")
 	fl.StringArrayVar(&f.req.Include, "ns", nil, "restore only these namespaces (db, db.* or db.coll; repeatable); default all")
 	fl.StringArrayVar(&f.rename, "rename", nil, "restore a database or collection under a new name: FROM=TO (shop=shop_0930, shop.orders=shop.orders_old; repeatable)")
+	fl.StringVar(&f.req.Filter, "filter", "", "restore only the documents that match this MongoDB query (Extended JSON, {\"grp\": 3}) as of --to; the target's server evaluates it on a staging copy")
+	fl.Var(mergeFlag{&f.req.Merge}, "merge", "write into target namespaces that hold data: missing (insert only documents whose _id is absent) or overwrite (replace by _id the documents restored)")
 	fl.BoolVar(&f.req.Drop, "drop", false, "drop and re-create as the backup has them the target namespaces in the way (default: refuse before writing anything)")
 	fl.BoolVar(&f.req.WithUsersAndRoles, "with-users-and-roles", false, "also restore the snapshot's users and roles of the restored databases")
 	countVar(cmd, &f.req.Parallel, "parallel", restore.DefaultParallel, 1, "snapshot objects loaded at once")
@@ -169,13 +184,13 @@ func dryRun(ctx context.Context, out io.Writer, width int, p *restore.Prepared, 
 		return err
 	}
 	if t == nil {
-		return printTargetCheck(out, width, nil, false, false)
+		return printTargetCheck(out, width, nil, p.Request, false)
 	}
 	findings, err := p.Check(ctx, t)
 	if err != nil {
 		return err
 	}
-	return printTargetCheck(out, width, findings, p.Request.Drop, true)
+	return printTargetCheck(out, width, findings, p.Request, true)
 }
 
 // connectTarget connects to a deployment (restore.Connect) and hands over
@@ -188,13 +203,13 @@ func connectTarget(ctx context.Context, uri string, timeout time.Duration) (*mon
 	return t.Client, nil
 }
 
-func printTargetCheck(w io.Writer, width int, findings []restore.Finding, drop, checked bool) error {
+func printTargetCheck(w io.Writer, width int, findings []restore.Finding, req restore.Request, checked bool) error {
 	p := newPrinter(w, width, 18)
 	if !checked {
 		p.fact("target", "not checked: add --target to see what is in the way there")
 		return p.err
 	}
-	p.fact("target", restore.Verdict(findings, drop))
+	p.fact("target", restore.VerdictOf(findings, req))
 	for _, f := range findings {
 		p.item(f.String())
 	}
@@ -219,6 +234,9 @@ func printPlan(w io.Writer, width int, plan restore.Plan, dry bool) error {
 	p.fact("oplog", fmt.Sprintf("%s .. %s on timeline %s (flavor %s): %d segments, %s", plan.ReplayFrom, plan.Target, tl,
 		orDash(string(plan.Flavor)), len(plan.Segments), humanBytes(plan.SegmentBytes)))
 	p.fact("oplog entries", fmt.Sprint(plan.Entries))
+	if plan.Staged() {
+		p.fact("documents", stagedText(plan))
+	}
 	if plan.Empty() {
 		p.fact("namespaces", restore.EmptyNote)
 	} else {
@@ -271,6 +289,10 @@ func printReport(w io.Writer, width int, rep restore.Report) error {
 		p.fact("namespaces", restore.EmptyNote)
 		return p.err
 	}
+	if rep.Staged {
+		printMerged(p, rep)
+		return p.err
+	}
 	rows := [][]string{{"TARGET", "SOURCE", "LOADED", "DOCUMENTS NOW"}}
 	for _, n := range rep.Namespaces {
 		rows = append(rows, []string{n.Target.String(), n.Source.String(), fmt.Sprint(n.Loaded), fmt.Sprint(n.Final)})
@@ -278,3 +300,65 @@ func printReport(w io.Writer, width int, rep restore.Report) error {
 	p.table("  ", rows, 0, 1)
 	return p.err
 }
+
+// stagedText says what a filtered or merging restore writes.
+func stagedText(plan restore.Plan) string {
+	what := "all documents as of the restore point"
+	if plan.Filter != nil {
+		what = "those that match --filter " + showRaw(plan.Filter) + " as of the restore point"
+	}
+	switch plan.Merge {
+	case restore.MergeMissing:
+		return what + ", merged: inserted where the target lacks their _id, never modifying or deleting (views are not restored)"
+	case restore.MergeOverwrite:
+		return what + ", merged: replaced by _id, every other document left alone (views are not restored)"
+	}
+	return what + ", into absent or empty namespaces (views are not restored)"
+}
+
+// printMerged is the report's table for a filtered or merging restore.
+func printMerged(p *printer, rep restore.Report) {
+	p.fact("restored", fmt.Sprintf("%d documents: %d inserted, %d replaced, %d left alone (the target held them)",
+		rep.Matched(), rep.Inserted, rep.Replaced, rep.LeftAlone))
+	if len(rep.Namespaces) == 0 {
+		p.fact("namespaces", "none: no document matched")
+		return
+	}
+	rows := [][]string{{"TARGET", "SOURCE", "INSERTED", "REPLACED", "LEFT ALONE", "DOCUMENTS NOW"}}
+	for _, n := range rep.Namespaces {
+		rows = append(rows, []string{n.Target.String(), n.Source.String(), fmt.Sprint(n.Inserted), fmt.Sprint(n.Replaced),
+			fmt.Sprint(n.LeftAlone), fmt.Sprint(n.Final)})
+	}
+	p.table("  ", rows, 0, 1)
+}
+
+// showRaw is a document as relaxed Extended JSON.
+func showRaw(d bson.Raw) string {
+	js, err := bson.MarshalExtJSON(d, false, false)
+	if err != nil {
+		return d.String()
+	}
+	return string(js)
+}
+
+// mergeFlag is --merge: missing or overwrite, checked when the flag is read.
+type mergeFlag struct{ m *restore.Merge }
+
+func (f mergeFlag) String() string {
+	if f.m == nil {
+		return ""
+	}
+	return string(*f.m)
+}
+
+func (f mergeFlag) Set(s string) error {
+	m, err := restore.ParseMerge(s)
+	var inv *restore.InvalidError
+	if errors.As(err, &inv) {
+		return errors.New(inv.Msg) // cobra names the flag
+	}
+	*f.m = m
+	return err
+}
+
+func (f mergeFlag) Type() string { return "missing|overwrite" }

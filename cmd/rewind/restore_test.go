@@ -50,6 +50,10 @@ func TestRestoreUsageErrors(t *testing.T) {
 		{[]string{"--repo", url, "--target", tgt, "--to", "09:30"}, []string{`--to "09:30" looks like a clock time`, "2026-11-29T09:30:00Z", "`rewind list`"}},
 		{[]string{"--repo", url, "--target", tgt, "--to", "0:0"}, []string{`--to "0:0" looks like a clock time`}},
 		{[]string{"--repo", url, "--target", tgt, "--to", "86400:1"}, []string{"second 86400 is 1970-01-02T00:00:00Z, before any real deployment's oplog"}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--filter", "{grp: 3}"}, []string{`--filter "{grp: 3}" is not JSON`, `{"grp": 3}`}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--filter", "[3]"}, []string{`--filter "[3]" is not a document`}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--merge", "upsert"}, []string{"--merge", `"upsert": want missing`, "or overwrite"}},
+		{[]string{"--repo", url, "--target", tgt, "--to", "latest", "--merge", "missing", "--drop"}, []string{"--merge missing with --drop", "choose one"}},
 	} {
 		code, _, stderr := cli(t, append([]string{"restore"}, tc.args...)...)
 		wantFailure(t, code, stderr, 2, append(tc.wants, "--help")...)
@@ -196,7 +200,7 @@ func TestRestoreOutputFitsTheWidth(t *testing.T) {
 	findings := []restore.Finding{{Target: long, Reasons: []string{"exists empty but is capped (size 4096, max 1), the backup's is not capped"}}}
 	for _, width := range []int{60, 80, plainWidth} {
 		var b strings.Builder
-		if err := errors.Join(printPlan(&b, width, plan, true), printTargetCheck(&b, width, findings, false, true),
+		if err := errors.Join(printPlan(&b, width, plan, true), printTargetCheck(&b, width, findings, restore.Request{}, true),
 			printReport(&b, width, rep)); err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,14 +26,17 @@ var ErrTargetInTheWay = errors.New("target namespaces are in the way")
 
 // TargetError is a restore refused before it wrote anything: the findings
 // of Check, and what to do.
-type TargetError struct{ Findings []Finding }
+type TargetError struct {
+	Findings []Finding
+	Merge    Merge // the restore's --merge, which changes what to do
+}
 
 func (e *TargetError) Error() string {
 	lines := make([]string, len(e.Findings))
 	for i, f := range e.Findings {
 		lines[i] = f.String()
 	}
-	return fmt.Sprintf("restore refused before writing anything: %s: %s; %s", inTheWay(len(e.Findings)), strings.Join(lines, "; "), remedy)
+	return fmt.Sprintf("restore refused before writing anything: %s: %s; %s", inTheWay(len(e.Findings)), strings.Join(lines, "; "), remedyFor(e.Merge))
 }
 
 // Is makes errors.Is(err, ErrTargetInTheWay) true.
@@ -40,6 +44,15 @@ func (e *TargetError) Is(target error) bool { return target == ErrTargetInTheWay
 
 const remedy = "restore under other names with --rename, or add --drop to drop them and re-create them as the backup has them"
 
+// mergeRemedy is what to do when a merge cannot write into a namespace.
+const mergeRemedy = "a merge writes only into collections whose capped, collation, time series and clustering options are the backup's; restore under other names with --rename"
+
+func remedyFor(m Merge) string {
+	if m != MergeNone {
+		return mergeRemedy
+	}
+	return remedy
+}
 func inTheWay(n int) string {
 	if n == 1 {
 		return "1 target namespace is in the way"
@@ -49,14 +62,20 @@ func inTheWay(n int) string {
 
 // Verdict is what a dry run says of Check's findings: the restore's own
 // decision, in the same words as its refusal.
-func Verdict(findings []Finding, drop bool) string {
+func Verdict(findings []Finding, drop bool) string { return VerdictOf(findings, Request{Drop: drop}) }
+
+// VerdictOf is Verdict for a whole request: a merge's verdict says what
+// merging allows.
+func VerdictOf(findings []Finding, req Request) string {
 	switch {
+	case len(findings) == 0 && req.Merge != MergeNone:
+		return "every target namespace is absent, or a collection a merge can write into (data and indexes are left as they are): the restore can start"
 	case len(findings) == 0:
 		return "every target namespace is absent or empty (with the backup's options and indexes): the restore can start"
-	case drop:
+	case req.Drop:
 		return inTheWay(len(findings)) + ": --drop would drop them and re-create them as the backup has them, before loading anything"
 	}
-	return inTheWay(len(findings)) + ": the restore would refuse before writing anything; " + remedy
+	return inTheWay(len(findings)) + ": the restore would refuse before writing anything; " + remedyFor(req.Merge)
 }
 
 // expectation is what the backup says a target namespace should be.
@@ -68,17 +87,22 @@ type expectation struct {
 }
 
 // expectations lists every namespace the restore writes: the snapshot's
-// collections and views, then those the oplog range writes (Plan.Late).
+// collections and views, then those the oplog range writes (Plan.Late). A
+// staged restore (filter or merge) writes documents only: no view.
 func expectations(p Plan) []expectation {
 	var out []expectation
 	for _, c := range p.Collections {
 		out = append(out, expectation{target: c.Target, options: c.Manifest.Options, indexes: c.Manifest.Indexes})
 	}
 	for _, v := range p.Views {
-		out = append(out, expectation{target: v.Target, view: true, options: v.Options})
+		if !p.Staged() {
+			out = append(out, expectation{target: v.Target, view: true, options: v.Options})
+		}
 	}
 	for _, l := range p.Late {
-		out = append(out, expectation{target: l.Target, view: l.View, options: l.Options, indexes: l.Indexes})
+		if !l.View || !p.Staged() {
+			out = append(out, expectation{target: l.Target, view: l.View, options: l.Options, indexes: l.Indexes})
+		}
 	}
 	return out
 }
@@ -111,13 +135,16 @@ func Check(ctx context.Context, client *mongo.Client, p Plan) ([]Finding, error)
 		if spec == nil {
 			continue // absent: the restore creates it
 		}
-		reasons, err := inspect(ctx, client, e, spec)
+		reasons, err := inspect(ctx, client, e, spec, p.Merge)
 		if err != nil {
 			return out, err
 		}
 		if len(reasons) > 0 {
 			out = append(out, Finding{Target: e.target, Reasons: reasons})
 		}
+	}
+	if p.Staged() {
+		return out, nil // a dropDatabase is replayed in the staging
 	}
 	dropped, err := checkDroppedDBs(ctx, client, p, &lister, expected)
 	return append(out, dropped...), err
@@ -157,8 +184,10 @@ func checkDroppedDBs(ctx context.Context, client *mongo.Client, p Plan, lister *
 }
 
 // inspect says why one existing target namespace is in the way (nothing:
-// it is not).
-func inspect(ctx context.Context, client *mongo.Client, e expectation, spec bson.Raw) ([]string, error) {
+// it is not). A merge writes into collections that hold documents and
+// leaves their indexes alone; only options that change what a document is
+// or which _id matches it are in its way (mergeOptions).
+func inspect(ctx context.Context, client *mongo.Client, e expectation, spec bson.Raw, merge Merge) ([]string, error) {
 	typ, _ := spec.Lookup("type").StringValueOK()
 	opts, _ := spec.Lookup("options").DocumentOK()
 	if typ == "view" {
@@ -167,6 +196,9 @@ func inspect(ctx context.Context, client *mongo.Client, e expectation, spec bson
 	}
 	if e.view {
 		return []string{"exists as a collection; the backup's is a view"}, nil
+	}
+	if merge != MergeNone {
+		return compareOptions(onlyFields(e.options, mergeOptions), onlyFields(opts, mergeOptions)), nil
 	}
 	var reasons []string
 	has, err := holdsDocuments(ctx, client, e.target)
@@ -186,6 +218,28 @@ func inspect(ctx context.Context, client *mongo.Client, e expectation, spec bson
 		diff[0] = "exists empty but " + diff[0]
 	}
 	return append(reasons, diff...), nil
+}
+
+// mergeOptions are the collection options that decide whether a merge can
+// write into an existing collection: a capped one may drop documents or
+// refuse them, a collation changes which string _id matches which, a time
+// series collection stores buckets, a clustered one orders by its key.
+// Validators, TTL and the like are the live collection's business.
+var mergeOptions = []string{"capped", "size", "max", "collation", "timeseries", "clusteredIndex"}
+
+// onlyFields copies doc with just the named top-level fields.
+func onlyFields(doc bson.Raw, names []string) bson.Raw {
+	var d bson.D
+	for _, e := range mustElements(doc) {
+		if slices.Contains(names, e.Key()) {
+			d = append(d, bson.E{Key: e.Key(), Value: e.Value()})
+		}
+	}
+	raw, err := bson.Marshal(d)
+	if err != nil {
+		return nil
+	}
+	return raw
 }
 
 // collectionLister lists each target database's collections once.
@@ -257,6 +311,7 @@ var ErrPartial = errors.New("the target holds a partial restore")
 type partialError struct {
 	err     error
 	targets []string
+	merge   Merge
 }
 
 func (e *partialError) Error() string {
@@ -267,6 +322,9 @@ func (e *partialError) Error() string {
 		if n > maxNamed {
 			what += fmt.Sprintf(" and %d more (the restore plan lists them)", n-maxNamed)
 		}
+	}
+	if e.merge != MergeNone {
+		return fmt.Sprintf("%v; the restore had begun writing: %s; run the same restore again to finish the merge (documents it wrote already are left alone or written again)", e.err, strings.Replace(what, "partial restore", "partial merge", 1))
 	}
 	return fmt.Sprintf("%v; the restore had begun writing: %s; run the same restore again with --drop (\"drop\": true over the API) to replace them, or drop them", e.err, what)
 }
@@ -302,5 +360,5 @@ func stateError(p Plan, wrote bool, err error) error {
 		add(e.target)
 	}
 	sort.Strings(names)
-	return &partialError{err: err, targets: names}
+	return &partialError{err: err, targets: names, merge: p.Merge}
 }

@@ -57,8 +57,27 @@ func (o *Options) defaults(ctx context.Context, client *mongo.Client) error {
 // NamespaceReport is what one target collection received.
 type NamespaceReport struct {
 	Source, Target Namespace
-	Loaded         int64 // documents loaded from the snapshot
+	Loaded         int64 // documents loaded from the snapshot (into the staging, for a staged restore)
 	Final          int64 // documents in the target when the restore ended
+	Merged               // a staged restore's counts (Plan.Staged); zero otherwise
+}
+
+// Merged counts what a filtered or merging restore did with the documents
+// it restored (those that matched the filter, or all of them): each was
+// inserted (the target lacked its _id), replaced (the target held another
+// version) or left alone (the target held it: any version with --merge
+// missing, the same bytes with --merge overwrite).
+type Merged struct {
+	Inserted, Replaced, LeftAlone int64
+}
+
+// Matched is the number of documents the restore restored.
+func (m Merged) Matched() int64 { return m.Inserted + m.Replaced + m.LeftAlone }
+
+func (m *Merged) add(o Merged) {
+	m.Inserted += o.Inserted
+	m.Replaced += o.Replaced
+	m.LeftAlone += o.LeftAlone
 }
 
 // Report is what a finished restore did.
@@ -76,6 +95,11 @@ type Report struct {
 	Views        int
 	Users, Roles int
 	Phases       []Phase // how long each step took, in order
+	// Staged reports a filtered or merging restore: Documents, Entries and
+	// Replay counted what went into the staging, Merged what reached the
+	// target.
+	Staged bool
+	Merged
 
 	touched map[Namespace]bool // target namespaces the replay wrote to
 }
@@ -94,15 +118,34 @@ func Execute(ctx context.Context, r *repo.Repository, client *mongo.Client, p Pl
 	return rep, stateError(p, wrote, err)
 }
 
-// execute is Execute; wrote reports whether it had begun writing.
+// execute is Execute; wrote reports whether it had begun writing to the
+// target (a staging database is not the target).
 func execute(ctx context.Context, r *repo.Repository, client *mongo.Client, p *Plan, o Options) (rep Report, wrote bool, err error) {
 	if err := o.defaults(ctx, client); err != nil {
 		return rep, false, err
 	}
 	start := time.Now()
-	rep = Report{Snapshot: p.Snapshot.ID, Target: p.Target}
 	o.Progress.start(*p)
-	clock := phaseClock{progress: o.Progress, last: start}
+	clock := &phaseClock{progress: o.Progress, last: start}
+	if p.Staged() {
+		rep, wrote, err = executeStaged(ctx, r, client, p, o, clock)
+	} else {
+		rep, wrote, err = executeDirect(ctx, r, client, p, o, clock)
+	}
+	if err != nil {
+		return rep, wrote, err
+	}
+	rep.Bytes = o.Progress.bytes.Load()
+	clock.enter("done")
+	rep.Phases = clock.done
+	rep.Duration = time.Since(start)
+	return rep, wrote, nil
+}
+
+// executeDirect restores the plan into its targets: check (refuse or
+// drop), create, load, replay, indexes, users and roles, count.
+func executeDirect(ctx context.Context, r *repo.Repository, client *mongo.Client, p *Plan, o Options, clock *phaseClock) (rep Report, wrote bool, err error) {
+	rep = Report{Snapshot: p.Snapshot.ID, Target: p.Target}
 	clock.enter("check")
 	if err := Resolve(ctx, r, p); err != nil {
 		return rep, false, err
@@ -145,10 +188,6 @@ func execute(ctx context.Context, r *repo.Repository, client *mongo.Client, p *P
 	if rep.Namespaces, err = countTargets(ctx, client, *p, rep, loaded); err != nil {
 		return rep, wrote, err
 	}
-	rep.Bytes = o.Progress.bytes.Load()
-	clock.enter("done")
-	rep.Phases = clock.done
-	rep.Duration = time.Since(start)
 	return rep, wrote, nil
 }
 

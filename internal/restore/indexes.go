@@ -105,15 +105,26 @@ func (b *indexBuilder) buildAll(ctx context.Context) error {
 // makes itself) in one createIndexes command.
 func (b *indexBuilder) build(ctx context.Context, c CollectionPlan) error {
 	delete(b.pending, c.Source)
+	n, err := createIndexes(ctx, b.client, c.Target, c.Manifest.Indexes)
+	b.built += n
+	return err
+}
+
+// createIndexes builds the index specs (as listIndexes shows them) on the
+// target collection in one createIndexes command, all but _id's (the
+// server makes it itself) and a clustered collection's (its options make
+// it); an index the collection has already, built the same, is no change.
+// It returns how many specs it sent.
+func createIndexes(ctx context.Context, client *mongo.Client, target Namespace, indexes []bson.Raw) (int, error) {
 	var specs bson.A
-	for _, spec := range c.Manifest.Indexes {
-		if name, _ := spec.Lookup("name").StringValueOK(); name == "_id_" {
+	for _, spec := range indexes {
+		if name, _ := spec.Lookup("name").StringValueOK(); name == "_id_" || truthy(spec.Lookup("clustered")) {
 			continue
 		}
 		var d bson.D
 		els, err := spec.Elements()
 		if err != nil {
-			return fmt.Errorf("read index of %s: %w", c.Source, err)
+			return 0, fmt.Errorf("read index of %s: %w", target, err)
 		}
 		for _, e := range els {
 			// v and ns describe the source's build; the target picks its own.
@@ -125,12 +136,11 @@ func (b *indexBuilder) build(ctx context.Context, c CollectionPlan) error {
 		specs = append(specs, d)
 	}
 	if len(specs) == 0 {
-		return nil
+		return 0, nil
 	}
-	cmd := bson.D{{Key: "createIndexes", Value: c.Target.Coll}, {Key: "indexes", Value: specs}}
-	if err := b.client.Database(c.Target.DB).RunCommand(ctx, cmd).Err(); err != nil {
-		return fmt.Errorf("build indexes of %s: %w", c.Target, err)
+	cmd := bson.D{{Key: "createIndexes", Value: target.Coll}, {Key: "indexes", Value: specs}}
+	if err := client.Database(target.DB).RunCommand(ctx, cmd).Err(); err != nil {
+		return 0, fmt.Errorf("build indexes of %s: %w", target, err)
 	}
-	b.built += len(specs)
-	return nil
+	return len(specs), nil
 }

@@ -38,7 +38,7 @@ func load(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan,
 	for range o.Parallel {
 		g.Go(func() error {
 			for j := range jobs {
-				n, err := loadChunk(gctx, r, client, j, o)
+				n, err := loadChunk(gctx, r, client, &p, j, o)
 				if err != nil {
 					return chunkError(p, j, err)
 				}
@@ -66,10 +66,20 @@ func load(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan,
 	return loaded, g.Wait()
 }
 
-func loadChunk(ctx context.Context, r *repo.Repository, client *mongo.Client, j chunkJob, o Options) (int64, error) {
+func loadChunk(ctx context.Context, r *repo.Repository, client *mongo.Client, p *Plan, j chunkJob, o Options) (int64, error) {
 	docs, err := r.ReadChunk(ctx, j.ref)
 	if err != nil {
 		return 0, err
+	}
+	count := j.ref.Count
+	if _, restricted := p.only[j.coll.Source]; restricted {
+		kept := docs[:0]
+		for _, d := range docs {
+			if p.keeps(j.coll.Source, d) {
+				kept = append(kept, d)
+			}
+		}
+		docs, count = kept, int64(len(kept))
 	}
 	coll := client.Database(j.coll.Target.DB).Collection(j.coll.Target.Coll)
 	opts := insertOptions(o.Server)
@@ -88,7 +98,7 @@ func loadChunk(ctx context.Context, r *repo.Repository, client *mongo.Client, j 
 		}
 		docs = docs[n:]
 	}
-	return j.ref.Count, nil
+	return count, nil
 }
 
 // insertOptions are the snapshot load's: unordered, and on servers that

@@ -30,6 +30,10 @@ const dbForbidden = "/\\. \"$*<>:|?\x00"
 type Mapper struct {
 	include []Namespace // Coll "" means every collection of DB
 	rename  map[string]string
+	// stage, when set, names every target in that staging run's databases
+	// (stagingDB) instead, whatever rename says: nothing a staged restore
+	// writes can land outside them.
+	stage string
 }
 
 // NewMapper parses --ns patterns ("db", "db.*", "db.coll") and --rename
@@ -163,6 +167,9 @@ func (m Mapper) Match(db, coll string) bool {
 // Target names source db.coll in the target; a collection's rename wins
 // over its database's.
 func (m Mapper) Target(db, coll string) Namespace {
+	if m.stage != "" {
+		return Namespace{stagingDB(m.stage, db), coll}
+	}
 	if to, ok := m.rename[db+"."+coll]; ok {
 		return splitNS(to)
 	}

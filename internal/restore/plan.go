@@ -53,6 +53,10 @@ type Plan struct {
 	SegmentBytes int64 // stored bytes of the segments
 
 	Mapper Mapper
+	// Filter and Merge are the request's (--filter parsed, --merge): a plan
+	// with either is Staged.
+	Filter bson.Raw
+	Merge  Merge
 	// Others are the shard's windows from other snapshots, to name a way
 	// out when this snapshot's objects turn out missing or corrupt.
 	Others []catalog.Window
@@ -60,6 +64,11 @@ type Plan struct {
 	// Filled by Resolve, which reads the segments:
 	Entries int64           // oplog entries to replay
 	Late    []LateNamespace // namespaces the range writes that the snapshot does not hold
+
+	// only restricts a staged plan's documents, per source namespace, to
+	// the _ids of a set (undo stages just the documents a range changed);
+	// a namespace without a set is whole.
+	only map[Namespace]idSet
 
 	unmatched  []unmatched // names to look for in the oplog (see Resolve)
 	droppedDBs []string    // selected source databases the range drops whole
@@ -87,7 +96,12 @@ func Build(cat catalog.Catalog, req Request) (Plan, error) {
 		return Plan{}, err
 	}
 	p := Plan{Shard: sh.ID, Request: req.To, Target: target, Window: w, Snapshot: snap,
-		ReplayFrom: snap.Start, Mapper: m}
+		ReplayFrom: snap.Start, Mapper: m, Merge: req.Merge}
+	if req.Filter != "" {
+		if p.Filter, err = ParseFilter("filter", req.Filter); err != nil {
+			return Plan{}, err
+		}
+	}
 	recorded := snap.Manifest.Flavor
 	if tl, ok := sh.Timeline(w.Timeline); ok {
 		if tl.Info != nil && tl.Info.Flavor != "" {

@@ -83,6 +83,7 @@ func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, 
 		if err != nil {
 			return segmentError(p, sr.seg, prev, err)
 		}
+		batch = p.restrict(batch)
 		if err := idx.beforeDDL(ctx, batch); err != nil {
 			return err
 		}

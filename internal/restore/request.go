@@ -23,6 +23,16 @@ type Request struct {
 	Rename            map[string]string // --rename / "rename": FROM -> TO, databases or collections
 	WithUsersAndRoles bool              // also restore the snapshot's users and roles
 
+	// Filter is a MongoDB query as Extended JSON text (--filter / "filter"),
+	// "" for none: only the documents that match it as of To are restored.
+	// A real server evaluates it: the restore stages the documents at To in
+	// staging collections on the target and queries them there (see
+	// StagingPrefix).
+	Filter string
+	// Merge writes into target namespaces that hold data (--merge /
+	// "merge"); MergeNone: they must be absent or empty, or Drop.
+	Merge Merge
+
 	Target   string // connection string of the target; required unless DryRun
 	Drop     bool   // drop and re-create target namespaces in the way
 	Parallel int    // snapshot objects loaded at once; 0: left out, DefaultParallel (the CLI refuses a given 0)
@@ -58,7 +68,29 @@ func (r *Request) Validate() error {
 	if _, err := NewMapper(r.Include, r.Rename); err != nil {
 		return err
 	}
+	if err := r.validateStaged(); err != nil {
+		return err
+	}
 	r.defaults()
+	return nil
+}
+
+// validateStaged checks --filter and --merge, and what they exclude.
+func (r *Request) validateStaged() error {
+	if r.Filter != "" {
+		if _, err := ParseFilter("filter", r.Filter); err != nil {
+			return err
+		}
+	}
+	if _, err := ParseMerge(string(r.Merge)); err != nil {
+		return err
+	}
+	switch {
+	case r.Merge != MergeNone && r.Drop:
+		return invalid("merge", "%s with %s: a merge writes beside the documents the target holds, %s drops them first; choose one", string(r.Merge), field("drop"), field("drop"))
+	case r.WithUsersAndRoles && (r.Filter != "" || r.Merge != MergeNone):
+		return invalid("with_users_and_roles", "with %s or %s: a filtered or merging restore restores documents only; restore users and roles in a restore of their own", field("filter"), field("merge"))
+	}
 	return nil
 }
 

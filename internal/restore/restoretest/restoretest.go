@@ -76,7 +76,7 @@ func New(t testing.TB, s Spec) *Repo {
 	out.Last = first.Last
 	var entries []bson.Raw
 	for i, e := range s.Entries {
-		ts := optime.Timestamp{T: base + 10 + uint32(i), I: 1}
+		ts := EntryTS(i)
 		entries = append(entries, marshal(t, withTS(e, ts)))
 		out.Last = ts
 	}
@@ -132,6 +132,16 @@ func withTS(e bson.D, ts optime.Timestamp) bson.D {
 	return append(out, e...)
 }
 
+// EntryTS is the timestamp Spec.Entries[i] gets: restoring to it replays
+// entries 0..i; EntryTS(-1) is the snapshot's end (no entry replayed).
+func EntryTS(i int) optime.Timestamp {
+	base := uint32(T0.Unix())
+	if i < 0 {
+		return optime.Timestamp{T: base, I: 2}
+	}
+	return optime.Timestamp{T: base + 10 + uint32(i), I: 1}
+}
+
 // Insert is an op "i" entry.
 func Insert(ns string, doc bson.D) bson.D {
 	return bson.D{{Key: "op", Value: "i"}, {Key: "ns", Value: ns}, {Key: "o", Value: doc}}
@@ -153,6 +163,11 @@ func Delete(ns string, id any) bson.D {
 func Create(db, coll string, options ...bson.E) bson.D {
 	return bson.D{{Key: "op", Value: "c"}, {Key: "ns", Value: db + ".$cmd"},
 		{Key: "o", Value: append(bson.D{{Key: "create", Value: coll}}, options...)}}
+}
+
+// Drop is an op "c" drop entry of db.coll.
+func Drop(db, coll string) bson.D {
+	return bson.D{{Key: "op", Value: "c"}, {Key: "ns", Value: db + ".$cmd"}, {Key: "o", Value: bson.D{{Key: "drop", Value: coll}}}}
 }
 
 func marshal(t testing.TB, d bson.D) bson.Raw {
