@@ -275,11 +275,17 @@ func printReport(w io.Writer, width int, rep restore.Report) error {
 		last = fmt.Sprintf("%s (%s)", rep.LastApplied.Time().Format(time.RFC3339), rep.LastApplied)
 	}
 	p.line(fmt.Sprintf("Restored from snapshot %s in %s", rep.Snapshot, rep.Duration.Round(time.Millisecond)))
-	p.fact("documents loaded", fmt.Sprint(rep.Documents))
+	if rep.Staged {
+		p.fact("documents staged", fmt.Sprintf("%d loaded as of the restore point into staging databases on the target (dropped since)", rep.Documents))
+	} else {
+		p.fact("documents loaded", fmt.Sprint(rep.Documents))
+	}
 	p.fact("oplog entries", fmt.Sprintf("%d replayed (%d inserts, %d updates, %d deletes, %d commands, %d skipped); last %s",
 		rep.Entries, rep.Replay.Inserts, rep.Replay.Updates, rep.Replay.Deletes, rep.Replay.Commands, rep.Replay.Skipped, last))
 	p.fact("bytes read", humanBytes(rep.Bytes))
-	p.fact("indexes built", fmt.Sprintf("%d; views %d; users %d; roles %d", rep.Indexes, rep.Views, rep.Users, rep.Roles))
+	if !rep.Staged {
+		p.fact("indexes built", fmt.Sprintf("%d; views %d; users %d; roles %d", rep.Indexes, rep.Views, rep.Users, rep.Roles))
+	}
 	phases := make([]string, len(rep.Phases))
 	for i, ph := range rep.Phases {
 		phases[i] = fmt.Sprintf("%s %s", ph.Name, ph.Duration.Round(time.Millisecond))

@@ -34,6 +34,11 @@ type Collection struct {
 	docs []bson.Raw // the documents themselves, in memory only, with KeepDocs
 }
 
+// Documents returns the collection's documents in _id order, as raw BSON,
+// when its state was recorded with KeepDocs; nil otherwise (and for a
+// mark loaded from a file). They must not be modified.
+func (c *Collection) Documents() []bson.Raw { return c.docs }
+
 // Digest identifies one document's content.
 type Digest struct {
 	ID  string `json:"id"`  // the _id as canonical extended JSON

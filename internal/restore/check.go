@@ -29,6 +29,7 @@ var ErrTargetInTheWay = errors.New("target namespaces are in the way")
 type TargetError struct {
 	Findings []Finding
 	Merge    Merge // the restore's --merge, which changes what to do
+	Undo     bool  // an undo was refused, not a restore
 }
 
 func (e *TargetError) Error() string {
@@ -36,7 +37,11 @@ func (e *TargetError) Error() string {
 	for i, f := range e.Findings {
 		lines[i] = f.String()
 	}
-	return fmt.Sprintf("restore refused before writing anything: %s: %s; %s", inTheWay(len(e.Findings)), strings.Join(lines, "; "), remedyFor(e.Merge))
+	what, remedy := "restore", remedyFor(e.Merge)
+	if e.Undo {
+		what, remedy = "undo", undoRemedy
+	}
+	return fmt.Sprintf("%s refused before writing anything: %s: %s; %s", what, inTheWay(len(e.Findings)), strings.Join(lines, "; "), remedy)
 }
 
 // Is makes errors.Is(err, ErrTargetInTheWay) true.
@@ -46,6 +51,9 @@ const remedy = "restore under other names with --rename, or add --drop to drop t
 
 // mergeRemedy is what to do when a merge cannot write into a namespace.
 const mergeRemedy = "a merge writes only into collections whose capped, collation, time series and clustering options are the backup's; restore under other names with --rename"
+
+// undoRemedy is what to do when an undo cannot write into a namespace.
+const undoRemedy = "undo writes only into collections whose capped, collation, time series and clustering options are the backup's; restore the documents elsewhere with rewind restore --filter --rename"
 
 func remedyFor(m Merge) string {
 	if m != MergeNone {

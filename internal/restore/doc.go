@@ -35,4 +35,14 @@
 // initial sync is), builds indexes, and restores users and roles when
 // asked. On servers that take it, every write says bypassEmptyTsReplacement
 // so a top-level Timestamp(0, 0) survives (see emptyTsBypass).
+//
+// A filtered or merging restore (Request.Filter, Request.Merge) runs the
+// same restore into staging databases on the target (StagingPrefix), asks
+// the target's server the filter there, copies the matching documents
+// into the targets as the merge mode says, and drops the staging however
+// it ends. An undo (UndoRequest, PrepareUndo, PreparedUndo.Execute) reads
+// an oplog range for the documents it changed, stages their versions at
+// both ends of the range the same way, compares them with the target's
+// byte for byte before its first write, and puts back those the target
+// still holds as the range left them.
 package restore

@@ -43,7 +43,9 @@ func executeStaged(ctx context.Context, r *repo.Repository, client *mongo.Client
 	if err != nil {
 		return rep, false, err
 	}
-	staged, _, err := executeDirect(ctx, r, client, &sp, o, clock)
+	clock.enter("stage")
+	inner := &phaseClock{progress: o.Progress, last: time.Now()} // the progress shows the staging's phases
+	staged, _, err := executeDirect(ctx, r, client, &sp, o, inner)
 	rep.Documents, rep.Entries, rep.Replay, rep.LastApplied = staged.Documents, staged.Entries, staged.Replay, staged.LastApplied
 	if err != nil {
 		return rep, false, fmt.Errorf("stage the documents as of %s: %w", p.Target, err)
@@ -243,7 +245,7 @@ func (w *mergeWriter) insertMissing(ctx context.Context, docs []bson.Raw) error 
 	}
 	// A duplicate key is the _id's only when the target holds that _id:
 	// another unique index of the target refusing a document is an error.
-	held, err2 := readByID(ctx, coll, dup, true)
+	held, err2 := readByID(ctx, coll, dup, true, nil)
 	if err2 != nil {
 		return err2
 	}
@@ -265,7 +267,7 @@ func (w *mergeWriter) overwrite(ctx context.Context, docs []bson.Raw) error {
 	for i, d := range docs {
 		ids[i] = d.Lookup("_id")
 	}
-	held, err := readByID(ctx, coll, ids, false)
+	held, err := readByID(ctx, coll, ids, false, nil)
 	if err != nil {
 		return err
 	}
@@ -298,8 +300,8 @@ const codeDuplicateKey = 11000
 const idChunk = 500
 
 // readByID reads the documents of coll with these _ids (only their _id
-// when idOnly), keyed by idKey.
-func readByID(ctx context.Context, coll *mongo.Collection, ids []bson.RawValue, idOnly bool) (map[string]bson.Raw, error) {
+// when idOnly) that also match filter (nil: any), keyed by idKey.
+func readByID(ctx context.Context, coll *mongo.Collection, ids []bson.RawValue, idOnly bool, filter bson.Raw) (map[string]bson.Raw, error) {
 	out := make(map[string]bson.Raw, len(ids))
 	opts := options.Find()
 	if idOnly {
@@ -311,7 +313,11 @@ func readByID(ctx context.Context, coll *mongo.Collection, ids []bson.RawValue, 
 		for i, id := range ids[:n] {
 			in[i] = id
 		}
-		cur, err := coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: in}}}}, opts)
+		var query any = bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: in}}}}
+		if filter != nil {
+			query = bson.D{{Key: "$and", Value: bson.A{query, filter}}}
+		}
+		cur, err := coll.Find(ctx, query, opts)
 		if err != nil {
 			return nil, fmt.Errorf("read documents of %s.%s by _id: %w", coll.Database().Name(), coll.Name(), err)
 		}

@@ -151,9 +151,11 @@ func badCollName(coll string) string {
 	return ""
 }
 
-// Match reports whether source db.coll is selected.
+// Match reports whether source db.coll is selected. A staging database
+// (StagingPrefix) is never selected: it held a filtered restore's or an
+// undo's working copies on the source, and was dropped when it ended.
 func (m Mapper) Match(db, coll string) bool {
-	if systemDBs[db] || strings.HasPrefix(coll, "system.") && coll != "system.js" {
+	if systemDBs[db] || strings.HasPrefix(coll, "system.") && coll != "system.js" || strings.HasPrefix(db, StagingPrefix) {
 		return false
 	}
 	if len(m.include) == 0 {

@@ -36,17 +36,28 @@ type Prepared struct {
 // caller must call. req should have been validated (Request.Validate).
 func Prepare(ctx context.Context, r *repo.Repository, req Request) (*Prepared, error) {
 	req.defaults()
-	lock, err := r.Lock(ctx, repo.LockOptions{Kind: repo.LockShared, Purpose: "restore", Wait: 30 * time.Second})
+	held, release, err := holdShared(ctx, r, "restore")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNoLock, err)
+		return nil, err
 	}
-	held, release := lock.Hold(ctx)
 	p := &Prepared{Request: req, repo: r, held: held, release: release}
 	if err := p.plan(held); err != nil {
 		release()
 		return nil, repo.LostError(held, err)
 	}
 	return p, nil
+}
+
+// holdShared takes a shared lock of the repository for purpose (waiting
+// up to 30 s for a prune to finish) and keeps it refreshed: held is
+// cancelled with repo.ErrLockLost when the lock is lost; release ends it.
+func holdShared(ctx context.Context, r *repo.Repository, purpose string) (held context.Context, release func(), err error) {
+	lock, err := r.Lock(ctx, repo.LockOptions{Kind: repo.LockShared, Purpose: purpose, Wait: 30 * time.Second})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrNoLock, err)
+	}
+	held, release = lock.Hold(ctx)
+	return held, release, nil
 }
 
 func (p *Prepared) plan(ctx context.Context) error {
@@ -57,14 +68,24 @@ func (p *Prepared) plan(ctx context.Context) error {
 	if p.Plan, err = Build(cat, p.Request); err != nil {
 		return err
 	}
-	if p.Plan.Flavor == "" {
-		// Neither the timeline record nor the manifest says: the flavor the
-		// repository was initialized for (MongoDB when it records none).
-		if p.Plan.Flavor, err = source.ParseFlavor(p.repo.Config().Source.Flavor); err != nil {
-			return fmt.Errorf("plan restore: %w", err)
-		}
+	if err := p.Plan.flavorFallback(p.repo); err != nil {
+		return err
 	}
 	return Resolve(ctx, p.repo, &p.Plan)
+}
+
+// flavorFallback sets the flavor when neither the timeline record nor the
+// manifest says it: the flavor the repository was initialized for
+// (MongoDB when it records none).
+func (p *Plan) flavorFallback(r *repo.Repository) error {
+	if p.Flavor != "" {
+		return nil
+	}
+	var err error
+	if p.Flavor, err = source.ParseFlavor(r.Config().Source.Flavor); err != nil {
+		return fmt.Errorf("plan restore: %w", err)
+	}
+	return nil
 }
 
 // Release stops refreshing the lock and removes it.
@@ -94,7 +115,12 @@ func (p *Prepared) Execute(ctx context.Context, t *Target, o Options) (Report, e
 
 // scope is ctx, also cancelled (with the same cause) when the lock is lost.
 func (p *Prepared) scope(ctx context.Context) (context.Context, func()) {
+	return lockScope(ctx, p.held)
+}
+
+// lockScope is ctx, also cancelled (with the same cause) when held is.
+func lockScope(ctx, held context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(p.held, func() { cancel(context.Cause(p.held)) })
+	stop := context.AfterFunc(held, func() { cancel(context.Cause(held)) })
 	return ctx, func() { stop(); cancel(context.Canceled) }
 }
