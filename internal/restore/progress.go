@@ -28,6 +28,29 @@ func (p *Progress) start(plan Plan) {
 	p.totalSegments.Store(int64(len(plan.Segments)))
 }
 
+// startWrites counts an undo's writes from here: total documents to write.
+func (p *Progress) startWrites(total int64) {
+	if p != nil {
+		p.totalDocs.Store(total)
+		p.docs.Store(0)
+	}
+}
+
+func (p *Progress) addWritten(n int64) {
+	if p != nil {
+		p.docs.Add(n)
+	}
+}
+
+// Documents reports the documents loaded so far and the total to load (in
+// an undo's apply: written, and to write).
+func (p *Progress) Documents() (done, total int64) {
+	if p == nil {
+		return 0, 0
+	}
+	return p.docs.Load(), p.totalDocs.Load()
+}
+
 func (p *Progress) setPhase(s string) {
 	if p != nil {
 		p.phase.Store(s)

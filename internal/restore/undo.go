@@ -137,8 +137,8 @@ func (u *PreparedUndo) plan(ctx context.Context) error {
 		return err
 	}
 	u.changes.wholeDBs(u.From)
-	u.From = u.From.narrowed(u.changes)
-	u.To = u.To.narrowed(u.changes)
+	u.From = u.From.narrowed(u.changes, false)
+	u.To = u.To.narrowed(u.changes, true)
 	return nil
 }
 
@@ -183,8 +183,10 @@ func describeTS(ts optime.Timestamp) string {
 
 // narrowed is p restricted to the namespaces the range changed: only their
 // collections are staged, and only the changed documents of those the
-// range did not drop or empty (Plan.only).
-func (p Plan) narrowed(c *changes) Plan {
+// range did not drop or empty (Plan.only). At the range's end (atTo) a
+// document whose last write in the range is a plain delete is known to be
+// absent and is not staged: undoing a deleteMany replays none of it.
+func (p Plan) narrowed(c *changes, atTo bool) Plan {
 	n := p
 	n.Views, n.Users, n.Roles, n.Filter, n.Merge = nil, nil, nil, nil, MergeNone
 	n.Collections, n.Late = nil, nil
@@ -215,7 +217,17 @@ func (p Plan) narrowed(c *changes) Plan {
 	}
 	n.only = map[Namespace]idSet{}
 	for ns, set := range c.ids {
-		if !c.whole[ns] {
+		switch {
+		case c.whole[ns]:
+		case atTo:
+			kept := newIDSet()
+			for _, id := range set.ids {
+				if !c.deleted[ns][idKey(id)] {
+					kept.add(id)
+				}
+			}
+			n.only[ns] = *kept
+		default:
 			n.only[ns] = *set
 		}
 	}

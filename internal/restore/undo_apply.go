@@ -1,17 +1,12 @@
 package restore
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
@@ -82,10 +77,10 @@ type UndoReport struct {
 // the documents the range changed (two restores, restricted to those
 // documents), reads the target's current versions and decides each
 // document (decide), all before its first write; a dry run stops there.
-// It then writes in batches, reading each batch's current versions again
-// first, so a document written meanwhile becomes a conflict. The staging
-// is dropped however it ends. An undo that stops after its first write
-// says so; running it again finishes it.
+// It then writes namespace by namespace, reading the target's versions
+// again first, so a document written since the comparison becomes a
+// conflict. The staging is dropped however it ends. An undo that stops
+// after its first write says so; running it again finishes it.
 func (u *PreparedUndo) Execute(ctx context.Context, t *Target, o Options) (UndoReport, error) {
 	ctx, done := lockScope(ctx, u.held)
 	defer done()
@@ -132,7 +127,7 @@ func (u *PreparedUndo) execute(ctx context.Context, client *mongo.Client, o Opti
 	}
 	if !rep.DryRun {
 		clock.enter("apply")
-		if err := u.apply(ctx, client, from, to, work, o, &rep, &wrote); err != nil {
+		if err := u.apply(ctx, client, from, work, o, &rep, &wrote); err != nil {
 			return rep, wrote, err
 		}
 	}
@@ -173,297 +168,4 @@ func (u *PreparedUndo) stage(ctx context.Context, client *mongo.Client, st *stag
 		return fmt.Errorf("stage the documents as of %s: %w", p.Target, err)
 	}
 	return nil
-}
-
-// nsWork is what an undo writes in one namespace: the selected _ids, and
-// whether it re-creates the collection.
-type nsWork struct {
-	ns       Namespace
-	ids      []bson.RawValue
-	recreate *stagedCollection
-}
-
-// compare decides every selected document and counts the verdicts: the
-// dry run's answer, and the apply's plan.
-func (u *PreparedUndo) compare(ctx context.Context, client *mongo.Client, from, to *staging, rep *UndoReport) ([]nsWork, error) {
-	atFrom, err := from.collections(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var work []nsWork
-	for _, ns := range u.changes.order {
-		w := nsWork{ns: ns}
-		ids, err := u.changedIDs(ctx, from, ns)
-		if err != nil {
-			return nil, err
-		}
-		nr := UndoNamespace{Namespace: ns}
-		if w.ids, err = u.selectIDs(ctx, from, to, ns, ids); err != nil {
-			return nil, err
-		}
-		nr.NotSelected = int64(len(ids) - len(w.ids))
-		if w.recreate, err = u.recreation(ctx, client, ns, atFrom); err != nil {
-			return nil, err
-		}
-		nr.Recreated = w.recreate != nil
-		if err := u.eachBatch(ctx, client, from, to, w, func(v verdict, id bson.RawValue, _, _ bson.Raw) {
-			nr.tally(v, id, u.Request.Force)
-		}, nil); err != nil {
-			return nil, err
-		}
-		rep.add(nr.UndoCounts)
-		rep.Namespaces = append(rep.Namespaces, nr)
-		work = append(work, w)
-	}
-	return work, nil
-}
-
-// changedIDs are the _ids the range changed in ns: those its entries
-// wrote and, for a collection it dropped or emptied, every one it held at
-// --from (the staging at --from holds them all).
-func (u *PreparedUndo) changedIDs(ctx context.Context, from *staging, ns Namespace) ([]bson.RawValue, error) {
-	set := u.changes.ids[ns]
-	if u.changes.whole[ns] {
-		cur, err := from.coll(ns).Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-		if err != nil {
-			return nil, fmt.Errorf("read the documents of %s as of %s: %w", ns, u.From.Target, err)
-		}
-		defer cur.Close(ctx)
-		for cur.Next(ctx) {
-			set.add(cur.Current.Lookup("_id"))
-		}
-		if err := cur.Err(); err != nil {
-			return nil, fmt.Errorf("read the documents of %s as of %s: %w", ns, u.From.Target, err)
-		}
-	}
-	return set.ids, nil
-}
-
-// selectIDs keeps the ids --filter selects: those whose version at --from
-// matches it, and of those absent at --from (the range inserted them),
-// those whose version at --to matches it. The server evaluates the filter
-// on the stagings.
-func (u *PreparedUndo) selectIDs(ctx context.Context, from, to *staging, ns Namespace, ids []bson.RawValue) ([]bson.RawValue, error) {
-	filter := u.Request.filter()
-	if filter == nil {
-		return ids, nil
-	}
-	present, err := readByID(ctx, from.coll(ns), ids, true, nil)
-	if err != nil {
-		return nil, err
-	}
-	var absent []bson.RawValue
-	for _, id := range ids {
-		if _, ok := present[idKey(id)]; !ok {
-			absent = append(absent, id)
-		}
-	}
-	matchFrom, err := readByID(ctx, from.coll(ns), ids, true, filter)
-	if err != nil {
-		return nil, filterError(filter, err)
-	}
-	matchTo, err := readByID(ctx, to.coll(ns), absent, true, filter)
-	if err != nil {
-		return nil, filterError(filter, err)
-	}
-	var out []bson.RawValue
-	for _, id := range ids {
-		_, f := matchFrom[idKey(id)]
-		_, t := matchTo[idKey(id)]
-		if f || t {
-			out = append(out, id)
-		}
-	}
-	return out, nil
-}
-
-func (r UndoRequest) filter() bson.Raw {
-	if r.Filter == "" {
-		return nil
-	}
-	f, _ := ParseFilter("filter", r.Filter) // checked by Validate
-	return f
-}
-
-// filterError names a query the server refused as bad input.
-func filterError(filter bson.Raw, err error) error {
-	var se mongo.ServerError
-	if errors.As(err, &se) {
-		return invalid("filter", "%s: the target's server refuses the query: %v", show(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: filter}), err)
-	}
-	return err
-}
-
-// recreation is the collection to re-create as it was at --from: the range
-// dropped it (or its database), it existed at --from, and the target lacks it.
-func (u *PreparedUndo) recreation(ctx context.Context, client *mongo.Client, ns Namespace, atFrom []stagedCollection) (*stagedCollection, error) {
-	if !u.changes.whole[ns] {
-		return nil, nil
-	}
-	for i, c := range atFrom {
-		if c.Source != ns {
-			continue
-		}
-		lister := collectionLister{client: client, byDB: map[string]map[string]bson.Raw{}}
-		spec, err := lister.spec(ctx, ns)
-		if err != nil || spec != nil {
-			return nil, err
-		}
-		return &atFrom[i], nil
-	}
-	return nil, nil
-}
-
-// verdict is what an undo does with one document.
-type verdict int
-
-const (
-	unchanged  verdict = iota // nothing to do
-	restored                  // replace the target's version (the one at --to) by the one at --from
-	reinserted                // insert the version at --from (the target lacks it, as at --to)
-	deleted                   // delete the target's version (the one at --to; none at --from)
-	conflict                  // the target's version is not the one at --to: changed since
-)
-
-// decide is the undo of one document from its versions at --from (f), at
-// --to (t) and in the target now (c), raw BSON compared byte for byte, nil
-// when absent. A document the range left as it was (f = t), or that the
-// target holds as it was at --from already (c = f: an undo run again), is
-// unchanged; one the target holds as at --to is put back; any other was
-// changed since --to: a conflict.
-func decide(f, t, c bson.Raw) verdict {
-	switch {
-	case bytes.Equal(f, t), bytes.Equal(c, f):
-		return unchanged
-	case !bytes.Equal(c, t):
-		return conflict
-	case f == nil:
-		return deleted
-	case c == nil:
-		return reinserted
-	}
-	return restored
-}
-
-// tally counts one verdict in a namespace's report.
-func (n *UndoNamespace) tally(v verdict, id bson.RawValue, force bool) {
-	n.Changed++
-	switch v {
-	case unchanged:
-		n.Unchanged++
-		return
-	case restored:
-		n.Restored++
-	case reinserted:
-		n.Reinserted++
-	case deleted:
-		n.Deleted++
-	case conflict:
-		if len(n.Conflicts) < UndoSample {
-			n.Conflicts = append(n.Conflicts, id)
-		}
-		if !force {
-			n.ConflictsLeft++
-			return
-		}
-		n.ConflictsForced++
-	}
-	if len(n.Sample) < UndoSample {
-		n.Sample = append(n.Sample, id)
-	}
-}
-
-// eachBatch reads the three versions of the work's documents, idChunk at
-// a time, passes each document's verdict to fn with its version at --from
-// and the target's, and calls done (when set) after each batch.
-func (u *PreparedUndo) eachBatch(ctx context.Context, client *mongo.Client, from, to *staging, w nsWork,
-	fn func(v verdict, id bson.RawValue, f, c bson.Raw), done func() error) error {
-	target := client.Database(w.ns.DB).Collection(w.ns.Coll)
-	for ids := w.ids; len(ids) > 0; {
-		n := min(idChunk, len(ids))
-		batch := ids[:n]
-		ids = ids[n:]
-		var vs [3]map[string]bson.Raw
-		for i, coll := range []*mongo.Collection{from.coll(w.ns), to.coll(w.ns), target} {
-			var err error
-			if vs[i], err = readByID(ctx, coll, batch, false, nil); err != nil {
-				return err
-			}
-		}
-		for _, id := range batch {
-			k := idKey(id)
-			f, c := vs[0][k], vs[2][k]
-			fn(decide(f, vs[1][k], c), id, f, c)
-		}
-		if done != nil {
-			if err := done(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// apply writes the undo, namespace by namespace, re-creating dropped
-// collections first. Each batch's verdicts are decided again on versions
-// read just before its write, and counted anew.
-func (u *PreparedUndo) apply(ctx context.Context, client *mongo.Client, from, to *staging, work []nsWork, o Options, rep *UndoReport, wrote *bool) error {
-	rep.UndoCounts = UndoCounts{}
-	for i, w := range work {
-		nr := &rep.Namespaces[i]
-		notSelected, recreated := nr.NotSelected, nr.Recreated
-		*nr = UndoNamespace{Namespace: w.ns, Recreated: recreated}
-		nr.NotSelected = notSelected
-		if w.recreate != nil {
-			*wrote = true
-			if err := ensureTarget(ctx, client, w.ns, *w.recreate, MergeNone); err != nil {
-				return err
-			}
-		}
-		var put []bson.Raw
-		var del []bson.RawValue
-		written := func() error { // after each batch of idChunk documents
-			if len(put)+len(del) > 0 {
-				*wrote = true
-			}
-			err := putBack(ctx, client, o.Server, o.Log, w.ns, put, del)
-			put, del = put[:0], del[:0]
-			return err
-		}
-		err := u.eachBatch(ctx, client, from, to, w, func(v verdict, id bson.RawValue, f, c bson.Raw) {
-			nr.tally(v, id, u.Request.Force)
-			switch {
-			case v == unchanged || v == conflict && !u.Request.Force:
-			case f != nil:
-				put = append(put, f)
-			case c != nil:
-				del = append(del, id)
-			}
-		}, written)
-		rep.add(nr.UndoCounts)
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// undoStateError says what a failed undo left in the target: nothing
-// before its first write, else how far it got and what to do.
-func undoStateError(rep UndoReport, wrote bool, err error) error {
-	switch {
-	case err == nil || errors.Is(err, ErrTargetInTheWay):
-		return err
-	case !wrote:
-		return fmt.Errorf("%w; nothing was written to the target", err)
-	}
-	var names []string
-	for _, n := range rep.Namespaces {
-		if n.Written() > 0 || n.Recreated {
-			names = append(names, n.Namespace.String())
-		}
-	}
-	sort.Strings(names)
-	return fmt.Errorf("%w; the undo had begun writing: %d documents put back in %s; run the same undo again to finish it (the documents it put back already are recognized and left as they are)",
-		err, rep.Written(), strings.Join(names, ", "))
 }

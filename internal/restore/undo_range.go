@@ -16,8 +16,11 @@ import (
 // (every document they held at the range's start counts as changed), and
 // the commands an undo leaves as they are.
 type changes struct {
-	order      []Namespace // in the order the range first names them
-	ids        map[Namespace]*idSet
+	order []Namespace // in the order the range first names them
+	ids   map[Namespace]*idSet
+	// deleted are the _ids whose last write in the range is a delete
+	// outside a transaction: absent at its end, known without staging.
+	deleted    map[Namespace]map[string]bool
 	whole      map[Namespace]bool // dropped or emptied: all their documents
 	droppedDBs map[string]bool
 	notes      map[string]bool
@@ -25,7 +28,7 @@ type changes struct {
 }
 
 func newChanges() *changes {
-	return &changes{ids: map[Namespace]*idSet{}, whole: map[Namespace]bool{}, droppedDBs: map[string]bool{}, notes: map[string]bool{}}
+	return &changes{ids: map[Namespace]*idSet{}, deleted: map[Namespace]map[string]bool{}, whole: map[Namespace]bool{}, droppedDBs: map[string]bool{}, notes: map[string]bool{}}
 }
 
 // readRange reads the entries with from < ts <= to from segs and collects
@@ -44,7 +47,7 @@ func readRange(ctx context.Context, r *repo.Repository, segs []repo.SegmentInfo,
 			return nil, fmt.Errorf("read oplog segment %s: %w", sr.seg.Key, err)
 		}
 		for _, e := range kept {
-			if err := c.add(e, m); err != nil {
+			if err := c.add(e, m, false); err != nil {
 				return nil, err
 			}
 		}
@@ -54,8 +57,8 @@ func readRange(ctx context.Context, r *repo.Repository, segs []repo.SegmentInfo,
 	return c, ctx.Err()
 }
 
-// add records one entry (the operations inside an applyOps too).
-func (c *changes) add(e bson.Raw, m Mapper) error {
+// add records one entry (the operations inside an applyOps too: inTxn).
+func (c *changes) add(e bson.Raw, m Mapper, inTxn bool) error {
 	op, _ := e.Lookup("op").StringValueOK()
 	ns, _ := e.Lookup("ns").StringValueOK()
 	n := splitNS(ns)
@@ -75,6 +78,7 @@ func (c *changes) add(e bson.Raw, m Mapper) error {
 			return fmt.Errorf("read the range: the %q entry at %s on %s has no _id", op, ts, n)
 		}
 		c.set(n).add(id)
+		c.lastWrite(n, id, op == "d" && !inTxn)
 	case "c":
 		o, _ := e.Lookup("o").DocumentOK()
 		return c.command(e, n.DB, o, m)
@@ -92,6 +96,21 @@ func (c *changes) set(n Namespace) *idSet {
 	return s
 }
 
+// lastWrite notes whether the last write to a document is a plain delete
+// (one in a transaction might be aborted).
+func (c *changes) lastWrite(n Namespace, id bson.RawValue, plainDelete bool) {
+	set, ok := c.deleted[n]
+	if !ok {
+		set = map[string]bool{}
+		c.deleted[n] = set
+	}
+	if plainDelete {
+		set[idKey(id)] = true
+	} else {
+		delete(set, idKey(id))
+	}
+}
+
 // command records what a command entry does to the selected namespaces.
 func (c *changes) command(e bson.Raw, db string, o bson.Raw, m Mapper) error {
 	els, err := o.Elements()
@@ -106,7 +125,7 @@ func (c *changes) command(e bson.Raw, db string, o bson.Raw, m Mapper) error {
 		vals, _ := arr.Values()
 		for _, inner := range vals {
 			if d, ok := inner.DocumentOK(); ok {
-				if err := c.add(d, m); err != nil {
+				if err := c.add(d, m, true); err != nil {
 					return err
 				}
 			}

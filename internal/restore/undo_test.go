@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -229,4 +230,83 @@ func TestUndoBadInput(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "the range renames "+db+".a to "+db+".b") || !strings.Contains(err.Error(), "undo does not reverse renames") {
 		t.Errorf("undo over a rename: %v; want it refused, naming the rename", err)
 	}
+}
+
+// An undo stopped halfway says what it left, and its staging is gone:
+// interrupted while staging (cancelled when the progress says the load
+// runs), nothing was written; interrupted while writing (cancelled once
+// the progress counts written documents), the undo had begun writing, and
+// running it again finishes it: the documents put back already are
+// recognized.
+func TestUndoInterrupted(t *testing.T) {
+	srv := testserver.Start(t)
+	ctx := context.Background()
+	c := srv.Client()
+	db := srv.DB("ui")
+	var docs, entries []bson.D
+	for i := range 4000 {
+		docs = append(docs, bson.D{{Key: "_id", Value: int32(i)}, {Key: "pad", Value: strings.Repeat("x", 200)}})
+		entries = append(entries, rt.Delete(db+".many", int32(i)))
+	}
+	r := rt.New(t, rt.Spec{Flavor: "mongodb", Collections: []rt.Collection{{DB: db, Name: "many", Docs: docs}}, Entries: entries})
+	must(t, c.Database(db).CreateCollection(ctx, "many")) // the live state: every document deleted
+	req := restore.UndoRequest{From: at2(rt.EntryTS(-1)), To: restore.When{Latest: true}, Include: []string{db}, Target: "mongodb://unused"}
+	must(t, req.Validate())
+
+	interrupt := func(when func(*restore.Progress) bool, o restore.Options) error {
+		t.Helper()
+		u, err := restore.PrepareUndo(ctx, r.Repository, req)
+		must(t, err)
+		defer u.Release()
+		o.Progress, o.Log = &restore.Progress{}, testLogger(t)
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			_, err := u.Execute(cctx, use(t, c), o)
+			done <- err
+		}()
+		waitFor(t, time.Minute, "the moment to interrupt", func() bool {
+			select {
+			case err := <-done:
+				t.Fatalf("the undo ended (%v) before it could be interrupted", err)
+			default:
+			}
+			return when(o.Progress)
+		})
+		cancel()
+		return <-done
+	}
+
+	err := interrupt(func(p *restore.Progress) bool { return p.Phase() == "load" }, restore.Options{BatchBytes: 1})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "nothing was written to the target") {
+		t.Fatalf("undo interrupted while staging: %v; want it cancelled, nothing written", err)
+	}
+	if n, err := c.Database(db).Collection("many").CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
+		t.Fatalf("the target holds %d documents (%v) after an undo interrupted while staging", n, err)
+	}
+	if left := stagingLeft(t, srv); len(left) > 0 {
+		t.Fatalf("staging databases left after an interrupted undo: %v", left)
+	}
+
+	err = interrupt(func(p *restore.Progress) bool {
+		done, _ := p.Documents()
+		return p.Phase() == "apply" && done > 0
+	}, restore.Options{})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "the undo had begun writing in "+db+".many; run the same undo again to finish it") {
+		t.Fatalf("undo interrupted while writing: %v; want it to say what it left and what to do", err)
+	}
+	if left := stagingLeft(t, srv); len(left) > 0 {
+		t.Fatalf("staging databases left after an interrupted undo: %v", left)
+	}
+	rep, err := undo(t, r, c, req)
+	must(t, err)
+	if rep.Reinserted == 0 || rep.Unchanged == 0 || rep.Reinserted+rep.Unchanged != 4000 || rep.ConflictsLeft != 0 {
+		t.Fatalf("the undo run again: %+v; want the rest re-inserted, the documents put back already unchanged", rep.UndoCounts)
+	}
+	want := map[string]string{}
+	for _, d := range docs {
+		put(t, want, d)
+	}
+	sameDocs(t, "after the undo run again", byID(t, c, db, "many"), want)
 }
