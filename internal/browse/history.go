@@ -2,9 +2,11 @@ package browse
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -211,4 +213,24 @@ func (h *DocHistory) replay(ctx context.Context, r *repo.Repository, p restore.P
 			h.NS, h.Snapshot, point(h.To))}
 	}
 	return nil
+}
+
+// VersionJSON is a version's JSON form, one line of `rewind history
+// --json` and of the API: the ts as {t, i} and its second as RFC 3339, the
+// whole document as canonical Extended JSON (null when deleted).
+type VersionJSON struct {
+	TS       optime.Timestamp `json:"ts"`
+	Time     string           `json:"time"`
+	Start    bool             `json:"start,omitempty"` // the document as the range starts
+	Op       string           `json:"op,omitempty"`
+	NS       string           `json:"ns"`
+	In       string           `json:"in,omitempty"`
+	Deleted  bool             `json:"deleted"`
+	Document json.RawMessage  `json:"document"`
+}
+
+// JSON returns the version's JSON form.
+func (v Version) JSON() VersionJSON {
+	return VersionJSON{TS: v.TS, Time: v.TS.Time().Format(time.RFC3339), Start: v.Kind == "", Op: v.Kind, NS: v.NS,
+		In: v.In, Deleted: v.Doc == nil, Document: json.RawMessage(DocJSON(v.Doc))}
 }

@@ -24,13 +24,14 @@ type Op struct {
 	// (a $v:2 diff, $set/$unset, or a whole replacement), the deleted
 	// document's key, or the command.
 	Change bson.Raw
-	Raw    bson.Raw // the entry itself, or the operation inside applyOps
+	Raw    bson.Raw // the operation as logged: the entry, or the operation inside applyOps
+	Entry  bson.Raw // the stored entry that holds it (Raw itself, or the whole applyOps)
 	In     string   // "" or repo.InTransaction, InPreparedTransaction, InApplyOps
 }
 
 // newOp reads an operation's parts.
-func newOp(ts optime.Timestamp, o repo.Operation) Op {
-	op := Op{TS: ts, Kind: o.Kind, NS: o.NS, Raw: o.Doc, In: o.In}
+func newOp(ts optime.Timestamp, entry bson.Raw, o repo.Operation) Op {
+	op := Op{TS: ts, Kind: o.Kind, NS: o.NS, Raw: o.Doc, Entry: entry, In: o.In}
 	op.Change, _ = o.Doc.Lookup("o").DocumentOK()
 	switch o.Kind {
 	case repo.OpInsert, repo.OpDelete:
@@ -76,11 +77,11 @@ func List(ctx context.Context, r *repo.Repository, q Query, fn func(Op) error) (
 				st.Skipped++
 				continue
 			}
-			err := eachOperation(ctx, r, p, sc.Range, func(ts optime.Timestamp, o repo.Operation) error {
+			err := eachOperation(ctx, r, p, sc.Range, func(ts optime.Timestamp, e bson.Raw, o repo.Operation) error {
 				if !f.namespace(o.NS, o.Kind) || !f.kind(o.Kind) {
 					return nil
 				}
-				op := newOp(ts, o)
+				op := newOp(ts, e, o)
 				if f.id.Type != 0 && !SameID(op.ID, f.id) {
 					return nil
 				}
@@ -135,7 +136,7 @@ type OpJSON struct {
 	ID     json.RawMessage  `json:"_id"` // null for a command
 	Change json.RawMessage  `json:"change"`
 	In     string           `json:"in,omitempty"`
-	Raw    json.RawMessage  `json:"raw,omitempty"` // the entry, when asked for
+	Raw    json.RawMessage  `json:"raw,omitempty"` // the operation as logged, when asked for
 }
 
 // JSON returns the operation's JSON form, with the raw entry when raw.

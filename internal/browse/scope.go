@@ -204,7 +204,7 @@ func justBefore(ts optime.Timestamp) optime.Timestamp {
 
 // eachOperation reads p's segment and calls fn for every operation of its
 // entries after p.after and inside rng.
-func eachOperation(ctx context.Context, r *repo.Repository, p planned, rng Range, fn func(optime.Timestamp, repo.Operation) error) error {
+func eachOperation(ctx context.Context, r *repo.Repository, p planned, rng Range, fn func(optime.Timestamp, bson.Raw, repo.Operation) error) error {
 	entries, err := r.ReadSegment(ctx, p.seg)
 	if err != nil {
 		return err
@@ -220,7 +220,7 @@ func eachOperation(ctx context.Context, r *repo.Repository, p planned, rng Range
 		if ts.After(rng.To) {
 			break
 		}
-		if err := repo.Operations(e, func(o repo.Operation) error { return fn(ts, o) }); err != nil {
+		if err := repo.Operations(e, func(o repo.Operation) error { return fn(ts, e, o) }); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 )
@@ -74,8 +76,8 @@ func Summarize(ctx context.Context, r *repo.Repository, q Query) (Summary, error
 				continue
 			}
 			sum.ReadWhole++
-			err := eachOperation(ctx, r, p, sc.Range, func(ts optime.Timestamp, o repo.Operation) error {
-				if f.namespace(o.NS, o.Kind) && f.kind(o.Kind) && (f.id.Type == 0 || SameID(newOp(ts, o).ID, f.id)) {
+			err := eachOperation(ctx, r, p, sc.Range, func(ts optime.Timestamp, e bson.Raw, o repo.Operation) error {
+				if f.namespace(o.NS, o.Kind) && f.kind(o.Kind) && (f.id.Type == 0 || SameID(newOp(ts, e, o).ID, f.id)) {
 					counts[Row{Second: ts.T, NS: o.NS, Kind: o.Kind}]++
 				}
 				return nil

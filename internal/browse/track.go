@@ -81,7 +81,7 @@ func (t *tracker) step(ctx context.Context, ts optime.Timestamp, e bson.Raw) (Ve
 			}
 			return nil
 		}
-		if o.NS == next && SameID(newOp(ts, o).ID, t.id) {
+		if o.NS == next && SameID(newOp(ts, entry, o).ID, t.id) {
 			kind, in = o.Kind, o.In
 		}
 		return nil
