@@ -221,20 +221,58 @@ func cutEnd(s string, n int) string {
 	return b.String() + "…"
 }
 
+// printSummary prints the summary's table. A light day's summary has
+// about a line per operation, so the table is written line by line with
+// the widths found from its distinct namespaces, not through the restore
+// printer's table (which measures every cell).
 func printSummary(w io.Writer, width int, sum browse.Summary) error {
 	p := newPrinter(w, width, 18)
 	p.line(fmt.Sprintf("Operations per second of shard %s from %s to %s", sum.Shard, tsText(sum.From), tsText(sum.To)))
 	if len(sum.Rows) == 0 {
 		p.line("  no operation matches")
-	} else {
-		rows := [][]string{{"SECOND", "NAMESPACE", "OP", "COUNT"}}
-		for _, r := range sum.Rows {
-			rows = append(rows, []string{time.Unix(int64(r.Second), 0).UTC().Format(time.RFC3339), r.NS, r.Kind, fmt.Sprint(r.Count)})
+	}
+	names := map[string]string{} // namespace -> as printed, padded
+	nsW, countW := len("NAMESPACE"), len("COUNT")
+	for _, r := range sum.Rows {
+		if _, ok := names[r.NS]; !ok {
+			names[r.NS] = r.NS
+			nsW = max(nsW, displayWidth(r.NS))
 		}
-		p.table("  ", rows, 1)
+		countW = max(countW, len(fmt.Sprint(r.Count)))
+	}
+	const timeW, opW = 20, 7 // an RFC 3339 second; "command"
+	if avail := width - 2 - timeW - 2 - 2 - opW - 2 - countW; nsW > avail {
+		nsW = max(avail, minColumn)
+		for ns := range names {
+			names[ns] = shorten(ns, nsW)
+		}
+	}
+	for ns, shown := range names {
+		names[ns] = pad(shown, nsW)
+	}
+	if len(sum.Rows) > 0 {
+		p.line(fmt.Sprintf("  %-*s  %s  %-*s  %s", timeW, "SECOND", pad("NAMESPACE", nsW), opW, "OP", "COUNT"))
+	}
+	var second uint32
+	var stamp string
+	for _, r := range sum.Rows {
+		if r.Second != second || stamp == "" {
+			second, stamp = r.Second, time.Unix(int64(r.Second), 0).UTC().Format(time.RFC3339)
+		}
+		if p.err == nil {
+			_, p.err = fmt.Fprintf(w, "  %s  %s  %-*s  %d\n", stamp, names[r.NS], opW, r.Kind, r.Count)
+		}
 	}
 	p.line(fmt.Sprintf("%s in %s; %s: %d counted from their index, %d read whole",
 		plural(int(sum.Operations), "operation", "operations"), plural(len(sum.Rows), "line", "lines"),
 		plural(sum.Segments, "segment", "segments"), sum.Indexed, sum.ReadWhole))
 	return p.err
+}
+
+// pad pads s with spaces to n display columns.
+func pad(s string, n int) string {
+	if w := displayWidth(s); w < n {
+		return s + strings.Repeat(" ", n-w)
+	}
+	return s
 }

@@ -37,12 +37,18 @@ type written struct {
 // and the snapshot; colls maps "db.coll" to its documents.
 func newWritten(t testing.TB, flavor string, colls map[string][]bson.D) *written {
 	t.Helper()
+	w := newWrittenIn(t, filepath.Join(t.TempDir(), "repo"), flavor, colls)
+	t.Cleanup(func() { w.r.Store().Close() })
+	return w
+}
+
+// newWrittenIn writes the repository in dir, which outlives t.
+func newWrittenIn(t testing.TB, dir, flavor string, colls map[string][]bson.D) *written {
+	t.Helper()
 	ctx := context.Background()
-	w := &written{dir: filepath.Join(t.TempDir(), "repo")}
-	w.url = "file://" + w.dir
+	w := &written{dir: dir, url: "file://" + dir}
 	st, err := storage.Open(ctx, w.url)
 	must(t, err)
-	t.Cleanup(func() { st.Close() })
 	w.r, err = repo.Init(ctx, st, repo.InitOptions{Location: w.url, Source: repo.Source{Flavor: flavor}})
 	must(t, err)
 	w.tl = repo.TimelineID(optime.Timestamp{T: t0, I: 1})

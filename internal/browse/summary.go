@@ -67,15 +67,17 @@ func Summarize(ctx context.Context, r *repo.Repository, q Query) (Summary, error
 			return err
 		}
 		f := newFilter(q)
-		counts := map[Row]int64{} // keyed with Count 0
+		var rows []Row // per segment in order, each segment's sorted
 		for _, p := range sc.segs {
-			if ok, err := f.countIndex(ctx, r, p, sc.Range, counts); err != nil {
+			var ok bool
+			if rows, ok, err = f.countIndex(ctx, r, p, sc.Range, rows); err != nil {
 				return err
 			} else if ok {
 				sum.Indexed++
 				continue
 			}
 			sum.ReadWhole++
+			counts := map[Row]int64{} // keyed with Count 0
 			err := eachOperation(ctx, r, p, sc.Range, func(ts optime.Timestamp, e bson.Raw, o repo.Operation) error {
 				if f.namespace(o.NS, o.Kind) && f.kind(o.Kind) && (f.id.Type == 0 || SameID(newOp(ts, e, o).ID, f.id)) {
 					counts[Row{Second: ts.T, NS: o.NS, Kind: o.Kind}]++
@@ -85,8 +87,12 @@ func Summarize(ctx context.Context, r *repo.Repository, q Query) (Summary, error
 			if err != nil {
 				return err
 			}
+			for k, n := range counts {
+				k.Count = n
+				rows = append(rows, k)
+			}
 		}
-		sum.Rows, sum.Operations = sortedRows(counts)
+		sum.Rows, sum.Operations = merged(rows)
 		sum.Warnings = f.warnings
 		return f.unmatched(sc.Range)
 	})
@@ -96,47 +102,47 @@ func Summarize(ctx context.Context, r *repo.Repository, q Query) (Summary, error
 	return sum, nil
 }
 
-// countIndex adds p's counts from its index and reports whether it could:
-// not without an _id to select, a usable index, a segment that starts
-// after what earlier ones hold, and whole seconds (where the range cuts a
-// second this segment holds entries of on both sides, counting needs the
-// entries' increments).
-func (f *filter) countIndex(ctx context.Context, r *repo.Repository, p planned, rng Range, counts map[Row]int64) (bool, error) {
+// countIndex appends p's counts from its index to rows and reports whether
+// it could: not without an _id to select, a usable index, a segment that
+// starts after what earlier ones hold, and whole seconds (where the range
+// cuts a second this segment holds entries of on both sides, counting
+// needs the entries' increments).
+func (f *filter) countIndex(ctx context.Context, r *repo.Repository, p planned, rng Range, rows []Row) ([]Row, bool, error) {
 	if f.id.Type != 0 || !p.seg.First.After(p.after) {
-		return false, nil
+		return rows, false, nil
 	}
 	x, err := readIndex(ctx, r, p.seg, &f.warnings)
 	if err != nil || x == nil {
-		return false, err
+		return rows, false, err
 	}
-	var add []repo.OpCount
+	for _, c := range x.Counts {
+		cut := c.Second == rng.From.T && p.seg.First.Before(rng.From) || c.Second == rng.To.T && p.seg.Last.After(rng.To)
+		if cut && c.Second >= rng.From.T && c.Second <= rng.To.T {
+			return rows, false, nil
+		}
+	}
+	// Namespaces repeat from count to count: decide each once.
+	selected := map[[2]string]bool{}
 	for _, c := range x.Counts {
 		if c.Second < rng.From.T || c.Second > rng.To.T {
 			continue
 		}
-		// A second the range cuts through, where this segment holds
-		// entries on both sides of the cut.
-		if c.Second == rng.From.T && p.seg.First.Before(rng.From) || c.Second == rng.To.T && p.seg.Last.After(rng.To) {
-			return false, nil
+		k := [2]string{c.NS, c.Kind}
+		sel, ok := selected[k]
+		if !ok {
+			sel = f.namespace(c.NS, c.Kind) && f.kind(c.Kind)
+			selected[k] = sel
 		}
-		add = append(add, c)
-	}
-	for _, c := range add {
-		if f.namespace(c.NS, c.Kind) && f.kind(c.Kind) {
-			counts[Row{Second: c.Second, NS: c.NS, Kind: c.Kind}] += c.N
+		if sel {
+			rows = append(rows, Row{Second: c.Second, NS: c.NS, Kind: c.Kind, Count: c.N})
 		}
 	}
-	return true, nil
+	return rows, true, nil
 }
 
-func sortedRows(counts map[Row]int64) ([]Row, int64) {
-	rows := make([]Row, 0, len(counts))
-	var total int64
-	for k, n := range counts {
-		k.Count = n
-		rows = append(rows, k)
-		total += n
-	}
+// merged sorts rows by second, namespace and kind and adds up the rows of
+// one key (a second two segments share), returning the total too.
+func merged(rows []Row) ([]Row, int64) {
 	slices.SortFunc(rows, func(a, b Row) int {
 		switch {
 		case a.Second != b.Second:
@@ -146,5 +152,15 @@ func sortedRows(counts map[Row]int64) ([]Row, int64) {
 		}
 		return strings.Compare(a.Kind, b.Kind)
 	})
-	return rows, total
+	var total int64
+	out := rows[:0]
+	for _, r := range rows {
+		total += r.Count
+		if n := len(out); n > 0 && out[n-1].Second == r.Second && out[n-1].NS == r.NS && out[n-1].Kind == r.Kind {
+			out[n-1].Count += r.Count
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, total
 }

@@ -2,7 +2,9 @@ package repo
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -23,24 +25,88 @@ const indexVersion = 1
 // not decompress it: how many operations (see Operations) of each kind
 // each namespace had in each second. It is written right after its
 // segment, encrypted like it (namespace names are user data), and deleted
-// with it.
+// with it. Stored, it is an indexDoc.
 type SegmentIndex struct {
-	Version int32            `bson:"v"`
-	First   optime.Timestamp `bson:"first"` // the segment's first entry, as its key says
-	Last    optime.Timestamp `bson:"last"`
-	Entries int64            `bson:"entries"` // oplog entries in the segment
+	First   optime.Timestamp // the segment's first entry, as its key says
+	Last    optime.Timestamp
+	Entries int64 // oplog entries in the segment
 	// Counts are sorted by second, then namespace, then kind; every count
 	// is at least 1.
-	Counts []OpCount `bson:"counts"`
+	Counts []OpCount
 }
 
 // OpCount is the number of operations of one kind on one namespace whose
 // entry's ts falls in one second.
 type OpCount struct {
-	Second uint32 `bson:"s"`  // ts seconds (Unix time)
-	NS     string `bson:"ns"` // Operation.NS
-	Kind   string `bson:"op"` // Operation.Kind
-	N      int64  `bson:"n"`
+	Second uint32 // ts seconds (Unix time)
+	NS     string // Operation.NS
+	Kind   string // Operation.Kind
+	N      int64
+}
+
+// indexDoc is the stored form of a SegmentIndex: the namespaces and kinds
+// once each, sorted, and the counts packed, because a lightly loaded
+// second holds about one operation per namespace and kind, so an index
+// has nearly as many counts as its segment has entries. Each count is four
+// unsigned varints: its second minus First's, the index of its namespace
+// in NS, of its kind in Kinds, and the count.
+type indexDoc struct {
+	Version int32            `bson:"v"`
+	First   optime.Timestamp `bson:"first"`
+	Last    optime.Timestamp `bson:"last"`
+	Entries int64            `bson:"entries"`
+	NS      []string         `bson:"ns"`
+	Kinds   []string         `bson:"kinds"`
+	Counts  []byte           `bson:"counts"`
+}
+
+// doc packs x for storage.
+func (x SegmentIndex) doc() indexDoc {
+	d := indexDoc{Version: indexVersion, First: x.First, Last: x.Last, Entries: x.Entries}
+	nsAt, kindAt := map[string]uint64{}, map[string]uint64{}
+	for _, c := range x.Counts {
+		nsAt[c.NS], kindAt[c.Kind] = 0, 0
+	}
+	d.NS, d.Kinds = table(nsAt), table(kindAt)
+	for _, c := range x.Counts {
+		for _, v := range []uint64{uint64(c.Second - x.First.T), nsAt[c.NS], kindAt[c.Kind], uint64(c.N)} {
+			d.Counts = binary.AppendUvarint(d.Counts, v)
+		}
+	}
+	return d
+}
+
+// table sorts the keys of m and sets each one's value to its position.
+func table(m map[string]uint64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	for i, k := range out {
+		m[k] = uint64(i)
+	}
+	return out
+}
+
+// index unpacks a stored index.
+func (d indexDoc) index() (SegmentIndex, error) {
+	x := SegmentIndex{First: d.First, Last: d.Last, Entries: d.Entries}
+	for rest := d.Counts; len(rest) > 0; {
+		var v [4]uint64
+		for i := range v {
+			n, size := binary.Uvarint(rest)
+			if size <= 0 {
+				return x, fmt.Errorf("count %d is truncated", len(x.Counts))
+			}
+			v[i], rest = n, rest[size:]
+		}
+		if v[0] > uint64(d.Last.T-d.First.T) || v[1] >= uint64(len(d.NS)) || v[2] >= uint64(len(d.Kinds)) || v[3] > math.MaxInt64 {
+			return x, fmt.Errorf("count %d is out of range", len(x.Counts))
+		}
+		x.Counts = append(x.Counts, OpCount{Second: d.First.T + uint32(v[0]), NS: d.NS[v[1]], Kind: d.Kinds[v[2]], N: int64(v[3])})
+	}
+	return x, nil
 }
 
 // IndexEntries builds the index of a segment's entries (raw oplog
@@ -62,8 +128,7 @@ func IndexEntries(entries []bson.Raw) (SegmentIndex, error) {
 			return nil
 		})
 	}
-	x := SegmentIndex{Version: indexVersion, First: first, Last: last, Entries: int64(len(entries)),
-		Counts: make([]OpCount, 0, len(counts))}
+	x := SegmentIndex{First: first, Last: last, Entries: int64(len(entries)), Counts: make([]OpCount, 0, len(counts))}
 	for k, n := range counts {
 		x.Counts = append(x.Counts, OpCount{Second: k.s, NS: k.ns, Kind: k.kind, N: n})
 	}
@@ -83,8 +148,7 @@ func compareCounts(a, b OpCount) int {
 
 // Equal reports whether x and y hold the same summary.
 func (x SegmentIndex) Equal(y SegmentIndex) bool {
-	return x.Version == y.Version && x.First == y.First && x.Last == y.Last && x.Entries == y.Entries &&
-		slices.Equal(x.Counts, y.Counts)
+	return x.First == y.First && x.Last == y.Last && x.Entries == y.Entries && slices.Equal(x.Counts, y.Counts)
 }
 
 // check verifies an index read back against the segment it belongs to.
@@ -127,7 +191,7 @@ func (r *Repository) writeIndex(ctx context.Context, s SegmentInfo, entries []bs
 	if err != nil {
 		return fmt.Errorf("write index of %s: %w", s.Key, err)
 	}
-	return r.putBSON(ctx, IndexKey(s.Key), KindIndex, x)
+	return r.putBSON(ctx, IndexKey(s.Key), KindIndex, x.doc())
 }
 
 // ReadIndex loads the index of segment s. A segment written before indexes
@@ -137,18 +201,22 @@ func (r *Repository) writeIndex(ctx context.Context, s SegmentInfo, entries []bs
 // ErrCorrupt.
 func (r *Repository) ReadIndex(ctx context.Context, s SegmentInfo) (SegmentIndex, error) {
 	key := IndexKey(s.Key)
-	var x SegmentIndex
-	if err := r.getBSON(ctx, key, KindIndex, &x); err != nil {
+	var d indexDoc
+	if err := r.getBSON(ctx, key, KindIndex, &d); err != nil {
 		return SegmentIndex{}, err
 	}
-	if x.Version > indexVersion {
+	if d.Version > indexVersion {
 		return SegmentIndex{}, fmt.Errorf("decode object %s: index version %d is newer than this rewind reads (%d); upgrade rewind: %w",
-			key, x.Version, indexVersion, ErrUnsupportedVersion)
+			key, d.Version, indexVersion, ErrUnsupportedVersion)
 	}
-	if x.Version != indexVersion {
-		return SegmentIndex{}, fmt.Errorf("decode object %s: %w: index version %d", key, ErrCorrupt, x.Version)
+	if d.Version != indexVersion {
+		return SegmentIndex{}, fmt.Errorf("decode object %s: %w: index version %d", key, ErrCorrupt, d.Version)
 	}
-	if err := x.check(s); err != nil {
+	x, err := d.index()
+	if err == nil {
+		err = x.check(s)
+	}
+	if err != nil {
 		return SegmentIndex{}, fmt.Errorf("decode object %s: %w: %v", key, ErrCorrupt, err)
 	}
 	return x, nil

@@ -154,7 +154,7 @@ func TestReadIndexMissingCorruptOrStale(t *testing.T) {
 	// comparing with the entries finds it.
 	stale, _ := IndexEntries(es)
 	stale.Counts[0].N++
-	if err := r.putBSON(ctx, IndexKey(s.Key), KindIndex, stale); err != nil {
+	if err := r.putBSON(ctx, IndexKey(s.Key), KindIndex, stale.doc()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.ReadIndex(ctx, s); err != nil {
@@ -231,4 +231,55 @@ func copyKey(t *testing.T, st storage.Store, from, to string) {
 	if err := st.Put(ctx, to, rc); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A packed index that is truncated or names a namespace, a kind or a
+// second it does not hold is corrupt, never silently wrong counts.
+func TestPackedIndexChecks(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, nil, "")
+	s, err := r.WriteSegment(ctx, "rs0", "tl1", mixedEntries(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := IndexEntries(mixedEntries(t))
+	for name, damage := range map[string]func(d *indexDoc){
+		"truncated":        func(d *indexDoc) { d.Counts = d.Counts[:len(d.Counts)-1] },
+		"namespace beyond": func(d *indexDoc) { d.NS = d.NS[:1] },
+		"kind beyond":      func(d *indexDoc) { d.Kinds = d.Kinds[:1] },
+		"second beyond":    func(d *indexDoc) { d.Last = tsOf(d.First.T, 9) },
+		"newer version":    func(d *indexDoc) { d.Version = 2 },
+	} {
+		d := good.doc()
+		damage(&d)
+		if err := r.putBSON(ctx, IndexKey(s.Key), KindIndex, d); err != nil {
+			t.Fatal(err)
+		}
+		_, err := r.ReadIndex(ctx, s)
+		if want := ErrCorrupt; name == "newer version" && !errors.Is(err, ErrUnsupportedVersion) || name != "newer version" && !errors.Is(err, want) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// FuzzDecodeIndex: unpacking any stored index either fails or gives counts
+// that pack and unpack to themselves; it never panics.
+func FuzzDecodeIndex(f *testing.F) {
+	x, _ := IndexEntries(mixedEntries(f))
+	seed, _ := bson.Marshal(x.doc())
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		var d indexDoc
+		if bson.Unmarshal(payload, &d) != nil {
+			return
+		}
+		got, err := d.index()
+		if err != nil || got.check(SegmentInfo{First: d.First, Last: d.Last}) != nil {
+			return
+		}
+		again, err := got.doc().index()
+		if err != nil || !again.Equal(got) {
+			t.Fatalf("counts %+v pack and unpack to %+v (%v)", got.Counts, again.Counts, err)
+		}
+	})
 }
