@@ -16,9 +16,9 @@ import (
 // historyFlags are the flags of `rewind history`, read into a
 // browse.HistoryQuery.
 type historyFlags struct {
-	q            browse.HistoryQuery
-	from, to, id string
-	json         bool
+	q browse.HistoryQuery
+	pointFlags
+	json bool
 }
 
 func newHistoryCmd() *cobra.Command {
@@ -68,20 +68,8 @@ func (f *historyFlags) query(cmd *cobra.Command, rf *repoFlags) (browse.HistoryQ
 	}
 	q := f.q
 	var err error
-	if f.from != "" {
-		if q.From, err = browse.ParseWhen("from", f.from); err != nil {
-			return q, usagef(cmd, "%v", err)
-		}
-	}
-	if f.to != "" {
-		if q.To, err = browse.ParseWhen("to", f.to); err != nil {
-			return q, usagef(cmd, "%v", err)
-		}
-	}
-	if cmd.Flags().Changed("id") {
-		if q.ID, err = browse.ParseID(f.id); err != nil {
-			return q, usagef(cmd, "%v", err)
-		}
+	if q.From, q.To, q.ID, err = f.parse(cmd); err != nil {
+		return q, err
 	}
 	if err := q.Validate(); err != nil {
 		return q, usagef(cmd, "%v", err)

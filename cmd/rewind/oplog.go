@@ -9,16 +9,41 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rewind-backup/rewind/internal/browse"
 	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/restore"
 )
 
 // oplogFlags are the flags of `rewind oplog`, read into a browse.Query.
 type oplogFlags struct {
-	q                  browse.Query
-	from, to, id       string
+	q browse.Query
+	pointFlags
 	summary, json, raw bool
+}
+
+// pointFlags are --from, --to and --id as oplog and history take them.
+type pointFlags struct{ from, to, id string }
+
+// parse reads the given ones; every mistake is a usage error (exit 2).
+func (f pointFlags) parse(cmd *cobra.Command) (from, to restore.When, id bson.RawValue, err error) {
+	if f.from != "" {
+		if from, err = browse.ParseWhen("from", f.from); err != nil {
+			return from, to, id, usagef(cmd, "%v", err)
+		}
+	}
+	if f.to != "" {
+		if to, err = browse.ParseWhen("to", f.to); err != nil {
+			return from, to, id, usagef(cmd, "%v", err)
+		}
+	}
+	if cmd.Flags().Changed("id") {
+		if id, err = browse.ParseID(f.id); err != nil {
+			return from, to, id, usagef(cmd, "%v", err)
+		}
+	}
+	return from, to, id, nil
 }
 
 func newOplogCmd() *cobra.Command {
@@ -78,20 +103,8 @@ func (f *oplogFlags) query(cmd *cobra.Command, rf *repoFlags) (browse.Query, err
 	}
 	q := f.q
 	var err error
-	if f.from != "" {
-		if q.From, err = browse.ParseWhen("from", f.from); err != nil {
-			return q, usagef(cmd, "%v", err)
-		}
-	}
-	if f.to != "" {
-		if q.To, err = browse.ParseWhen("to", f.to); err != nil {
-			return q, usagef(cmd, "%v", err)
-		}
-	}
-	if cmd.Flags().Changed("id") {
-		if q.ID, err = browse.ParseID(f.id); err != nil {
-			return q, usagef(cmd, "%v", err)
-		}
+	if q.From, q.To, q.ID, err = f.parse(cmd); err != nil {
+		return q, err
 	}
 	if f.raw && f.summary {
 		return q, usagef(cmd, "--raw prints entries; a --summary has none")

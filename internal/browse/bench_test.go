@@ -18,6 +18,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/browse"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/restore"
+	rt "github.com/rewind-backup/rewind/internal/restore/restoretest"
 )
 
 // Benchmarks of the operation browser and of a document's history over a
@@ -92,15 +93,15 @@ func buildDay(b *testing.B) *dayOfOplog {
 			case i == n/2+1:
 				e = bigDelete(3000, 5000)
 			case i%10_000 == 5_000:
-				e = update("bench.c0", "target", diff(bson.D{{Key: "u", Value: bson.D{{Key: "n", Value: i}}}}))
+				e = rt.Update("bench.c0", "target", diff(bson.D{{Key: "u", Value: bson.D{{Key: "n", Value: i}}}}))
 				d.touched++
 			case i%10 < 6:
-				e = insert(ns, bson.D{{Key: "_id", Value: int64(i)}, {Key: "name", Value: "customer " + strconv.Itoa(rng.IntN(1e6))},
+				e = rt.Insert(ns, bson.D{{Key: "_id", Value: int64(i)}, {Key: "name", Value: "customer " + strconv.Itoa(rng.IntN(1e6))},
 					{Key: "note", Value: text(rng, words, 12)}, {Key: "total", Value: rng.Float64() * 1000}, {Key: "sku", Value: rng.Int64()}})
 			case i%10 < 9:
-				e = update(ns, int64(i-3), diff(bson.D{{Key: "u", Value: bson.D{{Key: "qty", Value: i % 97}}}}))
+				e = rt.Update(ns, int64(i-3), diff(bson.D{{Key: "u", Value: bson.D{{Key: "qty", Value: i % 97}}}}))
 			default:
-				e = del(ns, int64(i-9))
+				e = rt.Delete(ns, int64(i-9))
 			}
 			if inc++; sec != last {
 				last, inc = sec, 1
@@ -120,7 +121,7 @@ func buildDay(b *testing.B) *dayOfOplog {
 func bigDelete(from, to int) bson.D {
 	var ops []bson.D
 	for id := from; id < to; id++ {
-		ops = append(ops, del("bench.c9", int64(1_000_000_000+id)))
+		ops = append(ops, rt.Delete("bench.c9", int64(1_000_000_000+id)))
 	}
 	return applyOps(0, ops...)
 }

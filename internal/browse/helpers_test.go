@@ -104,18 +104,6 @@ func (w *written) segment(t testing.TB, es ...stamped) repo.SegmentInfo {
 	return seg
 }
 
-func insert(ns string, doc bson.D) bson.D {
-	return bson.D{{Key: "op", Value: "i"}, {Key: "ns", Value: ns}, {Key: "o", Value: doc}}
-}
-
-func update(ns string, id any, o bson.D) bson.D {
-	return bson.D{{Key: "op", Value: "u"}, {Key: "ns", Value: ns}, {Key: "o", Value: o}, {Key: "o2", Value: bson.D{{Key: "_id", Value: id}}}}
-}
-
-func del(ns string, id any) bson.D {
-	return bson.D{{Key: "op", Value: "d"}, {Key: "ns", Value: ns}, {Key: "o", Value: bson.D{{Key: "_id", Value: id}}}}
-}
-
 func command(db string, o bson.D) bson.D {
 	return bson.D{{Key: "op", Value: "c"}, {Key: "ns", Value: db + ".$cmd"}, {Key: "o", Value: o}}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/browse"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
+	rt "github.com/rewind-backup/rewind/internal/restore/restoretest"
 )
 
 func diff(d bson.D) bson.D { return bson.D{{Key: "$v", Value: 2}, {Key: "diff", Value: d}} }
@@ -27,16 +28,16 @@ func lifeOfUser(t testing.TB) *written {
 		{{Key: "_id", Value: 2}, {Key: "name", Value: "other"}},
 	}})
 	w.segment(t,
-		at(50, 1, update("app.users", 1, diff(bson.D{{Key: "u", Value: bson.D{{Key: "n", Value: 2}}}}))),
-		at(51, 1, update("app.users", 1, bson.D{{Key: "_id", Value: 1}, {Key: "name", Value: "b"}})),
-		at(52, 1, del("app.users", 1)))
+		at(50, 1, rt.Update("app.users", 1, diff(bson.D{{Key: "u", Value: bson.D{{Key: "n", Value: 2}}}}))),
+		at(51, 1, rt.Update("app.users", 1, bson.D{{Key: "_id", Value: 1}, {Key: "name", Value: "b"}})),
+		at(52, 1, rt.Delete("app.users", 1)))
 	w.segment(t,
-		at(53, 1, insert("app.users", bson.D{{Key: "_id", Value: 1}, {Key: "name", Value: "c"}})),
-		at(54, 1, applyOps(3, update("app.users", 1, diff(bson.D{{Key: "i", Value: bson.D{{Key: "x", Value: true}}}})),
-			insert("app.users", bson.D{{Key: "_id", Value: 3}}))),
-		at(55, 1, update("app.users", 2, diff(bson.D{{Key: "u", Value: bson.D{{Key: "name", Value: "still other"}}}}))),
+		at(53, 1, rt.Insert("app.users", bson.D{{Key: "_id", Value: 1}, {Key: "name", Value: "c"}})),
+		at(54, 1, applyOps(3, rt.Update("app.users", 1, diff(bson.D{{Key: "i", Value: bson.D{{Key: "x", Value: true}}}})),
+			rt.Insert("app.users", bson.D{{Key: "_id", Value: 3}}))),
+		at(55, 1, rt.Update("app.users", 2, diff(bson.D{{Key: "u", Value: bson.D{{Key: "name", Value: "still other"}}}}))),
 		at(56, 1, command("app", bson.D{{Key: "renameCollection", Value: "app.users"}, {Key: "to", Value: "app.people"}, {Key: "stayTemp", Value: false}})),
-		at(57, 1, update("app.people", 1, diff(bson.D{{Key: "u", Value: bson.D{{Key: "name", Value: "d"}}}}))),
+		at(57, 1, rt.Update("app.people", 1, diff(bson.D{{Key: "u", Value: bson.D{{Key: "name", Value: "d"}}}}))),
 		at(58, 1, command("app", bson.D{{Key: "drop", Value: "people"}})))
 	return w
 }
@@ -122,7 +123,7 @@ func TestHistoryFlavor(t *testing.T) {
 		{"mongodb", bson.D{{Key: "_id", Value: 7}, {Key: "a", Value: 5}, {Key: "b", Value: 2}}},
 	} {
 		w := newWritten(t, c.flavor, map[string][]bson.D{"db1.c": {{{Key: "_id", Value: 7}, {Key: "a", Value: 1}, {Key: "b", Value: 2}}}})
-		w.segment(t, at(5, 1, update("db1.c", 7, bson.D{{Key: "$v", Value: 1}, {Key: "$set", Value: bson.D{{Key: "_id", Value: 7}, {Key: "a", Value: 5}}}})))
+		w.segment(t, at(5, 1, rt.Update("db1.c", 7, bson.D{{Key: "$v", Value: 1}, {Key: "$set", Value: bson.D{{Key: "_id", Value: 7}, {Key: "a", Value: 5}}}})))
 		id, _ := browse.ParseID("7")
 		h, err := browse.History(context.Background(), w.r, browse.HistoryQuery{NS: "db1.c", ID: id})
 		must(t, err)
@@ -180,8 +181,8 @@ func TestHistoryFollowsAnOut(t *testing.T) {
 	uuid := bson.Binary{Subtype: 4, Data: bytes.Repeat([]byte{7}, 16)}
 	w.segment(t,
 		at(1, 1, command("app", bson.D{{Key: "create", Value: "tmp.agg_out.1"}, {Key: "temp", Value: true}})),
-		at(1, 2, insert("app.tmp.agg_out.1", bson.D{{Key: "_id", Value: 1}, {Key: "name", Value: "agg"}})),
-		at(1, 3, insert("app.tmp.agg_out.1", bson.D{{Key: "_id", Value: 2}, {Key: "name", Value: "other"}})),
+		at(1, 2, rt.Insert("app.tmp.agg_out.1", bson.D{{Key: "_id", Value: 1}, {Key: "name", Value: "agg"}})),
+		at(1, 3, rt.Insert("app.tmp.agg_out.1", bson.D{{Key: "_id", Value: 2}, {Key: "name", Value: "other"}})),
 		at(2, 1, command("app", bson.D{{Key: "renameCollection", Value: "app.tmp.agg_out.1"}, {Key: "to", Value: "app.users"},
 			{Key: "stayTemp", Value: false}, {Key: "dropTarget", Value: uuid}})))
 	id, _ := browse.ParseID("1")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -21,6 +20,8 @@ type Row struct {
 	Kind   string
 	Count  int64
 }
+
+func (r Row) key() repo.OpCount { return repo.OpCount{Second: r.Second, NS: r.NS, Kind: r.Kind} }
 
 // RowJSON is a row's JSON form, one line of `rewind oplog --summary
 // --json` and of the API.
@@ -143,15 +144,7 @@ func (f *filter) countIndex(ctx context.Context, r *repo.Repository, p planned, 
 // merged sorts rows by second, namespace and kind and adds up the rows of
 // one key (a second two segments share), returning the total too.
 func merged(rows []Row) ([]Row, int64) {
-	slices.SortFunc(rows, func(a, b Row) int {
-		switch {
-		case a.Second != b.Second:
-			return int(int64(a.Second) - int64(b.Second))
-		case a.NS != b.NS:
-			return strings.Compare(a.NS, b.NS)
-		}
-		return strings.Compare(a.Kind, b.Kind)
-	})
+	slices.SortFunc(rows, func(a, b Row) int { return repo.CompareCounts(a.key(), b.key()) })
 	var total int64
 	out := rows[:0]
 	for _, r := range rows {

@@ -1,12 +1,14 @@
 package browse_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -14,6 +16,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/browse"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
+	rt "github.com/rewind-backup/rewind/internal/restore/restoretest"
 )
 
 // badMorning is a repository whose oplog holds, at t0+20, a deleteMany of
@@ -23,30 +26,30 @@ import (
 func badMorning(t testing.TB) *written {
 	w := newWritten(t, "mongodb", map[string][]bson.D{"shop.orders": {{{Key: "_id", Value: int64(1)}}}})
 	w.segment(t,
-		at(10, 1, insert("shop.orders", bson.D{{Key: "_id", Value: int64(100)}})),
-		at(10, 2, insert("shop.orders", bson.D{{Key: "_id", Value: int64(101)}})),
-		at(11, 1, update("shop.stock", "apples", bson.D{{Key: "$v", Value: 2}, {Key: "diff", Value: bson.D{{Key: "u", Value: bson.D{{Key: "n", Value: 3}}}}}})))
+		at(10, 1, rt.Insert("shop.orders", bson.D{{Key: "_id", Value: int64(100)}})),
+		at(10, 2, rt.Insert("shop.orders", bson.D{{Key: "_id", Value: int64(101)}})),
+		at(11, 1, rt.Update("shop.stock", "apples", bson.D{{Key: "$v", Value: 2}, {Key: "diff", Value: bson.D{{Key: "u", Value: bson.D{{Key: "n", Value: 3}}}}}})))
 	var first, second []bson.D
 	for id := int64(1); id <= 5000; id++ {
 		if id <= 3000 {
-			first = append(first, del("shop.orders", id))
+			first = append(first, rt.Delete("shop.orders", id))
 		} else {
-			second = append(second, del("shop.orders", id))
+			second = append(second, rt.Delete("shop.orders", id))
 		}
 	}
 	w.segment(t,
 		at(20, 1, applyOps(0, first...)),
 		at(20, 2, applyOps(0, second...)),
-		at(21, 1, insert("shop.stock", bson.D{{Key: "_id", Value: "pears"}})))
+		at(21, 1, rt.Insert("shop.stock", bson.D{{Key: "_id", Value: "pears"}})))
 	w.segment(t,
-		at(30, 1, applyOps(7, insert("shop.orders", bson.D{{Key: "_id", Value: int64(200)}}),
-			update("shop.stock", "apples", bson.D{{Key: "$v", Value: 2}, {Key: "diff", Value: bson.D{{Key: "u", Value: bson.D{{Key: "n", Value: 2}}}}}}))),
+		at(30, 1, applyOps(7, rt.Insert("shop.orders", bson.D{{Key: "_id", Value: int64(200)}}),
+			rt.Update("shop.stock", "apples", bson.D{{Key: "$v", Value: 2}, {Key: "diff", Value: bson.D{{Key: "u", Value: bson.D{{Key: "n", Value: 2}}}}}}))),
 		at(31, 1, command("shop", bson.D{{Key: "drop", Value: "tmp"}})),
 		at(32, 1, bson.D{{Key: "op", Value: "n"}, {Key: "ns", Value: ""}, {Key: "o", Value: bson.D{{Key: "msg", Value: "periodic noop"}}}}))
 	w.segment(t,
-		at(40, 1, del("local.oplog.rs", bson.NewObjectID())),
-		at(40, 2, update("config.system.sessions", "s1", bson.D{{Key: "$v", Value: 2}, {Key: "diff", Value: bson.D{}}})),
-		at(41, 1, insert("shop.orders", bson.D{{Key: "_id", Value: int64(300)}})))
+		at(40, 1, rt.Delete("local.oplog.rs", bson.NewObjectID())),
+		at(40, 2, rt.Update("config.system.sessions", "s1", bson.D{{Key: "$v", Value: 2}, {Key: "diff", Value: bson.D{}}})),
+		at(41, 1, rt.Insert("shop.orders", bson.D{{Key: "_id", Value: int64(300)}})))
 	return w
 }
 
@@ -132,13 +135,7 @@ func countEntries(t testing.TB, r *repo.Repository, q browse.Query) []browse.Row
 		order[i].Count = counts[order[i]]
 	}
 	slices.SortFunc(order, func(a, b browse.Row) int {
-		if a.Second != b.Second {
-			return int(a.Second) - int(b.Second)
-		}
-		if a.NS != b.NS {
-			return map[bool]int{true: -1, false: 1}[a.NS < b.NS]
-		}
-		return map[bool]int{true: -1, false: 1}[a.Kind < b.Kind]
+		return cmp.Or(cmp.Compare(a.Second, b.Second), strings.Compare(a.NS, b.NS), strings.Compare(a.Kind, b.Kind))
 	})
 	return order
 }

@@ -132,11 +132,13 @@ func IndexEntries(entries []bson.Raw) (SegmentIndex, error) {
 	for k, n := range counts {
 		x.Counts = append(x.Counts, OpCount{Second: k.s, NS: k.ns, Kind: k.kind, N: n})
 	}
-	slices.SortFunc(x.Counts, compareCounts)
+	slices.SortFunc(x.Counts, CompareCounts)
 	return x, nil
 }
 
-func compareCounts(a, b OpCount) int {
+// CompareCounts orders counts by second, then namespace, then kind (N is
+// not compared): the order of SegmentIndex.Counts.
+func CompareCounts(a, b OpCount) int {
 	switch {
 	case a.Second != b.Second:
 		return int(int64(a.Second) - int64(b.Second))
@@ -160,7 +162,7 @@ func (x SegmentIndex) check(s SegmentInfo) error {
 		if c.N < 1 || c.Second < s.First.T || c.Second > s.Last.T {
 			return fmt.Errorf("count %d (%d at second %d) is outside the segment or not positive", i, c.N, c.Second)
 		}
-		if i > 0 && compareCounts(x.Counts[i-1], c) >= 0 {
+		if i > 0 && CompareCounts(x.Counts[i-1], c) >= 0 {
 			return fmt.Errorf("count %d is out of order", i)
 		}
 	}
