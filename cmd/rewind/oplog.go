@@ -202,7 +202,11 @@ func (p *listPrinter) print(o browse.Op) error {
 		_, err := fmt.Fprintln(p.w, browse.DocJSON(o.Entry))
 		return err
 	}
-	line := fmt.Sprintf("%s  %s  %-7s  %s  %s", o.TS.Time().Format(time.RFC3339), o.TS, o.Kind, o.NS, browse.ValueJSON(o.ID))
+	id := "-" // a command writes no one document
+	if o.ID.Type != 0 {
+		id = browse.ValueJSON(o.ID)
+	}
+	line := fmt.Sprintf("%s  %s  %-7s  %s  %s", o.TS.Time().Format(time.RFC3339), o.TS, o.Kind, o.NS, id)
 	if o.In != "" {
 		line += "  (in " + o.In + ")"
 	}
