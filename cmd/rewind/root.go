@@ -37,6 +37,8 @@ a whole deployment, some databases or one collection to any second in the window
 		newUnlockCmd(),
 		newListCmd(),
 		newRestoreCmd(),
+		newOplogCmd(),
+		newHistoryCmd(),
 		newPruneCmd(),
 		newVerifyCmd(),
 	)
