@@ -106,12 +106,9 @@ func firstDifference(want, have *Collection) *Mismatch {
 	}
 	for i := 0; i < max(len(want.Digests), len(have.Digests)); i++ {
 		switch {
-		case i >= len(have.Digests) || !inHave[want.Digests[i].ID]:
-			if i < len(want.Digests) {
-				return &Mismatch{What: "missing document", ID: want.Digests[i].ID}
-			}
-			return &Mismatch{What: "extra document", ID: have.Digests[i].ID}
-		case i >= len(want.Digests) || !inWant[have.Digests[i].ID]:
+		case i < len(want.Digests) && (i >= len(have.Digests) || !inHave[want.Digests[i].ID]):
+			return &Mismatch{What: "missing document", ID: want.Digests[i].ID}
+		case i < len(have.Digests) && (i >= len(want.Digests) || !inWant[have.Digests[i].ID]):
 			return &Mismatch{What: "extra document", ID: have.Digests[i].ID}
 		case want.Digests[i] != have.Digests[i]:
 			return &Mismatch{What: "document", ID: want.Digests[i].ID}
