@@ -37,6 +37,7 @@ a whole deployment, some databases or one collection to any second in the window
 		newUnlockCmd(),
 		newListCmd(),
 		newRestoreCmd(),
+		newExportCmd(),
 		newPruneCmd(),
 		newVerifyCmd(),
 	)
