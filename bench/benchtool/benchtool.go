@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -36,13 +37,30 @@ func ModuleRoot(tb testing.TB) string {
 }
 
 // MongoTools returns the directory holding mongodump and mongorestore
-// 100.11.0, building them into the shared test cache (under a file lock)
-// when missing: ~2 minutes. REWIND_MONGO_TOOLS_BUILD names another build
-// script than ../shared/tools/mongo-tools/build.sh.
+// 100.11.0, building them when missing (BuildMongoTools); it fails the
+// benchmark when they cannot be built.
 func MongoTools(tb testing.TB) string {
-	cache, err := testserver.CacheDir()
+	dir, err := BuildMongoTools(ModuleRoot(tb))
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return dir
+}
+
+// ErrNoMongoToolsScript means the script that builds mongo-tools is not
+// there: shared/ is not beside the clone of the module root.
+var ErrNoMongoToolsScript = errors.New("no build script for mongo-tools")
+
+// BuildMongoTools returns the directory holding mongodump and mongorestore
+// 100.11.0 in the shared test cache, building them (under a file lock,
+// ~2 minutes) from the source archive beside the clone of root when
+// missing: ../shared/tools/mongo-tools/build.sh, or the script
+// REWIND_MONGO_TOOLS_BUILD names. Without that script the error is
+// ErrNoMongoToolsScript, so a test can say why it skips.
+func BuildMongoTools(root string) (string, error) {
+	cache, err := testserver.CacheDir()
+	if err != nil {
+		return "", err
 	}
 	dir := filepath.Join(cache, "mongo-tools")
 	ready := func() bool {
@@ -54,28 +72,31 @@ func MongoTools(tb testing.TB) string {
 		return true
 	}
 	if ready() {
-		return dir
+		return dir, nil
 	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	lock := flock.New(filepath.Join(cache, "mongo-tools.lock"))
-	if err := lock.Lock(); err != nil {
-		tb.Fatal(err)
-	}
-	defer lock.Unlock()
-	if ready() {
-		return dir
-	}
-	script := filepath.Join(ModuleRoot(tb), "..", "shared", "tools", "mongo-tools", "build.sh")
+	script := filepath.Join(root, "..", "shared", "tools", "mongo-tools", "build.sh")
 	if v := os.Getenv("REWIND_MONGO_TOOLS_BUILD"); v != "" {
 		script = v
 	}
-	out, err := exec.Command(script, dir).CombinedOutput()
-	if err != nil {
-		tb.Fatalf("build mongo-tools with %s (set REWIND_MONGO_TOOLS_BUILD to the script): %v\n%s", script, err, out)
+	if _, err := os.Stat(script); err != nil {
+		return "", fmt.Errorf("%w: %s is missing and %s holds no build (set REWIND_MONGO_TOOLS_BUILD to the script, or put mongodump and mongorestore 100.11.0 there)",
+			ErrNoMongoToolsScript, script, dir)
 	}
-	return dir
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", err
+	}
+	lock := flock.New(filepath.Join(cache, "mongo-tools.lock"))
+	if err := lock.Lock(); err != nil {
+		return "", err
+	}
+	defer lock.Unlock()
+	if ready() {
+		return dir, nil
+	}
+	if out, err := exec.Command(script, dir).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build mongo-tools with %s (set REWIND_MONGO_TOOLS_BUILD to the script): %v\n%s", script, err, out)
+	}
+	return dir, nil
 }
 
 // Run is one measured command.

@@ -67,11 +67,50 @@ func docWriter(w io.Writer, f Format) func(bson.Raw) error {
 	}
 	enc := bson.NewEncoder(bson.NewExtJSONValueWriter(w, true, false)) // ends each document with a newline
 	return func(doc bson.Raw) error {
+		if field := wrapperLike(doc, ""); field != "" {
+			return fmt.Errorf("write the document with _id %s as Extended JSON: its embedded document %s begins with a field that Extended JSON reads as a type ({\"$oid\": …}, {\"$numberInt\": …}), so it has no Extended JSON form; export it with --format bson or archive",
+				doc.Lookup("_id"), field)
+		}
 		if err := enc.Encode(doc); err != nil {
-			return fmt.Errorf("write a document as Extended JSON: %w", err)
+			return fmt.Errorf("write the document with _id %s as Extended JSON: %w", doc.Lookup("_id"), err)
 		}
 		return nil
 	}
+}
+
+// typeKeys are the first fields that make the Extended JSON parser read an
+// object as a typed value rather than a document.
+var typeKeys = map[string]bool{"$numberInt": true, "$numberLong": true, "$oid": true, "$symbol": true,
+	"$numberDouble": true, "$numberDecimal": true, "$binary": true, "$code": true, "$scope": true,
+	"$timestamp": true, "$regularExpression": true, "$dbPointer": true, "$date": true, "$minKey": true,
+	"$maxKey": true, "$undefined": true, "$uuid": true}
+
+// wrapperLike returns the path of the first embedded document in doc whose
+// first field is one of typeKeys (MongoDB 5.0+ stores such fields), or "":
+// written as Extended JSON it would read back as another value.
+func wrapperLike(doc bson.Raw, path string) string {
+	els, _ := doc.Elements()
+	for _, e := range els {
+		v, p := e.Value(), path+e.Key()
+		var sub bson.Raw
+		switch v.Type {
+		case bson.TypeEmbeddedDocument:
+			sub = v.Document()
+			if first, err := sub.IndexErr(0); err == nil && typeKeys[first.Key()] {
+				return p
+			}
+		case bson.TypeArray:
+			sub = bson.Raw(v.Array())
+		case bson.TypeCodeWithScope:
+			_, sub = v.CodeWithScope()
+		default:
+			continue
+		}
+		if found := wrapperLike(sub, p+"."); found != "" {
+			return found
+		}
+	}
+	return ""
 }
 
 // dir writes a directory export (bson or jsonl): DB/NAME.bson or
@@ -84,6 +123,7 @@ type dir struct {
 	f           *os.File
 	w           *bufio.Writer
 	write       func(bson.Raw) error
+	ns          string // the namespace being written
 }
 
 func (d *dir) begin(nss []Namespace) error {
@@ -111,6 +151,7 @@ func (d *dir) start(n Namespace) error {
 	if n.View {
 		return nil
 	}
+	d.ns = n.String()
 	if d.f, err = os.OpenFile(d.path(n, "."+string(d.format)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", n, err)
 	}
@@ -121,7 +162,7 @@ func (d *dir) start(n Namespace) error {
 
 func (d *dir) doc(doc bson.Raw) error {
 	if err := d.write(doc); err != nil {
-		return fmt.Errorf("write %s: %w", d.f.Name(), err)
+		return fmt.Errorf("write %s: %w", d.ns, err)
 	}
 	return nil
 }
