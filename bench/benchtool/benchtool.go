@@ -23,6 +23,7 @@ import (
 
 	"github.com/gofrs/flock"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
@@ -97,6 +98,15 @@ func BuildMongoTools(root string) (string, error) {
 		return "", fmt.Errorf("build mongo-tools with %s (set REWIND_MONGO_TOOLS_BUILD to the script): %v\n%s", script, err, out)
 	}
 	return dir, nil
+}
+
+// EnvInt reads a benchmark knob: the environment variable name as a whole
+// number of at least 0, or def.
+func EnvInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n >= 0 {
+		return n
+	}
+	return def
 }
 
 // Run is one measured command.
@@ -206,4 +216,39 @@ func GenDoc(rng *rand.Rand, i int) bson.Raw {
 		panic(err)
 	}
 	return d
+}
+
+// GenCollection returns the documents of collection c (GenDoc, seeded by
+// c), totalling about bytes.
+func GenCollection(c int, bytes int) []bson.Raw {
+	rng := rand.New(rand.NewPCG(uint64(c), 42))
+	var docs []bson.Raw
+	for size, i := 0, 0; size < bytes; i++ {
+		d := GenDoc(rng, c*10_000_000+i)
+		docs = append(docs, d)
+		size += len(d)
+	}
+	return docs
+}
+
+// Load inserts a data set into db: colls collections c0, c1... of
+// totalMB/colls MiB each (GenCollection), in batches of 500.
+func Load(tb testing.TB, client *mongo.Client, db string, colls, totalMB int) (docs int, size int64) {
+	ctx := context.Background()
+	for c := range colls {
+		all := GenCollection(c, totalMB<<20/colls)
+		coll := client.Database(db).Collection(fmt.Sprintf("c%d", c))
+		for start := 0; start < len(all); start += 500 {
+			batch := make([]any, 0, 500)
+			for _, d := range all[start:min(start+500, len(all))] {
+				batch = append(batch, d)
+				size += int64(len(d))
+			}
+			if _, err := coll.InsertMany(ctx, batch); err != nil {
+				tb.Fatalf("load %s: %v", coll.Name(), err)
+			}
+		}
+		docs += len(all)
+	}
+	return docs, size
 }

@@ -46,7 +46,7 @@ archive file is replaced only with --force. The output appears only when the
 export is complete (an interrupted export leaves nothing behind).`,
 		Example: `  rewind export --repo file:///var/lib/rewind --to 2026-11-25T09:30:00Z --format archive --out shop-0930.archive
   rewind export --repo ... --to latest --format archive --out - | mongorestore --archive --uri mongodb://db2:27017
-  rewind export --repo ... --to 1764063000:12 --ns shop.orders --format jsonl --out - | jq .total
+  rewind export --repo ... --to 1764063000:12 --ns shop.orders --format jsonl --out - | head -3
   rewind export --repo ... --to latest --ns 'shop.*' --format bson --out dump/ && mongorestore --dir dump/`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runExport(cmd, &rf, &f) },

@@ -28,7 +28,7 @@ func TestRenamedCollectionKeepsItsDocuments(t *testing.T) {
 			rt.Insert("arch.orders", bson.D{{Key: "_id", Value: int32(100)}}),
 			rt.Insert("app.orders", bson.D{{Key: "_id", Value: int32(7)}, {Key: "new", Value: true}}),
 		}})
-	rep, d := exportTo(t, r, export.Request{To: restore.When{Latest: true}, Format: export.Archive})
+	rep, d := exportTo(t, r.Repository, export.Request{To: restore.When{Latest: true}, Format: export.Archive})
 	want := map[string][]bson.Raw{"app.orders": {marshal(t, bson.D{{Key: "_id", Value: int32(7)}, {Key: "new", Value: true}})}}
 	for _, doc := range orders {
 		switch doc[0].Value {

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,20 +104,8 @@ func dbsOf(m oracle.Mark) []string {
 // export writes an export of the captured repository and reads it back.
 func (c *captured) export(t *testing.T, req export.Request) dump {
 	t.Helper()
-	ctx := context.Background()
-	req.Out = filepath.Join(t.TempDir(), "out")
-	must(t, req.Validate())
-	p, err := export.Prepare(ctx, c.repo, req)
-	must(t, err)
-	defer p.Release()
-	_, err = p.Write(ctx, export.Options{Log: testLogger(t)})
-	must(t, err)
-	if req.Format == export.Archive {
-		b, err := os.ReadFile(req.Out)
-		must(t, err)
-		return readArchive(t, b)
-	}
-	return readDir(t, req.Out, req.Format)
+	_, d := exportTo(t, c.repo, req)
+	return d
 }
 
 // documents is the dump as the oracle compares it.
@@ -135,23 +123,10 @@ func (d dump) documents() map[string]oracle.Documents {
 func (c *captured) mongorestore(t *testing.T, tools string, n int, m oracle.Mark, format export.Format, inc []string) {
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "export")
-	req := export.Request{To: at(m), Include: inc, Format: format, Out: out}
-	must(t, req.Validate())
-	p, err := export.Prepare(ctx, c.repo, req)
-	must(t, err)
-	_, err = p.Write(ctx, export.Options{Log: testLogger(t)})
-	p.Release()
-	must(t, err)
-	var d dump
-	args := []string{"--uri", "", "--quiet"}
+	_, d := exportTo(t, c.repo, export.Request{To: at(m), Include: inc, Format: format, Out: out})
+	args := []string{"--uri", "", "--quiet", "--dir=" + out}
 	if format == export.Archive {
-		b, err := os.ReadFile(out)
-		must(t, err)
-		d = readArchive(t, b)
-		args = append(args, "--archive="+out)
-	} else {
-		d = readDir(t, out, format)
-		args = append(args, "--dir="+out)
+		args[3] = "--archive=" + out
 	}
 	dst := testserver.Start(t)
 	args[1] = dst.URI()
@@ -183,8 +158,11 @@ func buildIndexes(t *testing.T, dst *testserver.Server, d dump, f oracle.Filter)
 	for ns, m := range d.meta {
 		var specs bson.A
 		for _, ix := range m.Indexes {
+			var spec bson.D // as mongorestore sends it, without v and ns
+			must(t, bson.Unmarshal(ix, &spec))
+			spec = slices.DeleteFunc(spec, func(e bson.E) bool { return e.Key == "v" || e.Key == "ns" })
 			if ix.Lookup("name").StringValue() != "_id_" {
-				specs = append(specs, without(t, ix, "v", "ns"))
+				specs = append(specs, spec)
 			}
 		}
 		if len(specs) == 0 {

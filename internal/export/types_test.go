@@ -51,7 +51,7 @@ func TestJSONLRoundTripsEveryBSONType(t *testing.T) {
 	inserted := append(bson.D{{Key: "_id", Value: "from the oplog"}}, all[1:]...)
 	r := rt.New(t, rt.Spec{Collections: []rt.Collection{{DB: "t", Name: "all", Docs: []bson.D{all}}},
 		Entries: []bson.D{rt.Insert("t.all", inserted)}})
-	_, d := exportTo(t, r, export.Request{To: restore.When{Latest: true}, Format: export.JSONL})
+	_, d := exportTo(t, r.Repository, export.Request{To: restore.When{Latest: true}, Format: export.JSONL})
 	got := byID(t, d.docs["t.all"])
 	want := byID(t, []bson.Raw{marshal(t, all), marshal(t, inserted)})
 	if len(got) != 2 {
@@ -87,7 +87,7 @@ func TestJSONLRefusesWhatItCannotExpress(t *testing.T) {
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("the failed export left %s", out)
 	}
-	_, d := exportTo(t, r, export.Request{To: restore.When{Latest: true}, Format: export.BSON})
+	_, d := exportTo(t, r.Repository, export.Request{To: restore.When{Latest: true}, Format: export.BSON})
 	if docs := d.docs["t.odd"]; len(docs) != 1 || !bytesEqual(docs[0], marshal(t, doc)) {
 		t.Errorf("bson: %v", docs)
 	}
