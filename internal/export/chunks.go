@@ -2,12 +2,14 @@ package export
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
+	"github.com/rewind-backup/rewind/internal/storage"
 )
 
 // eachChunk reads a snapshot collection's chunks in order, up to
@@ -44,7 +46,11 @@ func (s *State) eachChunk(ctx context.Context, c restore.CollectionPlan, fn func
 		i++
 		r := <-answer
 		if r.err != nil {
-			return fmt.Errorf("read %s from snapshot %s: chunk %s: %w", c.Source, s.plan.Snapshot.ID, ref.Key, r.err)
+			hint := ""
+			if errors.Is(r.err, repo.ErrCorrupt) || errors.Is(r.err, storage.ErrNotFound) {
+				hint = "; no point of this snapshot can be exported: give a --to in another snapshot's window (`rewind list`)"
+			}
+			return fmt.Errorf("read %s from snapshot %s: chunk %s: %w%s", c.Source, s.plan.Snapshot.ID, ref.Key, r.err, hint)
 		}
 		for _, doc := range r.docs {
 			id, err := doc.LookupErr("_id")

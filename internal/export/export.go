@@ -59,23 +59,22 @@ type Prepared struct {
 // would be planned (the same errors: a point outside every window, a --ns
 // that matches nothing), holding the repository's shared lock until
 // Release. req should have been validated. A stream of one collection
-// (bson or jsonl to Stdout) is refused here when the plan holds more.
+// (bson or jsonl to Stdout) is refused here when the snapshot already holds
+// more than one of the selected collections and views (and when writing
+// begins, if the state at the restore point does).
 func Prepare(ctx context.Context, r *repo.Repository, req Request) (*Prepared, error) {
 	rp, err := restore.Prepare(ctx, r, restore.Request{To: req.To, Include: req.Include})
 	if err != nil {
 		return nil, err
 	}
 	p := &Prepared{Request: req, Plan: rp.Plan, restore: rp, repo: r}
-	if req.Out == Stdout && req.Format != Archive {
+	if req.Out == Stdout && req.Format != Archive && len(p.Plan.Collections)+len(p.Plan.Views) > 1 {
 		var names []string
 		for _, c := range p.Plan.Collections {
 			names = append(names, c.Source.String())
 		}
 		for _, v := range p.Plan.Views {
 			names = append(names, v.Source.String()+" (view)")
-		}
-		for _, l := range p.Plan.Late {
-			names = append(names, l.Source.String())
 		}
 		if err := oneCollection(req.Format, names); err != nil {
 			rp.Release()

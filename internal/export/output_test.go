@@ -47,8 +47,9 @@ func TestOutputAppearsWhole(t *testing.T) {
 		must(t, err)
 		_, err = p.Write(ctx, export.Options{Log: testLogger(t)})
 		p.Release()
-		if err == nil || !strings.Contains(err.Error(), "a.two") || !strings.Contains(err.Error(), r.Snapshot.Collections[1].Chunks[2].Key) {
-			t.Fatalf("%s: %v, want an error naming a.two and its missing chunk", req.Format, err)
+		if err == nil || !strings.Contains(err.Error(), "a.two") || !strings.Contains(err.Error(), r.Snapshot.Collections[1].Chunks[2].Key) ||
+			!strings.Contains(err.Error(), "another snapshot's window") {
+			t.Fatalf("%s: %v, want an error naming a.two, its missing chunk and what to do", req.Format, err)
 		}
 	}
 	entries, _ := os.ReadDir(dir)
@@ -98,5 +99,13 @@ func TestStreams(t *testing.T) {
 	must(t, err)
 	if d := readArchive(t, []byte(out)); len(d.docs["a.one"]) != 11 || len(d.docs["a.two"]) != 10 {
 		t.Errorf("archive to -: %d and %d documents, want 11 and 10", len(d.docs["a.one"]), len(d.docs["a.two"]))
+	}
+	// One collection in the snapshot, a second one from the oplog: refused
+	// once the state is known, before anything is written.
+	r = rt.New(t, rt.Spec{Collections: []rt.Collection{{DB: "x", Name: "old", Docs: []bson.D{{{Key: "_id", Value: 1}}}}},
+		Entries: []bson.D{rt.Insert("x.new", bson.D{{Key: "_id", Value: 1}})}})
+	out, err = run(export.Request{To: latest, Format: export.JSONL, Out: "-", Include: []string{"x"}})
+	if err == nil || !strings.Contains(err.Error(), "x.new, x.old") || out != "" {
+		t.Errorf("jsonl of x.old and x.new to -: %v, wrote %q", err, out)
 	}
 }

@@ -20,7 +20,6 @@ type touched struct {
 	// (by its root).
 	members map[string][]string
 	keep    func(db, coll string) bool // the namespaces the export selects
-	count   int                        // ids recorded
 }
 
 func newTouched(keep func(db, coll string) bool) *touched {
@@ -76,10 +75,7 @@ func (t *touched) doc(ns string, o bson.RawValue) {
 		set = map[string]struct{}{}
 		t.ids[ns] = set
 	}
-	if _, seen := set[idKey(id)]; !seen {
-		set[idKey(id)] = struct{}{}
-		t.count++
-	}
+	set[idKey(id)] = struct{}{}
 }
 
 func (t *touched) root(ns string) string {
