@@ -39,6 +39,7 @@ a whole deployment, some databases or one collection to any second in the window
 		newRestoreCmd(),
 		newOplogCmd(),
 		newHistoryCmd(),
+		newExportCmd(),
 		newPruneCmd(),
 		newVerifyCmd(),
 	)
