@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs Debian's chromium (for the dashboard test) and builds the storage
-# emulators the tests use (and staticcheck) into the shared test cache, one
+# emulators the tests use (and staticcheck, and mongodump/mongorestore
+# 100.11.0 when their source is beside the clone) into the shared test cache, one
 # after another (two Go builds at once on a small machine double each one's
 # time). Idempotent: what is already there at the right version is skipped.
 # CI runs it before `go test`; tests also build on demand, under the same
@@ -18,6 +19,7 @@ AZURITE_VERSION=3.35.0
 STATICCHECK_VERSION=v0.8.2
 
 CACHE="${REWIND_TEST_CACHE:-$HOME/.cache/rewind-test}"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN="$CACHE/bin"
 mkdir -p "$BIN"
 
@@ -96,6 +98,32 @@ install_chromium() {
 	log "installed chromium in $(( $(date +%s) - start )) s"
 }
 
+# install_mongo_tools builds mongodump and mongorestore 100.11.0 (the export
+# tests restore their output with mongorestore; the benchmarks compare with
+# both) offline, from the source archive in shared/ beside the clone, under
+# the lock the Go tests take (bench/benchtool.BuildMongoTools). Without that
+# archive, the tests that need mongorestore skip and say so.
+install_mongo_tools() {
+	local dir="$CACHE/mongo-tools"
+	local script="${REWIND_MONGO_TOOLS_BUILD:-$ROOT/../shared/tools/mongo-tools/build.sh}"
+	if [ -x "$dir/mongodump" ] && [ -x "$dir/mongorestore" ]; then
+		log "mongo-tools 100.11.0 already built in $dir"
+		return
+	fi
+	if [ ! -f "$script" ]; then
+		log "no $script (shared/ is not beside the clone): the tests that restore with mongorestore will skip"
+		return
+	fi
+	(
+		flock 9
+		log "building mongodump and mongorestore 100.11.0 (about 2 minutes)..."
+		local start
+		start=$(date +%s)
+		"$script" "$dir" >&2
+		log "built mongo-tools in $(( $(date +%s) - start )) s"
+	) 9>"$CACHE/mongo-tools.lock"
+}
+
 command -v go >/dev/null || { log "go is not on PATH"; exit 1; }
 command -v npm >/dev/null || { log "npm is not on PATH (Node 20 is needed for azurite)"; exit 1; }
 
@@ -104,4 +132,5 @@ install_go versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERS
 install_go fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION"
 install_azurite
 install_go staticcheck honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION"
+install_mongo_tools
 log "all test servers are in $CACHE"

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/gofrs/flock"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
@@ -36,13 +38,30 @@ func ModuleRoot(tb testing.TB) string {
 }
 
 // MongoTools returns the directory holding mongodump and mongorestore
-// 100.11.0, building them into the shared test cache (under a file lock)
-// when missing: ~2 minutes. REWIND_MONGO_TOOLS_BUILD names another build
-// script than ../shared/tools/mongo-tools/build.sh.
+// 100.11.0, building them when missing (BuildMongoTools); it fails the
+// benchmark when they cannot be built.
 func MongoTools(tb testing.TB) string {
-	cache, err := testserver.CacheDir()
+	dir, err := BuildMongoTools(ModuleRoot(tb))
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return dir
+}
+
+// ErrNoMongoToolsScript means the script that builds mongo-tools is not
+// there: shared/ is not beside the clone of the module root.
+var ErrNoMongoToolsScript = errors.New("no build script for mongo-tools")
+
+// BuildMongoTools returns the directory holding mongodump and mongorestore
+// 100.11.0 in the shared test cache, building them (under a file lock,
+// ~2 minutes) from the source archive beside the clone of root when
+// missing: ../shared/tools/mongo-tools/build.sh, or the script
+// REWIND_MONGO_TOOLS_BUILD names. Without that script the error is
+// ErrNoMongoToolsScript, so a test can say why it skips.
+func BuildMongoTools(root string) (string, error) {
+	cache, err := testserver.CacheDir()
+	if err != nil {
+		return "", err
 	}
 	dir := filepath.Join(cache, "mongo-tools")
 	ready := func() bool {
@@ -54,28 +73,40 @@ func MongoTools(tb testing.TB) string {
 		return true
 	}
 	if ready() {
-		return dir
+		return dir, nil
 	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	lock := flock.New(filepath.Join(cache, "mongo-tools.lock"))
-	if err := lock.Lock(); err != nil {
-		tb.Fatal(err)
-	}
-	defer lock.Unlock()
-	if ready() {
-		return dir
-	}
-	script := filepath.Join(ModuleRoot(tb), "..", "shared", "tools", "mongo-tools", "build.sh")
+	script := filepath.Join(root, "..", "shared", "tools", "mongo-tools", "build.sh")
 	if v := os.Getenv("REWIND_MONGO_TOOLS_BUILD"); v != "" {
 		script = v
 	}
-	out, err := exec.Command(script, dir).CombinedOutput()
-	if err != nil {
-		tb.Fatalf("build mongo-tools with %s (set REWIND_MONGO_TOOLS_BUILD to the script): %v\n%s", script, err, out)
+	if _, err := os.Stat(script); err != nil {
+		return "", fmt.Errorf("%w: %s is missing and %s holds no build (set REWIND_MONGO_TOOLS_BUILD to the script, or put mongodump and mongorestore 100.11.0 there)",
+			ErrNoMongoToolsScript, script, dir)
 	}
-	return dir
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", err
+	}
+	lock := flock.New(filepath.Join(cache, "mongo-tools.lock"))
+	if err := lock.Lock(); err != nil {
+		return "", err
+	}
+	defer lock.Unlock()
+	if ready() {
+		return dir, nil
+	}
+	if out, err := exec.Command(script, dir).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build mongo-tools with %s (set REWIND_MONGO_TOOLS_BUILD to the script): %v\n%s", script, err, out)
+	}
+	return dir, nil
+}
+
+// EnvInt reads a benchmark knob: the environment variable name as a whole
+// number of at least 0, or def.
+func EnvInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n >= 0 {
+		return n
+	}
+	return def
 }
 
 // Run is one measured command.
@@ -185,4 +216,39 @@ func GenDoc(rng *rand.Rand, i int) bson.Raw {
 		panic(err)
 	}
 	return d
+}
+
+// GenCollection returns the documents of collection c (GenDoc, seeded by
+// c), totalling about bytes.
+func GenCollection(c int, bytes int) []bson.Raw {
+	rng := rand.New(rand.NewPCG(uint64(c), 42))
+	var docs []bson.Raw
+	for size, i := 0, 0; size < bytes; i++ {
+		d := GenDoc(rng, c*10_000_000+i)
+		docs = append(docs, d)
+		size += len(d)
+	}
+	return docs
+}
+
+// Load inserts a data set into db: colls collections c0, c1... of
+// totalMB/colls MiB each (GenCollection), in batches of 500.
+func Load(tb testing.TB, client *mongo.Client, db string, colls, totalMB int) (docs int, size int64) {
+	ctx := context.Background()
+	for c := range colls {
+		all := GenCollection(c, totalMB<<20/colls)
+		coll := client.Database(db).Collection(fmt.Sprintf("c%d", c))
+		for start := 0; start < len(all); start += 500 {
+			batch := make([]any, 0, 500)
+			for _, d := range all[start:min(start+500, len(all))] {
+				batch = append(batch, d)
+				size += int64(len(d))
+			}
+			if _, err := coll.InsertMany(ctx, batch); err != nil {
+				tb.Fatalf("load %s: %v", coll.Name(), err)
+			}
+		}
+		docs += len(all)
+	}
+	return docs, size
 }

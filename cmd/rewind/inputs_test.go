@@ -124,6 +124,8 @@ func TestIdentityFlag(t *testing.T) {
 		{"verify", "--repo", dir},
 		{"prune", "--repo", dir, "--dry-run"},
 		{"restore", "--repo", dir, "--to", "latest", "--dry-run"},
+		{"oplog", "--repo", dir},
+		{"history", "--repo", dir, "--ns", "d.c", "--id", "1"},
 		{"agent", "--source", "mongodb://h/", "--repo", dir, "--check-config"},
 	} {
 		code, _, stderr := cli(t, append(args, "--identity", missing)...)

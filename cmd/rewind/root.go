@@ -38,6 +38,9 @@ a whole deployment, some databases or one collection to any second in the window
 		newListCmd(),
 		newRestoreCmd(),
 		newUndoCmd(),
+		newOplogCmd(),
+		newHistoryCmd(),
+		newExportCmd(),
 		newPruneCmd(),
 		newVerifyCmd(),
 	)

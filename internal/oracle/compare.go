@@ -43,6 +43,12 @@ func Compare(ctx context.Context, target *mongo.Client, mark Mark, f Filter) err
 	if err != nil {
 		return fmt.Errorf("snapshot target: %w", err)
 	}
+	return compareState(ctx, target, mark, f, got)
+}
+
+// compareState compares got (the target's state, by target namespace) with
+// the mark; target, when not nil, shows a differing document.
+func compareState(ctx context.Context, target *mongo.Client, mark Mark, f Filter, got State) error {
 	seen := map[string]bool{}
 	for _, ns := range mark.State.Names() {
 		db, coll := splitNS(ns)
@@ -87,8 +93,12 @@ func compareCollection(ctx context.Context, target *mongo.Client, ns, tns string
 	}
 	m := firstDifference(want, have)
 	m.NS, m.TargetNS = ns, tns
-	tdb, tcoll := splitNS(tns)
 	m.Want = want.docJSON(m.ID)
+	if target == nil {
+		m.Got = have.docJSON(m.ID)
+		return m
+	}
+	tdb, tcoll := splitNS(tns)
 	m.Got = fetchJSON(ctx, target.Database(tdb).Collection(tcoll), m.ID)
 	return m
 }
@@ -106,12 +116,9 @@ func firstDifference(want, have *Collection) *Mismatch {
 	}
 	for i := 0; i < max(len(want.Digests), len(have.Digests)); i++ {
 		switch {
-		case i >= len(have.Digests) || !inHave[want.Digests[i].ID]:
-			if i < len(want.Digests) {
-				return &Mismatch{What: "missing document", ID: want.Digests[i].ID}
-			}
-			return &Mismatch{What: "extra document", ID: have.Digests[i].ID}
-		case i >= len(want.Digests) || !inWant[have.Digests[i].ID]:
+		case i < len(want.Digests) && (i >= len(have.Digests) || !inHave[want.Digests[i].ID]):
+			return &Mismatch{What: "missing document", ID: want.Digests[i].ID}
+		case i < len(have.Digests) && (i >= len(want.Digests) || !inWant[have.Digests[i].ID]):
 			return &Mismatch{What: "extra document", ID: have.Digests[i].ID}
 		case want.Digests[i] != have.Digests[i]:
 			return &Mismatch{What: "document", ID: want.Digests[i].ID}

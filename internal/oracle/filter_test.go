@@ -67,3 +67,23 @@ func TestParseRename(t *testing.T) {
 		}
 	}
 }
+
+// firstDifference names the first missing, extra or changed document
+// whatever the two lists' lengths (a longer target once made it panic).
+func TestFirstDifference(t *testing.T) {
+	d := func(id, sum string) Digest { return Digest{ID: id, Sum: sum} }
+	for _, tc := range []struct {
+		want, have []Digest
+		what, id   string
+	}{
+		{[]Digest{d("1", "a")}, []Digest{d("1", "a"), d("2", "b")}, "extra document", "2"},
+		{[]Digest{d("1", "a"), d("2", "b")}, []Digest{d("1", "a")}, "missing document", "2"},
+		{[]Digest{d("1", "a")}, []Digest{d("1", "x")}, "document", "1"},
+		{[]Digest{d("1", "a"), d("3", "c")}, []Digest{d("1", "a"), d("2", "b"), d("3", "c")}, "extra document", "2"},
+	} {
+		m := firstDifference(&Collection{Digests: tc.want, Docs: len(tc.want)}, &Collection{Digests: tc.have, Docs: len(tc.have)})
+		if m.What != tc.what || m.ID != tc.id {
+			t.Errorf("firstDifference(%v, %v) = %s %s, want %s %s", tc.want, tc.have, m.What, m.ID, tc.what, tc.id)
+		}
+	}
+}

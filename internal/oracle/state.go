@@ -140,8 +140,7 @@ func hashCollection(ctx context.Context, db *mongo.Database, spec collSpec, o Sn
 	if err != nil {
 		return nil, err
 	}
-	c.Indexes = idx
-	c.Meta = sum(strings.Join(idx, "\n") + "\n" + c.Options)
+	c.setIndexes(idx)
 
 	h := sha256.New()
 	err = eachDoc(ctx, db.Collection(spec.name), func(doc bson.Raw) error {
@@ -201,24 +200,40 @@ func idJSON(v bson.RawValue) string {
 	return strings.TrimSuffix(s, "}")
 }
 
-// indexSpecs lists the collection's index specs, normalized: without "v"
-// (version) and "ns", which differ between servers and versions and say
-// nothing about what the index does; sorted by name.
+// indexSpecs lists the collection's index specs, normalized (normalIndexes):
+// "v" and "ns" differ between servers and versions and say nothing about
+// what the index does.
 func indexSpecs(ctx context.Context, coll *mongo.Collection) ([]string, error) {
 	cur, err := coll.Indexes().List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list indexes of %s: %w", coll.Name(), err)
 	}
 	defer cur.Close(ctx)
-	var specs []string
+	var specs []bson.Raw
 	for cur.Next(ctx) {
-		specs = append(specs, canonical(without(cur.Current, "v", "ns")))
+		specs = append(specs, append(bson.Raw(nil), cur.Current...))
 	}
 	if err := cur.Err(); err != nil {
 		return nil, fmt.Errorf("list indexes of %s: %w", coll.Name(), err)
 	}
-	sort.Strings(specs) // "key" and "name" come first in the rendering, so this is stable
-	return specs, nil
+	return normalIndexes(specs), nil
+}
+
+// normalIndexes renders index specs as the oracle compares them: without
+// "v" (version) and "ns", sorted by name.
+func normalIndexes(specs []bson.Raw) []string {
+	out := []string{}
+	for _, s := range specs {
+		out = append(out, canonical(without(s, "v", "ns")))
+	}
+	sort.Strings(out) // "key" and "name" come first in the rendering, so this is stable
+	return out
+}
+
+// setIndexes sets the normalized index specs and the hash of the metadata.
+func (c *Collection) setIndexes(idx []string) {
+	c.Indexes = idx
+	c.Meta = sum(strings.Join(idx, "\n") + "\n" + c.Options)
 }
 
 // without copies doc minus the named top-level fields, keeping field order.

@@ -46,6 +46,7 @@ const (
 	KindManifest  Kind = 6
 	KindHeartbeat Kind = 7
 	KindLock      Kind = 8
+	KindIndex     Kind = 9 // a segment's index (oplog-index/)
 )
 
 // String names the kind in messages.
@@ -53,7 +54,7 @@ func (k Kind) String() string {
 	names := map[Kind]string{
 		KindConfig: "config", KindSegment: "oplog segment", KindGap: "gap",
 		KindTimeline: "timeline", KindChunk: "snapshot chunk", KindManifest: "snapshot manifest",
-		KindHeartbeat: "heartbeat", KindLock: "lock",
+		KindHeartbeat: "heartbeat", KindLock: "lock", KindIndex: "oplog segment index",
 	}
 	if n, ok := names[k]; ok {
 		return n
@@ -62,10 +63,11 @@ func (k Kind) String() string {
 }
 
 // isData reports whether objects of kind k carry user data (documents,
-// oplog entries, namespace names). Only those are compressed and encrypted;
-// metadata objects must stay readable by a writer that has no identity.
+// oplog entries, namespace names: a segment index names namespaces). Only
+// those are compressed and encrypted; metadata objects must stay readable
+// by a writer that has no identity.
 func (k Kind) isData() bool {
-	return k == KindSegment || k == KindChunk || k == KindManifest
+	return k == KindSegment || k == KindChunk || k == KindManifest || k == KindIndex
 }
 
 // codec turns plaintext into envelopes and back. It is safe for concurrent

@@ -57,8 +57,11 @@ func (r *Repository) WriteSegment(ctx context.Context, shard, timeline string, e
 
 // WriteSegmentAfter stores entries as one segment that follows, on its
 // timeline, the segment whose last entry is prev (zero: the timeline's
-// first). The key carries the first and last ts and prev; the segment is
-// durable when WriteSegmentAfter returns.
+// first), then the segment's index (SegmentIndex). The key carries the
+// first and last ts and prev; the segment and its index are durable when
+// WriteSegmentAfter returns. When the index cannot be written the error
+// says so and the segment stays: writing the same entries again (a
+// capture retrying its upload) rewrites both.
 func (r *Repository) WriteSegmentAfter(ctx context.Context, shard, timeline string, prev optime.Timestamp, entries []bson.Raw) (SegmentInfo, error) {
 	if err := checkShard(shard); err != nil {
 		return SegmentInfo{}, fmt.Errorf("write segment: %w", err)
@@ -80,6 +83,9 @@ func (r *Repository) WriteSegmentAfter(ctx context.Context, shard, timeline stri
 	info := SegmentInfo{Key: segmentKey(shard, timeline, first, last, prev), Shard: shard,
 		Timeline: timeline, First: first, Last: last, Prev: prev}
 	if info.Size, err = r.putObject(ctx, info.Key, KindSegment, payload); err != nil {
+		return SegmentInfo{}, err
+	}
+	if err := r.writeIndex(ctx, info, entries); err != nil {
 		return SegmentInfo{}, err
 	}
 	return info, nil
@@ -166,10 +172,11 @@ func visibleSegments(all []SegmentInfo) []SegmentInfo {
 	return out
 }
 
-// deleteSegments removes segments, tolerating ones already gone.
+// deleteSegments removes segments and their indexes, tolerating ones
+// already gone.
 func (r *Repository) deleteSegments(ctx context.Context, segs []SegmentInfo) error {
 	for _, s := range segs {
-		if err := r.deleteIfExists(ctx, s.Key); err != nil {
+		if err := r.DeleteSegment(ctx, s); err != nil {
 			return err
 		}
 	}

@@ -3,10 +3,15 @@ package restore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/oracle"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
@@ -74,6 +79,15 @@ func TestSnapshotAloneRestoresToItsEnd(t *testing.T) {
 		t.Fatalf("workload: %v", werr)
 	}
 	must(t, err)
+	// Stopping the workload can cut the mark of its last write short (the
+	// stop cancels the recording): record the state after the last entry,
+	// now that nothing writes, so every write has a mark.
+	newest, err := oracle.LastOplogTS(ctx, srv.Client())
+	must(t, err)
+	if n := len(rec.Marks); n == 0 || rec.Marks[n-1].TS != newest {
+		_, err := rec.Record(ctx, workload.Batch{})
+		must(t, err)
+	}
 	if !m.Start.Before(m.End) {
 		t.Fatalf("snapshot start %s, end %s: want start < end while the workload wrote", m.Start, m.End)
 	}
@@ -106,6 +120,40 @@ func TestSnapshotAloneRestoresToItsEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := oracle.Compare(ctx, srv2.Client(), *mark, oracle.Filter{Include: dbs, Rename: rename}); err != nil {
-		t.Fatalf("restored to the snapshot's end %s: %v", m.End, err)
+		t.Fatalf("restored to the snapshot's end %s (mark %d at %s): %v\n%s", m.End, mark.N, mark.TS, err, explainMismatch(srv, err, rec.Marks, mark.N))
 	}
+}
+
+// explainMismatch lists what the source's oplog holds for the document a
+// comparison found different, and the marks around it: enough to tell a
+// wrong end point from a wrong replay when the test fails.
+func explainMismatch(srv *testserver.Server, err error, marks []oracle.Mark, near int) string {
+	var mm *oracle.Mismatch
+	if !errors.As(err, &mm) || mm.ID == "" || mm.ID == "?" {
+		return ""
+	}
+	var id bson.RawValue
+	var wrap bson.Raw
+	if e := bson.UnmarshalExtJSON([]byte(`{"v":`+mm.ID+`}`), true, &wrap); e != nil {
+		return "cannot parse the _id: " + e.Error()
+	}
+	id = wrap.Lookup("v")
+	filter := bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: "o._id", Value: id}}, bson.D{{Key: "o2._id", Value: id}}}}}
+	cur, e := srv.Client().Database("local").Collection("oplog.rs").Find(context.Background(), filter)
+	if e != nil {
+		return "cannot read the oplog: " + e.Error()
+	}
+	var out []string
+	for cur.Next(context.Background()) {
+		ts, _ := optime.OfEntry(cur.Current)
+		op, _ := cur.Current.Lookup("op").StringValueOK()
+		out = append(out, fmt.Sprintf("entry %s op %s", ts, op))
+	}
+	_ = cur.Close(context.Background())
+	for _, mk := range marks {
+		if mk.N >= near-3 && mk.N <= near+3 {
+			out = append(out, fmt.Sprintf("mark %d at %s", mk.N, mk.TS))
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -113,6 +113,12 @@ func (p *Prepared) Execute(ctx context.Context, t *Target, o Options) (Report, e
 	return rep, stateError(plan, wrote, repo.LostError(ctx, err))
 }
 
+// Scope is ctx, also cancelled (with the same cause, repo.ErrLockLost)
+// when the plan's lock is lost: for work other than Execute that reads what
+// the plan names, such as a server-free export. Call done when finished,
+// and pass its errors through repo.LostError so a lost lock says so.
+func (p *Prepared) Scope(ctx context.Context) (context.Context, func()) { return p.scope(ctx) }
+
 // scope is ctx, also cancelled (with the same cause) when the lock is lost.
 func (p *Prepared) scope(ctx context.Context) (context.Context, func()) {
 	return lockScope(ctx, p.held)

@@ -15,8 +15,9 @@ import (
 
 // Orphan is an object no listing rule makes part of a restore point: the
 // chunks of a snapshot without a manifest (an interrupted snapshot or
-// delete), or a segment hidden inside a bigger one (an interrupted
-// compaction). Only orphans older than the grace period are removed.
+// delete), a segment hidden inside a bigger one (an interrupted
+// compaction), or the index of a segment that is gone or hidden. Only
+// orphans older than the grace period are removed.
 type Orphan struct {
 	Key     string
 	Size    int64
@@ -118,6 +119,27 @@ func findOrphans(ctx context.Context, r *repo.Repository, cat catalog.Catalog, b
 		if err != nil {
 			return nil, fmt.Errorf("list segments: %w", err)
 		}
+		if out, err = indexOrphans(ctx, r, sh.ID, visible, before, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// indexOrphans adds the indexes of segments that are not visible (deleted,
+// or hidden by a bigger one), older than before: what an interrupted
+// delete or compaction leaves. A hidden segment's index goes with it.
+func indexOrphans(ctx context.Context, r *repo.Repository, shard string, visible map[string]bool, before time.Time, out []Orphan) ([]Orphan, error) {
+	err := r.Store().List(ctx, repo.IndexKey("oplog/"+shard+"/"), func(i storage.Info) error {
+		seg, _ := repo.SegmentKeyOfIndex(i.Key)
+		if !visible[seg] && i.ModTime.Before(before) {
+			out = append(out, Orphan{Key: i.Key, Size: i.Size, ModTime: i.ModTime,
+				Reason: "index of a segment that is gone or hidden in a bigger one (interrupted delete or compaction)"})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list segment indexes: %w", err)
 	}
 	return out, nil
 }
@@ -215,8 +237,8 @@ func (res *Result) deleteAll(ctx context.Context, r *repo.Repository, lock *repo
 			if err := stillDeleting(ctx, lock); err != nil {
 				return err
 			}
-			if err := remove(ctx, r, seg.Key); err != nil {
-				return err
+			if err := r.DeleteSegment(ctx, seg); err != nil {
+				return fmt.Errorf("prune: %w", err)
 			}
 			res.DeletedSegments++
 			res.DeletedBytes += seg.Size
@@ -277,7 +299,8 @@ func remove(ctx context.Context, r *repo.Repository, key string) error {
 
 // copyExtract copies a block of segments to its own timeline, byte for
 // byte (no identity needed: the envelope does not name its key), after the
-// timeline's record. Segments already copied are skipped.
+// timeline's record, each followed by its index when it has one (an index
+// does not name its timeline either). Objects already copied are skipped.
 func copyExtract(ctx context.Context, r *repo.Repository, ex Extract) (int, error) {
 	info, err := r.ReadTimeline(ctx, ex.Shard, ex.From)
 	switch {
@@ -296,15 +319,31 @@ func copyExtract(ctx context.Context, r *repo.Repository, ex Extract) (int, erro
 		if err != nil {
 			return n, fmt.Errorf("prune: %w", err)
 		}
-		if _, err := r.Store().Stat(ctx, key); err == nil {
-			continue
+		if _, err := r.Store().Stat(ctx, key); err != nil {
+			if err := copyObject(ctx, r.Store(), s.Key, key); err != nil {
+				return n, fmt.Errorf("prune: copy segment %s to timeline %s: %w", s.Key, ex.ID, err)
+			}
+			n++
 		}
-		if err := copyObject(ctx, r.Store(), s.Key, key); err != nil {
-			return n, fmt.Errorf("prune: copy segment %s to timeline %s: %w", s.Key, ex.ID, err)
+		if err := copyIndex(ctx, r.Store(), s.Key, key); err != nil {
+			return n, fmt.Errorf("prune: copy the index of segment %s to timeline %s: %w", s.Key, ex.ID, err)
 		}
-		n++
 	}
 	return n, nil
+}
+
+// copyIndex copies the index of segment from to segment to, unless the
+// copy exists or from has none (a segment written before indexes: readers
+// fall back to the segment).
+func copyIndex(ctx context.Context, st storage.Store, from, to string) error {
+	if _, err := st.Stat(ctx, repo.IndexKey(to)); err == nil {
+		return nil
+	}
+	err := copyObject(ctx, st, repo.IndexKey(from), repo.IndexKey(to))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // retimeline returns a segment's key with another timeline id: the

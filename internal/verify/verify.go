@@ -37,7 +37,7 @@ type Range struct {
 // Finding is one thing verify found.
 type Finding struct {
 	Severity string
-	Kind     string // missing, corrupt, unreadable, no-gap-record, no-timeline-record, overlap, orphan, unknown-key, nothing-restorable
+	Kind     string // missing, corrupt, unreadable, no-gap-record, no-timeline-record, overlap, orphan, no-index, unknown-key, nothing-restorable
 	Object   string // the object's key, when it is about one object
 	Message  string
 	Breaks   []Range // restore points it makes unrestorable
@@ -183,7 +183,7 @@ func shardIDs(ctx context.Context, r *repo.Repository) ([]string, error) {
 	return ids, nil
 }
 
-var knownPrefixes = []string{"config", "oplog/", "timelines/", "gaps/", "snapshots/", "data/", "heartbeats/", "locks/"}
+var knownPrefixes = []string{"config", "oplog/", "oplog-index/", "timelines/", "gaps/", "snapshots/", "data/", "heartbeats/", "locks/"}
 
 func (rep *Report) checkUnknown(keys map[string]storage.Info) {
 	for k := range keys {
@@ -378,7 +378,12 @@ func (rep *Report) checkOrphans(st *shardState, keys map[string]storage.Info) {
 			rep.add(Finding{Severity: Note, Kind: "orphan", Object: k,
 				Message: "segment contained in a bigger one of its timeline (interrupted compaction); `rewind prune` removes it"})
 		}
+		if seg, ok := repo.SegmentKeyOfIndex(k); ok && strings.HasPrefix(seg, "oplog/"+st.id+"/") && !visible[seg] {
+			rep.add(Finding{Severity: Note, Kind: "orphan", Object: k,
+				Message: "index of a segment that is gone or hidden in a bigger one (interrupted delete or compaction); `rewind prune` removes it"})
+		}
 	}
+	rep.checkIndexes(st, keys)
 	var snaps []string
 	for s := range orphans {
 		snaps = append(snaps, s)
@@ -387,5 +392,33 @@ func (rep *Report) checkOrphans(st *shardState, keys map[string]storage.Info) {
 	for _, s := range snaps {
 		rep.add(Finding{Severity: Note, Kind: "orphan", Object: "data/" + st.id + "/" + s + "/",
 			Message: fmt.Sprintf("%d chunks of snapshot %s, which has no manifest (a running or interrupted snapshot, or an interrupted delete); `rewind prune` removes them once older than its grace period", orphans[s], s)})
+	}
+}
+
+// NoIndex is the Kind of the note that segments have no index.
+const NoIndex = "no-index"
+
+// checkIndexes notes the visible segments that have no index: written
+// before indexes existed, or by a writer stopped between a segment and its
+// index. Nothing is lost (a summary reads such a segment whole), so it is a
+// note, counted once per shard.
+func (rep *Report) checkIndexes(st *shardState, keys map[string]storage.Info) {
+	missing, first := 0, ""
+	for _, tl := range st.history.Timelines {
+		for _, s := range tl.Segments {
+			info, ok := keys[repo.IndexKey(s.Key)]
+			if ok {
+				rep.Objects++
+				rep.Bytes += info.Size
+				continue
+			}
+			if missing++; first == "" {
+				first = s.Key
+			}
+		}
+	}
+	if missing > 0 {
+		rep.add(Finding{Severity: Note, Kind: NoIndex, Object: repo.IndexKey(first),
+			Message: fmt.Sprintf("%d segments of shard %s have no index (written by an older rewind, or a writer stopped between a segment and its index; this one is the first): `rewind oplog --summary` reads them whole, nothing is lost", missing, st.id)})
 	}
 }

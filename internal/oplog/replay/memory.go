@@ -37,6 +37,7 @@ type memColl struct {
 	docs    map[string]bson.Raw // idKey -> document
 	options []elem              // as listCollections shows them
 	indexes []bson.Raw          // as listIndexes shows them, _id_ first
+	base    string              // Seed's tag: follows renames, gone with drop and emptycapped
 }
 
 // NewMemory returns an empty in-memory deployment.
@@ -70,6 +71,50 @@ func (m *Memory) Load(ns string, docs []bson.Raw) error {
 		c.put(idKey(id), d)
 	}
 	return nil
+}
+
+// Seed creates collection ns ("db.coll") as a snapshot recorded it, with
+// no document yet: its options as listCollections showed them and its
+// index specs as listIndexes did (_id_ included; none: just the _id index).
+// base tags the collection: the tag follows it through renames and
+// convertToCapped and is gone when it is dropped or emptied (emptycapped),
+// so after a replay Base says which namespace now holds the snapshot's
+// documents of ns that no entry touched (the server-free export streams
+// those from the snapshot instead of holding them here). An existing ns is
+// an error.
+func (m *Memory) Seed(ns string, options bson.Raw, indexes []bson.Raw, base string) error {
+	if _, _, err := splitNS(ns); err != nil {
+		return fmt.Errorf("seed %s: %w", ns, err)
+	}
+	if m.colls[ns] != nil {
+		return fmt.Errorf("seed %s: the collection exists", ns)
+	}
+	var opts []elem
+	if len(options) > 0 {
+		var err error
+		if opts, err = elems(options); err != nil {
+			return fmt.Errorf("seed %s: options: %w", ns, err)
+		}
+	}
+	c := newMemColl(opts)
+	if len(indexes) > 0 {
+		c.indexes = nil
+		for _, spec := range indexes {
+			c.indexes = append(c.indexes, append(bson.Raw(nil), spec...))
+		}
+	}
+	c.base = base
+	m.colls[ns] = c
+	return nil
+}
+
+// Base returns the tag Seed gave the collection now named ns, or "" when
+// ns does not exist or was not seeded (created by the replay, or emptied).
+func (m *Memory) Base(ns string) string {
+	if c := m.colls[ns]; c != nil {
+		return c.base
+	}
+	return ""
 }
 
 // Namespaces lists the collections ("db.coll"), sorted; <db>.system.views

@@ -28,6 +28,9 @@ type Spec struct {
 	// ConfigFlavor is the repository config's source flavor (Init's).
 	ConfigFlavor string
 	Collections  []Collection
+	// ChunkDocs splits each collection's documents into chunks of this
+	// many (0: one chunk per collection).
+	ChunkDocs int
 	// Entries are oplog entries after the snapshot, without "ts": each gets
 	// the next second (and "t", "wall" when missing).
 	Entries []bson.D
@@ -101,14 +104,19 @@ func writeSnapshot(t testing.TB, r *repo.Repository, s Spec, seg repo.SegmentInf
 		for _, ix := range c.Indexes {
 			cm.Indexes = append(cm.Indexes, marshal(t, ix))
 		}
-		if len(c.Docs) > 0 {
+		per := s.ChunkDocs
+		if per <= 0 {
+			per = len(c.Docs)
+		}
+		for n := 0; n*per < len(c.Docs); n++ {
 			var docs []bson.Raw
-			for _, d := range c.Docs {
+			for _, d := range c.Docs[n*per : min((n+1)*per, len(c.Docs))] {
 				docs = append(docs, marshal(t, d))
 			}
-			ref, err := r.WriteChunk(ctx, "rs0", id, cm.UUID, 0, docs)
+			ref, err := r.WriteChunk(ctx, "rs0", id, cm.UUID, n, docs)
 			must(t, err)
-			cm.Chunks, cm.Count, cm.Bytes = []repo.ChunkRef{ref}, ref.Count, ref.Bytes
+			cm.Chunks = append(cm.Chunks, ref)
+			cm.Count, cm.Bytes = cm.Count+ref.Count, cm.Bytes+ref.Bytes
 		}
 		m.Collections = append(m.Collections, cm)
 	}
