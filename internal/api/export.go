@@ -63,15 +63,24 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	if err == nil && req.Format != export.Archive {
 		err = writeTar(dl, req.Out)
 	}
-	switch {
-	case err == nil:
-		s.d.Log.Info("api: export sent", "to", pe.Plan.Target.String(), "format", req.Format, "file", dl.name)
-	case !dl.started:
-		s.refused(w, "export", err, http.StatusServiceUnavailable, codeUnavailable)
-	default:
-		s.d.Log.Warn("api: export failed after its first byte: the download is cut short", "file", dl.name, "err", err)
-		panic(http.ErrAbortHandler) // ends the response without its end: the client sees an incomplete download
+	if err != nil {
+		s.downloadFailed(dl, "export", err)
+		return
 	}
+	s.d.Log.Info("api: export sent", "to", pe.Plan.Target.String(), "format", req.Format, "file", dl.name)
+}
+
+// downloadFailed answers an error of a download: in the envelope before
+// its first byte; after it, by ending the response without its end (the
+// chunked encoding's last chunk), so that the client sees an incomplete
+// download rather than a short one that looks whole.
+func (s *Server) downloadFailed(dl *download, what string, err error) {
+	if !dl.started {
+		s.refused(dl.w, what, err, http.StatusServiceUnavailable, codeUnavailable)
+		return
+	}
+	s.d.Log.Warn("api: "+what+" failed after its first byte: the download is cut short", "file", dl.name, "err", err)
+	panic(http.ErrAbortHandler)
 }
 
 // download is the response of an export: the status and headers are sent
