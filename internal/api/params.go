@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/browse"
 	"github.com/rewind-backup/rewind/internal/export"
+	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
 )
 
@@ -177,4 +179,30 @@ func (s *Server) refused(w http.ResponseWriter, what string, err error, status i
 	default:
 		writeError(w, status, code, "%v", err)
 	}
+}
+
+// requester is a request body that validates itself into the request of
+// the package that carries it out (RestoreRequest, UndoRequest).
+type requester[R any] interface{ request() (R, error) }
+
+// prepare reads a body of type In strictly, validates it (400 naming the
+// field) and plans it with plan under the server's context, since the
+// plan's lock outlives the request when a job carries it on (422 or 503
+// saying why not, what names the step). ok is false once it answered.
+func prepare[In requester[R], R, P any](s *Server, w http.ResponseWriter, r *http.Request, what string,
+	plan func(context.Context, *repo.Repository, R) (P, error)) (req R, p P, ok bool) {
+	var in In
+	if !decodeBody(w, r, &in) {
+		return req, p, false
+	}
+	req, err := in.request()
+	if err != nil {
+		badRequest(w, err)
+		return req, p, false
+	}
+	if p, err = plan(s.jobContext(), s.d.Repo, req); err != nil {
+		s.refused(w, what, err, http.StatusUnprocessableEntity, codeNotRestorable)
+		return req, p, false
+	}
+	return req, p, true
 }

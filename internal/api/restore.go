@@ -205,49 +205,40 @@ func (in RestoreRequest) request() (restore.Request, error) {
 		WithUsersAndRoles: in.WithUsersAndRoles, Parallel: in.Parallel, DryRun: in.DryRun,
 		Filter: string(in.Filter), Merge: restore.Merge(in.Merge)}
 	var err error
-	if in.To != "" {
-		if req.To, err = restore.ParseWhen(in.To); err != nil {
-			return req, err
-		}
-	}
-	if req.ConnectTimeout, err = connectTimeout(in.ConnectTimeout); err != nil {
+	if req.To, req.ConnectTimeout, err = toAndTimeout(in.To, in.ConnectTimeout); err != nil {
 		return req, err
 	}
 	return req, req.Validate()
 }
 
-// connectTimeout reads a body's connect_timeout; left out, 0 (the
-// request's Validate sets the default).
-func connectTimeout(s string) (config.Duration, error) {
-	if s == "" {
-		return 0, nil
+// toAndTimeout reads the to and connect_timeout fields restores and undos
+// share; left out, zero values (Validate says what is required and sets
+// the defaults).
+func toAndTimeout(to, timeout string) (w restore.When, d config.Duration, err error) {
+	if to != "" {
+		if w, err = restore.ParseWhen(to); err != nil {
+			return w, d, err
+		}
 	}
-	return restore.ParseConnectTimeout(s)
+	if timeout != "" {
+		d, err = restore.ParseConnectTimeout(timeout)
+	}
+	return w, d, err
 }
 
 // startRestore plans at once (so a bad restore point is answered now), then
 // answers a dry run with the plan (and what is in the way on the target) or
 // starts the restore as a job, which keeps the plan's lock.
 func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
-	var in RestoreRequest
-	if !decodeBody(w, r, &in) {
-		return
-	}
-	req, err := in.request()
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
-	// The plan's lock outlives this request when a job carries it on.
-	p, err := restore.Prepare(s.jobContext(), s.d.Repo, req)
-	if err != nil {
-		s.refused(w, "plan restore", err, http.StatusUnprocessableEntity, codeNotRestorable)
+	req, p, ok := prepare[RestoreRequest](s, w, r, "plan restore", restore.Prepare)
+	if !ok {
 		return
 	}
 	view := planView(p.Plan)
 	if req.DryRun {
 		defer p.Release()
 		if req.Target != "" {
+			var err error
 			if view.TargetCheck, err = s.checkTarget(r.Context(), p); err != nil {
 				writeError(w, http.StatusBadGateway, codeUnavailable, "%v", err)
 				return

@@ -35,12 +35,7 @@ func (in UndoRequest) request() (restore.UndoRequest, error) {
 			return req, err
 		}
 	}
-	if in.To != "" {
-		if req.To, err = restore.ParseWhen(in.To); err != nil {
-			return req, err
-		}
-	}
-	if req.ConnectTimeout, err = connectTimeout(in.ConnectTimeout); err != nil {
+	if req.To, req.ConnectTimeout, err = toAndTimeout(in.To, in.ConnectTimeout); err != nil {
 		return req, err
 	}
 	return req, req.Validate()
@@ -124,18 +119,8 @@ func idsJSON(ids []bson.RawValue) []json.RawMessage {
 // range does not hold, is answered now), then runs it, or its dry run, as
 // a job that keeps the plan's lock.
 func (s *Server) startUndo(w http.ResponseWriter, r *http.Request) {
-	var in UndoRequest
-	if !decodeBody(w, r, &in) {
-		return
-	}
-	req, err := in.request()
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
-	u, err := restore.PrepareUndo(s.jobContext(), s.d.Repo, req)
-	if err != nil {
-		s.refused(w, "plan undo", err, http.StatusUnprocessableEntity, codeNotRestorable)
+	req, u, ok := prepare[UndoRequest](s, w, r, "plan undo", restore.PrepareUndo)
+	if !ok {
 		return
 	}
 	j := s.targetJob("undo", req.Target, req.ConnectTimeout, u.Release, nil,
