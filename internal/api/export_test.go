@@ -126,7 +126,8 @@ func TestExportOverAPI(t *testing.T) {
 
 	h, body = download(t, c, "/api/v1/export?to=latest&format=jsonl")
 	files, names := untar(t, body)
-	wantNames := []string{"shop/", "shop/orders.jsonl", "shop/orders.metadata.json", "shop/other.jsonl", "shop/other.metadata.json"}
+	wantNames := []string{"shop/", "shop/orders.jsonl", "shop/orders.metadata.json", "shop/other.jsonl", "shop/other.metadata.json",
+		"shop/other2.jsonl", "shop/other2.metadata.json"}
 	if !slices.Equal(names, wantNames) || h.Get("Content-Type") != "application/x-tar" ||
 		h.Get("Content-Disposition") != fmt.Sprintf(`attachment; filename="rewind-%d-%d-jsonl.tar"`, r.Last.T, r.Last.I) {
 		t.Fatalf("jsonl download: %v, headers %v; want %v", names, h, wantNames)

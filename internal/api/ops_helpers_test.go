@@ -31,7 +31,8 @@ var badDelete = []int{3, 7, 11, 15, 19}
 //	0  update of order 5 (note "five v2")
 //	1  applyOps: delete every grp 3 order (badDelete)
 //	2  insert of order 100
-//	3  insert into db.other
+//	3  applyOps: an insert into db.other and one into db.other2 (two
+//	   namespaces in one second)
 //	4  update of order 2 (note "two v2")
 //	5  insert of order 7 again (note "seven again")
 func opsRepo(t *testing.T, db string) *rt.Repo {
@@ -48,7 +49,8 @@ func opsRepo(t *testing.T, db string) *rt.Repo {
 		rt.Update(ns, int32(5), order(5, "five v2")),
 		{{Key: "op", Value: "c"}, {Key: "ns", Value: "admin.$cmd"}, {Key: "o", Value: bson.D{{Key: "applyOps", Value: dels}}}},
 		rt.Insert(ns, order(100, "hundred")),
-		rt.Insert(db+".other", bson.D{{Key: "_id", Value: int32(1)}}),
+		{{Key: "op", Value: "c"}, {Key: "ns", Value: "admin.$cmd"}, {Key: "o", Value: bson.D{{Key: "applyOps", Value: bson.A{
+			rt.Insert(db+".other", bson.D{{Key: "_id", Value: int32(1)}}), rt.Insert(db+".other2", bson.D{{Key: "_id", Value: int32(2)}})}}}}},
 		rt.Update(ns, int32(2), order(2, "two v2")),
 		rt.Insert(ns, order(7, "seven again")),
 	}
