@@ -79,7 +79,7 @@ func (s *Server) oplogQuery(r *http.Request) (q browse.Query, summary, raw bool,
 		q.Shard = s.d.Shard
 	}
 	summary, raw = p.flag("summary"), p.flag("raw")
-	limit, skip = p.positive("limit", DefaultOplogLimit, MaxOplogLimit), p.count("skip", 0, 1<<30)
+	limit, skip = p.count("limit", DefaultOplogLimit, 1, MaxOplogLimit), p.count("skip", 0, 0, 1<<30)
 	switch {
 	case p.err != nil:
 		return q, summary, raw, limit, skip, p.err

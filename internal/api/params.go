@@ -106,25 +106,16 @@ func (p *params) flag(name string) bool {
 	return b
 }
 
-// count reads a whole number from 0 to max; left out, def.
-func (p *params) count(name string, def, max int) int {
+// count reads a whole number from min to max; left out, def.
+func (p *params) count(name string, def, min, max int) int {
 	s := p.str(name)
 	if s == "" || p.err != nil {
 		return def
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > max {
-		p.fail(name, "%q: want a whole number from 0 to %d", s, max)
+	if err != nil || n < min || n > max {
+		p.fail(name, "%q: want a whole number from %d to %d", s, min, max)
 		return def
-	}
-	return n
-}
-
-// positive is count, 1 or more.
-func (p *params) positive(name string, def, max int) int {
-	n := p.count(name, def, max)
-	if n == 0 && p.err == nil {
-		p.fail(name, "0: want a whole number from 1 to %d", max)
 	}
 	return n
 }
