@@ -33,14 +33,16 @@ type Agent struct {
 	// HeartbeatEvery is how often the heartbeat object is rewritten.
 	HeartbeatEvery time.Duration
 
-	stats *oplog.Stats
+	// stats is set once by Run; Stats may be called from other goroutines
+	// before that.
+	stats atomic.Pointer[oplog.Stats]
 	// runs records every snapshot and prune, for the metrics and alerts.
 	runs *runs.Recorder
 	api  atomic.Pointer[api.Server]
 }
 
 // Stats returns the live capture numbers (nil before Run).
-func (a *Agent) Stats() *oplog.Stats { return a.stats }
+func (a *Agent) Stats() *oplog.Stats { return a.stats.Load() }
 
 // Run captures until ctx ends. It returns nil after a clean stop.
 func (a *Agent) Run(ctx context.Context) error {
@@ -50,7 +52,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.HeartbeatEvery <= 0 {
 		a.HeartbeatEvery = 5 * time.Second
 	}
-	a.stats = &oplog.Stats{}
+	stats := &oplog.Stats{}
+	a.stats.Store(stats)
 	a.runs = &runs.Recorder{}
 	w, err := a.open(ctx)
 	if err != nil {
@@ -74,7 +77,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Go(func() error { return a.scheduler(w).run(capCtx) })
 	alerts := a.alertMonitor(w)
 	g.Go(func() error {
-		oplog.WatchSource(capCtx, w.src, a.stats, a.HeartbeatEvery)
+		oplog.WatchSource(capCtx, w.src, stats, a.HeartbeatEvery)
 		return nil
 	})
 	g.Go(func() error { return alerts.Run(capCtx) })
@@ -90,7 +93,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	})
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) || (err == nil && ctx.Err() != nil) {
-		a.Log.Info("agent stopped", "last_durable", a.stats.LastDurable().String())
+		a.Log.Info("agent stopped", "last_durable", stats.LastDurable().String())
 		return nil
 	}
 	return err
@@ -105,7 +108,7 @@ func (a *Agent) capture(ctx context.Context, w *writer) error {
 			FlushInterval: a.Config.Capture.FlushInterval.Std(),
 			MaxBatchBytes: int(a.Config.Capture.MaxSegmentBytes),
 			DrainTimeout:  10 * time.Second,
-			Log:           a.Log, Stats: a.stats,
+			Log:           a.Log, Stats: a.stats.Load(),
 		}
 		err := c.Run(ctx)
 		var gap *oplog.GapError
@@ -126,7 +129,7 @@ func (a *Agent) serveAPI(ctx context.Context, w *writer, alerts *alert.Monitor) 
 		return nil
 	}
 	srv, err := api.New(api.Deps{Config: a.Config.API, Repo: w.repo, Source: w.src, Shard: w.shard,
-		Stats: a.stats, Spool: w.spool, Version: a.Version, SnapshotParallel: a.Config.Snapshot.Parallel,
+		Stats: a.stats.Load(), Spool: w.spool, Version: a.Version, SnapshotParallel: a.Config.Snapshot.Parallel,
 		Runs: a.runs, Alerts: alerts, Log: a.Log})
 	if err == nil {
 		a.api.Store(srv)
@@ -150,7 +153,7 @@ func (a *Agent) APIAddr() string {
 // alerts of docs/ALERTS.md.
 func (a *Agent) alertMonitor(w *writer) *alert.Monitor {
 	return alert.New(alert.Deps{Config: a.Config.Alerts, Source: a.Config.Source, Shard: w.shard, Repo: w.repo,
-		CanRead: w.canRead, Stats: a.stats, Spool: w.spool, SpoolMax: a.Config.Capture.SpoolMaxBytes,
+		CanRead: w.canRead, Stats: a.stats.Load(), Spool: w.spool, SpoolMax: a.Config.Capture.SpoolMaxBytes,
 		Runs: a.runs, Version: a.Version, Log: a.Log})
 }
 
@@ -168,7 +171,7 @@ func (a *Agent) heartbeat(ctx context.Context, w *writer) error {
 	defer t.Stop()
 	for {
 		hb := repo.Heartbeat{Shard: w.shard, Host: host, PID: os.Getpid(), Version: a.Version,
-			Started: started, Updated: time.Now(), LastDurable: a.stats.LastDurable(), Lag: a.stats.Lag()}
+			Started: started, Updated: time.Now(), LastDurable: a.stats.Load().LastDurable(), Lag: a.stats.Load().Lag()}
 		if err := w.repo.WriteHeartbeat(ctx, hb); err != nil && ctx.Err() == nil {
 			a.Log.Warn("write heartbeat failed", "err", err)
 		}

@@ -29,8 +29,6 @@ func (s *idSet) add(id bson.RawValue) bool {
 
 func (s *idSet) has(id bson.RawValue) bool { return s.keys[idKey(id)] }
 
-func (s *idSet) len() int { return len(s.ids) }
-
 // keeps reports whether a restricted plan keeps the snapshot document doc
 // of source namespace src (see Plan.only).
 func (p *Plan) keeps(src Namespace, doc bson.Raw) bool {

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/sync/errgroup"
 )
 
 // versions are one document's three versions, at --from (f), at --to (t)
@@ -53,6 +54,9 @@ func (u *PreparedUndo) compare(ctx context.Context, client *mongo.Client, from, 
 		for _, id := range w.ids {
 			w.vs[idKey(id)] = &versions{}
 		}
+		// The three reads are independent (each sets its own field of the
+		// versions): run them at once.
+		g, gctx := errgroup.WithContext(ctx)
 		for _, side := range []struct {
 			coll *mongo.Collection
 			set  func(v *versions, d []byte)
@@ -61,13 +65,15 @@ func (u *PreparedUndo) compare(ctx context.Context, client *mongo.Client, from, 
 			{to.coll(ns), func(v *versions, d []byte) { v.t = d }},
 			{client.Database(ns.DB).Collection(ns.Coll), func(v *versions, d []byte) { v.c = d }},
 		} {
-			err := eachByID(ctx, side.coll, w.ids, func(k string, doc bson.Raw) error {
-				side.set(w.vs[k], digest(doc))
-				return nil
+			g.Go(func() error {
+				return eachByID(gctx, side.coll, w.ids, func(k string, doc bson.Raw) error {
+					side.set(w.vs[k], digest(doc))
+					return nil
+				})
 			})
-			if err != nil {
-				return nil, err
-			}
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
 		}
 		for _, id := range w.ids {
 			v := w.vs[idKey(id)]

@@ -278,10 +278,7 @@ func TestUndoOracle(t *testing.T) {
 		t.Fatalf("the scenario has conflicts %v in %s, want the 4 items written again", want.conflicts, sc.items)
 	}
 	ctx := context.Background()
-	var include []string
-	for _, db := range sc.scope {
-		include = append(include, db)
-	}
+	include := append([]string(nil), sc.scope...)
 	req := restore.UndoRequest{From: at(sc.from.TS), To: at(sc.to.TS), Include: include, Target: sc.srv.URI(), DryRun: true}
 	run := func(req restore.UndoRequest) restore.UndoReport {
 		t.Helper()

@@ -9,6 +9,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"golang.org/x/sync/errgroup"
 )
 
 // apply writes the undo, namespace by namespace: it re-creates a dropped
@@ -68,12 +69,7 @@ func (u *PreparedUndo) applyNS(ctx context.Context, client *mongo.Client, from *
 		}
 	}
 	uw := &undoWriter{client: client, ns: w.ns, server: o.Server, o: o, nr: nr, wrote: wrote}
-	if err := eachByID(ctx, from.coll(w.ns), puts, func(k string, doc bson.Raw) error {
-		return uw.put(ctx, append(bson.Raw(nil), doc...), todo[k] == reinserted)
-	}); err != nil {
-		return err
-	}
-	if err := uw.flush(ctx); err != nil {
+	if err := uw.stream(ctx, from.coll(w.ns), puts, todo); err != nil {
 		return err
 	}
 	for len(dels) > 0 {
@@ -93,44 +89,79 @@ func (u *PreparedUndo) applyNS(ctx context.Context, client *mongo.Client, from *
 // written since: that one is left alone, a conflict), any other replaced
 // by _id.
 type undoWriter struct {
-	client        *mongo.Client
-	ns            Namespace
-	server        *Server
-	o             Options
-	nr            *UndoNamespace
-	wrote         *bool
-	insert, other []bson.Raw
+	client *mongo.Client
+	ns     Namespace
+	server *Server
+	o      Options
+	nr     *UndoNamespace
+	wrote  *bool
 }
 
-func (w *undoWriter) put(ctx context.Context, doc bson.Raw, insert bool) error {
-	if insert {
-		w.insert = append(w.insert, doc)
-	} else {
-		w.other = append(w.other, doc)
-	}
-	if len(w.insert)+len(w.other) < idChunk {
+// undoBatch is up to idChunk versions at --from, split by how they are
+// written.
+type undoBatch struct{ insert, other []bson.Raw }
+
+// stream reads the versions at --from of ids from the staging and writes
+// them, the read of the next batch overlapping the write of the last (on
+// a server that reads slowly the two take about as long).
+func (w *undoWriter) stream(ctx context.Context, staged *mongo.Collection, ids []bson.RawValue, todo map[string]verdict) error {
+	batches := make(chan undoBatch, 1)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		for b := range batches {
+			if err := w.write(gctx, b); err != nil {
+				return err
+			}
+		}
 		return nil
-	}
-	return w.flush(ctx)
+	})
+	g.Go(func() error {
+		defer close(batches)
+		var b undoBatch
+		send := func() error {
+			select {
+			case batches <- b:
+				b = undoBatch{}
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		err := eachByID(gctx, staged, ids, func(k string, doc bson.Raw) error {
+			doc = append(bson.Raw(nil), doc...)
+			if todo[k] == reinserted {
+				b.insert = append(b.insert, doc)
+			} else {
+				b.other = append(b.other, doc)
+			}
+			if len(b.insert)+len(b.other) < idChunk {
+				return nil
+			}
+			return send()
+		})
+		if err == nil && len(b.insert)+len(b.other) > 0 {
+			err = send()
+		}
+		return err
+	})
+	return g.Wait()
 }
 
-func (w *undoWriter) flush(ctx context.Context) error {
-	if len(w.insert)+len(w.other) == 0 {
-		return nil
-	}
+// write writes one batch; only the writing goroutine calls it, so the
+// namespace's counts and wrote are set from one goroutine at a time.
+func (w *undoWriter) write(ctx context.Context, b undoBatch) error {
 	*w.wrote = true
-	if len(w.insert) > 0 {
+	if len(b.insert) > 0 {
 		mw := &mergeWriter{client: w.client, ns: w.ns, merge: MergeMissing, server: w.server, log: w.o.Log}
-		if err := mw.insertMissing(ctx, w.insert); err != nil {
+		if err := mw.insertMissing(ctx, b.insert); err != nil {
 			return err
 		}
 		// Inserted by someone else since it was read: a conflict, left alone.
 		w.nr.Reinserted -= mw.LeftAlone
 		w.nr.ConflictsLeft += mw.LeftAlone
 	}
-	err := putBack(ctx, w.client, w.server, w.o.Log, w.ns, w.other, nil)
-	w.o.Progress.addWritten(int64(len(w.insert) + len(w.other)))
-	w.insert, w.other = w.insert[:0], w.other[:0]
+	err := putBack(ctx, w.client, w.server, w.o.Log, w.ns, b.other, nil)
+	w.o.Progress.addWritten(int64(len(b.insert) + len(b.other)))
 	return err
 }
 
