@@ -182,6 +182,12 @@ func TestOplogBadInput(t *testing.T) {
 			t.Errorf("GET /api/v1/oplog?%s: %d, want 400", q, a.Status)
 		}
 		wantError(t, a, 400, "bad_request", words)
+		if strings.Contains(a.Error.Message, "--") {
+			t.Errorf("GET /api/v1/oplog?%s: %q is in the command line's words, want the API's", q, a.Error.Message)
+		}
+	}
+	if a := c.do("GET", "/api/v1/oplog?ns=shop.nothing&from="+iso(uint32(rt.T0.Unix())), token, ""); strings.Contains(a.Error.Message, "--") {
+		t.Errorf("unknown ns: %q is in the command line's words, want the API's", a.Error.Message)
 	}
 	wantError(t, c.do("GET", "/api/v1/oplog?from=2001-01-01T00:00:00Z&to=2001-01-01T00:01:00Z", token, ""), 422, "not_restorable",
 		"nothing captured in the range", "shard rs0 holds no oplog between 2001-01-01T00:00:00Z")

@@ -71,7 +71,7 @@ func checkOrder(from, to restore.When) error {
 		return nil
 	}
 	if start(from).After(end(to)) {
-		return &restore.InvalidError{Field: "from", Msg: fmt.Sprintf("%s is after --to %s: give the earlier point as --from", from, to)}
+		return restore.Invalid("from", "%s is after %s %s: give the earlier point as %s", from, restore.Field("to"), to, restore.Field("from"))
 	}
 	return nil
 }

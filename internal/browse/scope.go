@@ -264,8 +264,8 @@ func (f *filter) unmatched(rng Range) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	return &restore.InvalidError{Field: "ns", Msg: fmt.Sprintf("%s matches no namespace with operations between %s and %s on shard %s; check the name, or widen the range with --from and --to",
-		strings.Join(missing, ", "), point(rng.From), point(rng.To), rng.Shard)}
+	return restore.Invalid("ns", "%s matches no namespace with operations between %s and %s on shard %s; check the name, or widen the range with %s and %s",
+		strings.Join(missing, ", "), point(rng.From), point(rng.To), rng.Shard, restore.Field("from"), restore.Field("to"))
 }
 
 // readIndex reads a segment's index. A missing one (an older rewind wrote

@@ -64,7 +64,7 @@ func parsePattern(p string) (Namespace, error) {
 	case strings.ContainsAny(ns.DB, dbForbidden):
 		return ns, invalid("ns", "%q: the database name holds a character MongoDB forbids; use db, db.* or db.coll", p)
 	case systemDBs[ns.DB]:
-		return ns, invalid("ns", "%q: %s is a system database, never restored; use %s for users and roles", p, ns.DB, field("with_users_and_roles"))
+		return ns, invalid("ns", "%q: %s is a system database, never restored; use %s for users and roles", p, ns.DB, Field("with_users_and_roles"))
 	case ns.Coll == "*":
 		ns.Coll = ""
 	case strings.Contains(ns.Coll, "*"):
@@ -86,7 +86,7 @@ func Renames(pairs []RenamePair) (map[string]string, error) {
 	out := map[string]string{}
 	for _, p := range pairs {
 		if prev, ok := out[p.From]; ok {
-			return nil, invalid("rename", "%s=%s and %s %s=%s: %s is renamed twice; give it one target", p.From, prev, field("rename"), p.From, p.To, p.From)
+			return nil, invalid("rename", "%s=%s and %s %s=%s: %s is renamed twice; give it one target", p.From, prev, Field("rename"), p.From, p.To, p.From)
 		}
 		out[p.From] = p.To
 	}

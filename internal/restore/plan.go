@@ -280,7 +280,7 @@ func (p *Plan) checkMatched(req Request, matched map[string]bool) error {
 		ns := splitNS(from)
 		selectable := ns.Coll != "" && p.Mapper.Match(ns.DB, ns.Coll) || ns.Coll == "" && (len(p.Mapper.include) == 0 || matchDB(p.Mapper, ns.DB))
 		if !selectable {
-			return fmt.Errorf("plan restore: %w", invalid("rename", "%s: %s is not among the namespaces being restored (add it with %s)", from, from, field("ns")))
+			return fmt.Errorf("plan restore: %w", invalid("rename", "%s: %s is not among the namespaces being restored (add it with %s)", from, from, Field("ns")))
 		}
 		if !matched[from] {
 			p.unmatched = append(p.unmatched, unmatched{field: "rename", name: from, key: from})

@@ -87,9 +87,9 @@ func (r *Request) validateStaged() error {
 	}
 	switch {
 	case r.Merge != MergeNone && r.Drop:
-		return invalid("merge", "%s with %s: a merge writes beside the documents the target holds, %s drops them first; choose one", string(r.Merge), field("drop"), field("drop"))
+		return invalid("merge", "%s with %s: a merge writes beside the documents the target holds, %s drops them first; choose one", string(r.Merge), Field("drop"), Field("drop"))
 	case r.WithUsersAndRoles && (r.Filter != "" || r.Merge != MergeNone):
-		return invalid("with_users_and_roles", "with %s or %s: a filtered or merging restore restores documents only; restore users and roles in a restore of their own", field("filter"), field("merge"))
+		return invalid("with_users_and_roles", "with %s or %s: a filtered or merging restore restores documents only; restore users and roles in a restore of their own", Field("filter"), Field("merge"))
 	}
 	return nil
 }

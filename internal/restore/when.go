@@ -110,20 +110,25 @@ func (e *InvalidError) API() string {
 	return e.Field + " " + e.Msg
 }
 
-// field is a request field named inside a message: --flag-name on the
-// command line, json_name in the API.
-type field string
+// Field is a request field named inside an InvalidError's message:
+// rendered --flag-name on the command line, json_name in the API.
+type Field string
 
 func flagName(f string) string { return "--" + strings.ReplaceAll(f, "_", "-") }
 
-// invalid builds an *InvalidError; args of type field are rendered in each
+// Invalid builds an *InvalidError for a request field (its JSON name);
+// args of type Field are rendered in each caller's words. Other packages
+// whose requests restore's callers serve (browse, export) use it too.
+func Invalid(name, format string, args ...any) *InvalidError { return invalid(name, format, args...) }
+
+// invalid builds an *InvalidError; args of type Field are rendered in each
 // caller's words.
 func invalid(name, format string, args ...any) *InvalidError {
 	cli, api := make([]any, len(args)), make([]any, len(args))
 	named := false
 	for i, a := range args {
 		cli[i], api[i] = a, a
-		if f, ok := a.(field); ok {
+		if f, ok := a.(Field); ok {
 			cli[i], api[i], named = flagName(string(f)), string(f), true
 		}
 	}
