@@ -43,6 +43,7 @@ a whole deployment, some databases or one collection to any second in the window
 		newExportCmd(),
 		newPruneCmd(),
 		newVerifyCmd(),
+		newChecksumCmd(),
 	)
 	return root
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rewind-backup/rewind/internal/checksum"
 	"github.com/rewind-backup/rewind/internal/restore"
 )
 
@@ -26,6 +27,7 @@ type RestoreRequest struct {
 	Parallel          int      `json:"parallel"`             // chunks loaded at once; 0 or left out: 4
 	DryRun            bool     `json:"dry_run"`              // plan (and check the target, when given) only
 	ConnectTimeout    string   `json:"connect_timeout"`      // a positive duration (30s, 2m); left out: 30s
+	Checksum          bool     `json:"checksum"`             // content checksums of the restored collections in the result
 }
 
 // Renames is the "rename" object, FROM -> TO. Decoding it refuses a FROM
@@ -120,8 +122,11 @@ type RestoreResult struct {
 	Namespaces  []NSMapping `json:"namespaces"`
 	Note        string      `json:"note,omitempty"` // as the plan's: why Namespaces is empty
 	// Phases is how long each step took, in order (check, create, load,
-	// replay, indexes, users, count).
+	// replay, indexes, users, count, and checksum when asked).
 	Phases []PhaseTime `json:"phases"`
+	// Checksums are the restored collections' content checksums, by
+	// namespace, when the request asked for them ("checksum": true).
+	Checksums []checksum.Sum `json:"checksums,omitempty"`
 }
 
 // PhaseTime is one step of a restore and its duration.
@@ -145,7 +150,7 @@ type restoreJob struct {
 // field's own message in the API's words.
 func (in RestoreRequest) request() (restore.Request, error) {
 	req := restore.Request{Target: in.Target, Include: in.NS, Rename: in.Rename, Drop: in.Drop,
-		WithUsersAndRoles: in.WithUsersAndRoles, Parallel: in.Parallel, DryRun: in.DryRun}
+		WithUsersAndRoles: in.WithUsersAndRoles, Parallel: in.Parallel, DryRun: in.DryRun, Checksum: in.Checksum}
 	var err error
 	if in.To != "" {
 		if req.To, err = restore.ParseWhen(in.To); err != nil {
@@ -300,6 +305,7 @@ func restoreResult(rep restore.Report) RestoreResult {
 	if len(rep.Namespaces) == 0 && rep.Views == 0 {
 		out.Note = restore.EmptyNote
 	}
+	out.Checksums = rep.Checksums
 	out.Phases = []PhaseTime{}
 	for _, ph := range rep.Phases {
 		out.Phases = append(out.Phases, PhaseTime{Name: ph.Name, Seconds: ph.Duration.Seconds()})

@@ -115,7 +115,7 @@ func (s *Source) identify(ctx context.Context) error {
 	if _, ok := build.Lookup("ferretdbVersion").StringValueOK(); ok {
 		s.Flavor = FerretDB
 	}
-	s.Caps = capabilitiesOf(s.Flavor)
+	s.Caps = capabilitiesOf(s.Flavor, s.Version)
 	var hello bson.Raw
 	if err := s.Client.Database("admin").RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
 		return explainConnectError(err)
