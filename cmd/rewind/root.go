@@ -44,6 +44,7 @@ a whole deployment, some databases or one collection to any second in the window
 		newPruneCmd(),
 		newVerifyCmd(),
 		newChecksumCmd(),
+		newDrillCmd(),
 	)
 	return root
 }
