@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -91,6 +92,10 @@ func printStatus(w io.Writer, st statusJSON) error {
 		}
 		fmt.Fprintf(tw, "segments\t%d (%d bytes)\n", s.Segments, s.Bytes)
 		fmt.Fprintf(tw, "snapshots\t%d\n", s.Snapshots)
+		if d := s.LastDrill; d != nil {
+			fmt.Fprintf(tw, "last drill\t%s at %s: %s against %s in %.1fs (RTO %.1f s/GB)\n", strings.ToUpper(d.Verdict),
+				d.Started.Format(time.RFC3339), d.Chosen, orNothing(d.Against), d.Seconds, d.RTOSecondsPerGB)
+		}
 		for _, tl := range s.Timelines {
 			fmt.Fprintf(tw, "timeline %s\t%s .. %s, %s\n", tl.ID, tl.First.Time, tl.Last.Time, plural(tl.Segments, "segment", "segments"))
 		}
@@ -102,4 +107,11 @@ func printStatus(w io.Writer, st statusJSON) error {
 		}
 	}
 	return tw.Flush()
+}
+
+func orNothing(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
 }

@@ -1,6 +1,6 @@
 // Package agent is the rewind daemon: it holds the repository's writer lock,
 // runs oplog capture (with gap handling and a local spool), snapshots on a
-// schedule, prunes, serves the HTTP API, evaluates the alerts, and refreshes
+// schedule, restore drills, prunes, serves the HTTP API, evaluates the alerts, and refreshes
 // the heartbeat that `rewind status` reads. It shuts down cleanly on ctx end,
 // flushing what it captured.
 package agent
@@ -75,6 +75,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Go(func() error { return a.compactor(w).run(capCtx) })
 	g.Go(func() error { return a.pruner(w).run(capCtx) })
 	g.Go(func() error { return a.scheduler(w).run(capCtx) })
+	g.Go(func() error { return a.driller(w).run(capCtx) })
 	alerts := a.alertMonitor(w)
 	g.Go(func() error {
 		oplog.WatchSource(capCtx, w.src, stats, a.HeartbeatEvery)

@@ -20,6 +20,9 @@ const (
 	CaptureLag     = "capture_lag"
 	Gap            = "gap"
 	SnapshotFailed = "snapshot_failed"
+	// DrillFailed fires while the agent's latest restore drill did not
+	// prove its point exact.
+	DrillFailed = "drill_failed"
 	PruneFailed    = "prune_failed"
 	OplogWindow    = "oplog_window"
 	StorageErrors  = "storage_errors"
@@ -27,7 +30,7 @@ const (
 )
 
 // Names lists every alert.
-var Names = []string{CaptureLag, Gap, SnapshotFailed, PruneFailed, OplogWindow, StorageErrors, SpoolFull}
+var Names = []string{CaptureLag, Gap, SnapshotFailed, PruneFailed, OplogWindow, StorageErrors, SpoolFull, DrillFailed}
 
 // States of an event.
 const (

@@ -125,6 +125,9 @@ func (m *Monitor) observe(ctx context.Context, now time.Time) Observation {
 		if r, ok := m.d.Runs.Last(runs.Prune); ok {
 			o.Prune = &r
 		}
+		if r, ok := m.d.Runs.Last(runs.Drill); ok {
+			o.Drill = &r
+		}
 	}
 	if m.d.Repo != nil {
 		o.Gap = m.observeGap(ctx)

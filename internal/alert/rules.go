@@ -32,8 +32,8 @@ type Observation struct {
 	// Gap is the newest recorded gap, nil when the repository could not
 	// be read.
 	Gap *GapState
-	// Snapshot and Prune are the latest runs, nil before the first.
-	Snapshot, Prune *runs.Run
+	// Snapshot, Prune and Drill are the latest runs, nil before the first.
+	Snapshot, Prune, Drill *runs.Run
 }
 
 // GapState is the newest gap and whether a snapshot after it exists.
@@ -70,6 +70,7 @@ func evaluate(cfg config.Alerts, o Observation) []Condition {
 	add(gapRule(o.Gap))
 	add(runRule(SnapshotFailed, "snapshot", o.Snapshot))
 	add(runRule(PruneFailed, "prune", o.Prune))
+	add(runRule(DrillFailed, "restore drill", o.Drill))
 	add(windowRule(cfg.OplogWindowBelow.Std(), o))
 	add(storageRule(cfg.StorageErrorsFor.Std(), o.Storage))
 	add(spoolRule(cfg.SpoolAbovePercent, o))

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -178,7 +179,10 @@ func Run(ctx context.Context, d Deps, req Request) (res Result, err error) {
 	}
 	rep, err := p.Execute(ctx, t, restore.Options{Progress: d.Progress, Log: d.Log})
 	if broken(err) {
-		res.Verdict, res.Problem = Failed, "the repository cannot restore this point: "+err.Error()
+		// The restore's advice on the partial target is not the drill's:
+		// the scratch is dropped below.
+		msg, _, _ := strings.Cut(err.Error(), "; the restore had begun writing")
+		res.Verdict, res.Problem = Failed, "the repository cannot restore this point: "+msg
 		return res, nil
 	}
 	if err != nil {

@@ -51,6 +51,9 @@ func choose(ctx context.Context, d Deps, req Request, res *Result) (restore.When
 	if err != nil {
 		return restore.When{}, false, err
 	}
+	if shard == "" {
+		return restore.When{}, false, fmt.Errorf("drill: %w: the repository has no restore window yet (it needs a snapshot and the oplog after it)", restore.ErrOutsideWindows)
+	}
 	if len(points) == 0 {
 		res.Shard, res.Verdict = shard, NoReference
 		res.Problem = NoReferenceMsg + ": no restore point inside the restore windows has recorded checksums for these namespaces; " +

@@ -1,6 +1,9 @@
 package status
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/checksum"
@@ -53,4 +56,23 @@ func DrillOf(r repo.DrillResult) Drill {
 		v.Phases = []repo.DrillPhase{}
 	}
 	return v
+}
+
+// loadDrill reads the shard's newest drill result. Drill records are
+// encrypted in an encrypted repository: without the identity, status says
+// so rather than fail.
+func (s *Report) loadDrill(ctx context.Context, r *repo.Repository, shard string) {
+	res, ok, err := r.LastDrillResult(ctx, shard)
+	switch {
+	case errors.Is(err, repo.ErrNeedIdentity):
+		s.Warnings = append(s.Warnings, "the last restore drill is encrypted, as the repository is: the agent's GET /api/v1/status shows it")
+	case err != nil:
+		s.Warnings = append(s.Warnings, fmt.Sprintf("the last restore drill cannot be read (%v); `rewind verify --read-data` checks the repository", err))
+	case ok:
+		d := DrillOf(res)
+		s.LastDrill = &d
+		if res.Verdict != "exact" {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("the last restore drill (%s) did not pass: %s: %s", res.Started.Format(time.RFC3339), res.Verdict, res.Problem))
+		}
+	}
 }

@@ -81,6 +81,9 @@ type Report struct {
 	// Warnings say what needs doing, one line each; never null.
 	Warnings []string `json:"warnings"`
 	Agent    *Agent   `json:"agent"`
+	// LastDrill is the newest restore drill recorded in the repository
+	// (null when none, or when it is encrypted and no identity was given).
+	LastDrill *Drill `json:"last_drill"`
 }
 
 // NothingRestorable is the warning of a shard, or a repository, with no
@@ -134,6 +137,7 @@ func Load(ctx context.Context, r *repo.Repository, shard string, now time.Time) 
 	case !errors.Is(err, storage.ErrNotFound):
 		s.Warnings = append(s.Warnings, fmt.Sprintf("the agent's heartbeat cannot be read (%v): whether an agent runs is unknown; `rewind verify` checks the repository", err))
 	}
+	s.loadDrill(ctx, r, shard)
 	switch {
 	case !s.Restorable:
 		s.Warnings = append(s.Warnings, NothingRestorable)
