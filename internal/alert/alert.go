@@ -22,11 +22,11 @@ const (
 	SnapshotFailed = "snapshot_failed"
 	// DrillFailed fires while the agent's latest restore drill did not
 	// prove its point exact.
-	DrillFailed = "drill_failed"
-	PruneFailed    = "prune_failed"
-	OplogWindow    = "oplog_window"
-	StorageErrors  = "storage_errors"
-	SpoolFull      = "spool_full"
+	DrillFailed   = "drill_failed"
+	PruneFailed   = "prune_failed"
+	OplogWindow   = "oplog_window"
+	StorageErrors = "storage_errors"
+	SpoolFull     = "spool_full"
 )
 
 // Names lists every alert.
