@@ -155,7 +155,6 @@ func TestRandomDrillsOverFortyDays(t *testing.T) {
 		lock, err = r.Lock(ctx, repo.LockOptions{Kind: repo.LockExclusive, Purpose: "test"})
 		must(t, err)
 	}
-	defer lock.Unlock(context.Background())
 	if len(picked) < 40 {
 		t.Errorf("only %d distinct candidate points over 40 days", len(picked))
 	}
@@ -172,6 +171,4 @@ func TestRandomDrillsOverFortyDays(t *testing.T) {
 	if res.Verdict != drill.NoReference || res.Passed() {
 		t.Fatalf("random drill after the references were deleted: %s", res.Summary())
 	}
-	lock, err = r.Lock(ctx, repo.LockOptions{Kind: repo.LockExclusive, Purpose: "test"})
-	must(t, err)
 }
