@@ -24,10 +24,13 @@ const (
 	OplogWindow    = "oplog_window"
 	StorageErrors  = "storage_errors"
 	SpoolFull      = "spool_full"
+	// TopologyChanged fires when a shard is added to or removed from the
+	// sharded cluster the agent captures.
+	TopologyChanged = "topology_changed"
 )
 
 // Names lists every alert.
-var Names = []string{CaptureLag, Gap, SnapshotFailed, PruneFailed, OplogWindow, StorageErrors, SpoolFull}
+var Names = []string{CaptureLag, Gap, SnapshotFailed, PruneFailed, OplogWindow, StorageErrors, SpoolFull, TopologyChanged}
 
 // States of an event.
 const (

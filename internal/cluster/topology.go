@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/rewind-backup/rewind/internal/config"
-	"github.com/rewind-backup/rewind/internal/repo"
 )
 
 // ConfigShardName is the name MongoDB gives the config server replica set
@@ -95,18 +94,10 @@ func (t Topology) Validate() error {
 	return nil
 }
 
-// CheckShardName refuses a name that cannot key a shard's objects in the
+// CheckShardName (config.CheckShardName) refuses a name that cannot key a shard's objects in the
 // repository as it is (repo.ShardID would have to hash it, and the
 // operator would no longer recognize it in listings).
-func CheckShardName(name string) error {
-	if name == "" {
-		return errors.New("a shard needs a name: write --shard NAME=URI")
-	}
-	if repo.ShardID(name) != name {
-		return fmt.Errorf("shard name %q: use up to 64 letters, digits, '.', '-' and '_', not starting with a dot (it names the shard's objects in the repository)", name)
-	}
-	return nil
-}
+func CheckShardName(name string) error { return config.CheckShardName(name) }
 
 // sortShards orders shards by name, the order listings and status use.
 func sortShards(s []Shard) {

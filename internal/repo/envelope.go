@@ -47,6 +47,7 @@ const (
 	KindHeartbeat Kind = 7
 	KindLock      Kind = 8
 	KindIndex     Kind = 9 // a segment's index (oplog-index/)
+	KindTopology  Kind = 10
 )
 
 // String names the kind in messages.
@@ -55,6 +56,7 @@ func (k Kind) String() string {
 		KindConfig: "config", KindSegment: "oplog segment", KindGap: "gap",
 		KindTimeline: "timeline", KindChunk: "snapshot chunk", KindManifest: "snapshot manifest",
 		KindHeartbeat: "heartbeat", KindLock: "lock", KindIndex: "oplog segment index",
+		KindTopology: "cluster topology",
 	}
 	if n, ok := names[k]; ok {
 		return n
