@@ -33,7 +33,10 @@ const maxPending = 1024
 // NoteCaughtUp records a poll of a source without AtomicOplog that began
 // at began and passed on every entry up to last: once last is durable,
 // the oplog is complete through began less SettleMargin. Use it as
-// Capture.CaughtUp.
+// Capture.CaughtUp. began is the agent's clock, compared with the
+// source's oplog times: right for the test server (FerretDB), which runs
+// on the agent's machine; a source of this kind elsewhere would need its
+// own clock (source.ClockTimestamp) and a margin for the skew.
 func (s *Stats) NoteCaughtUp(last optime.Timestamp, began time.Time) {
 	through := optime.Timestamp{T: uint32(began.Add(-SettleMargin).Unix())}
 	s.mu.Lock()
