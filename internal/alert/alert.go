@@ -20,17 +20,20 @@ const (
 	CaptureLag     = "capture_lag"
 	Gap            = "gap"
 	SnapshotFailed = "snapshot_failed"
+	PruneFailed    = "prune_failed"
+	OplogWindow    = "oplog_window"
+	StorageErrors  = "storage_errors"
+	SpoolFull      = "spool_full"
+	// TopologyChanged fires when a shard is added to or removed from the
+	// sharded cluster the agent captures.
+	TopologyChanged = "topology_changed"
 	// DrillFailed fires while the agent's latest restore drill did not
 	// prove its point exact.
-	DrillFailed   = "drill_failed"
-	PruneFailed   = "prune_failed"
-	OplogWindow   = "oplog_window"
-	StorageErrors = "storage_errors"
-	SpoolFull     = "spool_full"
+	DrillFailed = "drill_failed"
 )
 
 // Names lists every alert.
-var Names = []string{CaptureLag, Gap, SnapshotFailed, PruneFailed, OplogWindow, StorageErrors, SpoolFull, DrillFailed}
+var Names = []string{CaptureLag, Gap, SnapshotFailed, PruneFailed, OplogWindow, StorageErrors, SpoolFull, TopologyChanged, DrillFailed}
 
 // States of an event.
 const (

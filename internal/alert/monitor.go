@@ -28,6 +28,9 @@ type Deps struct {
 	Spool    *oplog.Spool
 	SpoolMax int64
 	Runs     *runs.Recorder
+	// Topology, when set, returns the newest change of the cluster's
+	// shards (nil while none): set for a sharded cluster only.
+	Topology func() *TopologyChange
 	Version  string
 	Log      *slog.Logger
 }
@@ -131,6 +134,9 @@ func (m *Monitor) observe(ctx context.Context, now time.Time) Observation {
 	}
 	if m.d.Repo != nil {
 		o.Gap = m.observeGap(ctx)
+	}
+	if m.d.Topology != nil {
+		o.Topology = m.d.Topology()
 	}
 	return o
 }

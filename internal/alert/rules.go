@@ -34,6 +34,15 @@ type Observation struct {
 	Gap *GapState
 	// Snapshot, Prune and Drill are the latest runs, nil before the first.
 	Snapshot, Prune, Drill *runs.Run
+	// Topology is the newest change of a sharded cluster's shards the
+	// agent saw, nil when none (and always for a replica set).
+	Topology *TopologyChange
+}
+
+// TopologyChange is a change of a sharded cluster's shards, seen at At.
+type TopologyChange struct {
+	At             time.Time
+	Added, Removed []string
 }
 
 // GapState is the newest gap and whether a snapshot after it exists.
@@ -74,7 +83,22 @@ func evaluate(cfg config.Alerts, o Observation) []Condition {
 	add(windowRule(cfg.OplogWindowBelow.Std(), o))
 	add(storageRule(cfg.StorageErrorsFor.Std(), o.Storage))
 	add(spoolRule(cfg.SpoolAbovePercent, o))
+	add(topologyRule(o.Topology))
 	return out
+}
+
+// topologyRule fires once a shard was added or removed: the cluster's
+// restore window breaks there until a cluster snapshot is taken after it
+// (cluster snapshots are not built yet, so it stays firing while the agent
+// runs).
+func topologyRule(t *TopologyChange) *Condition {
+	if t == nil {
+		return nil
+	}
+	return &Condition{Alert: TopologyChanged, Active: true, Severity: Critical,
+		Details: map[string]any{"at": t.At.UTC().Format(time.RFC3339), "added": t.Added, "removed": t.Removed},
+		Summary: fmt.Sprintf("the cluster's shards changed at %s (added %v, removed %v): no cluster restore reaches across it until a cluster snapshot is taken after it; restart the agent to capture an added shard",
+			t.At.UTC().Format(time.RFC3339), t.Added, t.Removed)}
 }
 
 func lagRule(above time.Duration, o Observation) *Condition {

@@ -126,7 +126,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err := oracle.Compare(ctx, srv2.Client(), quiet, oracle.Filter{Include: dbs, Rename: rename}); err != nil {
 		t.Fatalf("the restore to %s started from the dashboard differs from the state then: %v", to, err)
 	}
-	screenshot(t, b)
+	screenshot(t, b, "dashboard.png")
 }
 
 // findChromium finds Debian's chromium (scripts/install-test-servers.sh
@@ -186,16 +186,16 @@ func get[T any](t *testing.T, b context.Context, step string, a chromedp.Action[
 }
 
 // screenshot takes the whole page as PNG, checks it is one, and writes it to
-// docs/dashboard.png when REWIND_UPDATE_DOCS=1 (for the README).
-func screenshot(t *testing.T, b context.Context) {
+// docs/NAME when REWIND_UPDATE_DOCS=1 (for the README).
+func screenshot(t *testing.T, b context.Context, name string) {
 	img := get(t, b, "take a screenshot", chromedp.FullScreenshot(100))
 	cfg, err := png.DecodeConfig(bytes.NewReader(img))
 	if err != nil || cfg.Width < 800 || cfg.Height < 600 {
 		t.Fatalf("screenshot: %v, %dx%d", err, cfg.Width, cfg.Height)
 	}
-	path := filepath.Join(t.TempDir(), "dashboard.png")
+	path := filepath.Join(t.TempDir(), name)
 	if os.Getenv("REWIND_UPDATE_DOCS") == "1" {
-		path = filepath.Join("..", "..", "docs", "dashboard.png")
+		path = filepath.Join("..", "..", "docs", name)
 	}
 	must(t, os.WriteFile(path, img, 0o644))
 	t.Logf("screenshot %dx%d in %s", cfg.Width, cfg.Height, path)

@@ -25,10 +25,10 @@ const (
 	StateFailed    = "failed"
 )
 
-// Job is a snapshot or restore run in the background.
+// Job is a snapshot, restore or undo run in the background.
 type Job struct {
 	ID       string     `json:"id"`
-	Kind     string     `json:"kind"` // "snapshot" or "restore"
+	Kind     string     `json:"kind"` // "snapshot", "restore" or "undo"
 	State    string     `json:"state"`
 	Started  time.Time  `json:"started"`
 	Ended    *time.Time `json:"ended"`

@@ -11,7 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rewind-backup/rewind/internal/browse"
 	"github.com/rewind-backup/rewind/internal/checksum"
+	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/restore"
 )
 
@@ -28,6 +30,35 @@ type RestoreRequest struct {
 	DryRun            bool     `json:"dry_run"`              // plan (and check the target, when given) only
 	ConnectTimeout    string   `json:"connect_timeout"`      // a positive duration (30s, 2m); left out: 30s
 	Checksum          bool     `json:"checksum"`             // content checksums of the restored collections in the result
+	// Filter restores only the documents that match this MongoDB query as
+	// of To (evaluated by the target's server on a staging copy).
+	Filter Filter `json:"filter"`
+	// Merge writes into target namespaces that hold data: "missing" or
+	// "overwrite"; left out, they must be absent or empty (or drop).
+	Merge string `json:"merge"`
+}
+
+// Filter is a MongoDB query in a request body: a JSON object
+// ({"grp": 3}, Extended JSON allowed: {"at": {"$gte": {"$date": "..."}}}),
+// or the same as a string, as --filter takes it. It holds the query's
+// text; restore.ParseFilter checks it when the request is validated.
+type Filter string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (f *Filter) UnmarshalJSON(b []byte) error {
+	var text string
+	switch t := bytes.TrimSpace(b); {
+	case len(t) > 0 && t[0] == '{':
+		*f = Filter(t)
+		return nil
+	case json.Unmarshal(t, &text) == nil:
+		*f = Filter(text)
+		return nil
+	case string(t) == "null":
+		*f = ""
+		return nil
+	}
+	return fmt.Errorf(`filter: want a query as a JSON object ({"grp": 3}) or a string of Extended JSON, not %s`, b)
 }
 
 // Renames is the "rename" object, FROM -> TO. Decoding it refuses a FROM
@@ -85,6 +116,11 @@ type PlanView struct {
 	// TargetCheck is what a dry run with a target found there: the verdict
 	// the restore itself would reach.
 	TargetCheck *TargetCheck `json:"target_check,omitempty"`
+	// Filter is the request's filter as canonical Extended JSON; Merge its
+	// merge mode. Either makes the restore go through staging on the
+	// target (see docs/API.md).
+	Filter json.RawMessage `json:"filter,omitempty"`
+	Merge  string          `json:"merge,omitempty"`
 }
 
 // NSMapping is one source namespace and where it goes.
@@ -95,6 +131,23 @@ type NSMapping struct {
 	View      bool   `json:"view,omitempty"`
 	// Late: the snapshot does not hold it; the oplog range creates or writes it.
 	Late bool `json:"late,omitempty"`
+	// Merged is what a filtered or merging restore did here (results only).
+	Merged *MergedCounts `json:"merged,omitempty"`
+}
+
+// MergedCounts count what a filtered or merging restore did with the
+// documents it restored (restore.Merged): each was inserted (the target
+// lacked its _id), replaced (the target held another version) or left
+// alone (the target held it: any version with merge "missing", the same
+// bytes with "overwrite").
+type MergedCounts struct {
+	Inserted  int64 `json:"inserted"`
+	Replaced  int64 `json:"replaced"`
+	LeftAlone int64 `json:"left_alone"`
+}
+
+func mergedCounts(m restore.Merged) *MergedCounts {
+	return &MergedCounts{Inserted: m.Inserted, Replaced: m.Replaced, LeftAlone: m.LeftAlone}
 }
 
 // TargetCheck is the dry run's look at the target (restore.Check).
@@ -127,6 +180,10 @@ type RestoreResult struct {
 	// Checksums are the restored collections' content checksums, by
 	// namespace, when the request asked for them ("checksum": true).
 	Checksums []checksum.Sum `json:"checksums,omitempty"`
+	// Merged, for a filtered or merging restore (which loads the snapshot
+	// into staging on the target: Documents counts what was staged), is
+	// what reached the target; each namespace has its own.
+	Merged *MergedCounts `json:"merged,omitempty"`
 }
 
 // PhaseTime is one step of a restore and its duration.
@@ -150,58 +207,43 @@ type restoreJob struct {
 // field's own message in the API's words.
 func (in RestoreRequest) request() (restore.Request, error) {
 	req := restore.Request{Target: in.Target, Include: in.NS, Rename: in.Rename, Drop: in.Drop,
-		WithUsersAndRoles: in.WithUsersAndRoles, Parallel: in.Parallel, DryRun: in.DryRun, Checksum: in.Checksum}
+		WithUsersAndRoles: in.WithUsersAndRoles, Parallel: in.Parallel, DryRun: in.DryRun, Checksum: in.Checksum,
+		Filter: string(in.Filter), Merge: restore.Merge(in.Merge)}
 	var err error
-	if in.To != "" {
-		if req.To, err = restore.ParseWhen(in.To); err != nil {
-			return req, err
-		}
-	}
-	if in.ConnectTimeout != "" {
-		if req.ConnectTimeout, err = restore.ParseConnectTimeout(in.ConnectTimeout); err != nil {
-			return req, err
-		}
+	if req.To, req.ConnectTimeout, err = toAndTimeout(in.To, in.ConnectTimeout); err != nil {
+		return req, err
 	}
 	return req, req.Validate()
+}
+
+// toAndTimeout reads the to and connect_timeout fields restores and undos
+// share; left out, zero values (Validate says what is required and sets
+// the defaults).
+func toAndTimeout(to, timeout string) (w restore.When, d config.Duration, err error) {
+	if to != "" {
+		if w, err = restore.ParseWhen(to); err != nil {
+			return w, d, err
+		}
+	}
+	if timeout != "" {
+		d, err = restore.ParseConnectTimeout(timeout)
+	}
+	return w, d, err
 }
 
 // startRestore plans at once (so a bad restore point is answered now), then
 // answers a dry run with the plan (and what is in the way on the target) or
 // starts the restore as a job, which keeps the plan's lock.
 func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
-	var in RestoreRequest
-	if !decodeBody(w, r, &in) {
-		return
-	}
-	req, err := in.request()
-	var inv *restore.InvalidError
-	if errors.As(err, &inv) {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "%s", inv.API())
-		return
-	} else if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "%v", err)
-		return
-	}
-	// The plan's lock outlives this request when a job carries it on.
-	p, err := restore.Prepare(s.jobContext(), s.d.Repo, req)
-	switch {
-	case errors.Is(err, restore.ErrNoLock):
-		s.storageError(w, "plan the restore", err)
-		return
-	case errors.Is(err, restore.ErrOutsideWindows):
-		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "%v; GET /api/v1/timeline shows the windows", err)
-		return
-	case errors.As(err, &inv): // an ns or rename name the restore point cannot satisfy
-		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "plan restore: %s", inv.API())
-		return
-	case err != nil:
-		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "%v", err)
+	req, p, ok := prepare[RestoreRequest](s, w, r, "plan restore", restore.Prepare)
+	if !ok {
 		return
 	}
 	view := planView(p.Plan)
 	if req.DryRun {
 		defer p.Release()
 		if req.Target != "" {
+			var err error
 			if view.TargetCheck, err = s.checkTarget(r.Context(), p); err != nil {
 				writeError(w, http.StatusBadGateway, codeUnavailable, "%v", err)
 				return
@@ -225,7 +267,7 @@ func (s *Server) checkTarget(ctx context.Context, p *restore.Prepared) (*TargetC
 	if err != nil {
 		return nil, err
 	}
-	tc := &TargetCheck{Verdict: restore.Verdict(findings, p.Request.Drop), Refused: len(findings) > 0 && !p.Request.Drop,
+	tc := &TargetCheck{Verdict: restore.VerdictOf(findings, p.Request), Refused: len(findings) > 0 && !p.Request.Drop,
 		InTheWay: []InTheWay{}}
 	for _, f := range findings {
 		tc.InTheWay = append(tc.InTheWay, InTheWay{Namespace: f.Target.String(), Reasons: f.Reasons})
@@ -235,43 +277,55 @@ func (s *Server) checkTarget(ctx context.Context, p *restore.Prepared) (*TargetC
 
 // runRestore starts the restore job; it owns p and releases it.
 func (s *Server) runRestore(p *restore.Prepared) Job {
+	return s.targetJob("restore", p.Request.Target, p.Request.ConnectTimeout, p.Release, s.metrics.observeRestore,
+		func(ctx context.Context, t *restore.Target, o restore.Options) (any, error) {
+			rep, err := p.Execute(ctx, t, o)
+			if err != nil {
+				return nil, err
+			}
+			return restoreResult(rep), nil
+		})
+}
+
+// targetJob starts a job of kind that connects to the target (uri) and
+// runs fn there with a live restore.Progress: "connecting to the target"
+// until fn starts. release (the plan's lock) is called when it ends;
+// observe (nil: none) gets its duration and error, connecting included.
+func (s *Server) targetJob(kind, uri string, timeout config.Duration, release func(), observe func(time.Duration, error),
+	fn func(context.Context, *restore.Target, restore.Options) (any, error)) Job {
 	prog := &restore.Progress{}
-	var executing atomic.Bool // Progress.Line is meaningless before Execute starts it
+	var executing atomic.Bool // Progress.Line is meaningless before fn starts it
 	progress := func() any {
 		if !executing.Load() {
 			return RestoreProgress{Summary: "connecting to the target"}
 		}
 		return RestoreProgress{Summary: strings.TrimSpace(prog.Line())}
 	}
-	return s.jobs.start(s.jobContext(), s.d.Log, "restore", progress, func(ctx context.Context) (any, error) {
-		defer p.Release()
-		started := time.Now()
-		rep, err := s.execute(ctx, p, prog, &executing)
-		s.metrics.observeRestore(time.Since(started), err)
+	return s.jobs.start(s.jobContext(), s.d.Log, kind, progress, func(ctx context.Context) (result any, err error) {
+		defer release()
+		if observe != nil {
+			defer func(started time.Time) { observe(time.Since(started), err) }(time.Now())
+		}
+		t, err := restore.Connect(ctx, uri, timeout)
 		if err != nil {
 			return nil, err
 		}
-		return restoreResult(rep), nil
+		defer t.Close(ctx)
+		executing.Store(true)
+		return fn(ctx, t, restore.Options{Progress: prog, Log: s.d.Log})
 	})
 }
 
-func (s *Server) execute(ctx context.Context, p *restore.Prepared, prog *restore.Progress, executing *atomic.Bool) (restore.Report, error) {
-	t, err := restore.Connect(ctx, p.Request.Target, p.Request.ConnectTimeout)
-	if err != nil {
-		return restore.Report{}, err
+// jobOf answers GET /api/v1/{kind}s/{id}: the job, if it is of kind.
+func (s *Server) jobOf(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		j, ok := s.jobs.get(r.PathValue("id"))
+		if !ok || j.Kind != kind {
+			writeError(w, http.StatusNotFound, codeNotFound, "no %s %q: GET /api/v1/jobs lists the jobs", kind, r.PathValue("id"))
+			return
+		}
+		writeData(w, http.StatusOK, j)
 	}
-	defer t.Close(ctx)
-	executing.Store(true)
-	return p.Execute(ctx, t, restore.Options{Progress: prog, Log: s.d.Log})
-}
-
-func (s *Server) getRestore(w http.ResponseWriter, r *http.Request) {
-	j, ok := s.jobs.get(r.PathValue("id"))
-	if !ok || j.Kind != "restore" {
-		writeError(w, http.StatusNotFound, codeNotFound, "no restore %q: GET /api/v1/jobs lists the jobs", r.PathValue("id"))
-		return
-	}
-	writeData(w, http.StatusOK, j)
 }
 
 func planView(p restore.Plan) PlanView {
@@ -292,6 +346,10 @@ func planView(p restore.Plan) PlanView {
 	if p.Empty() {
 		v.Note = restore.EmptyNote
 	}
+	if p.Filter != nil {
+		v.Filter = json.RawMessage(browse.DocJSON(p.Filter))
+	}
+	v.Merge = string(p.Merge)
 	return v
 }
 
@@ -300,7 +358,14 @@ func restoreResult(rep restore.Report) RestoreResult {
 		Entries: rep.Entries, Bytes: rep.Bytes, Seconds: rep.Duration.Seconds(), Indexes: rep.Indexes,
 		Namespaces: []NSMapping{}}
 	for _, n := range rep.Namespaces {
-		out.Namespaces = append(out.Namespaces, NSMapping{Source: n.Source.String(), Target: n.Target.String(), Documents: n.Final})
+		m := NSMapping{Source: n.Source.String(), Target: n.Target.String(), Documents: n.Final}
+		if rep.Staged {
+			m.Merged = mergedCounts(n.Merged)
+		}
+		out.Namespaces = append(out.Namespaces, m)
+	}
+	if rep.Staged {
+		out.Merged = mergedCounts(rep.Merged)
 	}
 	if len(rep.Namespaces) == 0 && rep.Views == 0 {
 		out.Note = restore.EmptyNote

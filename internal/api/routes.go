@@ -27,7 +27,14 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/jobs/{id}", s.auth(true, s.getJob))
 	mux.HandleFunc("POST /api/v1/snapshots", s.auth(false, s.takeSnapshot))
 	mux.HandleFunc("POST /api/v1/restores", s.auth(false, s.startRestore))
-	mux.HandleFunc("GET /api/v1/restores/{id}", s.auth(true, s.getRestore))
+	mux.HandleFunc("GET /api/v1/restores/{id}", s.auth(true, s.jobOf("restore")))
+	mux.HandleFunc("POST /api/v1/undos", s.auth(false, s.startUndo))
+	mux.HandleFunc("GET /api/v1/undos/{id}", s.auth(true, s.jobOf("undo")))
+	// These answer the documents themselves: they need the token even
+	// with api.public_read.
+	mux.HandleFunc("GET /api/v1/oplog", s.auth(false, s.oplog))
+	mux.HandleFunc("GET /api/v1/history", s.auth(false, s.history))
+	mux.HandleFunc("GET /api/v1/export", s.auth(false, s.export))
 	mux.HandleFunc("GET /api/v1/alerts", s.auth(true, s.alerts))
 	// The dashboard's page and assets hold no data: they need no token.
 	ui := dashboard.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

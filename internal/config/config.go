@@ -19,8 +19,19 @@ import (
 
 // Config is the whole configuration of an agent.
 type Config struct {
-	// Source is the MongoDB connection string to back up.
+	// Source is the MongoDB connection string to back up: a replica set
+	// member, or a sharded cluster's mongos (its shards are then found
+	// through it and captured directly).
 	Source Secret `yaml:"source"`
+	// Shards name a sharded cluster's shards explicitly, for operators
+	// who cannot reach mongos: each shard's name (as in config.shards) and
+	// the connection string of its replica set. Not with Source.
+	Shards []ShardSource `yaml:"shards"`
+	// ConfigServer is the connection string of a cluster's config server
+	// replica set: captured as shard "config", and watched for shards
+	// added or removed. With Shards, or alone (the shards are then read
+	// from its config.shards).
+	ConfigServer Secret `yaml:"config_server"`
 	// Repo is the repository URL (file://, s3://, gs://, azblob://).
 	Repo string `yaml:"repo"`
 	// Identity is the age identity that reads an encrypted repository's
@@ -42,6 +53,15 @@ type Config struct {
 	// cmd/rewind's input resolver sets it; Validate names them in its
 	// messages. Never read from the file.
 	Origins map[string]string `yaml:"-"`
+}
+
+// ShardSource is one shard of a sharded cluster given by hand.
+type ShardSource struct {
+	// Name is the shard's name, its _id in config.shards; it names the
+	// shard's objects in the repository.
+	Name string `yaml:"name"`
+	// URI is the connection string of the shard's replica set.
+	URI Secret `yaml:"uri"`
 }
 
 // Capture tunes oplog capture.
@@ -217,12 +237,7 @@ func decode(data []byte, cfg *Config) error {
 // that gave the value (Origins). A reachable but wrong server or bucket is
 // not found here: that is a failure of the run.
 func (c Config) Validate() error {
-	var errs []error
-	if c.Source == "" {
-		errs = append(errs, errors.New("source is not set: give --source URI, `source:` in the config or REWIND_SOURCE"))
-	} else if err := CheckMongoURI(c.Source.Reveal()); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", c.named("source"), err))
-	}
+	errs := c.validateSources()
 	if c.Repo == "" {
 		errs = append(errs, errors.New("repo is not set: give --repo URL, `repo:` in the config or REWIND_REPO"))
 	} else if err := storage.CheckURL(c.Repo); err != nil {

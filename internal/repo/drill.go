@@ -16,7 +16,7 @@ import (
 //	drills/SHARD/ref/POINT            a DrillReference: content checksums at POINT
 //	drills/SHARD/run/STARTED-xxxxxxxx a DrillResult: one drill's outcome
 //
-// Both are kind 10 (drill record), a data kind: they name collections and
+// Both are kind 11 (drill record), a data kind: they name collections and
 // may quote documents, so they are compressed and encrypted as segments are.
 const (
 	prefixDrills  = "drills/"

@@ -47,7 +47,8 @@ const (
 	KindHeartbeat Kind = 7
 	KindLock      Kind = 8
 	KindIndex     Kind = 9  // a segment's index (oplog-index/)
-	KindDrill     Kind = 10 // a drill record (drills/)
+	KindTopology  Kind = 10 // a sharded cluster's topology record (topology/)
+	KindDrill     Kind = 11 // a drill record (drills/)
 )
 
 // String names the kind in messages.
@@ -56,7 +57,8 @@ func (k Kind) String() string {
 		KindConfig: "config", KindSegment: "oplog segment", KindGap: "gap",
 		KindTimeline: "timeline", KindChunk: "snapshot chunk", KindManifest: "snapshot manifest",
 		KindHeartbeat: "heartbeat", KindLock: "lock", KindIndex: "oplog segment index",
-		KindDrill: "drill record",
+		KindTopology: "cluster topology",
+		KindDrill:    "drill record",
 	}
 	if n, ok := names[k]; ok {
 		return n

@@ -40,9 +40,9 @@ type UndoRequest struct {
 func (r *UndoRequest) Validate() error {
 	switch {
 	case r.From.IsZero():
-		return invalid("from", "is required: the restore point to put back, %s", fromHint)
+		return invalid("from", "is required: the restore point to put back, "+fromHint, field("to"))
 	case r.From.Latest:
-		return invalid("from", "latest: nothing comes after it; %s", fromHint)
+		return invalid("from", "latest: nothing comes after it; "+fromHint, field("to"))
 	case len(r.Include) == 0:
 		return invalid("ns", "is required: the namespaces to undo the range in (db, db.* or db.coll; repeatable)")
 	case r.Target == "":
@@ -54,7 +54,7 @@ func (r *UndoRequest) Validate() error {
 	}
 	r.Parallel, r.ConnectTimeout = base.Parallel, base.ConnectTimeout
 	if !r.To.Latest && !r.From.TS.Before(r.To.TS) {
-		return invalid("from", "%s is not before %s %s: the range to undo is after --from up to and including --to", r.From, field("to"), r.To)
+		return invalid("from", "%s is not before %s %s: the range to undo is after %s up to and including %s", r.From, field("to"), r.To, field("from"), field("to"))
 	}
 	return nil
 }
@@ -65,13 +65,13 @@ func (r *UndoRequest) request() Request {
 }
 
 // fromHint is what --from accepts.
-const fromHint = "an RFC 3339 time (2026-11-25T10:30:59Z: the state after that whole second) or an oplog timestamp SECONDS:INCREMENT, before --to"
+const fromHint = "an RFC 3339 time (2026-11-25T10:30:59Z: the state after that whole second) or an oplog timestamp SECONDS:INCREMENT, before %s"
 
 // ParseFrom reads --from as ParseWhen reads --to, but latest is refused
 // (nothing comes after it). Errors are *InvalidError for the field "from".
 func ParseFrom(s string) (When, error) {
 	if strings.TrimSpace(s) == "latest" {
-		return When{}, invalid("from", "latest: nothing comes after it; %s", fromHint)
+		return When{}, invalid("from", "latest: nothing comes after it; "+fromHint, field("to"))
 	}
 	w, err := ParseWhen(s)
 	if inv, ok := err.(*InvalidError); ok {
@@ -162,8 +162,8 @@ func (u *PreparedUndo) planEnd(ctx context.Context, cat catalog.Catalog, when Wh
 func (u *PreparedUndo) rangeSegments(cat catalog.Catalog) ([]repo.SegmentInfo, error) {
 	from, to := u.From.Target, u.To.Target
 	if !from.Before(to) {
-		return nil, fmt.Errorf("plan undo: %w", invalid("from", "%s is not before %s %s (%s): the range to undo is after --from up to and including --to",
-			from, field("to"), u.Request.To, to))
+		return nil, fmt.Errorf("plan undo: %w", invalid("from", "%s is not before %s %s (%s): the range to undo is after %s up to and including %s",
+			from, field("to"), u.Request.To, to, field("from"), field("to")))
 	}
 	sh, err := pickShard(cat)
 	if err != nil {

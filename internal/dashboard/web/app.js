@@ -141,12 +141,16 @@ function renderTimeline() {
     const l = line(svg, "chosen", x(state.chosen));
     l.id = "chosen-line";
   }
-  // Axis (UTC): the date once, then times, each second once; the end
-  // labels stay inside the box.
+  drawAxis(axis, d[0], d[1]);
+}
+
+// drawAxis labels a time axis from second lo to hi (UTC): the date once,
+// then times, each second once; the end labels stay inside the box.
+function drawAxis(axis, lo, hi) {
   const ticks = 6;
   let prev = null;
   for (let k = 0; k <= ticks; k++) {
-    const t = Math.round(d[0] + (d[1] - d[0]) * k / ticks);
+    const t = Math.round(lo + (hi - lo) * k / ticks);
     if (t === prev) continue;
     prev = t;
     const s = document.createElement("span");
@@ -195,8 +199,8 @@ function choose(t) {
   $("r-to").value = restorePoint(t, w);
   formChanged();
   renderTimeline();
-  $("hover").textContent = "Restore point " + $("r-to").value + " chosen: plan it below.";
-  $("r-to").focus();
+  $("hover").textContent = "Restore point " + $("r-to").value + " chosen: plan it below; its operations are shown above.";
+  opsAround(t);
 }
 
 function nearest(t) {
@@ -263,6 +267,9 @@ function restoreRequest() {
     drop: $("r-drop").checked, with_users_and_roles: $("r-users").checked };
   const p = parseInt($("r-parallel").value, 10);
   if (p > 0) req.parallel = p;
+  const filter = $("r-filter").value.trim(), merge = $("r-merge").value;
+  if (filter) req.filter = filter; // Extended JSON text, as --filter takes it
+  if (merge) req.merge = merge;
   return req;
 }
 
@@ -308,6 +315,9 @@ function renderPlan(p) {
   fact("snapshot objects", p.chunks + " (" + mib(p.chunk_bytes) + ")");
   fact("oplog segments", p.segments + " (" + mib(p.segment_bytes) + ")");
   fact("oplog entries", p.entries === undefined ? "–" : String(p.entries));
+  if (p.filter) fact("filter", JSON.stringify(p.filter));
+  if (p.merge) fact("merge", p.merge);
+  if (p.target_check) fact("target", p.target_check.verdict);
   const body = $("plan-ns").querySelector("tbody");
   body.replaceChildren();
   for (const n of p.namespaces || []) {
@@ -343,6 +353,12 @@ function jobProgress(j) {
   if (j.state === "failed") return j.error || "failed";
   const p = (j.progress && j.progress.summary) || "";
   const r = j.result;
+  if (j.state === "succeeded" && r && j.kind === "undo") return undoText(r);
+  if (j.state === "succeeded" && r && j.kind === "restore" && r.merged) {
+    const m = r.merged;
+    return "restored " + (m.inserted + m.replaced + m.left_alone) + " documents as of the restore point: " + m.inserted + " inserted, " +
+      m.replaced + " replaced, " + m.left_alone + " left alone (the target held them)";
+  }
   if (j.state === "succeeded" && r && j.kind === "restore") {
     // Where the time went, for the steps that took any.
     const steps = (r.phases || []).filter((ph) => ph.seconds >= 0.05).map((ph) => ph.name + " " + ph.seconds.toFixed(1) + " s");
@@ -382,6 +398,7 @@ async function refresh() {
     const [st, tl] = await Promise.all([api("GET", "/api/v1/status"), api("GET", "/api/v1/timeline")]);
     state.status = st; state.timeline = tl;
     renderStatus(st); renderTimeline(); renderWindowsTable(tl);
+    opsDefault(st);
     await refreshJobs();
     await refreshAlerts();
     $("token-box").hidden = true;
@@ -441,6 +458,7 @@ function init() {
   $("restore-form").addEventListener("input", formChanged);
   $("r-start").addEventListener("click", startRestore);
   $("snapshot-now").addEventListener("click", snapshotNow);
+  initOps();
   refresh();
   loop();
 }
