@@ -18,6 +18,7 @@ import (
 
 type drillFlags struct {
 	scratch, source, to string
+	sourceIn            *input
 	ns                  []string
 	asJSON, noRecord    bool
 }
@@ -59,7 +60,7 @@ could not run.`,
 	rf.addIdentity(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.scratch, "scratch", "", "connection string of an EMPTY scratch deployment to restore into (required; emptied again afterwards)")
-	fl.StringVar(&f.source, "source", "", "connection string of the live source to compare with at the same point")
+	f.sourceIn = sourceInput.bind(cmd, "connection string of the live source to compare with at the same point")
 	fl.StringVar(&f.to, "to", drill.Latest, "point to drill: latest, random, an RFC 3339 time or SECONDS:INCREMENT")
 	fl.StringArrayVar(&f.ns, "ns", nil, "drill only these namespaces (db, db.* or db.coll; repeatable); default all")
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
@@ -74,13 +75,12 @@ func runDrill(cmd *cobra.Command, rf *repoFlags, f *drillFlags) error {
 	if f.scratch == "" {
 		return usagef(cmd, "--scratch is required: the connection string of an empty deployment to restore into")
 	}
-	for name, uri := range map[string]string{"--scratch": f.scratch, "--source": f.source} {
-		if uri == "" {
-			continue
-		}
-		if err := config.CheckMongoURI(uri); err != nil {
-			return usagef(cmd, "%s: %v", name, err)
-		}
+	if err := config.CheckMongoURI(f.scratch); err != nil {
+		return usagef(cmd, "--scratch: %v", err)
+	}
+	var err error
+	if f.source, _, err = resolveSource(cmd, f.sourceIn, ""); err != nil {
+		return err
 	}
 	if _, err := drill.ParseTo(f.to); err != nil {
 		return usagef(cmd, "%v", strings.TrimPrefix(err.Error(), drill.ErrBadRequest.Error()+": "))
