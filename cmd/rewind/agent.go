@@ -19,6 +19,7 @@ type agentFlags struct {
 	cfgPath, spoolDir, apiListen string
 	flush                        config.Duration
 	source, repo, identity       *input
+	cluster                      clusterFlags
 	check                        bool
 }
 
@@ -34,6 +35,9 @@ its environment variable (REWIND_SOURCE, REWIND_REPO, REWIND_IDENTITY,
 REWIND_API_TOKEN: secrets kept out of files and shell history), else from the
 config file. A config file or flag that is wrong exits 2.`,
 		Example: `  rewind agent --source 'mongodb://db1:27017/?replicaSet=rs0' --repo file:///var/lib/rewind
+  rewind agent --source 'mongodb://backup:PW@mongos1:27017/?authSource=admin' --repo s3://backups/cluster1
+  rewind agent --shard shard01=mongodb://h1:27018/?replicaSet=shard01 --shard shard02=mongodb://h2:27018/?replicaSet=shard02 \
+      --config-server mongodb://cfg1:27019/?replicaSet=configRepl --repo file:///var/lib/rewind
   rewind agent --config /etc/rewind/rewind.yaml
   rewind agent --config /etc/rewind/rewind.yaml --check-config
   REWIND_API_TOKEN=... rewind agent --config /etc/rewind/rewind.yaml --api-listen 127.0.0.1:7070`,
@@ -44,6 +48,7 @@ config file. A config file or flag that is wrong exits 2.`,
 	fl.StringVar(&f.cfgPath, "config", "", "YAML config file (unknown keys are errors)")
 	f.source = sourceInput.bind(cmd, "MongoDB connection string (overrides source:)")
 	f.repo = repoInput.bind(cmd, "repository URL (overrides repo:)")
+	f.cluster.add(cmd)
 	f.identity = identityInput.bind(cmd, "age identity, for compaction, pruning and alerts on an encrypted repository: a file path, or in the variable the key itself (overrides identity:)")
 	durationVar(cmd, &f.flush, "flush-interval", 0, fmt.Sprintf("longest wait before captured entries are uploaded (overrides capture.flush_interval; default from the config, else %s)",
 		config.Default().Capture.FlushInterval))
@@ -73,6 +78,15 @@ func (f *agentFlags) config(cmd *cobra.Command) (config.Config, error) {
 	note("source", from)
 	cfg.Repo, from = f.repo.resolve(cmd, cfg.Repo)
 	note("repo", from)
+	shards, cfgURI, from, err := f.cluster.resolve(cmd, cfg)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Shards, cfg.ConfigServer = shards, config.Secret(cfgURI)
+	note("config_server", from)
+	if len(f.cluster.shards) > 0 {
+		note("shards", "--shard")
+	}
 	// A missing or unreadable identity stops the agent before it starts.
 	_, id, from, err := loadIdentity(cmd, f.identity, cfg.Identity.Reveal())
 	if err != nil {
@@ -145,6 +159,8 @@ func printCheck(w io.Writer, cfg config.Config, cfgPath string) error {
 	}
 	for _, v := range []struct{ key, shown, value, unset string }{
 		{"source", cfg.Source.String(), cfg.Source.Reveal(), "not set"},
+		{"shards", shardNames(cfg.Shards), shardNames(cfg.Shards), "none"},
+		{"config_server", cfg.ConfigServer.String(), cfg.ConfigServer.Reveal(), "not set"},
 		{"repo", redact.URL(cfg.Repo), cfg.Repo, "not set"},
 		{"identity", shownID, id, "not set: enough to capture; compacting and pruning an encrypted repository need it"},
 	} {
@@ -158,4 +174,13 @@ func printCheck(w io.Writer, cfg config.Config, cfgPath string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.key, v.shown, from)
 	}
 	return tw.Flush()
+}
+
+// shardNames lists the shards given by hand, without their URIs.
+func shardNames(shards []config.ShardSource) string {
+	names := make([]string, len(shards))
+	for i, s := range shards {
+		names[i] = s.Name
+	}
+	return strings.Join(names, ", ")
 }

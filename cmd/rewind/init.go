@@ -15,6 +15,7 @@ import (
 func newInitCmd() *cobra.Command {
 	var rf repoFlags
 	var sourceIn *input
+	var cf clusterFlags
 	var recipient, compression string
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -28,10 +29,14 @@ and an agent or snapshot pointed at another replica set is refused. With or
 without it, capture refuses a source whose oplog does not continue the one the
 repository holds: it reaches back before the repository's newest entry but does
 not hold it. (A deployment created after that entry looks like a rolled-over
-oplog: capture records a gap and needs a new snapshot.)`,
+oplog: capture records a gap and needs a new snapshot.)
+For a sharded cluster (--source with a mongos, or --shard NAME=URI and
+--config-server URI) it records the shards' names and replica sets and the
+config server's; a shard of another cluster is then refused.`,
 		Example: `  rewind init --repo file:///var/lib/rewind
   rewind init --repo s3://backups/rewind?region=eu-west-1 --source mongodb://db1/?replicaSet=rs0 \
-      --recipient age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p`,
+      --recipient age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+  rewind init --repo file:///var/lib/rewind --source 'mongodb://backup:PW@mongos1:27017/?authSource=admin'`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := rf.require(cmd); err != nil {
@@ -46,13 +51,17 @@ oplog: capture records a gap and needs a new snapshot.)`,
 			if err != nil {
 				return err
 			}
-			if uri != "" {
-				s, err := source.Connect(ctx, uri)
+			in, err := cf.inputs(cmd, uri)
+			if err != nil {
+				return err
+			}
+			if uri != "" || len(in.Shards) > 0 || in.ConfigServer != "" {
+				d, err := source.OpenDeployment(ctx, in)
 				if err != nil {
 					return err
 				}
-				src = s.Record()
-				_ = s.Close(ctx)
+				src = d.Record()
+				d.Close(ctx)
 			}
 			host, _ := os.Hostname()
 			src.CreatedBy = fmt.Sprintf("rewind %s on %s", version, host)
@@ -71,7 +80,8 @@ oplog: capture records a gap and needs a new snapshot.)`,
 		},
 	}
 	rf.add(cmd)
-	sourceIn = sourceInput.bind(cmd, "MongoDB connection string of the deployment this repository backs up (optional)")
+	sourceIn = sourceInput.bind(cmd, "MongoDB connection string of the deployment this repository backs up: a replica set or a mongos (optional)")
+	cf.add(cmd)
 	cmd.Flags().StringVar(&recipient, "recipient", "", "age public key (age1...) to encrypt every object to")
 	cmd.Flags().StringVar(&compression, "compression", repo.CompressionZstd, "zstd or none")
 	return cmd

@@ -13,6 +13,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/rewind-backup/rewind/internal/api"
+	"github.com/rewind-backup/rewind/internal/checksum"
 	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/restore"
 )
@@ -23,6 +25,7 @@ type restoreFlags struct {
 	req    restore.Request
 	to     string   // parsed by restore.ParseWhen
 	rename []string // FROM=TO pairs
+	asJSON bool     // print the result as the API answers it
 }
 
 func newRestoreCmd() *cobra.Command {
@@ -78,6 +81,8 @@ not restored by a filtered or merging restore.`,
 	fl.BoolVar(&f.req.DryRun, "dry-run", false, "print the plan (snapshot, objects and bytes to read, oplog range and entry count, target namespaces) and, with --target, what is in the way there; change nothing")
 	f.req.ConnectTimeout = restore.DefaultConnectTimeout
 	fl.Var(connectTimeout{&f.req.ConnectTimeout}, "connect-timeout", "how long to wait for the target deployment (30s, 2m)")
+	fl.BoolVar(&f.req.Checksum, "checksum", false, "when done, print each restored collection's content checksum (SHA-256 of its documents' raw BSON in _id order, and the count); compare with `rewind checksum` on the source")
+	fl.BoolVar(&f.asJSON, "json", false, "print the result as JSON (the API's restore result) instead of the plan and report")
 	return cmd
 }
 
@@ -162,8 +167,10 @@ func runRestore(cmd *cobra.Command, rf *repoFlags, f *restoreFlags) error {
 	if req.DryRun {
 		return dryRun(ctx, out, width, p, t)
 	}
-	if err := printPlan(out, width, p.Plan, false); err != nil {
-		return err
+	if !f.asJSON {
+		if err := printPlan(out, width, p.Plan, false); err != nil {
+			return err
+		}
 	}
 	o := restore.Options{Progress: &restore.Progress{}, Log: slog.Default()}
 	var rep restore.Report
@@ -174,7 +181,24 @@ func runRestore(cmd *cobra.Command, rf *repoFlags, f *restoreFlags) error {
 	if err != nil {
 		return err
 	}
-	return printReport(out, width, rep)
+	if f.asJSON {
+		return printJSON(out, api.RestoreResultOf(rep))
+	}
+	if err := printReport(out, width, rep); err != nil {
+		return err
+	}
+	return printChecksums(out, width, rep.Checksums)
+}
+
+// printChecksums is the table of content checksums, when there are any.
+func printChecksums(w io.Writer, width int, sums []checksum.Sum) error {
+	if len(sums) == 0 {
+		return nil
+	}
+	if _, err := fmt.Fprintln(w, "Content checksums (SHA-256 of the documents' raw BSON in _id order)"); err != nil {
+		return err
+	}
+	return printChecksumTable(w, width, sums)
 }
 
 // dryRun prints the plan and, when there is a target (t), what is in the

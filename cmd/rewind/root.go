@@ -43,6 +43,8 @@ a whole deployment, some databases or one collection to any second in the window
 		newExportCmd(),
 		newPruneCmd(),
 		newVerifyCmd(),
+		newChecksumCmd(),
+		newDrillCmd(),
 	)
 	return root
 }

@@ -17,6 +17,7 @@ import (
 func newSnapshotCmd() *cobra.Command {
 	var rf repoFlags
 	var sourceIn *input
+	var cf clusterFlags
 	var include, exclude []string
 	var parallel int
 	var wait config.Duration
@@ -44,6 +45,13 @@ are never copied.`,
 			if err != nil {
 				return err
 			}
+			in, err := cf.inputs(cmd, source)
+			if err != nil {
+				return err
+			}
+			if len(in.Shards) > 0 || in.ConfigServer != "" {
+				return errClusterSnapshot
+			}
 			if source == "" {
 				return usagef(cmd, "--source is required (or set REWIND_SOURCE)")
 			}
@@ -62,6 +70,7 @@ are never copied.`,
 	rf.add(cmd)
 	f := cmd.Flags()
 	sourceIn = sourceInput.bind(cmd, "MongoDB connection string")
+	cf.add(cmd)
 	f.StringArrayVar(&include, "ns", nil, "copy only these namespaces (db, db.* or db.coll; repeatable); default all")
 	f.StringArrayVar(&exclude, "exclude", nil, "skip these namespaces (same syntax; repeatable; wins over --ns)")
 	countVar(cmd, &parallel, "parallel", snapshot.DefaultParallel, 1, "collections (or parts of a large one) copied at once")
@@ -78,7 +87,7 @@ func runSnapshot(cmd *cobra.Command, rf *repoFlags, uri string, o snapshot.Optio
 	defer r.Close()
 	src, err := source.Connect(ctx, uri)
 	if err != nil {
-		return err
+		return refuseCluster(err)
 	}
 	defer closeWithin(src.Close)
 

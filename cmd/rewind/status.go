@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -11,12 +12,10 @@ import (
 	"github.com/rewind-backup/rewind/internal/status"
 )
 
-// statusJSON is `rewind status --json`. The first shard's fields are also at
-// the top level, since a replica set has only one.
-type statusJSON struct {
-	status.Report
-	Shards []status.Report `json:"shards"`
-}
+// statusJSON is `rewind status --json`: status.Overview. A replica set's
+// one shard's fields are also at the top level; a sharded cluster's top
+// level is the cluster's.
+type statusJSON = status.Overview
 
 func newStatusCmd() *cobra.Command {
 	var rf repoFlags
@@ -36,23 +35,9 @@ func newStatusCmd() *cobra.Command {
 				return err
 			}
 			defer r.Close()
-			shards, err := r.Shards(cmd.Context())
+			st, err := status.LoadOverview(cmd.Context(), r.Repository, "", time.Now())
 			if err != nil {
 				return err
-			}
-			var st statusJSON
-			st.Shards = []status.Report{}
-			for _, sh := range shards {
-				s, err := status.Load(cmd.Context(), r.Repository, sh, time.Now())
-				if err != nil {
-					return err
-				}
-				st.Shards = append(st.Shards, s)
-			}
-			if len(st.Shards) > 0 {
-				st.Report = st.Shards[0]
-			} else {
-				st.Report = status.Empty()
 			}
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), st)
@@ -74,8 +59,11 @@ func printStatus(w io.Writer, st statusJSON) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if c := st.Cluster; c != nil {
+		printCluster(tw, st)
+	}
 	for _, s := range st.Shards {
-		fmt.Fprintf(tw, "shard\t%s\n", s.Shard)
+		fmt.Fprintf(tw, "shard\t%s (%s)\n", s.Shard, strings.ReplaceAll(s.State, "_", " "))
 		if s.LastDurable != nil {
 			fmt.Fprintf(tw, "last durable\t%d:%d (%s)\n", s.LastDurable.T, s.LastDurable.I, s.LastDurable.Time)
 		} else {
@@ -89,8 +77,18 @@ func printStatus(w io.Writer, st statusJSON) error {
 		default:
 			fmt.Fprintf(tw, "agent\tNOT RUNNING: last heartbeat from %s (pid %d) at %s\n", s.Agent.Host, s.Agent.PID, s.Agent.Updated.Format(time.RFC3339))
 		}
+		if s.CoveredThrough != nil && (s.LastDurable == nil || *s.CoveredThrough != *s.LastDurable) {
+			fmt.Fprintf(tw, "covered through\t%d:%d (%s): the shard was idle since its last entry\n", s.CoveredThrough.T, s.CoveredThrough.I, s.CoveredThrough.Time)
+		}
+		if s.Error != "" {
+			fmt.Fprintf(tw, "ERROR\t%s\n", s.Error)
+		}
 		fmt.Fprintf(tw, "segments\t%d (%d bytes)\n", s.Segments, s.Bytes)
 		fmt.Fprintf(tw, "snapshots\t%d\n", s.Snapshots)
+		if d := s.LastDrill; d != nil {
+			fmt.Fprintf(tw, "last drill\t%s at %s: %s against %s in %.1fs (RTO %.1f s/GB)\n", strings.ToUpper(d.Verdict),
+				d.Started.Format(time.RFC3339), d.Chosen, orNothing(d.Against), d.Seconds, d.RTOSecondsPerGB)
+		}
 		for _, tl := range s.Timelines {
 			fmt.Fprintf(tw, "timeline %s\t%s .. %s, %s\n", tl.ID, tl.First.Time, tl.Last.Time, plural(tl.Segments, "segment", "segments"))
 		}
@@ -102,4 +100,35 @@ func printStatus(w io.Writer, st statusJSON) error {
 		}
 	}
 	return tw.Flush()
+}
+
+func orNothing(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
+
+// printCluster prints a sharded cluster's own lines, before its shards'.
+func printCluster(tw io.Writer, st statusJSON) {
+	c := st.Cluster
+	fmt.Fprintf(tw, "cluster\tshards %s; config server %s\n", strings.Join(c.Shards, ", "), orUnknown(c.ConfigServer))
+	if st.LastDurable != nil {
+		fmt.Fprintf(tw, "last durable\t%d:%d (%s): every shard's oplog is complete through it\n", st.LastDurable.T, st.LastDurable.I, st.LastDurable.Time)
+	} else {
+		fmt.Fprintf(tw, "last durable\tnone: a shard has no oplog stored yet\n")
+	}
+	if c.TopologyChanged != nil {
+		fmt.Fprintf(tw, "TOPOLOGY CHANGED\tat %s: shards were added or removed\n", c.TopologyChanged.UTC().Format(time.RFC3339))
+	}
+	for _, warn := range st.Warnings {
+		fmt.Fprintf(tw, "WARNING\t%s\n", warn)
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(name unknown)"
+	}
+	return s
 }

@@ -1,6 +1,6 @@
 // Package agent is the rewind daemon: it holds the repository's writer lock,
 // runs oplog capture (with gap handling and a local spool), snapshots on a
-// schedule, prunes, serves the HTTP API, evaluates the alerts, and refreshes
+// schedule, restore drills, prunes, serves the HTTP API, evaluates the alerts, and refreshes
 // the heartbeat that `rewind status` reads. It shuts down cleanly on ctx end,
 // flushing what it captured.
 package agent
@@ -25,13 +25,17 @@ import (
 	"github.com/rewind-backup/rewind/internal/runs"
 )
 
-// Agent captures one source into one repository.
+// Agent captures one source into one repository: a replica set, or every
+// shard and the config server of a sharded cluster.
 type Agent struct {
 	Config  config.Config
 	Log     *slog.Logger
 	Version string
 	// HeartbeatEvery is how often the heartbeat object is rewritten.
 	HeartbeatEvery time.Duration
+	// TopologyEvery is how often a sharded cluster's config server is
+	// asked for its shards (default 5 s).
+	TopologyEvery time.Duration
 
 	// stats is set once by Run; Stats may be called from other goroutines
 	// before that.
@@ -41,7 +45,8 @@ type Agent struct {
 	api  atomic.Pointer[api.Server]
 }
 
-// Stats returns the live capture numbers (nil before Run).
+// Stats returns the live capture numbers (nil before Run): a cluster's
+// first shard's.
 func (a *Agent) Stats() *oplog.Stats { return a.stats.Load() }
 
 // Run captures until ctx ends. It returns nil after a clean stop.
@@ -52,8 +57,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.HeartbeatEvery <= 0 {
 		a.HeartbeatEvery = 5 * time.Second
 	}
-	stats := &oplog.Stats{}
-	a.stats.Store(stats)
+	if a.TopologyEvery <= 0 {
+		a.TopologyEvery = 5 * time.Second
+	}
+	a.stats.Store(newStats())
 	a.runs = &runs.Recorder{}
 	w, err := a.open(ctx)
 	if err != nil {
@@ -65,62 +72,55 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer w.close()
-	a.Log.Info("agent started", "source", a.Config.Source, "repo", redact.URL(a.Config.Repo),
-		"flavor", w.src.Flavor, "shard", w.shard, "resume_after", w.resume.After.String(), "timeline", w.resume.Timeline)
+	for _, u := range w.units {
+		u.log.Info("agent started", "source", a.Config.Source, "repo", redact.URL(a.Config.Repo),
+			"flavor", u.src.Flavor, "shard", u.shard, "resume_after", u.resume.After.String(), "timeline", u.resume.Timeline)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	capCtx, stopCapture := context.WithCancel(gctx)
 	defer stopCapture()
 	g.Go(func() error { return w.holdLock(gctx, a.Log) })
-	g.Go(func() error { return a.compactor(w).run(capCtx) })
-	g.Go(func() error { return a.pruner(w).run(capCtx) })
-	g.Go(func() error { return a.scheduler(w).run(capCtx) })
+	for _, u := range w.units {
+		g.Go(func() error { return a.compactor(w, u).run(capCtx) })
+		g.Go(func() error {
+			oplog.WatchSource(capCtx, u.src, u.stats, a.HeartbeatEvery)
+			return nil
+		})
+		g.Go(func() error {
+			err := a.capture(capCtx, u)
+			stopCapture()
+			return err
+		})
+	}
+	if w.cluster == nil {
+		g.Go(func() error { return a.pruner(w).run(capCtx) })
+		g.Go(func() error { return a.scheduler(w).run(capCtx) })
+		g.Go(func() error { return a.driller(w).run(capCtx) })
+	} else {
+		a.Log.Warn("sharded cluster: the agent captures every shard's oplog but takes no snapshot, prunes nothing and runs no drill, since cluster snapshots are not built yet",
+			"shards", w.cluster.topo.Names())
+		g.Go(func() error { return a.watchTopology(capCtx, w) })
+	}
 	alerts := a.alertMonitor(w)
-	g.Go(func() error {
-		oplog.WatchSource(capCtx, w.src, stats, a.HeartbeatEvery)
-		return nil
-	})
 	g.Go(func() error { return alerts.Run(capCtx) })
 	g.Go(func() error { return a.serveAPI(capCtx, w, alerts) })
 	g.Go(func() error {
 		defer stopCapture()
 		return a.heartbeat(capCtx, w)
 	})
-	g.Go(func() error {
-		err := a.capture(capCtx, w)
-		stopCapture()
-		return err
-	})
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) || (err == nil && ctx.Err() != nil) {
-		a.Log.Info("agent stopped", "last_durable", stats.LastDurable().String())
+		for _, u := range w.units {
+			u.log.Info("agent stopped", "last_durable", u.stats.LastDurable().String())
+		}
 		return nil
 	}
 	return err
 }
 
-// capture runs the pipeline, starting a new timeline after every gap.
-func (a *Agent) capture(ctx context.Context, w *writer) error {
-	resume := w.resume
-	for {
-		c := &oplog.Capture{
-			Source: w.src, Sink: w, Spool: w.spool, Resume: resume,
-			FlushInterval: a.Config.Capture.FlushInterval.Std(),
-			MaxBatchBytes: int(a.Config.Capture.MaxSegmentBytes),
-			DrainTimeout:  10 * time.Second,
-			Log:           a.Log, Stats: a.stats.Load(),
-		}
-		err := c.Run(ctx)
-		var gap *oplog.GapError
-		if !errors.As(err, &gap) {
-			return err
-		}
-		a.Log.Error("GAP in the oplog: entries were lost while capture was down; a new timeline starts and a new snapshot is needed to restore past it",
-			"last_before", gap.LastBefore.String(), "first_after", gap.FirstAfter.String(),
-			"lost_from", gap.LastBefore.Time().Format(time.RFC3339), "lost_to", gap.FirstAfter.Time().Format(time.RFC3339))
-		resume = oplog.Resume{After: gap.FirstAfter, Inclusive: true}
-	}
-}
+// newStats are a unit's live numbers, before its capture starts.
+func newStats() *oplog.Stats { return &oplog.Stats{} }
 
 // serveAPI runs the HTTP API until ctx ends (api.listen "" turns it off).
 // A server that cannot start is logged, not fatal: capture matters more.
@@ -129,7 +129,7 @@ func (a *Agent) serveAPI(ctx context.Context, w *writer, alerts *alert.Monitor) 
 		return nil
 	}
 	srv, err := api.New(api.Deps{Config: a.Config.API, Repo: w.repo, Source: w.src, Shard: w.shard,
-		Stats: a.stats.Load(), Spool: w.spool, Version: a.Version, SnapshotParallel: a.Config.Snapshot.Parallel,
+		Stats: w.stats, Spool: w.spool, Version: a.Version, SnapshotParallel: a.Config.Snapshot.Parallel,
 		Runs: a.runs, Alerts: alerts, Log: a.Log})
 	if err == nil {
 		a.api.Store(srv)
@@ -152,28 +152,36 @@ func (a *Agent) APIAddr() string {
 // alertMonitor watches the capture, the runs and the repository for the
 // alerts of docs/ALERTS.md.
 func (a *Agent) alertMonitor(w *writer) *alert.Monitor {
-	return alert.New(alert.Deps{Config: a.Config.Alerts, Source: a.Config.Source, Shard: w.shard, Repo: w.repo,
-		CanRead: w.canRead, Stats: a.stats.Load(), Spool: w.spool, SpoolMax: a.Config.Capture.SpoolMaxBytes,
-		Runs: a.runs, Version: a.Version, Log: a.Log})
+	d := alert.Deps{Config: a.Config.Alerts, Source: a.Config.Source, Shard: w.shard, Repo: w.repo,
+		CanRead: w.canRead, Stats: w.stats, Spool: w.spool, SpoolMax: a.Config.Capture.SpoolMaxBytes,
+		Runs: a.runs, Version: a.Version, Log: a.Log}
+	if w.cluster != nil {
+		d.Topology = w.cluster.changed.Load
+	}
+	return alert.New(d)
 }
 
-func (a *Agent) compactor(w *writer) *compactor {
+func (a *Agent) compactor(w *writer, u *unit) *compactor {
 	cc := a.Config.Capture
-	return &compactor{w: w, log: a.Log, every: cc.CompactInterval.Std(), minAge: cc.CompactAfter.Std(),
+	return &compactor{w: w, shard: u.shard, log: u.log, every: cc.CompactInterval.Std(), minAge: cc.CompactAfter.Std(),
 		target: cc.CompactTargetBytes, canRead: w.canRead, now: time.Now}
 }
 
-// heartbeat rewrites the heartbeat object until ctx ends.
+// heartbeat rewrites every unit's heartbeat object until ctx ends.
 func (a *Agent) heartbeat(ctx context.Context, w *writer) error {
 	started := time.Now()
 	host, _ := os.Hostname()
 	t := time.NewTicker(a.HeartbeatEvery)
 	defer t.Stop()
 	for {
-		hb := repo.Heartbeat{Shard: w.shard, Host: host, PID: os.Getpid(), Version: a.Version,
-			Started: started, Updated: time.Now(), LastDurable: a.stats.Load().LastDurable(), Lag: a.stats.Load().Lag()}
-		if err := w.repo.WriteHeartbeat(ctx, hb); err != nil && ctx.Err() == nil {
-			a.Log.Warn("write heartbeat failed", "err", err)
+		for _, u := range w.units {
+			st := u.stats
+			hb := repo.Heartbeat{Shard: u.shard, Host: host, PID: os.Getpid(), Version: a.Version,
+				Started: started, Updated: time.Now(), LastDurable: st.LastDurable(), Lag: st.Lag(),
+				CoveredThrough: st.CoveredThrough(), Error: st.LastError()}
+			if err := w.repo.WriteHeartbeat(ctx, hb); err != nil && ctx.Err() == nil {
+				u.log.Warn("write heartbeat failed", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

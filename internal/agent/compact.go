@@ -16,6 +16,7 @@ import (
 // another, so a reader never sees a hole or an overlap.
 type compactor struct {
 	w        *writer
+	shard    string
 	log      *slog.Logger
 	every    time.Duration
 	minAge   time.Duration
@@ -51,7 +52,7 @@ func (c *compactor) run(ctx context.Context) error {
 
 // once merges what is old enough and returns how many segments it removed.
 func (c *compactor) once(ctx context.Context) (int, error) {
-	segs, err := c.w.repo.ListSegments(ctx, c.w.shard)
+	segs, err := c.w.repo.ListSegments(ctx, c.shard)
 	if err != nil {
 		return 0, err
 	}

@@ -175,7 +175,15 @@ func repoEntriesWith(t *testing.T, url string, opts storage.Options) ([]bson.Raw
 	if err != nil || len(shards) != 1 {
 		t.Fatalf("shards = %v, %v; want exactly one", shards, err)
 	}
-	h, err := r.History(ctx, shards[0])
+	return shardEntries(t, r, shards[0])
+}
+
+// shardEntries reads every entry of every segment of one shard, in order,
+// with the timelines they belong to.
+func shardEntries(t *testing.T, r *repo.Repository, shard string) ([]bson.Raw, repo.History) {
+	t.Helper()
+	ctx := context.Background()
+	h, err := r.History(ctx, shard)
 	if err != nil {
 		t.Fatal(err)
 	}

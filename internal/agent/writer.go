@@ -9,34 +9,33 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rewind-backup/rewind/internal/oplog"
+	"github.com/rewind-backup/rewind/internal/cluster"
 	"github.com/rewind-backup/rewind/internal/redact"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/storage"
 )
 
-// writer is the agent's side of the repository: it holds the writer lock,
-// knows the shard and current timeline, and turns batches into segments.
+// writer is the agent's side of the repository: it holds the writer lock
+// and the capture units, one per shard, that turn batches into segments.
 type writer struct {
-	src    *source.Source
-	repo   *repo.Repository
-	store  storage.Store
-	lockMu sync.Mutex
-	lock   *repo.Lock
+	// unit is the first unit: a replica set's only one, whose shard the
+	// snapshot schedule, the API and the alerts follow.
+	*unit
+	units []*unit
+	// cluster is the sharded cluster captured, nil for a replica set.
+	cluster *clusterState
+	repo    *repo.Repository
+	store   storage.Store
+	lockMu  sync.Mutex
+	lock    *repo.Lock
 	// deleteMu keeps compaction and prune, which share the lock's deleting
 	// mode, from running at once.
 	deleteMu sync.Mutex
 	held     atomic.Bool
-	shard    string
-	spool    *oplog.Spool
-	resume   oplog.Resume
 	// canRead is true when the agent can read its own segments back (the
 	// repository is not encrypted, or an identity was given): compaction needs it.
 	canRead bool
-
-	// sink stores batches; it knows where the stored timeline ends.
-	sink *oplog.RepoSink
 }
 
 func (a *Agent) open(ctx context.Context) (*writer, error) {
@@ -62,13 +61,9 @@ func (a *Agent) open(ctx context.Context) (*writer, error) {
 		return nil, err
 	}
 	w.canRead = !w.repo.Config().Encrypted() || len(ids) > 0
-	if w.src, err = source.Connect(ctx, a.Config.Source.Reveal()); err != nil {
+	if err := a.connect(ctx, w); err != nil {
 		return nil, err
 	}
-	if err := w.src.CheckRepository(w.repo.Config()); err != nil {
-		return nil, err
-	}
-	w.shard = w.src.Shard()
 	if w.lock, err = w.repo.Lock(ctx, repo.LockOptions{Kind: repo.LockExclusive, Purpose: "agent"}); err != nil {
 		return nil, err
 	}
@@ -77,44 +72,43 @@ func (a *Agent) open(ctx context.Context) (*writer, error) {
 	if dir == "" {
 		dir = defaultSpoolDir(w.repo.Config().ID)
 	}
-	if w.spool, err = oplog.OpenSpool(dir, a.Config.Capture.SpoolMaxBytes); err != nil {
-		return nil, err
-	}
-	if err := w.findResume(ctx); err != nil {
-		return nil, err
+	for _, u := range w.units {
+		if err := w.openUnit(ctx, u, spoolDir(dir, u, w.cluster != nil), a.Config.Capture.SpoolMaxBytes); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	return w, nil
 }
 
-// findResume reads the resume point from the repository and the spool: no
-// other state is kept.
-func (w *writer) findResume(ctx context.Context) error {
-	sink, resume, err := oplog.NewRepoSink(ctx, w.repo, w.shard, w.src)
+// connect connects the units: the one source of a replica set, or every
+// shard and the config server of a cluster (named by hand, or found
+// through the mongos given as source), each checked against what the
+// repository records.
+func (a *Agent) connect(ctx context.Context, w *writer) error {
+	cfg := a.Config
+	in := cluster.Inputs{Router: cfg.Source.Reveal(), ConfigServer: cfg.ConfigServer.Reveal()}
+	for _, s := range cfg.Shards {
+		in.Shards = append(in.Shards, cluster.Shard{Name: s.Name, URI: s.URI.Reveal()})
+	}
+	d, err := source.OpenDeployment(ctx, in)
 	if err != nil {
-		return fmt.Errorf("resume capture: %w", err)
-	}
-	w.sink, w.resume = sink, resume
-	if b, ok, err := w.spool.Newest(); err != nil {
 		return err
-	} else if ok && b.Last.After(w.resume.After) {
-		w.resume = oplog.Resume{Timeline: b.Timeline, After: b.Last}
 	}
-	if w.resume.Timeline == "" {
-		// Nothing stored yet: start at the newest entry, or at the oplog's
-		// start when it is empty, so a snapshot of the new deployment can
-		// be replayed over.
-		w.resume, err = oplog.Begin(ctx, w.src)
+	if d.Single != nil {
+		w.addUnit(&unit{src: d.Single, shard: d.Single.Shard(), stats: a.stats.Load(), log: a.Log})
+	} else {
+		a.addClusterUnits(w, d)
 	}
-	return err
+	return d.CheckRepository(w.repo.Config())
 }
 
-// WriteSegment implements oplog.Sink, refusing while the writer lock is lost.
-func (w *writer) WriteSegment(ctx context.Context, b oplog.Batch) error {
-	if !w.held.Load() {
-		return errors.New("the repository writer lock is not held (storage was unreachable for too long); re-acquiring it")
+// addUnit adds a connected unit; the first becomes the writer's primary.
+func (w *writer) addUnit(u *unit) {
+	if w.unit == nil {
+		w.unit = u
 	}
-	return w.sink.WriteSegment(ctx, b)
+	w.units = append(w.units, u)
 }
 
 // currentLock is the held writer lock, or nil while it is lost.
@@ -173,8 +167,8 @@ func (w *writer) close() {
 	if w.lock != nil {
 		_ = w.lock.Unlock(ctx)
 	}
-	if w.src != nil {
-		_ = w.src.Close(ctx)
+	for _, u := range w.units {
+		_ = u.src.Close(ctx)
 	}
 	if w.store != nil {
 		_ = w.store.Close()

@@ -24,10 +24,16 @@ const (
 	OplogWindow    = "oplog_window"
 	StorageErrors  = "storage_errors"
 	SpoolFull      = "spool_full"
+	// TopologyChanged fires when a shard is added to or removed from the
+	// sharded cluster the agent captures.
+	TopologyChanged = "topology_changed"
+	// DrillFailed fires while the agent's latest restore drill did not
+	// prove its point exact.
+	DrillFailed = "drill_failed"
 )
 
 // Names lists every alert.
-var Names = []string{CaptureLag, Gap, SnapshotFailed, PruneFailed, OplogWindow, StorageErrors, SpoolFull}
+var Names = []string{CaptureLag, Gap, SnapshotFailed, PruneFailed, OplogWindow, StorageErrors, SpoolFull, TopologyChanged, DrillFailed}
 
 // States of an event.
 const (

@@ -28,6 +28,9 @@ type Deps struct {
 	Spool    *oplog.Spool
 	SpoolMax int64
 	Runs     *runs.Recorder
+	// Topology, when set, returns the newest change of the cluster's
+	// shards (nil while none): set for a sharded cluster only.
+	Topology func() *TopologyChange
 	Version  string
 	Log      *slog.Logger
 }
@@ -125,9 +128,15 @@ func (m *Monitor) observe(ctx context.Context, now time.Time) Observation {
 		if r, ok := m.d.Runs.Last(runs.Prune); ok {
 			o.Prune = &r
 		}
+		if r, ok := m.d.Runs.Last(runs.Drill); ok {
+			o.Drill = &r
+		}
 	}
 	if m.d.Repo != nil {
 		o.Gap = m.observeGap(ctx)
+	}
+	if m.d.Topology != nil {
+		o.Topology = m.d.Topology()
 	}
 	return o
 }

@@ -32,8 +32,17 @@ type Observation struct {
 	// Gap is the newest recorded gap, nil when the repository could not
 	// be read.
 	Gap *GapState
-	// Snapshot and Prune are the latest runs, nil before the first.
-	Snapshot, Prune *runs.Run
+	// Snapshot, Prune and Drill are the latest runs, nil before the first.
+	Snapshot, Prune, Drill *runs.Run
+	// Topology is the newest change of a sharded cluster's shards the
+	// agent saw, nil when none (and always for a replica set).
+	Topology *TopologyChange
+}
+
+// TopologyChange is a change of a sharded cluster's shards, seen at At.
+type TopologyChange struct {
+	At             time.Time
+	Added, Removed []string
 }
 
 // GapState is the newest gap and whether a snapshot after it exists.
@@ -70,10 +79,26 @@ func evaluate(cfg config.Alerts, o Observation) []Condition {
 	add(gapRule(o.Gap))
 	add(runRule(SnapshotFailed, "snapshot", o.Snapshot))
 	add(runRule(PruneFailed, "prune", o.Prune))
+	add(runRule(DrillFailed, "restore drill", o.Drill))
 	add(windowRule(cfg.OplogWindowBelow.Std(), o))
 	add(storageRule(cfg.StorageErrorsFor.Std(), o.Storage))
 	add(spoolRule(cfg.SpoolAbovePercent, o))
+	add(topologyRule(o.Topology))
 	return out
+}
+
+// topologyRule fires once a shard was added or removed: the cluster's
+// restore window breaks there until a cluster snapshot is taken after it
+// (cluster snapshots are not built yet, so it stays firing while the agent
+// runs).
+func topologyRule(t *TopologyChange) *Condition {
+	if t == nil {
+		return nil
+	}
+	return &Condition{Alert: TopologyChanged, Active: true, Severity: Critical,
+		Details: map[string]any{"at": t.At.UTC().Format(time.RFC3339), "added": t.Added, "removed": t.Removed},
+		Summary: fmt.Sprintf("the cluster's shards changed at %s (added %v, removed %v): no cluster restore reaches across it until a cluster snapshot is taken after it; restart the agent to capture an added shard",
+			t.At.UTC().Format(time.RFC3339), t.Added, t.Removed)}
 }
 
 func lagRule(above time.Duration, o Observation) *Condition {

@@ -48,6 +48,7 @@ func newMetrics(d Deps) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.registerCapture(d)
 	m.registerAlerts(d)
+	registerDrills(m.reg, d.Runs)
 	if d.Runs != nil {
 		d.Runs.Observe(m.observeRun)
 	}

@@ -29,10 +29,12 @@ type (
 
 func toTS(ts optime.Timestamp) *TS { return status.ToTS(ts) }
 
-// Status is GET /api/v1/status: the fields of `rewind status --json` for
-// the agent's shard, and the live state of its capture.
+// Status is GET /api/v1/status: the fields of `rewind status --json`
+// (the agent's shard at the top level for a replica set, the cluster's for
+// a sharded cluster; every shard in "shards"), and the live state of the
+// agent's (first shard's) capture.
 type Status struct {
-	status.Report
+	status.Overview
 	// Capture is what the running capture reports now.
 	Capture CaptureInfo `json:"capture"`
 }
@@ -47,12 +49,12 @@ type CaptureInfo struct {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	sh, err := status.Load(r.Context(), s.d.Repo, s.d.Shard, time.Now())
+	ov, err := status.LoadOverview(r.Context(), s.d.Repo, s.d.Shard, time.Now())
 	if err != nil {
 		s.storageError(w, "read the repository's history", err)
 		return
 	}
-	st := Status{Report: sh}
+	st := Status{Overview: ov}
 	if c := s.d.Stats; c != nil {
 		st.Capture = CaptureInfo{LastRead: toTS(c.LastRead()), Timeline: c.Timeline(), LastError: c.LastError(),
 			SpoolFull: c.SpoolFull.Load()}

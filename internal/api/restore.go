@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/browse"
+	"github.com/rewind-backup/rewind/internal/checksum"
 	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/restore"
 )
@@ -28,6 +29,7 @@ type RestoreRequest struct {
 	Parallel          int      `json:"parallel"`             // chunks loaded at once; 0 or left out: 4
 	DryRun            bool     `json:"dry_run"`              // plan (and check the target, when given) only
 	ConnectTimeout    string   `json:"connect_timeout"`      // a positive duration (30s, 2m); left out: 30s
+	Checksum          bool     `json:"checksum"`             // content checksums of the restored collections in the result
 	// Filter restores only the documents that match this MongoDB query as
 	// of To (evaluated by the target's server on a staging copy).
 	Filter Filter `json:"filter"`
@@ -173,8 +175,11 @@ type RestoreResult struct {
 	Namespaces  []NSMapping `json:"namespaces"`
 	Note        string      `json:"note,omitempty"` // as the plan's: why Namespaces is empty
 	// Phases is how long each step took, in order (check, create, load,
-	// replay, indexes, users, count).
+	// replay, indexes, users, count, and checksum when asked).
 	Phases []PhaseTime `json:"phases"`
+	// Checksums are the restored collections' content checksums, by
+	// namespace, when the request asked for them ("checksum": true).
+	Checksums []checksum.Sum `json:"checksums,omitempty"`
 	// Merged, for a filtered or merging restore (which loads the snapshot
 	// into staging on the target: Documents counts what was staged), is
 	// what reached the target; each namespace has its own.
@@ -202,7 +207,7 @@ type restoreJob struct {
 // field's own message in the API's words.
 func (in RestoreRequest) request() (restore.Request, error) {
 	req := restore.Request{Target: in.Target, Include: in.NS, Rename: in.Rename, Drop: in.Drop,
-		WithUsersAndRoles: in.WithUsersAndRoles, Parallel: in.Parallel, DryRun: in.DryRun,
+		WithUsersAndRoles: in.WithUsersAndRoles, Parallel: in.Parallel, DryRun: in.DryRun, Checksum: in.Checksum,
 		Filter: string(in.Filter), Merge: restore.Merge(in.Merge)}
 	var err error
 	if req.To, req.ConnectTimeout, err = toAndTimeout(in.To, in.ConnectTimeout); err != nil {
@@ -365,6 +370,7 @@ func restoreResult(rep restore.Report) RestoreResult {
 	if len(rep.Namespaces) == 0 && rep.Views == 0 {
 		out.Note = restore.EmptyNote
 	}
+	out.Checksums = rep.Checksums
 	out.Phases = []PhaseTime{}
 	for _, ph := range rep.Phases {
 		out.Phases = append(out.Phases, PhaseTime{Name: ph.Name, Seconds: ph.Duration.Seconds()})

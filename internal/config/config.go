@@ -19,8 +19,19 @@ import (
 
 // Config is the whole configuration of an agent.
 type Config struct {
-	// Source is the MongoDB connection string to back up.
+	// Source is the MongoDB connection string to back up: a replica set
+	// member, or a sharded cluster's mongos (its shards are then found
+	// through it and captured directly).
 	Source Secret `yaml:"source"`
+	// Shards name a sharded cluster's shards explicitly, for operators
+	// who cannot reach mongos: each shard's name (as in config.shards) and
+	// the connection string of its replica set. Not with Source.
+	Shards []ShardSource `yaml:"shards"`
+	// ConfigServer is the connection string of a cluster's config server
+	// replica set: captured as shard "config", and watched for shards
+	// added or removed. With Shards, or alone (the shards are then read
+	// from its config.shards).
+	ConfigServer Secret `yaml:"config_server"`
 	// Repo is the repository URL (file://, s3://, gs://, azblob://).
 	Repo string `yaml:"repo"`
 	// Identity is the age identity that reads an encrypted repository's
@@ -33,6 +44,7 @@ type Config struct {
 	Retention Retention `yaml:"retention"`
 	API       API       `yaml:"api"`
 	Alerts    Alerts    `yaml:"alerts"`
+	Drills    Drills    `yaml:"drills"`
 	Log       Log       `yaml:"log"`
 
 	// Origins says where the values that did not come from the config
@@ -41,6 +53,15 @@ type Config struct {
 	// cmd/rewind's input resolver sets it; Validate names them in its
 	// messages. Never read from the file.
 	Origins map[string]string `yaml:"-"`
+}
+
+// ShardSource is one shard of a sharded cluster given by hand.
+type ShardSource struct {
+	// Name is the shard's name, its _id in config.shards; it names the
+	// shard's objects in the repository.
+	Name string `yaml:"name"`
+	// URI is the connection string of the shard's replica set.
+	URI Secret `yaml:"uri"`
 }
 
 // Capture tunes oplog capture.
@@ -70,6 +91,23 @@ type Snapshot struct {
 	// timeline it captures. Zero turns every automatic snapshot off.
 	Every    Duration `yaml:"every"`
 	Parallel int      `yaml:"parallel"`
+}
+
+// Drills schedules restore drills (README "Restore drills"): every Every,
+// the agent restores each of Points into the empty Scratch deployment and
+// compares it with the source; it also drills each new snapshot's own
+// point right after it, which records the reference checksums later
+// random drills compare with.
+type Drills struct {
+	// Every is the interval between rounds; 0 (the default) turns drills off.
+	Every Duration `yaml:"every"`
+	// Scratch is the connection string of an empty deployment the drills
+	// restore into and drop afterwards; never the source.
+	Scratch Secret `yaml:"scratch"`
+	// Points are what each round drills: latest and/or random (default both).
+	Points []string `yaml:"points"`
+	// NS are --ns patterns (db, db.*, db.coll); empty: everything.
+	NS []string `yaml:"ns"`
 }
 
 // Retention says what the repository keeps.
@@ -152,7 +190,8 @@ func Default() Config {
 		API:       API{Listen: "127.0.0.1:7070"},
 		Alerts: Alerts{CheckInterval: Duration(15 * time.Second), LagAbove: Duration(time.Minute),
 			OplogWindowBelow: Duration(12 * time.Hour), StorageErrorsFor: Duration(5 * time.Minute), SpoolAbovePercent: 80},
-		Log: Log{Format: "text", Level: "info"},
+		Drills: Drills{Points: []string{"latest", "random"}},
+		Log:    Log{Format: "text", Level: "info"},
 	}
 }
 
@@ -198,12 +237,7 @@ func decode(data []byte, cfg *Config) error {
 // that gave the value (Origins). A reachable but wrong server or bucket is
 // not found here: that is a failure of the run.
 func (c Config) Validate() error {
-	var errs []error
-	if c.Source == "" {
-		errs = append(errs, errors.New("source is not set: give --source URI, `source:` in the config or REWIND_SOURCE"))
-	} else if err := CheckMongoURI(c.Source.Reveal()); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", c.named("source"), err))
-	}
+	errs := c.validateSources()
 	if c.Repo == "" {
 		errs = append(errs, errors.New("repo is not set: give --repo URL, `repo:` in the config or REWIND_REPO"))
 	} else if err := storage.CheckURL(c.Repo); err != nil {
@@ -226,6 +260,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateAPI()...)
 	errs = append(errs, c.Alerts.validate()...)
+	errs = append(errs, c.validateDrills()...)
 	errs = append(errs, c.validateLog()...)
 	return errors.Join(errs...)
 }
@@ -237,6 +272,39 @@ func (r Retention) Validate() error {
 		return errors.New("retention.restore_window, prune_interval, hourly, daily, weekly and monthly must not be negative")
 	}
 	return nil
+}
+
+// validateDrills checks the drills section when drills are on.
+func (c Config) validateDrills() []error {
+	d := c.Drills
+	switch {
+	case d.Every < 0:
+		return []error{errors.New("drills.every must not be negative (0 turns drills off)")}
+	case d.Every == 0:
+		return nil
+	}
+	var errs []error
+	if d.Scratch == "" {
+		errs = append(errs, errors.New("drills.scratch is not set: give the connection string of an empty deployment the drills restore into (or drills.every: 0)"))
+	} else if err := CheckMongoURI(d.Scratch.Reveal()); err != nil {
+		errs = append(errs, fmt.Errorf("drills.scratch: %w", err))
+	} else if d.Scratch == c.Source {
+		errs = append(errs, errors.New("drills.scratch is the source: a drill drops everything it restored; give an empty deployment of its own"))
+	}
+	if len(d.Points) == 0 {
+		errs = append(errs, errors.New("drills.points is empty: give latest, random or both"))
+	}
+	for _, p := range d.Points {
+		if p != "latest" && p != "random" {
+			errs = append(errs, fmt.Errorf("drills.points: %q is not latest or random", p))
+		}
+	}
+	for _, ns := range d.NS {
+		if db, _, _ := strings.Cut(ns, "."); db == "" {
+			errs = append(errs, fmt.Errorf("drills.ns: %q: want db, db.* or db.coll", ns))
+		}
+	}
+	return errs
 }
 
 func (a Alerts) validate() []error {

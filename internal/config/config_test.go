@@ -278,3 +278,49 @@ func TestValidateRefusesMalformedInput(t *testing.T) {
 		}
 	}
 }
+
+// drills: is checked only when drills are on: a scratch that is a MongoDB
+// URI and not the source, known points; its password never shows.
+func TestDrillsValidate(t *testing.T) {
+	valid := func() Config {
+		c := Default()
+		c.Source, c.Repo = "mongodb://db1:27017/?replicaSet=rs0", "file:///var/lib/rewind"
+		return c
+	}
+	for _, tc := range []struct {
+		name  string
+		edit  func(*Config)
+		wants []string // nil: valid
+	}{
+		{"off by default", func(c *Config) {}, nil},
+		{"on", func(c *Config) {
+			c.Drills.Every, c.Drills.Scratch = Duration(24*time.Hour), "mongodb://u:s3cr3t@scratch:27017/"
+		}, nil},
+		{"no scratch", func(c *Config) { c.Drills.Every = Duration(time.Hour) }, []string{"drills.scratch is not set"}},
+		{"scratch is the source", func(c *Config) { c.Drills.Every, c.Drills.Scratch = Duration(time.Hour), c.Source },
+			[]string{"drills.scratch is the source"}},
+		{"bad scratch, bad point, bad ns", func(c *Config) {
+			c.Drills.Every, c.Drills.Scratch = Duration(time.Hour), "http://u:s3cr3t@scratch/"
+			c.Drills.Points, c.Drills.NS = []string{"latest", "yesterday"}, []string{".x"}
+		}, []string{"drills.scratch", `"yesterday" is not latest or random`, `drills.ns: ".x"`}},
+		{"negative", func(c *Config) { c.Drills.Every = Duration(-time.Second) }, []string{"drills.every must not be negative"}},
+	} {
+		c := valid()
+		tc.edit(&c)
+		err := c.Validate()
+		if tc.wants == nil {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		for _, w := range tc.wants {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: Validate() = %v, want it to mention %q", tc.name, err, w)
+			}
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%s: the scratch's password leaked: %v", tc.name, err)
+		}
+	}
+}

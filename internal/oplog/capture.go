@@ -86,6 +86,7 @@ type Stats struct {
 	mu           sync.Mutex
 	lastError    string
 	timeline     string
+	coverage     coverage
 }
 
 func pack(ts optime.Timestamp) uint64  { return uint64(ts.T)<<32 | uint64(ts.I) }

@@ -34,6 +34,37 @@ type Source struct {
 	ReplicaSetID string   `bson:"replicaSetId,omitempty"`
 	Hosts        []string `bson:"hosts,omitempty"`
 	CreatedBy    string   `bson:"createdBy,omitempty"` // e.g. "rewind 0.1.0 on host db1"
+	// Cluster is set when the repository backs up a sharded cluster: its
+	// shards and config server at init. Absent (every repository written
+	// before clusters, and every replica set's): a replica set repository.
+	Cluster *Cluster `bson:"cluster,omitempty"`
+}
+
+// Cluster is a sharded cluster's topology as the repository records it:
+// in the config at init, and in a topology object at every change.
+type Cluster struct {
+	// Shards are the cluster's shards, sorted by name.
+	Shards []ClusterShard `bson:"shards"`
+	// ConfigServer is the config server replica set's name, "" when
+	// unknown (no --config-server, or a test server without one).
+	ConfigServer string `bson:"configServer,omitempty"`
+}
+
+// ClusterShard is one shard: its name (config.shards' _id, the shard id
+// its objects are stored under) and its replica set's name ("" when
+// unknown).
+type ClusterShard struct {
+	Name       string `bson:"name"`
+	ReplicaSet string `bson:"replicaSet,omitempty"`
+}
+
+// Names lists the shards' names in order.
+func (c Cluster) Names() []string {
+	out := make([]string, len(c.Shards))
+	for i, s := range c.Shards {
+		out[i] = s.Name
+	}
+	return out
 }
 
 // Config is the repository's self-description, stored unencrypted under the

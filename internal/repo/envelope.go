@@ -46,7 +46,9 @@ const (
 	KindManifest  Kind = 6
 	KindHeartbeat Kind = 7
 	KindLock      Kind = 8
-	KindIndex     Kind = 9 // a segment's index (oplog-index/)
+	KindIndex     Kind = 9  // a segment's index (oplog-index/)
+	KindTopology  Kind = 10 // a sharded cluster's topology record (topology/)
+	KindDrill     Kind = 11 // a drill record (drills/)
 )
 
 // String names the kind in messages.
@@ -55,6 +57,8 @@ func (k Kind) String() string {
 		KindConfig: "config", KindSegment: "oplog segment", KindGap: "gap",
 		KindTimeline: "timeline", KindChunk: "snapshot chunk", KindManifest: "snapshot manifest",
 		KindHeartbeat: "heartbeat", KindLock: "lock", KindIndex: "oplog segment index",
+		KindTopology: "cluster topology",
+		KindDrill:    "drill record",
 	}
 	if n, ok := names[k]; ok {
 		return n
@@ -67,7 +71,7 @@ func (k Kind) String() string {
 // those are compressed and encrypted; metadata objects must stay readable
 // by a writer that has no identity.
 func (k Kind) isData() bool {
-	return k == KindSegment || k == KindChunk || k == KindManifest || k == KindIndex
+	return k == KindSegment || k == KindChunk || k == KindManifest || k == KindIndex || k == KindDrill
 }
 
 // codec turns plaintext into envelopes and back. It is safe for concurrent

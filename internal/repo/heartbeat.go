@@ -20,6 +20,23 @@ type Heartbeat struct {
 	Updated     time.Time        `bson:"updated"`
 	LastDurable optime.Timestamp `bson:"lastDurable"` // newest ts in a stored segment
 	Lag         time.Duration    `bson:"lag"`         // source's newest ts minus LastDurable
+	// CoveredThrough is how far the shard's oplog is known complete in
+	// the repository: every entry at or before it is stored. It is at
+	// least LastDurable, and moves past it while the shard is idle (see
+	// oplog.Stats.CoveredThrough). Zero in heartbeats written before it
+	// existed: readers then use LastDurable.
+	CoveredThrough optime.Timestamp `bson:"coveredThrough"`
+	// Error is the shard's capture error while it fails (storage or
+	// source), "" while it captures.
+	Error string `bson:"error,omitempty"`
+}
+
+// Covered is CoveredThrough, or LastDurable in a heartbeat that has none.
+func (hb Heartbeat) Covered() optime.Timestamp {
+	if hb.CoveredThrough.After(hb.LastDurable) {
+		return hb.CoveredThrough
+	}
+	return hb.LastDurable
 }
 
 // WriteHeartbeat replaces the shard's heartbeat object.

@@ -22,6 +22,7 @@ const (
 	prefixData       = "data/"
 	prefixHeartbeats = "heartbeats/"
 	prefixLocks      = "locks/"
+	prefixTopology   = "topology/"
 )
 
 const maxIDLen = 64

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/rewind-backup/rewind/internal/checksum"
 	"github.com/rewind-backup/rewind/internal/oplog/replay"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
@@ -29,6 +30,10 @@ type Options struct {
 	// Server is what Connect learned about the target; nil: Execute asks
 	// the server itself (buildInfo).
 	Server *Server
+	// Checksum: when the restore is done, compute the content checksum of
+	// every target collection it wrote (Report.Checksums, the phase
+	// "checksum").
+	Checksum bool
 }
 
 func (o *Options) defaults(ctx context.Context, client *mongo.Client) error {
@@ -100,6 +105,9 @@ type Report struct {
 	// target.
 	Staged bool
 	Merged
+	// Checksums are the content checksums of the target collections, by
+	// namespace, when Options.Checksum asked for them.
+	Checksums []checksum.Sum
 
 	touched map[Namespace]bool // target namespaces the replay wrote to
 }
@@ -134,6 +142,12 @@ func execute(ctx context.Context, r *repo.Repository, client *mongo.Client, p *P
 	}
 	if err != nil {
 		return rep, wrote, err
+	}
+	if o.Checksum {
+		clock.enter("checksum")
+		if rep.Checksums, err = checksumTargets(ctx, client, rep); err != nil {
+			return rep, wrote, err
+		}
 	}
 	rep.Bytes = o.Progress.bytes.Load()
 	clock.enter("done")
@@ -189,6 +203,20 @@ func executeDirect(ctx context.Context, r *repo.Repository, client *mongo.Client
 		return rep, wrote, err
 	}
 	return rep, wrote, nil
+}
+
+// checksumTargets sums the target collections the restore wrote.
+func checksumTargets(ctx context.Context, client *mongo.Client, rep Report) ([]checksum.Sum, error) {
+	names := make([]string, 0, len(rep.Namespaces))
+	for _, n := range rep.Namespaces {
+		names = append(names, n.Target.String())
+	}
+	sort.Strings(names)
+	sums, err := checksum.Reader{Client: client}.Namespaces(ctx, names)
+	if err != nil {
+		return nil, fmt.Errorf("checksum the restored collections: %w", err)
+	}
+	return sums, nil
 }
 
 // Phase is one step of a restore and how long it took.

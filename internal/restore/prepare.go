@@ -108,6 +108,7 @@ func (p *Prepared) Execute(ctx context.Context, t *Target, o Options) (Report, e
 	ctx, done := p.scope(ctx)
 	defer done()
 	o.Drop, o.Parallel, o.Server = p.Request.Drop, p.Request.Parallel, &t.Server
+	o.Checksum = o.Checksum || p.Request.Checksum
 	plan := p.Plan
 	rep, wrote, err := execute(ctx, p.repo, t.Client, &plan, o)
 	return rep, stateError(plan, wrote, repo.LostError(ctx, err))

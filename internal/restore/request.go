@@ -41,6 +41,9 @@ type Request struct {
 	// ParseConnectTimeout, which refuses 0.
 	ConnectTimeout config.Duration
 	DryRun         bool // plan (and check the target, when given) only
+	// Checksum (--checksum / "checksum") computes the content checksum of
+	// every restored collection when the restore is done (Report.Checksums).
+	Checksum bool
 }
 
 // Validate checks a request the way both the CLI and the API need it

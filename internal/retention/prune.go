@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/catalog"
+	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/storage"
 )
@@ -121,6 +123,40 @@ func findOrphans(ctx context.Context, r *repo.Repository, cat catalog.Catalog, b
 		}
 		if out, err = indexOrphans(ctx, r, sh.ID, visible, before, out); err != nil {
 			return nil, err
+		}
+		if out, err = drillOrphans(ctx, r, sh, before, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// drillOrphans adds, older than before, the drill references whose point
+// no restore window holds any more (nothing can restore it, so no drill
+// will compare with it; a window this prune closes is seen by the next
+// one) and the drill results beyond the newest repo.DrillResultsKept.
+func drillOrphans(ctx context.Context, r *repo.Repository, sh catalog.Shard, before time.Time, out []Orphan) ([]Orphan, error) {
+	var results []storage.Info
+	err := r.Store().List(ctx, repo.DrillPrefix(sh.ID), func(i storage.Info) error {
+		rest := strings.TrimPrefix(i.Key, repo.DrillPrefix(sh.ID))
+		if point, ok := strings.CutPrefix(rest, "ref/"); ok {
+			ts, err := optime.ParseKey(point)
+			if err == nil && !slices.ContainsFunc(sh.Windows, func(w catalog.Window) bool { return w.Contains(ts) }) && i.ModTime.Before(before) {
+				out = append(out, Orphan{Key: i.Key, Size: i.Size, ModTime: i.ModTime,
+					Reason: "drill reference of a point no restore window holds any more"})
+			}
+		} else if strings.HasPrefix(rest, "run/") {
+			results = append(results, i) // in key order: oldest first
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list drill records: %w", err)
+	}
+	for _, i := range results[:max(0, len(results)-repo.DrillResultsKept)] {
+		if i.ModTime.Before(before) {
+			out = append(out, Orphan{Key: i.Key, Size: i.Size, ModTime: i.ModTime,
+				Reason: fmt.Sprintf("drill result older than the newest %d", repo.DrillResultsKept)})
 		}
 	}
 	return out, nil

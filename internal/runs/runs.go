@@ -1,5 +1,6 @@
 // Package runs records how the agent's background work ends: every
-// snapshot (scheduled or requested over the API) and every prune run. The
+// snapshot (scheduled or requested over the API), every prune run and
+// every scheduled restore drill. The
 // agent owns one Recorder; the metrics observe each run as it is recorded
 // and the alerts read the latest outcome of each kind.
 package runs
@@ -16,6 +17,9 @@ type Kind string
 const (
 	Snapshot Kind = "snapshot"
 	Prune    Kind = "prune"
+	// Drill is a restore drill; it failed when it could not run or did
+	// not find the point exact (Err says which).
+	Drill Kind = "drill"
 )
 
 // Run is one finished run.

@@ -22,10 +22,9 @@ const HeartbeatFresh = 30 * time.Second
 
 // oplogSettle is how long after the copy a source without AtomicOplog
 // (FerretDB) is given to log the writes the copy saw, before the end is read
-// from its oplog. FerretDB appends an entry right after its data change, in
-// the same request; a second bounds that step even on a starved machine (the
-// restore oracle saw it exceed tens of milliseconds under load).
-const oplogSettle = time.Second
+// from its oplog (see oplog.SettleMargin: capture's covered-through keeps
+// the same margin).
+const oplogSettle = oplog.SettleMargin
 
 // oplogRange makes a snapshot's oplog range [start, end] durable. It is the
 // one place that decides where the range starts and ends and who captures

@@ -1,6 +1,10 @@
 package source
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
 
 // Flavor names the product a source runs. It changes the meaning of the
 // oplog's update entries, so it is recorded in the repository with every
@@ -62,12 +66,24 @@ type Capabilities struct {
 	// does not show yet, so a snapshot takes its end only after a settle
 	// delay.
 	AtomicOplog bool
+	// SnapshotReads: a read can ask for the data as of a past cluster time
+	// (readConcern "snapshot" with atClusterTime, outside a transaction),
+	// inside the server's snapshot history window
+	// (minSnapshotHistoryWindowInSeconds, 300 s by default): MongoDB 5.0
+	// and later. Without it nothing can read a past point: FerretDB
+	// v1.24.0 takes that read concern and ignores it, answering the
+	// current data (measured), so rewind never asks it for one.
+	SnapshotReads bool
 }
 
-// capabilitiesOf returns what a server of flavor f can do.
-func capabilitiesOf(f Flavor) Capabilities {
+// capabilitiesOf returns what a server of flavor f at version (buildInfo's
+// "7.0.4") can do.
+func capabilitiesOf(f Flavor, version string) Capabilities {
 	if f == FerretDB {
 		return Capabilities{}
 	}
-	return Capabilities{SeekByTS: true, ReliableTailableCursor: true, MajorityReads: true, IDRangeQueries: true, AtomicOplog: true}
+	major, _, _ := strings.Cut(version, ".")
+	n, _ := strconv.Atoi(major)
+	return Capabilities{SeekByTS: true, ReliableTailableCursor: true, MajorityReads: true, IDRangeQueries: true, AtomicOplog: true,
+		SnapshotReads: n >= 5}
 }

@@ -145,3 +145,20 @@ func (s *Source) EntryAt(ctx context.Context, ts optime.Timestamp) (bson.Raw, bo
 	}
 	return raw, true, nil
 }
+
+// NewestEntryAtOrBefore returns the timestamp of the newest oplog entry at
+// or before ts (optime.Zero when there is none). It is an index seek only
+// with Caps.SeekByTS; elsewhere it reads the whole oplog.
+func (s *Source) NewestEntryAtOrBefore(ctx context.Context, ts optime.Timestamp) (optime.Timestamp, error) {
+	opts := options.FindOne().SetSort(bson.D{{Key: "$natural", Value: -1}}).
+		SetProjection(bson.D{{Key: "ts", Value: 1}})
+	filter := bson.D{{Key: "ts", Value: bson.D{{Key: "$lte", Value: bson.Timestamp{T: ts.T, I: ts.I}}}}}
+	raw, err := s.Oplog().FindOne(ctx, filter, opts).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return optime.Zero, nil
+	}
+	if err != nil {
+		return optime.Zero, fmt.Errorf("read local.oplog.rs: %w", explainConnectError(err))
+	}
+	return optime.OfEntry(raw)
+}

@@ -11,9 +11,15 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/rewind-backup/rewind/internal/cluster"
 	"github.com/rewind-backup/rewind/internal/redact"
 	"github.com/rewind-backup/rewind/internal/repo"
 )
+
+// ErrRouter is Connect's error for a mongos: a router has no oplog of its
+// own. The agent then finds the cluster's shards through it and captures
+// each directly; a command that works on one replica set only says so.
+var ErrRouter = errors.New("it is a mongos (a sharded cluster's router), which has no oplog of its own")
 
 // Source is a connected deployment whose oplog rewind reads. Every field is
 // set once by Connect and never changes.
@@ -90,6 +96,9 @@ func (s *Source) Record() repo.Source {
 func (s *Source) CheckRepository(cfg repo.Config) error {
 	want := cfg.Source
 	switch {
+	case want.Cluster != nil:
+		return fmt.Errorf("the repository backs up a sharded cluster (shards %s), not one replica set: give the cluster (--source with its mongos, or --shard NAME=URI), or use a repository of its own for this replica set",
+			strings.Join(want.Cluster.Names(), ", "))
 	case want.Flavor == "":
 		return nil
 	case want.Flavor != string(s.Flavor):
@@ -115,12 +124,15 @@ func (s *Source) identify(ctx context.Context) error {
 	if _, ok := build.Lookup("ferretdbVersion").StringValueOK(); ok {
 		s.Flavor = FerretDB
 	}
-	s.Caps = capabilitiesOf(s.Flavor)
+	s.Caps = capabilitiesOf(s.Flavor, s.Version)
 	var hello bson.Raw
 	if err := s.Client.Database("admin").RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
 		return explainConnectError(err)
 	}
 	s.SetName, _ = hello.Lookup("setName").StringValueOK()
+	if cluster.IsRouter(hello) {
+		return ErrRouter
+	}
 	if s.Caps.MajorityReads && s.SetName == "" {
 		return errors.New("it is not a replica set member, so it has no oplog: start mongod with --replSet (a one-member replica set is enough)")
 	}

@@ -23,11 +23,17 @@ func TestParseFlavor(t *testing.T) {
 // Code asks about capabilities; this pins what each flavor can do, since
 // capture, snapshots and replay change behaviour on them.
 func TestCapabilities(t *testing.T) {
-	m := capabilitiesOf(MongoDB)
-	if !m.SeekByTS || !m.ReliableTailableCursor || !m.MajorityReads || !m.IDRangeQueries || !m.AtomicOplog {
-		t.Errorf("MongoDB capabilities %+v: want all", m)
+	m := capabilitiesOf(MongoDB, "7.0.4")
+	if !m.SeekByTS || !m.ReliableTailableCursor || !m.MajorityReads || !m.IDRangeQueries || !m.AtomicOplog || !m.SnapshotReads {
+		t.Errorf("MongoDB 7.0 capabilities %+v: want all", m)
 	}
-	if f := capabilitiesOf(FerretDB); f != (Capabilities{}) {
+	// Snapshot reads outside a transaction came with 5.0.
+	if old := capabilitiesOf(MongoDB, "4.4.29"); old.SnapshotReads || !old.AtomicOplog {
+		t.Errorf("MongoDB 4.4 capabilities %+v: want all but SnapshotReads", old)
+	}
+	// FerretDB answers the MongoDB version it mimics (7.0.42) but takes
+	// readConcern snapshot and ignores it: no capability.
+	if f := capabilitiesOf(FerretDB, "7.0.42"); f != (Capabilities{}) {
 		t.Errorf("FerretDB capabilities %+v: want none", f)
 	}
 	if !FerretDB.WholeDocumentUpdates() || MongoDB.WholeDocumentUpdates() {

@@ -64,13 +64,26 @@ type Agent struct {
 
 // Report is the capture status of one shard (a replica set).
 type Report struct {
-	Shard       string     `json:"shard"`
-	LastDurable *TS        `json:"last_durable"`
-	LagSeconds  *float64   `json:"lag_seconds"`
-	Segments    int        `json:"segments"`
-	Bytes       int64      `json:"bytes"`
-	Timelines   []Timeline `json:"timelines"`
-	Gaps        []Gap      `json:"gaps"`
+	Shard string `json:"shard"`
+	// Name is the shard's name (its id in the repository, as Shard), ""
+	// for a cluster's own line.
+	Name string `json:"name,omitempty"`
+	// State is the shard's capture: StateCapturing, StateFailing,
+	// StateStopped or StateNoAgent; "" for a cluster's own line.
+	State string `json:"state,omitempty"`
+	// Error is the shard's capture error while State is StateFailing.
+	Error       string `json:"error,omitempty"`
+	LastDurable *TS    `json:"last_durable"`
+	// CoveredThrough is how far the shard's oplog is known complete in
+	// the repository (its agent's heartbeat): at least LastDurable while
+	// the agent runs, ahead of it while the shard is idle. null without a
+	// heartbeat or a segment.
+	CoveredThrough *TS        `json:"covered_through"`
+	LagSeconds     *float64   `json:"lag_seconds"`
+	Segments       int        `json:"segments"`
+	Bytes          int64      `json:"bytes"`
+	Timelines      []Timeline `json:"timelines"`
+	Gaps           []Gap      `json:"gaps"`
 	// Snapshots counts the complete snapshots (those with a manifest), from
 	// the listing.
 	Snapshots int `json:"snapshots"`
@@ -81,6 +94,9 @@ type Report struct {
 	// Warnings say what needs doing, one line each; never null.
 	Warnings []string `json:"warnings"`
 	Agent    *Agent   `json:"agent"`
+	// LastDrill is the newest restore drill recorded in the repository
+	// (null when none, or when it is encrypted and no identity was given).
+	LastDrill *Drill `json:"last_drill"`
 }
 
 // NothingRestorable is the warning of a shard, or a repository, with no
@@ -101,7 +117,7 @@ func Empty() Report {
 // them: a shard may have only snapshots, or only a heartbeat); now decides
 // whether the heartbeat is fresh.
 func Load(ctx context.Context, r *repo.Repository, shard string, now time.Time) (Report, error) {
-	s := Report{Shard: shard, Timelines: []Timeline{}, Gaps: []Gap{}, Warnings: []string{}}
+	s := Report{Shard: shard, Name: shard, State: StateNoAgent, Timelines: []Timeline{}, Gaps: []Gap{}, Warnings: []string{}}
 	h, err := r.History(ctx, shard)
 	if err != nil {
 		return s, err
@@ -120,11 +136,21 @@ func Load(ctx context.Context, r *repo.Repository, shard string, now time.Time) 
 		s.Segments += s.Timelines[i].Segments
 		s.Bytes += s.Timelines[i].Bytes
 	}
-	s.LastDurable = ToTS(newest)
+	s.LastDurable, s.CoveredThrough = ToTS(newest), ToTS(newest)
 	hb, err := r.ReadHeartbeat(ctx, shard)
 	switch {
 	case err == nil:
 		alive := now.Sub(hb.Updated) < AliveFor
+		s.State, s.Error = StateStopped, ""
+		if alive {
+			s.State = StateCapturing
+			if hb.Error != "" {
+				s.State, s.Error = StateFailing, hb.Error
+			}
+		}
+		if c := hb.Covered(); c.After(newest) {
+			s.CoveredThrough = ToTS(c)
+		}
 		s.Agent = &Agent{Host: hb.Host, PID: hb.PID, Version: hb.Version, Started: hb.Started,
 			Updated: hb.Updated, Alive: alive, LagSeconds: hb.Lag.Seconds()}
 		if alive {
@@ -134,6 +160,7 @@ func Load(ctx context.Context, r *repo.Repository, shard string, now time.Time) 
 	case !errors.Is(err, storage.ErrNotFound):
 		s.Warnings = append(s.Warnings, fmt.Sprintf("the agent's heartbeat cannot be read (%v): whether an agent runs is unknown; `rewind verify` checks the repository", err))
 	}
+	s.loadDrill(ctx, r, shard)
 	switch {
 	case !s.Restorable:
 		s.Warnings = append(s.Warnings, NothingRestorable)

@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -73,8 +74,11 @@ func TestCloudFromEnvironment(t *testing.T) {
 	s3 := storagetest.StartS3(t)
 	gcs := storagetest.StartGCS(t)
 	az := storagetest.StartAzurite(t)
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	// No shared AWS files: a path that surely does not exist (a fixed one
+	// such as /nonexistent may, on a shared machine).
+	absent := filepath.Join(t.TempDir(), "absent")
+	t.Setenv("AWS_CONFIG_FILE", absent)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", absent)
 	for _, env := range [][]string{s3.Env(), gcs.Env(), az.Env()} {
 		for _, kv := range env {
 			k, v, _ := strings.Cut(kv, "=")

@@ -129,6 +129,19 @@ func (s *Server) dropPrefixed(ctx context.Context) {
 // URI is the connection string of the server.
 func (s *Server) URI() string { return s.uri }
 
+// Host is the server's HOST:PORT, as a shard's config.shards document
+// names it.
+func (s *Server) Host() string {
+	rest := strings.TrimPrefix(strings.TrimPrefix(s.uri, "mongodb://"), "mongodb+srv://")
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		rest = rest[at+1:]
+	}
+	return rest
+}
+
 // Client is a v2 driver client connected to the server, closed in t.Cleanup.
 func (s *Server) Client() *mongo.Client { return s.client }
 

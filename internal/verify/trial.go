@@ -43,8 +43,8 @@ var ErrScratchNotEmpty = fmt.Errorf("the scratch deployment is not empty")
 // holds exactly that many).
 func TrialRestore(ctx context.Context, r *repo.Repository, client *mongo.Client, when restore.When, log *slog.Logger) (Trial, error) {
 	var tr Trial
-	if err := checkEmpty(ctx, client); err != nil {
-		return tr, err
+	if err := CheckScratch(ctx, client); err != nil {
+		return tr, fmt.Errorf("trial restore: %w; point --restore-to at an empty deployment", err)
 	}
 	p, err := restore.Prepare(ctx, r, restore.Request{To: when})
 	if err != nil {
@@ -80,12 +80,13 @@ func TrialRestore(ctx context.Context, r *repo.Repository, client *mongo.Client,
 	return tr, nil
 }
 
-// checkEmpty refuses a target that holds any user database: a trial
-// restore must never touch real data.
-func checkEmpty(ctx context.Context, client *mongo.Client) error {
+// CheckScratch refuses a scratch deployment that holds any user database
+// (ErrScratchNotEmpty, naming them): a trial restore or a drill must never
+// touch real data, and a drill drops everything it restored.
+func CheckScratch(ctx context.Context, client *mongo.Client) error {
 	names, err := client.ListDatabaseNames(ctx, bson.D{})
 	if err != nil {
-		return fmt.Errorf("trial restore: list databases of the scratch deployment: %w", err)
+		return fmt.Errorf("list databases of the scratch deployment: %w", err)
 	}
 	var user []string
 	for _, n := range names {
@@ -94,7 +95,7 @@ func checkEmpty(ctx context.Context, client *mongo.Client) error {
 		}
 	}
 	if len(user) > 0 {
-		return fmt.Errorf("trial restore: %w: it holds %s; point --restore-to at an empty deployment", ErrScratchNotEmpty, strings.Join(user, ", "))
+		return fmt.Errorf("%w: it holds %s", ErrScratchNotEmpty, strings.Join(user, ", "))
 	}
 	return nil
 }

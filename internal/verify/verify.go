@@ -183,7 +183,7 @@ func shardIDs(ctx context.Context, r *repo.Repository) ([]string, error) {
 	return ids, nil
 }
 
-var knownPrefixes = []string{"config", "oplog/", "oplog-index/", "timelines/", "gaps/", "snapshots/", "data/", "heartbeats/", "locks/"}
+var knownPrefixes = []string{"config", "oplog/", "oplog-index/", "timelines/", "gaps/", "snapshots/", "data/", "heartbeats/", "locks/", "topology/", "drills/"}
 
 func (rep *Report) checkUnknown(keys map[string]storage.Info) {
 	for k := range keys {

@@ -1,0 +1,48 @@
+package api
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rewind-backup/rewind/internal/runs"
+)
+
+// drillMetrics are the scheduled restore drills' metrics. GET
+// /api/v1/status shows the last drill itself (status.Report.LastDrill).
+type drillMetrics struct {
+	dur         prometheus.Histogram
+	fail        prometheus.Counter
+	lastSuccess atomic.Int64 // Unix nanoseconds
+}
+
+// registerDrills adds rewind_drill_duration_seconds,
+// rewind_drill_failures_total and
+// rewind_drill_last_success_timestamp_seconds, fed by every drill run the
+// agent records.
+func registerDrills(reg *prometheus.Registry, rec *runs.Recorder) {
+	m := &drillMetrics{}
+	m.dur = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "rewind_drill_duration_seconds",
+		Help: "Duration of the agent's restore drills (restore, comparison and cleanup).", Buckets: durationBuckets})
+	m.fail = prometheus.NewCounter(prometheus.CounterOpts{Name: "rewind_drill_failures_total",
+		Help: "Restore drills of the agent that did not prove their point exact (a difference, a point the repository cannot restore, nothing to compare with, or a drill that could not run)."})
+	last := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_drill_last_success_timestamp_seconds",
+		Help: "When (Unix seconds) the agent's newest exact restore drill finished; 0 until one has since the agent started."},
+		func() float64 { return float64(m.lastSuccess.Load()) / 1e9 })
+	reg.MustRegister(m.dur, m.fail, last)
+	if rec != nil {
+		rec.Observe(m.observe)
+	}
+}
+
+func (m *drillMetrics) observe(r runs.Run) {
+	if r.Kind != runs.Drill {
+		return
+	}
+	m.dur.Observe(r.Duration.Seconds())
+	if r.Err != nil {
+		m.fail.Inc()
+		return
+	}
+	m.lastSuccess.Store(r.Started.Add(r.Duration).UnixNano())
+}
