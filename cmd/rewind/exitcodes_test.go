@@ -209,3 +209,31 @@ func TestJSONErrorLine(t *testing.T) {
 		}
 	}
 }
+
+// A mistyped --repo given to a command that only reads is refused (exit
+// 10) and leaves nothing behind: no directory is created for it. init
+// creates it.
+func TestMissingRepoLeavesNoDirectory(t *testing.T) {
+	base := t.TempDir()
+	missing := filepath.Join(base, "typo", "repo")
+	for _, args := range [][]string{
+		{"status", "--repo", missing},
+		{"list", "--repo", "file://" + missing},
+		{"oplog", "--repo", missing, "--summary"},
+		{"history", "--repo", missing, "--ns", "a.b", "--id", "1"},
+		{"export", "--repo", missing, "--to", "latest", "--format", "archive", "--out", "-"},
+		{"verify", "--repo", missing},
+	} {
+		code, stderr := runBinary(t, args...)
+		wantFailure(t, code, stderr, 10, "no rewind repository")
+		if _, err := os.Stat(filepath.Join(base, "typo")); !os.IsNotExist(err) {
+			t.Fatalf("rewind %s left %s behind (%v)", args[0], filepath.Join(base, "typo"), err)
+		}
+	}
+	if code, stderr := runBinary(t, "init", "--repo", missing); code != 0 {
+		t.Fatalf("init into a new directory: exit %d: %s", code, stderr)
+	}
+	if code, stderr := runBinary(t, "status", "--repo", missing); code != 0 {
+		t.Fatalf("status after init: exit %d: %s", code, stderr)
+	}
+}

@@ -62,6 +62,20 @@ func TestExportCommand(t *testing.T) {
 		string(b) != "{\"_id\":{\"$numberInt\":\"1\"}}\n{\"_id\":{\"$numberInt\":\"2\"}}\n" || !strings.Contains(out, "shop/orders.*") {
 		t.Fatalf("export to %s: exit %d, %q (%v); stdout:\n%s\nstderr:\n%s", dump, code, b, err, out, stderr)
 	}
+	// A directory written as the README writes it, "dump/": new, and
+	// existing but empty.
+	for _, mk := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "bson")
+		if mk {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, out, stderr = cli(t, append(base, "--to", "latest", "--format", "bson", "--out", dir+"/")...)
+		if _, err := os.Stat(filepath.Join(dir, "shop", "orders.bson")); code != 0 || err != nil {
+			t.Fatalf("export to %s/ (existing %v): exit %d (%v); stdout:\n%s\nstderr:\n%s", dir, mk, code, err, out, stderr)
+		}
+	}
 	code, _, stderr = cli(t, append(base, "--to", "2001-01-01T00:00:00Z", "--format", "archive", "--out", "-")...)
 	wantFailure(t, code, stderr, 1, "2001-01-01T00:00:00Z is in no restore window", "rewind list")
 	code, _, stderr = cli(t, append(base, "--to", "latest", "--format", "archive", "--out", "-", "--ns", "shop.nope")...)

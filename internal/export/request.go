@@ -83,6 +83,7 @@ func (r *Request) checkOut() error {
 	case r.Out == Stdout:
 		return nil
 	}
+	r.Out = filepath.Clean(r.Out) // "dump/" is the directory dump
 	fi, err := os.Stat(r.Out)
 	if os.IsNotExist(err) {
 		parent := filepath.Dir(r.Out)

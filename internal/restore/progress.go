@@ -18,11 +18,17 @@ type Progress struct {
 	segments, entries, applied atomic.Int64
 }
 
+// start counts plan's work from zero. An undo restores twice (its two
+// stagings): the counts start again with each, the elapsed time runs from
+// the first.
 func (p *Progress) start(plan Plan) {
 	if p == nil {
 		return
 	}
-	p.started.Store(time.Now().UnixNano())
+	p.started.CompareAndSwap(0, time.Now().UnixNano())
+	for _, c := range []*atomic.Int64{&p.docs, &p.chunks, &p.bytes, &p.segments, &p.entries, &p.applied} {
+		c.Store(0)
+	}
 	p.totalDocs.Store(plan.Documents)
 	p.totalChunks.Store(int64(plan.Chunks))
 	p.totalSegments.Store(int64(len(plan.Segments)))

@@ -34,7 +34,10 @@ const (
 	dirPerm = 0o700 // backups hold user data: owner only
 )
 
-// openFile opens (creating if needed) the directory root as a store.
+// openFile opens the directory root as a store. A root that does not
+// exist yet is created by the first write (rewind init's), never by
+// opening: a mistyped --repo given to a command that only reads must not
+// leave directories behind.
 func openFile(root string) (*fileStore, error) {
 	if !filepath.IsAbs(root) {
 		abs, err := filepath.Abs(root)
@@ -44,10 +47,10 @@ func openFile(root string) (*fileStore, error) {
 		root = abs
 	}
 	root = filepath.Clean(root)
-	if err := os.MkdirAll(root, dirPerm); err != nil {
-		return nil, fmt.Errorf("create repository directory %s: %w", root, err)
-	}
 	st, err := os.Stat(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &fileStore{root: root}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("stat repository directory %s: %w", root, err)
 	}
@@ -113,6 +116,9 @@ func (s *fileStore) createTemp(dir string) (*os.File, error) {
 // each parent so the new entries survive a crash along with the object.
 func (s *fileStore) makeDirs(dir string) error {
 	if dir == s.root {
+		if err := os.MkdirAll(s.root, dirPerm); err != nil {
+			return fmt.Errorf("create repository directory %s: %w", s.root, err)
+		}
 		return nil
 	}
 	if st, err := os.Stat(dir); err == nil && st.IsDir() {
