@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	rt "github.com/rewind-backup/rewind/internal/restore/restoretest"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rewind-backup/rewind/internal/browse"
@@ -181,5 +183,26 @@ func TestDefaultRange(t *testing.T) {
 	must(t, err)
 	if sum.To != (optime.Timestamp{T: t0 + 41, I: 1}) || sum.From != (optime.Timestamp{T: t0 + 41 - 3600}) {
 		t.Fatalf("default range %s .. %s", sum.From, sum.To)
+	}
+}
+
+// rewind's own staging databases (a filtered restore's or an undo's, on
+// the live deployment) are left out unless a pattern names them: they
+// would bury the application's operations.
+func TestStagingLeftOut(t *testing.T) {
+	stage := restore.StagingPrefix + "0tpa88vogx_shop"
+	r := rt.New(t, rt.Spec{Entries: []bson.D{
+		rt.Insert("shop.orders", bson.D{{Key: "_id", Value: 1}}),
+		rt.Insert(stage+".orders", bson.D{{Key: "_id", Value: 1}}),
+		rt.Insert(stage+".orders", bson.D{{Key: "_id", Value: 2}}),
+	}})
+	q := browse.Query{From: restore.When{TS: rt.EntryTS(-1)}, To: restore.When{Latest: true}}
+	got, _ := listed(t, r.Repository, q)
+	if len(got) != 1 || !strings.Contains(got[0], "shop.orders") {
+		t.Fatalf("without --ns: %q; want shop.orders alone", got)
+	}
+	q.NS = []string{restore.StagingPrefix + "*"}
+	if got, _ := listed(t, r.Repository, q); len(got) != 2 {
+		t.Fatalf("--ns %s*: %q; want the staging's 2 inserts", restore.StagingPrefix, got)
 	}
 }

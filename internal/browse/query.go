@@ -34,7 +34,10 @@ type Query struct {
 	To restore.When
 	// NS are namespace patterns (db, db.*, db.coll, or shell-style
 	// wildcards such as shop.ord*); empty: every namespace except local.*
-	// and config.* (the server's own). A command matches a pattern by its
+	// and config.* (the server's own) and rewind's own staging databases
+	// (restore.StagingPrefix: a filtered restore or an undo into the live
+	// deployment writes them, and they would bury the application's
+	// operations). A pattern names them when asked. A command matches a pattern by its
 	// database: a drop or rename in the database can change any collection.
 	NS []string
 	// Ops are kinds (repo.OpInsert, OpUpdate, OpDelete, OpCommand); empty:
@@ -161,7 +164,7 @@ type matcher struct{ patterns []string }
 // naming a missing collection is still found out.
 func (m matcher) match(ns, kind string) (bool, []int) {
 	if len(m.patterns) == 0 {
-		return !strings.HasPrefix(ns, "local.") && !strings.HasPrefix(ns, "config."), nil
+		return !strings.HasPrefix(ns, "local.") && !strings.HasPrefix(ns, "config.") && !strings.HasPrefix(ns, restore.StagingPrefix), nil
 	}
 	var hits []int
 	selected := false

@@ -123,10 +123,10 @@ func (u *PreparedUndo) plan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if u.From, err = u.planEnd(ctx, cat, u.Request.From, "from"); err != nil {
+	if u.From, err = u.planEnd(ctx, cat, u.Request.From, "start"); err != nil {
 		return err
 	}
-	if u.To, err = u.planEnd(ctx, cat, u.Request.To, "to"); err != nil {
+	if u.To, err = u.planEnd(ctx, cat, u.Request.To, "end"); err != nil {
 		return err
 	}
 	segs, err := u.rangeSegments(cat)
@@ -142,8 +142,10 @@ func (u *PreparedUndo) plan(ctx context.Context) error {
 	return nil
 }
 
-// planEnd plans and resolves the restore to one end of the range.
-func (u *PreparedUndo) planEnd(ctx context.Context, cat catalog.Catalog, when When, name string) (Plan, error) {
+// planEnd plans and resolves the restore to one end of the range (end is
+// "start" or "end": its errors are read on the command line and in the
+// API, which name the fields differently).
+func (u *PreparedUndo) planEnd(ctx context.Context, cat catalog.Catalog, when When, end string) (Plan, error) {
 	p, err := Build(cat, Request{To: when, Include: u.Request.Include})
 	if err == nil {
 		err = p.flavorFallback(u.repo)
@@ -152,7 +154,7 @@ func (u *PreparedUndo) planEnd(ctx context.Context, cat catalog.Catalog, when Wh
 		err = Resolve(ctx, u.repo, &p)
 	}
 	if err != nil {
-		return p, fmt.Errorf("plan undo: %s %s: %w", flagName(name), when, err)
+		return p, fmt.Errorf("plan undo: the range's %s, %s: %w", end, when, err)
 	}
 	return p, nil
 }

@@ -210,9 +210,9 @@ func TestUndoBadInput(t *testing.T) {
 		want []string
 	}{
 		{restore.UndoRequest{From: at2(optime.Timestamp{T: uint32(rt.T0.Unix()) - 3600, I: 1}), To: at2(rt.EntryTS(2)), Include: []string{db}},
-			[]string{"--from", "is in no restore window", "rewind list"}},
+			[]string{"the range's start", "is in no restore window", "rewind list"}},
 		{restore.UndoRequest{From: at2(rt.EntryTS(2)), To: at2(optime.Timestamp{T: uint32(rt.T0.Unix()) + 3600, I: 1}), Include: []string{db}},
-			[]string{"--to", "is in no restore window"}},
+			[]string{"the range's end", "is in no restore window"}},
 		{restore.UndoRequest{From: at2(rt.EntryTS(2)), To: restore.When{Latest: true}, Include: []string{db + ".nope"}},
 			[]string{"--ns " + db + ".nope matches nothing"}},
 	} {
