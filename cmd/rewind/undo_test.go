@@ -129,7 +129,7 @@ func TestUndoErrors(t *testing.T) {
 		args  []string
 		wants []string
 	}{
-		{[]string{"--ns", db, "--from", from, "--to", late.String()}, []string{"--to " + late.String(), "is in no restore window", "rewind list"}},
+		{[]string{"--ns", db, "--from", from, "--to", late.String()}, []string{"the range's end, " + late.String(), "is in no restore window", "rewind list"}},
 		{[]string{"--ns", db + ".nope", "--from", from, "--to", to}, []string{"--ns " + db + ".nope matches nothing"}},
 	} {
 		code, _, stderr := cli(t, append([]string{"undo", "--repo", r.URL, "--target", srv.URI()}, tc.args...)...)

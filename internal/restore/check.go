@@ -47,7 +47,7 @@ func (e *TargetError) Error() string {
 // Is makes errors.Is(err, ErrTargetInTheWay) true.
 func (e *TargetError) Is(target error) bool { return target == ErrTargetInTheWay }
 
-const remedy = "restore under other names with --rename, or add --drop to drop them and re-create them as the backup has them"
+const remedy = "restore under other names with --rename, write into them with --merge missing|overwrite, or add --drop to drop them and re-create them as the backup has them"
 
 // mergeRemedy is what to do when a merge cannot write into a namespace.
 const mergeRemedy = "a merge writes only into collections whose capped, collation, time series and clustering options are the backup's; restore under other names with --rename"
