@@ -48,6 +48,11 @@ const (
 	KindLock      Kind = 8
 	KindIndex     Kind = 9 // a segment's index (oplog-index/)
 	KindTopology  Kind = 10
+	// KindClusterManifest is a cluster snapshot's manifest (clusters/):
+	// data, since its routing metadata names namespaces.
+	KindClusterManifest Kind = 11
+	// KindBalancer records a balancer a cluster snapshot stopped.
+	KindBalancer Kind = 12
 )
 
 // String names the kind in messages.
@@ -56,7 +61,8 @@ func (k Kind) String() string {
 		KindConfig: "config", KindSegment: "oplog segment", KindGap: "gap",
 		KindTimeline: "timeline", KindChunk: "snapshot chunk", KindManifest: "snapshot manifest",
 		KindHeartbeat: "heartbeat", KindLock: "lock", KindIndex: "oplog segment index",
-		KindTopology: "cluster topology",
+		KindTopology: "cluster topology", KindClusterManifest: "cluster snapshot manifest",
+		KindBalancer: "balancer record",
 	}
 	if n, ok := names[k]; ok {
 		return n
@@ -69,7 +75,7 @@ func (k Kind) String() string {
 // those are compressed and encrypted; metadata objects must stay readable
 // by a writer that has no identity.
 func (k Kind) isData() bool {
-	return k == KindSegment || k == KindChunk || k == KindManifest || k == KindIndex
+	return k == KindSegment || k == KindChunk || k == KindManifest || k == KindIndex || k == KindClusterManifest
 }
 
 // codec turns plaintext into envelopes and back. It is safe for concurrent
