@@ -18,6 +18,11 @@ import (
 func TestClusterInputsRefused(t *testing.T) {
 	const pw = "s3cr3tpw"
 	t.Setenv("REWIND_SOURCE", "")
+	t.Setenv("REWIND_CONFIG_SERVER", "")
+	made := filepath.Join(t.TempDir(), "made")
+	if code, out, stderr := cli(t, "init", "--repo", made); code != 0 {
+		t.Fatalf("init: exit %d\n%s%s", code, out, stderr)
+	}
 	t.Setenv("REWIND_CONFIG_SERVER", "mongodb://u:"+pw+"@cfg-from-env:27019/")
 	dir := filepath.Join(t.TempDir(), "r")
 	shard := func(name string) string { return name + "=mongodb://u:" + pw + "@h-" + name + ":27018/" }
@@ -33,7 +38,7 @@ func TestClusterInputsRefused(t *testing.T) {
 		{[]string{"agent", "--shard", shard("a"), "--shard", shard("a"), "--repo", dir, "--check-config"}, 2, []string{`shards[1].name`, `"a" is named twice`}},
 		{[]string{"agent", "--shard", "a=notmongo://u:" + pw + "@h/", "--repo", dir, "--check-config"}, 2, []string{"--shard a", "not a MongoDB connection string"}},
 		{[]string{"init", "--repo", dir, "--source", "mongodb://u:" + pw + "@mongos:27017/", "--shard", shard("a")}, 2, []string{"--source and --shard/--config-server are both given"}},
-		{[]string{"snapshot", "--repo", dir, "--shard", shard("a")}, 1, []string{"cluster snapshots are not built yet"}},
+		{[]string{"snapshot", "--repo", made, "--shard", "a=mongodb://u:" + pw + "@127.0.0.1:1/?serverSelectionTimeoutMS=300"}, 1, []string{"127.0.0.1:1"}},
 	} {
 		code, _, stderr := cli(t, tc.args...)
 		wantFailure(t, code, stderr, tc.code, tc.wants...)
