@@ -67,13 +67,7 @@ func TestClusterInputsRefused(t *testing.T) {
 // config.shards lists the shards); an agent pointed at one replica set is
 // then refused.
 func TestInitRecordsCluster(t *testing.T) {
-	cfgSrv := testserver.Start(t)
-	if cfgSrv.External() {
-		t.Skip("a stand-in cluster needs test servers of its own; against $REWIND_TEST_MONGODB_URI every server is the same deployment")
-	}
-	t.Setenv("REWIND_CONFIG_SERVER", "")
-	t.Setenv("REWIND_SOURCE", "")
-	a, b := testserver.Start(t), testserver.Start(t)
+	cfgSrv, a, b := standInServers(t)
 	for name, s := range map[string]*testserver.Server{"a": a, "b": b} {
 		doc := bson.D{{Key: "_id", Value: name}, {Key: "host", Value: s.Host()}}
 		if _, err := cfgSrv.Client().Database("config").Collection("shards").InsertOne(context.Background(), doc); err != nil {
@@ -105,13 +99,7 @@ func TestInitRecordsCluster(t *testing.T) {
 // takes a cluster snapshot, and `rewind list --json` shows it with its
 // shards and T.
 func TestSnapshotAndListCluster(t *testing.T) {
-	cfgSrv := testserver.Start(t)
-	if cfgSrv.External() {
-		t.Skip("a stand-in cluster needs test servers of its own; against $REWIND_TEST_MONGODB_URI every server is the same deployment")
-	}
-	t.Setenv("REWIND_CONFIG_SERVER", "")
-	t.Setenv("REWIND_SOURCE", "")
-	a, b := testserver.Start(t), testserver.Start(t)
+	cfgSrv, a, b := standInServers(t)
 	args := []string{"--config-server", cfgSrv.URI()}
 	for name, s := range map[string]*testserver.Server{"a": a, "b": b} {
 		if _, err := s.Client().Database(s.DB("app")).Collection("c").InsertOne(context.Background(), bson.D{{Key: "x", Value: name}}); err != nil {
@@ -146,4 +134,17 @@ func TestSnapshotAndListCluster(t *testing.T) {
 	if _, out, _ := cli(t, "list", "--repo", dir); !strings.Contains(out, "CLUSTER SNAPSHOTS") || !strings.Contains(out, l.Clusters[0].ID) {
 		t.Errorf("list does not show the cluster snapshot:\n%s", out)
 	}
+}
+
+// standInServers starts a stand-in cluster's servers: one to play the
+// config server and two shards, with the cluster variables cleared.
+func standInServers(t *testing.T) (cfg, a, b *testserver.Server) {
+	t.Helper()
+	cfg = testserver.Start(t)
+	if cfg.External() {
+		t.Skip("a stand-in cluster needs test servers of its own; against $REWIND_TEST_MONGODB_URI every server is the same deployment")
+	}
+	t.Setenv("REWIND_CONFIG_SERVER", "")
+	t.Setenv("REWIND_SOURCE", "")
+	return cfg, testserver.Start(t), testserver.Start(t)
 }
