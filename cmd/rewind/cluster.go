@@ -1,14 +1,10 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	"github.com/rewind-backup/rewind/internal/cluster"
 	"github.com/rewind-backup/rewind/internal/config"
-	"github.com/rewind-backup/rewind/internal/source"
 )
 
 // configServerInput is a sharded cluster's config server (a secret: its URI
@@ -67,17 +63,4 @@ func (f *clusterFlags) inputs(cmd *cobra.Command, uri string) (cluster.Inputs, e
 		in.Shards = append(in.Shards, cluster.Shard{Name: s.Name, URI: s.URI.Reveal()})
 	}
 	return in, nil
-}
-
-// errClusterSnapshot is the answer of a command that needs one replica set
-// when given a sharded cluster.
-var errClusterSnapshot = errors.New("cluster snapshots are not built yet: `rewind agent` captures every shard's oplog of a sharded cluster, but snapshots and restores of a cluster come later; snapshot each shard's replica set into a repository of its own meanwhile")
-
-// refuseCluster turns a mongos given where one replica set is needed into
-// errClusterSnapshot.
-func refuseCluster(err error) error {
-	if errors.Is(err, source.ErrRouter) {
-		return fmt.Errorf("%w (%v)", errClusterSnapshot, err)
-	}
-	return err
 }

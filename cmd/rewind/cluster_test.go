@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +19,11 @@ import (
 func TestClusterInputsRefused(t *testing.T) {
 	const pw = "s3cr3tpw"
 	t.Setenv("REWIND_SOURCE", "")
+	t.Setenv("REWIND_CONFIG_SERVER", "")
+	made := filepath.Join(t.TempDir(), "made")
+	if code, out, stderr := cli(t, "init", "--repo", made); code != 0 {
+		t.Fatalf("init: exit %d\n%s%s", code, out, stderr)
+	}
 	t.Setenv("REWIND_CONFIG_SERVER", "mongodb://u:"+pw+"@cfg-from-env:27019/")
 	dir := filepath.Join(t.TempDir(), "r")
 	shard := func(name string) string { return name + "=mongodb://u:" + pw + "@h-" + name + ":27018/" }
@@ -33,7 +39,7 @@ func TestClusterInputsRefused(t *testing.T) {
 		{[]string{"agent", "--shard", shard("a"), "--shard", shard("a"), "--repo", dir, "--check-config"}, 2, []string{`shards[1].name`, `"a" is named twice`}},
 		{[]string{"agent", "--shard", "a=notmongo://u:" + pw + "@h/", "--repo", dir, "--check-config"}, 2, []string{"--shard a", "not a MongoDB connection string"}},
 		{[]string{"init", "--repo", dir, "--source", "mongodb://u:" + pw + "@mongos:27017/", "--shard", shard("a")}, 2, []string{"--source and --shard/--config-server are both given"}},
-		{[]string{"snapshot", "--repo", dir, "--shard", shard("a")}, 1, []string{"cluster snapshots are not built yet"}},
+		{[]string{"snapshot", "--repo", made, "--shard", "a=mongodb://u:" + pw + "@127.0.0.1:1/?serverSelectionTimeoutMS=300"}, 1, []string{"127.0.0.1:1"}},
 	} {
 		code, _, stderr := cli(t, tc.args...)
 		wantFailure(t, code, stderr, tc.code, tc.wants...)
@@ -61,13 +67,7 @@ func TestClusterInputsRefused(t *testing.T) {
 // config.shards lists the shards); an agent pointed at one replica set is
 // then refused.
 func TestInitRecordsCluster(t *testing.T) {
-	cfgSrv := testserver.Start(t)
-	if cfgSrv.External() {
-		t.Skip("a stand-in cluster needs test servers of its own; against $REWIND_TEST_MONGODB_URI every server is the same deployment")
-	}
-	t.Setenv("REWIND_CONFIG_SERVER", "")
-	t.Setenv("REWIND_SOURCE", "")
-	a, b := testserver.Start(t), testserver.Start(t)
+	cfgSrv, a, b := standInServers(t)
 	for name, s := range map[string]*testserver.Server{"a": a, "b": b} {
 		doc := bson.D{{Key: "_id", Value: name}, {Key: "host", Value: s.Host()}}
 		if _, err := cfgSrv.Client().Database("config").Collection("shards").InsertOne(context.Background(), doc); err != nil {
@@ -93,4 +93,58 @@ func TestInitRecordsCluster(t *testing.T) {
 	}
 	code, _, stderr := cli(t, "agent", "--source", a.URI(), "--repo", dir, "--api-listen", "")
 	wantFailure(t, code, stderr, 1, "backs up a sharded cluster (shards a, b), not one replica set")
+}
+
+// `rewind snapshot` given a stand-in cluster's shards and config server
+// takes a cluster snapshot, and `rewind list --json` shows it with its
+// shards and T.
+func TestSnapshotAndListCluster(t *testing.T) {
+	cfgSrv, a, b := standInServers(t)
+	args := []string{"--config-server", cfgSrv.URI()}
+	for name, s := range map[string]*testserver.Server{"a": a, "b": b} {
+		if _, err := s.Client().Database(s.DB("app")).Collection("c").InsertOne(context.Background(), bson.D{{Key: "x", Value: name}}); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--shard", name+"="+s.URI())
+	}
+	dir := filepath.Join(t.TempDir(), "r")
+	if code, out, stderr := cli(t, append([]string{"init", "--repo", dir}, args...)...); code != 0 {
+		t.Fatalf("init: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, stderr := cli(t, append([]string{"snapshot", "--repo", dir}, args...)...)
+	if code != 0 || !strings.Contains(out, "cluster snapshot") || !strings.Contains(out, "shards a, b, config") {
+		t.Fatalf("snapshot: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, stderr = cli(t, "list", "--repo", dir, "--json")
+	if code != 0 {
+		t.Fatalf("list: exit %d\n%s%s", code, out, stderr)
+	}
+	var l listJSON
+	if err := json.Unmarshal([]byte(out), &l); err != nil {
+		t.Fatalf("list --json: %v\n%s", err, out)
+	}
+	if len(l.Clusters) != 1 || strings.Join(l.Clusters[0].Shards, ",") != "a,b,config" || l.Clusters[0].T == nil || l.Clusters[0].Balancer != "unknown" {
+		t.Fatalf("list --json clusters %+v", l.Clusters)
+	}
+	for _, sh := range l.Shards {
+		if len(sh.Snapshots) != 1 || sh.Snapshots[0].ID != l.Clusters[0].ID {
+			t.Errorf("shard %s lists snapshots %+v, want the cluster snapshot's part %s", sh.Shard, sh.Snapshots, l.Clusters[0].ID)
+		}
+	}
+	if _, out, _ := cli(t, "list", "--repo", dir); !strings.Contains(out, "CLUSTER SNAPSHOTS") || !strings.Contains(out, l.Clusters[0].ID) {
+		t.Errorf("list does not show the cluster snapshot:\n%s", out)
+	}
+}
+
+// standInServers starts a stand-in cluster's servers: one to play the
+// config server and two shards, with the cluster variables cleared.
+func standInServers(t *testing.T) (cfg, a, b *testserver.Server) {
+	t.Helper()
+	cfg = testserver.Start(t)
+	if cfg.External() {
+		t.Skip("a stand-in cluster needs test servers of its own; against $REWIND_TEST_MONGODB_URI every server is the same deployment")
+	}
+	t.Setenv("REWIND_CONFIG_SERVER", "")
+	t.Setenv("REWIND_SOURCE", "")
+	return cfg, testserver.Start(t), testserver.Start(t)
 }

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,6 +19,19 @@ import (
 // listJSON is the JSON form of `rewind list`.
 type listJSON struct {
 	Shards []shardListJSON `json:"shards"`
+	// Clusters are the cluster snapshots of a sharded cluster's
+	// repository (absent for a replica set's).
+	Clusters []clusterListJSON `json:"clusters,omitempty"`
+}
+
+// clusterListJSON is one cluster snapshot: consistent at T, with one part
+// per shard (each listed under its shard's snapshots with the same id).
+type clusterListJSON struct {
+	ID       string     `json:"id"`
+	T        *status.TS `json:"t"`
+	Shards   []string   `json:"shards"`
+	Balancer string     `json:"balancer"`
+	Chunks   int        `json:"routing_chunks"`
 }
 
 type shardListJSON struct {
@@ -54,6 +69,9 @@ Reading snapshot manifests of an encrypted repository needs --identity.`,
 				return err
 			}
 			out := listOf(cat)
+			if out.Clusters, err = clustersOf(cmd.Context(), r.Repository); err != nil {
+				return err
+			}
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), out)
 			}
@@ -74,6 +92,23 @@ func listOf(cat catalog.Catalog) listJSON {
 			Gaps: status.Gaps(h), Snapshots: status.Snapshots(sh.Snapshots), Timelines: status.Timelines(h)})
 	}
 	return out
+}
+
+// clustersOf lists the repository's cluster snapshots, oldest first.
+func clustersOf(ctx context.Context, r *repo.Repository) ([]clusterListJSON, error) {
+	ids, err := r.ListClusterSnapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []clusterListJSON
+	for _, id := range ids {
+		m, err := r.ReadClusterManifest(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, clusterListJSON{ID: m.ID, T: status.ToTS(m.T), Shards: m.Shards(), Balancer: m.Balancer, Chunks: len(m.Routing.Chunks)})
+	}
+	return out, nil
 }
 
 // point formats a timestamp as both forms --to accepts.
@@ -120,6 +155,12 @@ func printList(w io.Writer, l listJSON) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\n", t.ID, orDash(t.Flavor), point(t.First), point(t.Last), t.Segments, humanBytes(t.Bytes))
 		}
 		fmt.Fprintln(tw)
+	}
+	if len(l.Clusters) > 0 {
+		fmt.Fprintf(tw, "CLUSTER SNAPSHOTS (each shard's part is listed under its shard with the same id)\n  ID\tCONSISTENT AT\tSHARDS\tBALANCER\n")
+		for _, c := range l.Clusters {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.ID, point(c.T), strings.Join(c.Shards, ","), c.Balancer)
+		}
 	}
 	return tw.Flush()
 }

@@ -93,12 +93,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		})
 	}
+	g.Go(func() error { return a.scheduler(w).run(capCtx) })
 	if w.cluster == nil {
 		g.Go(func() error { return a.pruner(w).run(capCtx) })
 		g.Go(func() error { return a.scheduler(w).run(capCtx) })
 		g.Go(func() error { return a.driller(w).run(capCtx) })
 	} else {
-		a.Log.Warn("sharded cluster: the agent captures every shard's oplog but takes no snapshot, prunes nothing and runs no drill, since cluster snapshots are not built yet",
+		a.Log.Warn("sharded cluster: the agent takes cluster snapshots but prunes nothing automatically and runs no restore drill yet; run `rewind prune`, which keeps every part of a kept cluster snapshot",
 			"shards", w.cluster.topo.Names())
 		g.Go(func() error { return a.watchTopology(capCtx, w) })
 	}

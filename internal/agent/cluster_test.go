@@ -144,6 +144,13 @@ func TestClusterCapturesEveryShard(t *testing.T) {
 	after := optime.Timestamp{T: uint32(started.Unix()) + 2}
 	waitDurable(t, func() optime.Timestamp { return clusterDurable(t, r) }, after, 60*time.Second)
 
+	// The agent took its base cluster snapshot: one part per shard and
+	// the config server.
+	m := waitClusterSnapshot(t, r, 60*time.Second)
+	if got := strings.Join(m.Shards(), ","); got != "alpha,beta,config,idle" {
+		t.Errorf("cluster snapshot parts %s, want alpha,beta,config,idle", got)
+	}
+
 	ov, err := status.LoadOverview(context.Background(), r, "", time.Now())
 	must(t, err)
 	var names []string
@@ -163,6 +170,25 @@ func TestClusterCapturesEveryShard(t *testing.T) {
 	assertShardsCaptured(t, r, c, []string{"alpha", "beta"})
 	if h, err := r.History(context.Background(), "idle"); err != nil || len(h.Gaps) != 0 {
 		t.Errorf("idle shard: history %+v, %v", h, err)
+	}
+}
+
+// waitClusterSnapshot waits for a cluster snapshot and returns the newest.
+func waitClusterSnapshot(t *testing.T, r *repo.Repository, within time.Duration) repo.ClusterManifest {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ids, err := r.ListClusterSnapshots(context.Background())
+		must(t, err)
+		if len(ids) > 0 {
+			m, err := r.ReadClusterManifest(context.Background(), ids[len(ids)-1])
+			must(t, err)
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no cluster snapshot within %s", within)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -27,11 +27,17 @@ type scheduler struct {
 	log      *slog.Logger
 	now      func() time.Time
 	runs     *runs.Recorder
+	// cluster is set for a sharded cluster: cluster snapshots are taken.
+	cluster *clusterSnapshots
 }
 
 func (a *Agent) scheduler(w *writer) *scheduler {
-	return &scheduler{w: w, every: a.Config.Snapshot.Every.Std(), parallel: a.Config.Snapshot.Parallel,
+	s := &scheduler{w: w, every: a.Config.Snapshot.Every.Std(), parallel: a.Config.Snapshot.Parallel,
 		log: a.Log, now: time.Now, runs: a.runs}
+	if w.cluster != nil {
+		s.cluster = &clusterSnapshots{w: w, router: routerOf(a)}
+	}
+	return s
 }
 
 // run takes snapshots until ctx ends.
@@ -40,18 +46,17 @@ func (s *scheduler) run(ctx context.Context) error {
 		s.log.Warn("snapshot.every is 0: the agent takes no snapshot, so the oplog it captures is restorable only past snapshots taken by hand (`rewind snapshot`)")
 		return nil
 	}
-	base, why := s.needsBase(ctx)
+	base, why := s.firstDue(ctx)
 	poll := min(max(s.every/4, time.Second), 10*time.Second)
 	retry := time.Time{}
 	for {
 		if !base {
-			base, why = s.due(ctx)
+			base, why = s.nextDue(ctx)
 		}
 		if base && !s.now().Before(retry) {
 			s.log.Info("taking a scheduled snapshot", "reason", why)
 			started := time.Now()
-			_, err := snapshot.Take(ctx, s.w.src, s.w.repo, snapshot.Options{Parallel: s.parallel,
-				Capture: snapshot.CaptureByAgent, Log: s.log})
+			err := s.take(ctx)
 			if ctx.Err() != nil {
 				return nil // stopped: neither a success nor a failure
 			}
@@ -68,6 +73,33 @@ func (s *scheduler) run(ctx context.Context) error {
 		case <-time.After(poll):
 		}
 	}
+}
+
+// firstDue says whether a snapshot is needed when the agent starts.
+func (s *scheduler) firstDue(ctx context.Context) (bool, string) {
+	if s.cluster != nil {
+		return s.cluster.due(ctx, s)
+	}
+	return s.needsBase(ctx)
+}
+
+// nextDue says whether a snapshot is needed now.
+func (s *scheduler) nextDue(ctx context.Context) (bool, string) {
+	if s.cluster != nil {
+		return s.cluster.due(ctx, s)
+	}
+	return s.due(ctx)
+}
+
+// take takes one snapshot: a cluster snapshot for a cluster. The agent
+// captures the oplog itself, so the snapshot only waits for it.
+func (s *scheduler) take(ctx context.Context) error {
+	if s.cluster != nil {
+		return s.cluster.take(ctx, s)
+	}
+	_, err := snapshot.Take(ctx, s.w.src, s.w.repo, snapshot.Options{Parallel: s.parallel,
+		Capture: snapshot.CaptureByAgent, Log: s.log})
+	return err
 }
 
 // needsBase says whether no snapshot precedes the timeline capture goes on

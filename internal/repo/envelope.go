@@ -49,6 +49,11 @@ const (
 	KindIndex     Kind = 9  // a segment's index (oplog-index/)
 	KindTopology  Kind = 10 // a sharded cluster's topology record (topology/)
 	KindDrill     Kind = 11 // a drill record (drills/)
+	// KindClusterManifest is a cluster snapshot's manifest (clusters/):
+	// data, since its routing metadata names namespaces.
+	KindClusterManifest Kind = 12
+	// KindBalancer records a balancer a cluster snapshot stopped.
+	KindBalancer Kind = 13
 )
 
 // String names the kind in messages.
@@ -57,8 +62,8 @@ func (k Kind) String() string {
 		KindConfig: "config", KindSegment: "oplog segment", KindGap: "gap",
 		KindTimeline: "timeline", KindChunk: "snapshot chunk", KindManifest: "snapshot manifest",
 		KindHeartbeat: "heartbeat", KindLock: "lock", KindIndex: "oplog segment index",
-		KindTopology: "cluster topology",
-		KindDrill:    "drill record",
+		KindTopology: "cluster topology", KindDrill: "drill record", KindClusterManifest: "cluster snapshot manifest",
+		KindBalancer: "balancer record",
 	}
 	if n, ok := names[k]; ok {
 		return n
@@ -71,7 +76,7 @@ func (k Kind) String() string {
 // those are compressed and encrypted; metadata objects must stay readable
 // by a writer that has no identity.
 func (k Kind) isData() bool {
-	return k == KindSegment || k == KindChunk || k == KindManifest || k == KindIndex || k == KindDrill
+	return k == KindSegment || k == KindChunk || k == KindManifest || k == KindIndex || k == KindDrill || k == KindClusterManifest
 }
 
 // codec turns plaintext into envelopes and back. It is safe for concurrent

@@ -23,6 +23,8 @@ const (
 	prefixHeartbeats = "heartbeats/"
 	prefixLocks      = "locks/"
 	prefixTopology   = "topology/"
+	prefixClusters   = "clusters/"
+	balancerKey      = "balancer"
 )
 
 const maxIDLen = 64

@@ -42,6 +42,12 @@ type Snapshot struct {
 	Start, End optime.Timestamp
 	// FromEmptyOplog is the manifest's: the copy began on an empty oplog.
 	FromEmptyOplog bool
+	// Through is the cluster's T when the snapshot is a part of a cluster
+	// snapshot: its oplog is kept through T, not only through End.
+	Through optime.Timestamp
+	// Pinned, when set, keeps the snapshot whatever the rules say, and
+	// says why (a part of a kept cluster snapshot).
+	Pinned string
 }
 
 // Shard is one shard's listing: its visible timelines and its snapshots.
@@ -142,6 +148,9 @@ func Decide(p Policy, sh Shard, now time.Time) Decision {
 	for i, s := range snaps {
 		if s.End.After(d.Cutoff) {
 			keep(i, "inside the restore window")
+		}
+		if s.Pinned != "" {
+			keep(i, s.Pinned)
 		}
 	}
 	if len(snaps) > 0 {

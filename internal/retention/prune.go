@@ -32,7 +32,10 @@ type Result struct {
 	Now       time.Time
 	Policy    Policy
 	Decisions []Decision
-	Orphans   []Orphan
+	// DropClusters are the cluster snapshots none of whose parts stay:
+	// their manifests go first.
+	DropClusters []string
+	Orphans      []Orphan
 	// Filled in by Prune.
 	DeletedSnapshots, DeletedSegments, DeletedOrphans, CopiedSegments int
 	DeletedBytes                                                      int64
@@ -52,14 +55,20 @@ func Plan(ctx context.Context, r *repo.Repository, p Policy, now time.Time) (Res
 	if err != nil {
 		return res, fmt.Errorf("plan prune: %w", err)
 	}
+	var shards []Shard
 	for _, sh := range cat.Shards {
 		in := Shard{ID: sh.ID, Timelines: sh.Timelines}
 		for _, s := range sh.Snapshots {
 			in.Snapshots = append(in.Snapshots, Snapshot{Shard: s.Shard, ID: s.ID, Start: s.Start, End: s.End,
 				FromEmptyOplog: s.Manifest.FromEmptyOplog})
 		}
-		res.Decisions = append(res.Decisions, Decide(p, in, now))
+		shards = append(shards, in)
 	}
+	clusters, err := clusterSets(ctx, r)
+	if err != nil {
+		return res, fmt.Errorf("plan prune: %w", err)
+	}
+	res.Decisions, res.DropClusters = decideClusters(p, shards, clusters, now)
 	if res.Orphans, err = findOrphans(ctx, r, cat, now.Add(-p.Grace)); err != nil {
 		return res, fmt.Errorf("plan prune: %w", err)
 	}
@@ -233,7 +242,7 @@ func endDelete(ctx context.Context, lock *repo.Lock) {
 
 // changes reports whether the plan deletes anything.
 func (res Result) changes() bool {
-	if len(res.Orphans) > 0 {
+	if len(res.Orphans) > 0 || len(res.DropClusters) > 0 {
 		return true
 	}
 	for _, d := range res.Decisions {
@@ -257,6 +266,14 @@ func stillDeleting(ctx context.Context, lock *repo.Lock) error {
 }
 
 func (res *Result) deleteAll(ctx context.Context, r *repo.Repository, lock *repo.Lock) error {
+	for _, id := range res.DropClusters {
+		if err := stillDeleting(ctx, lock); err != nil {
+			return err
+		}
+		if err := r.DeleteClusterManifest(ctx, id); err != nil {
+			return fmt.Errorf("prune cluster snapshot %s: %w", id, err)
+		}
+	}
 	for _, d := range res.Decisions {
 		for _, s := range d.DropSnapshots() {
 			if err := stillDeleting(ctx, lock); err != nil {

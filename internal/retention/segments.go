@@ -47,6 +47,9 @@ func timelineNeeds(p Policy, tl repo.Timeline, d Decision, now time.Time) []need
 	for _, s := range d.Snapshots {
 		if s.Keep && covers(tl, s.Snapshot) {
 			end := s.End
+			if s.Through.After(end) {
+				end = s.Through // a cluster part is replayed through the cluster's T
+			}
 			out = append(out, need{from: s.Start, to: &end, reason: "copy range of kept snapshot " + s.ID})
 		}
 	}

@@ -30,6 +30,9 @@ type copier struct {
 	majority   bool // read with majority read concern (a replica set)
 	progress   *Progress
 	log        *slog.Logger
+	// slots, when set, are shared with other copiers (the parts of a
+	// cluster snapshot): a part is copied only while holding one.
+	slots chan struct{}
 }
 
 // result gathers one collection's chunks as its parts finish.
@@ -118,7 +121,7 @@ func (cp *copier) run(ctx context.Context, cat *catalog) ([]repo.CollectionManif
 	for range cp.parallel {
 		g.Go(func() error {
 			for p := range parts {
-				if err := cp.copyPart(gctx, p); err != nil {
+				if err := cp.copySlot(gctx, p); err != nil {
 					return err
 				}
 				if p.res.finishPart() {
@@ -136,6 +139,20 @@ func (cp *copier) run(ctx context.Context, cat *catalog) ([]repo.CollectionManif
 		out[i] = r.manifest()
 	}
 	return out, nil
+}
+
+// copySlot copies p while holding a shared slot, when there are slots.
+func (cp *copier) copySlot(ctx context.Context, p part) error {
+	if cp.slots == nil {
+		return cp.copyPart(ctx, p)
+	}
+	select {
+	case cp.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-cp.slots }()
+	return cp.copyPart(ctx, p)
 }
 
 // copyPart streams one part's documents into chunks of at most chunkBytes

@@ -59,7 +59,7 @@ type oplogRange struct {
 // an empty oplog (a new deployment) the server's clock, so that every entry
 // logged later is replayed over the copy.
 func newOplogRange(ctx context.Context, src *source.Source, r *repo.Repository, o Options, writer *repo.Lock) (*oplogRange, error) {
-	g := &oplogRange{src: src, repo: r, shard: src.Shard(), o: o, writer: writer}
+	g := &oplogRange{src: src, repo: r, shard: o.shardOf(src), o: o, writer: writer}
 	var err error
 	if g.start, err = src.NewestEntry(ctx); err != nil {
 		return nil, fmt.Errorf("note the snapshot's start: %w", err)
@@ -246,6 +246,12 @@ type rangeCapture struct {
 	// caughtUp, when set, receives the newest entry read each time the
 	// capture has read all the oplog held when its read began (FerretDB).
 	caughtUp func(optime.Timestamp, time.Time)
+	// through: capture until the stored oplog is proven complete through
+	// the end (oplog.Stats.CoveredThrough), not until an entry at or after
+	// it is read: a cluster snapshot's idle shard has none. covered is
+	// then what was proven.
+	through bool
+	covered optime.Timestamp
 }
 
 // run captures from the repository's resume point (or from start, if the
@@ -304,6 +310,9 @@ func (rc *rangeCapture) capture(ctx context.Context, spool *oplog.Spool, resume 
 	c := &oplog.Capture{Source: rc.src, Sink: rc.sink, Spool: spool, Resume: resume, Stats: stats,
 		FlushInterval: 200 * time.Millisecond, MaxBatchBytes: 16 << 20, DrainTimeout: time.Minute, Log: rc.log,
 		CaughtUp: rc.caughtUp}
+	if rc.through && !rc.src.Caps.AtomicOplog {
+		c.CaughtUp = stats.NoteCaughtUp
+	}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(cctx) }()
 	finished := false
@@ -328,7 +337,12 @@ func (rc *rangeCapture) capture(ctx context.Context, spool *oplog.Spool, resume 
 		if !ok || finished {
 			continue
 		}
-		if !stats.LastRead().Before(e) || rc.fromEmpty && e == start {
+		reached := !stats.LastRead().Before(e)
+		if rc.through {
+			rc.covered = stats.CoveredThrough()
+			reached = !rc.covered.Before(e)
+		}
+		if reached || rc.fromEmpty && e == start {
 			finished = true
 			stop()
 			continue
@@ -338,7 +352,7 @@ func (rc *rangeCapture) capture(ctx context.Context, spool *oplog.Spool, resume 
 		if time.Since(lastListed) > time.Second {
 			lastListed = time.Now()
 			if h, err := rc.repo.History(ctx, rc.shard); err == nil && covered(h, start, e, rc.fromEmpty) {
-				finished = true
+				finished, rc.covered = true, e
 				stop()
 			}
 		}
@@ -348,6 +362,9 @@ func (rc *rangeCapture) capture(ctx context.Context, spool *oplog.Spool, resume 
 // checkCovered confirms the stored timeline holds the range.
 func (rc *rangeCapture) checkCovered(ctx context.Context, start optime.Timestamp, end func() (optime.Timestamp, bool)) error {
 	e, _ := end()
+	if rc.through {
+		return nil // proven by covered-through, which counts only what is stored
+	}
 	if rc.fromEmpty && e == start {
 		return nil // the range holds no entry
 	}

@@ -25,15 +25,16 @@ func (p *Progress) setTotals(cat *catalog) {
 	if p == nil {
 		return
 	}
-	p.started.Store(time.Now().UnixNano())
+	p.started.CompareAndSwap(0, time.Now().UnixNano())
 	var docs, size int64
 	for _, c := range cat.colls {
 		docs += c.estDocs
 		size += c.estBytes
 	}
-	p.collections.Store(int64(len(cat.colls)))
-	p.totalDocs.Store(docs)
-	p.totalBytes.Store(size)
+	// Added: the parts of a cluster snapshot share one Progress.
+	p.collections.Add(int64(len(cat.colls)))
+	p.totalDocs.Add(docs)
+	p.totalBytes.Add(size)
 }
 
 func (p *Progress) addChunk(docs, size int64) {

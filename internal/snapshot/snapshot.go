@@ -49,6 +49,27 @@ type Options struct {
 	WaitTimeout time.Duration
 	Progress    *Progress
 	Log         *slog.Logger
+
+	// part is set when the snapshot is one shard's part of a cluster
+	// snapshot (TakeCluster).
+	part *partOf
+}
+
+// partOf is what a cluster snapshot gives each of its parts: the shard id
+// it is stored under, the snapshot id all parts share, and the copy slots
+// all parts share (--parallel bounds the whole cluster's copy).
+type partOf struct {
+	shard, id string
+	slots     chan struct{}
+}
+
+// shardOf is where src's snapshot is stored: its own shard id, or the
+// cluster shard's name for a part.
+func (o *Options) shardOf(src *source.Source) string {
+	if o.part != nil {
+		return o.part.shard
+	}
+	return src.Shard()
 }
 
 func (o *Options) defaults(src *source.Source) {
@@ -77,10 +98,37 @@ func (o *Options) defaults(src *source.Source) {
 // stay under the snapshot id's data prefix for prune to remove.
 func Take(ctx context.Context, src *source.Source, r *repo.Repository, o Options) (repo.Manifest, error) {
 	o.defaults(src)
-	shard := src.Shard()
 	if err := src.CheckRepository(r.Config()); err != nil {
 		return repo.Manifest{}, err
 	}
+	var m repo.Manifest
+	err := withLocks(ctx, r, o.shardOf(src), o, func(ctx context.Context, writer *repo.Lock) error {
+		cat, err := listed(ctx, src, o)
+		if err == nil {
+			m, err = take(ctx, src, r, o, cat, writer)
+		}
+		return err
+	})
+	return m, err
+}
+
+// listed lists what the snapshot copies, logging the count.
+func listed(ctx context.Context, src *source.Source, o Options) (*catalog, error) {
+	began := time.Now()
+	cat, err := listCatalog(ctx, src.Client, o.Filter)
+	if err != nil {
+		return nil, err
+	}
+	o.Log.Info("catalog listed", "collections", len(cat.colls), "views", len(cat.views), "users", len(cat.users),
+		"roles", len(cat.roles), "duration", time.Since(began).Round(time.Millisecond).String())
+	return cat, nil
+}
+
+// withLocks runs body holding what a snapshot needs: a shared lock on the
+// repository, and the writer lock when no agent captures shard (then
+// writer is non-nil and the snapshot captures its own oplog range). A lost
+// lock cancels body's ctx and is reported instead of the cancellation.
+func withLocks(ctx context.Context, r *repo.Repository, shard string, o Options, body func(context.Context, *repo.Lock) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	defer func() { _ = g.Wait() }()
 	holdCtx, release := context.WithCancel(gctx)
@@ -88,33 +136,25 @@ func Take(ctx context.Context, src *source.Source, r *repo.Repository, o Options
 
 	writer, err := chooseCapture(ctx, r, shard, o)
 	if err != nil {
-		return repo.Manifest{}, err
+		return err
 	}
 	if writer != nil {
 		defer unlock(writer)
 		g.Go(func() error { return writer.Run(holdCtx) })
 	}
-	listed := time.Now()
-	cat, err := listCatalog(ctx, src.Client, o.Filter)
-	if err != nil {
-		return repo.Manifest{}, err
-	}
-	o.Log.Info("catalog listed", "collections", len(cat.colls), "views", len(cat.views), "users", len(cat.users),
-		"roles", len(cat.roles), "duration", time.Since(listed).Round(time.Millisecond).String())
 	shared, err := r.Lock(ctx, repo.LockOptions{Kind: repo.LockShared, Purpose: "snapshot", Wait: time.Minute})
 	if err != nil {
-		return repo.Manifest{}, fmt.Errorf("lock the repository for the snapshot: %w", err)
+		return fmt.Errorf("lock the repository for the snapshot: %w", err)
 	}
 	defer unlock(shared)
 	g.Go(func() error { return shared.Run(holdCtx) })
 
-	m, err := take(gctx, src, r, o, cat, writer)
+	err = body(gctx, writer)
 	release()
-	// A lost lock cancels the copy: report it rather than the cancellation.
 	if werr := g.Wait(); werr != nil && (err == nil || ctx.Err() == nil) {
 		err = fmt.Errorf("hold the repository lock: %w", werr)
 	}
-	return m, err
+	return err
 }
 
 // take copies, makes the oplog range durable and writes the manifest. The
@@ -126,7 +166,12 @@ func take(ctx context.Context, src *source.Source, r *repo.Repository, o Options
 		return repo.Manifest{}, err
 	}
 	defer rng.stop()
-	m := repo.Manifest{ID: repo.NewSnapshotID(time.Now()), Shard: rng.shard, Flavor: string(src.Flavor),
+	id := repo.NewSnapshotID(time.Now())
+	var slots chan struct{}
+	if o.part != nil {
+		id, slots = o.part.id, o.part.slots
+	}
+	m := repo.Manifest{ID: id, Shard: rng.shard, Flavor: string(src.Flavor),
 		Start: rng.start, FromEmptyOplog: rng.fromEmpty, Started: time.Now(), Views: cat.views, Users: cat.users, Roles: cat.roles}
 	o.Log.Info("snapshot started", "id", m.ID, "start", m.Start.String(), "empty_oplog", m.FromEmptyOplog,
 		"collections", len(cat.colls), "views", len(cat.views))
@@ -134,7 +179,7 @@ func take(ctx context.Context, src *source.Source, r *repo.Repository, o Options
 
 	o.Progress.setTotals(cat)
 	cp := &copier{client: src.Client, repo: r, shard: rng.shard, id: m.ID, parallel: o.Parallel,
-		chunkBytes: o.ChunkBytes, splitBytes: o.SplitBytes, majority: src.Caps.MajorityReads, progress: o.Progress, log: o.Log}
+		chunkBytes: o.ChunkBytes, splitBytes: o.SplitBytes, majority: src.Caps.MajorityReads, progress: o.Progress, log: o.Log, slots: slots}
 	copied := time.Now()
 	if m.Collections, err = cp.run(ctx, cat); err != nil {
 		return repo.Manifest{}, err

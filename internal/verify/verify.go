@@ -131,6 +131,9 @@ func Run(ctx context.Context, r *repo.Repository, o Options) (Report, error) {
 		}
 		rep.impact(st)
 	}
+	if err := rep.checkClusters(ctx, r, keys); err != nil {
+		return rep, err
+	}
 	rep.checkRestorable(snapshots, timelines)
 	return rep, nil
 }
@@ -183,7 +186,7 @@ func shardIDs(ctx context.Context, r *repo.Repository) ([]string, error) {
 	return ids, nil
 }
 
-var knownPrefixes = []string{"config", "oplog/", "oplog-index/", "timelines/", "gaps/", "snapshots/", "data/", "heartbeats/", "locks/", "topology/", "drills/"}
+var knownPrefixes = []string{"config", "oplog/", "oplog-index/", "timelines/", "gaps/", "snapshots/", "data/", "heartbeats/", "locks/", "topology/", "drills/", "clusters/", "balancer"}
 
 func (rep *Report) checkUnknown(keys map[string]storage.Info) {
 	for k := range keys {
