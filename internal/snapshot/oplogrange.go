@@ -59,7 +59,11 @@ type oplogRange struct {
 // an empty oplog (a new deployment) the server's clock, so that every entry
 // logged later is replayed over the copy.
 func newOplogRange(ctx context.Context, src *source.Source, r *repo.Repository, o Options, writer *repo.Lock) (*oplogRange, error) {
-	g := &oplogRange{src: src, repo: r, shard: src.Shard(), o: o, writer: writer}
+	shard := o.Shard
+	if shard == "" {
+		shard = src.Shard()
+	}
+	g := &oplogRange{src: src, repo: r, shard: shard, o: o, writer: writer}
 	var err error
 	if g.start, err = src.NewestEntry(ctx); err != nil {
 		return nil, fmt.Errorf("note the snapshot's start: %w", err)

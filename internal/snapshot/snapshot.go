@@ -49,6 +49,12 @@ type Options struct {
 	WaitTimeout time.Duration
 	Progress    *Progress
 	Log         *slog.Logger
+	// Shard, when not "", is the shard id of a sharded cluster's shard
+	// that src connects to (its name in config.shards, as the cluster's
+	// agent stores it): the snapshot is stored under it, and src is checked
+	// against the repository as that shard (source.CheckShard). "" is a
+	// replica set's own id, src.Shard().
+	Shard string
 }
 
 func (o *Options) defaults(src *source.Source) {
@@ -78,7 +84,12 @@ func (o *Options) defaults(src *source.Source) {
 func Take(ctx context.Context, src *source.Source, r *repo.Repository, o Options) (repo.Manifest, error) {
 	o.defaults(src)
 	shard := src.Shard()
-	if err := src.CheckRepository(r.Config()); err != nil {
+	check := func() error { return src.CheckRepository(r.Config()) }
+	if o.Shard != "" {
+		shard = o.Shard
+		check = func() error { return src.CheckShard(r.Config(), o.Shard) }
+	}
+	if err := check(); err != nil {
 		return repo.Manifest{}, err
 	}
 	g, gctx := errgroup.WithContext(ctx)
