@@ -18,15 +18,17 @@ import (
 
 // listJSON is the JSON form of `rewind list`.
 type listJSON struct {
-	Shards []shardListJSON `json:"shards"`
+	// Cluster is set for a sharded cluster's repository: its windows.
+	Cluster *clusterListJSON `json:"cluster,omitempty"`
+	Shards  []shardListJSON  `json:"shards"`
 	// Clusters are the cluster snapshots of a sharded cluster's
 	// repository (absent for a replica set's).
-	Clusters []clusterListJSON `json:"clusters,omitempty"`
+	Clusters []clusterSnapshotJSON `json:"clusters,omitempty"`
 }
 
-// clusterListJSON is one cluster snapshot: consistent at T, with one part
-// per shard (each listed under its shard's snapshots with the same id).
-type clusterListJSON struct {
+// clusterSnapshotJSON is one cluster snapshot: consistent at T, with one
+// part per shard (each listed under its shard's snapshots with the same id).
+type clusterSnapshotJSON struct {
 	ID       string     `json:"id"`
 	T        *status.TS `json:"t"`
 	Shards   []string   `json:"shards"`
@@ -34,12 +36,24 @@ type clusterListJSON struct {
 	Chunks   int        `json:"routing_chunks"`
 }
 
+// clusterListJSON is a cluster's restore windows: the points every shard
+// can be restored to (catalog.ClusterWindows), never past the least
+// covered-through time. Each window has no snapshot or timeline of its own.
+type clusterListJSON struct {
+	Shards  []string        `json:"shards"`
+	Windows []status.Window `json:"windows"`
+}
+
 type shardListJSON struct {
-	Shard     string            `json:"shard"`
-	Windows   []status.Window   `json:"windows"`
-	Gaps      []status.Gap      `json:"gaps"`
-	Snapshots []status.Snapshot `json:"snapshots"`
-	Timelines []status.Timeline `json:"timelines"`
+	Shard string `json:"shard"`
+	// CoveredThrough is how far the shard's oplog is known complete (its
+	// heartbeat's), for a cluster's shard; a cluster's shard windows on its
+	// newest timeline reach it.
+	CoveredThrough *status.TS        `json:"covered_through,omitempty"`
+	Windows        []status.Window   `json:"windows"`
+	Gaps           []status.Gap      `json:"gaps"`
+	Snapshots      []status.Snapshot `json:"snapshots"`
+	Timelines      []status.Timeline `json:"timelines"`
 }
 
 func newListCmd() *cobra.Command {
@@ -86,27 +100,34 @@ Reading snapshot manifests of an encrypted repository needs --identity.`,
 
 func listOf(cat catalog.Catalog) listJSON {
 	out := listJSON{Shards: []shardListJSON{}}
+	if len(cat.Cluster) > 0 {
+		out.Cluster = &clusterListJSON{Shards: cat.Cluster, Windows: status.Windows(cat.ClusterWindows())}
+	}
 	for _, sh := range cat.Shards {
 		h := repo.History{Timelines: sh.Timelines, Gaps: sh.Gaps}
-		out.Shards = append(out.Shards, shardListJSON{Shard: sh.ID, Windows: status.Windows(sh.Windows),
-			Gaps: status.Gaps(h), Snapshots: status.Snapshots(sh.Snapshots), Timelines: status.Timelines(h)})
+		s := shardListJSON{Shard: sh.ID, Windows: status.Windows(sh.Windows),
+			Gaps: status.Gaps(h), Snapshots: status.Snapshots(sh.Snapshots), Timelines: status.Timelines(h)}
+		if out.Cluster != nil {
+			s.Windows, s.CoveredThrough = status.Windows(sh.Reach()), status.ToTS(sh.Covered)
+		}
+		out.Shards = append(out.Shards, s)
 	}
 	return out
 }
 
 // clustersOf lists the repository's cluster snapshots, oldest first.
-func clustersOf(ctx context.Context, r *repo.Repository) ([]clusterListJSON, error) {
+func clustersOf(ctx context.Context, r *repo.Repository) ([]clusterSnapshotJSON, error) {
 	ids, err := r.ListClusterSnapshots(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []clusterListJSON
+	var out []clusterSnapshotJSON
 	for _, id := range ids {
 		m, err := r.ReadClusterManifest(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, clusterListJSON{ID: m.ID, T: status.ToTS(m.T), Shards: m.Shards(), Balancer: m.Balancer, Chunks: len(m.Routing.Chunks)})
+		out = append(out, clusterSnapshotJSON{ID: m.ID, T: status.ToTS(m.T), Shards: m.Shards(), Balancer: m.Balancer, Chunks: len(m.Routing.Chunks)})
 	}
 	return out, nil
 }
@@ -125,8 +146,24 @@ func printList(w io.Writer, l listJSON) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if c := l.Cluster; c != nil {
+		fmt.Fprintf(tw, "cluster (shards %s)\n\nCLUSTER RESTORE WINDOWS (every shard restorable; up to the least covered-through time)\n", strings.Join(c.Shards, ", "))
+		if len(c.Windows) == 0 {
+			fmt.Fprintln(tw, "  none: every shard needs a window (a snapshot of it and its oplog after it), and the windows must overlap")
+		} else {
+			fmt.Fprintln(tw, "  FROM\tTO")
+		}
+		for _, win := range c.Windows {
+			fmt.Fprintf(tw, "  %s\t%s\n", point(win.From), point(win.To))
+		}
+		fmt.Fprintln(tw)
+	}
 	for _, s := range l.Shards {
-		fmt.Fprintf(tw, "shard %s\n\nRESTORE WINDOWS\n", s.Shard)
+		fmt.Fprintf(tw, "shard %s\n", s.Shard)
+		if s.CoveredThrough != nil {
+			fmt.Fprintf(tw, "covered through %s\n", point(s.CoveredThrough))
+		}
+		fmt.Fprintf(tw, "\nRESTORE WINDOWS\n")
 		if len(s.Windows) == 0 {
 			fmt.Fprintln(tw, "  none: a window needs a snapshot and the oplog from its start")
 		} else {

@@ -44,3 +44,40 @@ func TestListShowsGaps(t *testing.T) {
 		t.Fatalf("empty repository: %q %v", empty.String(), err)
 	}
 }
+
+// TestListShowsClusterWindows prints a cluster: its windows are the
+// intersection of its shards' (each shard's reaching its covered-through
+// time: the idle shard's last entry is long before), and each shard shows
+// how far it is covered.
+func TestListShowsClusterWindows(t *testing.T) {
+	ts := func(s uint32) optime.Timestamp { return optime.Timestamp{T: 1764000000 + s, I: 1} }
+	shard := func(id string, end, last, covered uint32) catalog.Shard {
+		seg := repo.SegmentInfo{Timeline: "t-" + id, First: ts(end - 5), Last: ts(last), Size: 2048}
+		h := repo.History{Timelines: []repo.Timeline{{ID: "t-" + id, First: ts(end - 5), Last: ts(last), Segments: []repo.SegmentInfo{seg}}}}
+		sh := catalog.Derive(id, h, []repo.Manifest{{ID: "s-" + id, Shard: id, Start: ts(end - 1), End: ts(end)}})
+		sh.Covered = ts(covered)
+		return sh
+	}
+	cat := catalog.Catalog{Cluster: []string{"alpha", "idle"}, Shards: []catalog.Shard{shard("alpha", 100, 400, 420), shard("idle", 50, 60, 410)}}
+	var b bytes.Buffer
+	if err := printList(&b, listOf(cat)); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"cluster (shards alpha, idle)",
+		"2025-11-24T16:01:40Z (1764000100:1)  2025-11-24T16:06:50Z (1764000410:1)",
+		"shard idle\ncovered through 2025-11-24T16:06:50Z (1764000410:1)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("list output lacks %q:\n%s", want, out)
+		}
+	}
+	var j bytes.Buffer
+	if err := printJSON(&j, listOf(cat)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(j.String(), `"cluster": {`) || !strings.Contains(j.String(), `"covered_through": {`) {
+		t.Errorf("list --json lacks the cluster or a shard's covered_through:\n%s", j.String())
+	}
+}

@@ -89,8 +89,8 @@ func evaluate(cfg config.Alerts, o Observation) []Condition {
 
 // topologyRule fires once a shard was added or removed: the cluster's
 // restore window breaks there until a cluster snapshot is taken after it
-// (cluster snapshots are not built yet, so it stays firing while the agent
-// runs).
+// (the agent takes one after a topology change). It stays firing while the
+// agent runs: restart the agent to capture an added shard.
 func topologyRule(t *TopologyChange) *Condition {
 	if t == nil {
 		return nil

@@ -52,11 +52,20 @@ type Shard struct {
 	Gaps      []repo.Gap
 	Snapshots []Snapshot // in end order
 	Windows   []Window   // in (From, To) order
+	// Covered is the shard's covered-through time from its heartbeat
+	// (repo.Heartbeat.Covered): every entry at or before it is stored.
+	// Zero when no heartbeat was read.
+	Covered optime.Timestamp
 }
 
 // Catalog is the whole repository.
 type Catalog struct {
 	Shards []Shard
+	// Cluster names the shards of a sharded cluster's repository (the
+	// config's source.cluster, sorted); nil for a replica set's. The
+	// config server's shard ("config") is not among them unless it is an
+	// 8.0 config shard, which holds user data.
+	Cluster []string
 }
 
 // Snapshot returns the snapshot with the given id, if listed.

@@ -2,9 +2,12 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/storage"
 )
 
 // Load lists every shard of the repository and derives its catalog. Reading
@@ -24,14 +27,33 @@ func Load(ctx context.Context, r *repo.Repository) (Catalog, error) {
 		}
 	}
 	var c Catalog
+	if cl := r.Config().Source.Cluster; cl != nil {
+		c.Cluster = cl.Names()
+	}
 	for _, id := range ids {
 		sh, err := LoadShard(ctx, r, id, snaps)
 		if err != nil {
 			return Catalog{}, err
 		}
+		if sh.Covered, err = covered(ctx, r, id); err != nil {
+			return Catalog{}, err
+		}
 		c.Shards = append(c.Shards, sh)
 	}
 	return c, nil
+}
+
+// covered reads a shard's covered-through time from its heartbeat; zero
+// when it has none.
+func covered(ctx context.Context, r *repo.Repository, shard string) (optime.Timestamp, error) {
+	hb, err := r.ReadHeartbeat(ctx, shard)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return optime.Zero, nil
+	case err != nil:
+		return optime.Zero, fmt.Errorf("read the heartbeat of shard %s: %w", shard, err)
+	}
+	return hb.Covered(), nil
 }
 
 // LoadShard derives one shard's catalog; snaps is a listing of snapshots

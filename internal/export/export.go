@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -55,6 +56,10 @@ type Prepared struct {
 	repo    *repo.Repository
 }
 
+// ErrCluster refuses an export from a sharded cluster's repository: its
+// state is every shard's oplog merged, which only a restore computes yet.
+var ErrCluster = errors.New("exporting a sharded cluster is not built yet: restore it (rewind restore --to ... --target ...) and dump that")
+
 // Prepare plans the export as a restore of the same point and namespaces
 // would be planned (the same errors: a point outside every window, a --ns
 // that matches nothing), holding the repository's shared lock until
@@ -66,6 +71,10 @@ func Prepare(ctx context.Context, r *repo.Repository, req Request) (*Prepared, e
 	rp, err := restore.Prepare(ctx, r, restore.Request{To: req.To, Include: req.Include})
 	if err != nil {
 		return nil, err
+	}
+	if len(rp.Plan.Parts) > 0 {
+		rp.Release()
+		return nil, fmt.Errorf("plan export: %w", ErrCluster)
 	}
 	p := &Prepared{Request: req, Plan: rp.Plan, restore: rp, repo: r}
 	if req.Out == Stdout && req.Format != Archive && len(p.Plan.Collections)+len(p.Plan.Views) > 1 {

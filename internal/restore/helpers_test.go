@@ -118,6 +118,12 @@ func startAgent(t *testing.T, srv *testserver.Server, url string) *agent.Agent {
 	cfg.Capture.FlushInterval = config.Duration(200 * time.Millisecond)
 	cfg.Capture.SpoolDir = filepath.Join(t.TempDir(), "spool")
 	cfg.Snapshot.Every = 0 // the fixture takes its snapshots at chosen points
+	return runAgent(t, cfg)
+}
+
+// runAgent runs an agent with cfg in-process until the test ends.
+func runAgent(t *testing.T, cfg config.Config) *agent.Agent {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &agent.Agent{Config: cfg, Log: testLogger(t), HeartbeatEvery: 500 * time.Millisecond}
 	done := make(chan error, 1)

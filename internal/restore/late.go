@@ -8,7 +8,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 )
 
@@ -42,22 +41,15 @@ func Resolve(ctx context.Context, r *repo.Repository, p *Plan) error {
 	}
 	names := newOplogNames()
 	var n int64
-	var last optime.Timestamp
-	prev := p.Snapshot.End
-	for _, s := range p.Segments {
-		es, err := r.ReadSegment(ctx, s)
-		if err != nil {
-			return segmentError(*p, s, prev, err)
-		}
-		kept, newest, err := inRange(es, p.ReplayFrom, p.Target, last)
-		if err != nil {
-			return segmentError(*p, s, prev, err)
-		}
-		for _, e := range kept {
+	err := p.readOplog(ctx, r, nil, func(batch []bson.Raw) error {
+		for _, e := range batch {
 			names.add(e)
 		}
-		n += int64(len(kept))
-		last, prev = newest, s.Last
+		n += int64(len(batch))
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	var left []unmatched
 	for _, u := range p.unmatched {

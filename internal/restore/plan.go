@@ -46,6 +46,13 @@ type Plan struct {
 	// Replay entries with ReplayFrom <= ts <= Target from Segments.
 	ReplayFrom optime.Timestamp
 	Segments   []repo.SegmentInfo
+	// Parts are a sharded cluster's shards, each planned to Target on its
+	// own (its window, snapshot, ReplayFrom and Segments); nil for a
+	// replica set. The plan itself then merges them: Snapshot's manifest
+	// holds every shard's collections (chunks of one namespace from
+	// several shards under one collection), Segments all their segments
+	// (for the figures: the replay reads them per part, merged by ts).
+	Parts []Plan
 
 	Chunks       int   // objects to read for documents
 	ChunkBytes   int64 // their plaintext bytes
@@ -80,28 +87,50 @@ var ErrOutsideWindows = errors.New("no restore window holds the restore point")
 
 // Build plans a restore: the newest snapshot whose end is at or before the
 // target on a timeline that reaches it, the segments from the snapshot's
-// start to the target, and only the selected collections' chunks.
+// start to the target, and only the selected collections' chunks. A
+// sharded cluster's repository (cat.Cluster) plans every shard to the one
+// cluster time and merges them (see buildCluster).
 func Build(cat catalog.Catalog, req Request) (Plan, error) {
-	sh, err := pickShard(cat)
+	var p Plan
+	var err error
+	if len(cat.Cluster) > 0 {
+		p, err = buildCluster(cat, req)
+	} else {
+		var sh catalog.Shard
+		if sh, err = pickShard(cat); err == nil {
+			p, err = buildShard(sh, req.To)
+		}
+	}
 	if err != nil {
 		return Plan{}, err
 	}
-	w, target, err := pickWindow(sh, req.To)
-	if err != nil {
+	if p.Mapper, err = NewMapper(req.Include, req.Rename); err != nil {
 		return Plan{}, err
 	}
-	snap, _ := sh.Snapshot(w.Snapshot)
-	m, err := NewMapper(req.Include, req.Rename)
-	if err != nil {
-		return Plan{}, err
-	}
-	p := Plan{Shard: sh.ID, Request: req.To, Target: target, Window: w, Snapshot: snap,
-		ReplayFrom: snap.Start, Mapper: m, Merge: req.Merge}
+	p.Merge = req.Merge
 	if req.Filter != "" {
 		if p.Filter, err = ParseFilter("filter", req.Filter); err != nil {
 			return Plan{}, err
 		}
 	}
+	if err := p.selectNamespaces(req); err != nil {
+		return Plan{}, err
+	}
+	for _, s := range p.Segments {
+		p.SegmentBytes += s.Size
+	}
+	return p, nil
+}
+
+// buildShard plans one shard's part: its window, snapshot, segments and
+// flavor, and its other windows for errors.
+func buildShard(sh catalog.Shard, when When) (Plan, error) {
+	w, target, err := pickWindow(sh, when)
+	if err != nil {
+		return Plan{}, err
+	}
+	snap, _ := sh.Snapshot(w.Snapshot)
+	p := Plan{Shard: sh.ID, Request: when, Target: target, Window: w, Snapshot: snap, ReplayFrom: snap.Start}
 	recorded := snap.Manifest.Flavor
 	if tl, ok := sh.Timeline(w.Timeline); ok {
 		if tl.Info != nil && tl.Info.Flavor != "" {
@@ -118,12 +147,6 @@ func Build(cat catalog.Catalog, req Request) (Plan, error) {
 		if o.Snapshot != snap.ID {
 			p.Others = append(p.Others, o)
 		}
-	}
-	if err := p.selectNamespaces(req); err != nil {
-		return Plan{}, err
-	}
-	for _, s := range p.Segments {
-		p.SegmentBytes += s.Size
 	}
 	return p, nil
 }

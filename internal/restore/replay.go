@@ -71,17 +71,17 @@ func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, 
 		}
 		return tdb, tcoll, ok
 	}
+	// A cluster's chunk migrations copy documents between shards: the
+	// entries that say so (fromMigrate) change no logical data.
 	a := &replay.Applier{Client: client, Flavor: p.Flavor, Map: mapNS, Log: o.Log,
-		BypassEmptyTsReplacement: o.Server.BypassEmptyTsReplacement}
+		BypassEmptyTsReplacement: o.Server.BypassEmptyTsReplacement, SkipFromMigrate: len(p.Parts) > 0}
 	var last optime.Timestamp
-	prev := p.Snapshot.End // the last restore point before a segment, for errors
-	for sr := range readAhead(ctx, r, p.Segments) {
-		if sr.err != nil {
-			return segmentError(p, sr.seg, prev, sr.err)
-		}
-		batch, newest, err := inRange(sr.entries, p.ReplayFrom, p.Target, last)
-		if err != nil {
-			return segmentError(p, sr.seg, prev, err)
+	seg := func(s repo.SegmentInfo, read, kept int) {
+		o.Progress.addSegment(int64(read), int64(kept), s.Size)
+	}
+	err := p.readOplog(ctx, r, seg, func(batch []bson.Raw) error {
+		if len(batch) > 0 {
+			last, _ = optime.OfEntry(batch[len(batch)-1])
 		}
 		batch = p.restrict(batch)
 		if err := idx.beforeDDL(ctx, batch); err != nil {
@@ -90,16 +90,12 @@ func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, 
 		st, err := a.Apply(ctx, batch)
 		rep.Replay.Add(st)
 		if err != nil {
-			return fmt.Errorf("replay oplog segment %s: %w", sr.seg.Key, err)
-		}
-		last = newest
-		if sr.seg.Last.After(prev) {
-			prev = sr.seg.Last
+			return fmt.Errorf("replay the oplog up to %s: %w", describeTS(last), err)
 		}
 		rep.Entries += int64(len(batch))
-		o.Progress.addSegment(int64(len(sr.entries)), int64(len(batch)), sr.seg.Size)
-	}
-	if err := ctx.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	if n := a.Pending(); n > 0 {

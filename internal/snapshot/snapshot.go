@@ -49,6 +49,12 @@ type Options struct {
 	WaitTimeout time.Duration
 	Progress    *Progress
 	Log         *slog.Logger
+	// Shard, when not "", is the shard id of a sharded cluster's shard
+	// that src connects to (its name in config.shards, as the cluster's
+	// agent stores it): the snapshot is stored under it, and src is checked
+	// against the repository as that shard (source.CheckShard). "" is a
+	// replica set's own id, src.Shard().
+	Shard string
 
 	// part is set when the snapshot is one shard's part of a cluster
 	// snapshot (TakeCluster).
@@ -63,11 +69,14 @@ type partOf struct {
 	slots     chan struct{}
 }
 
-// shardOf is where src's snapshot is stored: its own shard id, or the
-// cluster shard's name for a part.
+// shardOf is where src's snapshot is stored: its own shard id, the
+// cluster shard's name for a part, or Shard when given.
 func (o *Options) shardOf(src *source.Source) string {
-	if o.part != nil {
+	switch {
+	case o.part != nil:
 		return o.part.shard
+	case o.Shard != "":
+		return o.Shard
 	}
 	return src.Shard()
 }
@@ -98,7 +107,11 @@ func (o *Options) defaults(src *source.Source) {
 // stay under the snapshot id's data prefix for prune to remove.
 func Take(ctx context.Context, src *source.Source, r *repo.Repository, o Options) (repo.Manifest, error) {
 	o.defaults(src)
-	if err := src.CheckRepository(r.Config()); err != nil {
+	check := func() error { return src.CheckRepository(r.Config()) }
+	if o.Shard != "" {
+		check = func() error { return src.CheckShard(r.Config(), o.Shard) }
+	}
+	if err := check(); err != nil {
 		return repo.Manifest{}, err
 	}
 	var m repo.Manifest

@@ -2,7 +2,9 @@ package status
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/optime"
@@ -118,13 +120,15 @@ func loadCluster(ctx context.Context, r *repo.Repository) (*ClusterInfo, []strin
 
 // clusterReport is the cluster's line: last_durable is the least
 // covered-through time over its members (none while a member has none),
-// lag the largest, restorable only if every shard is (cluster snapshots do
-// not exist yet, so a cluster is not).
+// lag the largest, restorable only if every data shard has a snapshot (a
+// cluster restore starts each shard from its own; the config server's data
+// is not restored).
 func clusterReport(shards []Report, members []string) Report {
 	rep := Report{Timelines: []Timeline{}, Gaps: []Gap{}, Warnings: []string{}}
 	var least optime.Timestamp
 	known := true
 	var lag *float64
+	var bare []string
 	for _, s := range shards {
 		if !slices.Contains(members, s.Shard) || (s.Shard == "config" && s.Agent == nil && s.LastDurable == nil) {
 			continue // another shard's leftovers, or a config server never given
@@ -134,6 +138,9 @@ func clusterReport(shards []Report, members []string) Report {
 			known = false
 		} else if least.IsZero() || ts.Before(least) {
 			least = ts
+		}
+		if s.Shard != "config" && !s.Restorable {
+			bare = append(bare, s.Shard)
 		}
 		if s.LagSeconds != nil && (lag == nil || *s.LagSeconds > *lag) {
 			lag = s.LagSeconds
@@ -145,13 +152,16 @@ func clusterReport(shards []Report, members []string) Report {
 		rep.LastDurable = ToTS(least)
 	}
 	rep.LagSeconds = lag
-	rep.Warnings = append(rep.Warnings, ClusterNotRestorable)
+	rep.Restorable = len(bare) == 0
+	if !rep.Restorable {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: shard %s has none", ClusterNotRestorable, strings.Join(bare, ", ")))
+	}
 	return rep
 }
 
-// ClusterNotRestorable is the warning of every cluster repository until
-// cluster snapshots exist.
-const ClusterNotRestorable = "cluster snapshots are not built yet: every shard's oplog is captured, but a cluster cannot be restored from this repository yet"
+// ClusterNotRestorable begins the warning of a cluster repository in which
+// a shard has no snapshot yet.
+const ClusterNotRestorable = "the cluster is not restorable yet: a cluster restore starts every shard from a snapshot of its own; take a cluster snapshot (rewind snapshot through mongos, or with --shard), or let the agent take its first"
 
 // covered is the report's covered-through time as a timestamp.
 func (s Report) covered() optime.Timestamp {
