@@ -96,7 +96,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Go(func() error { return a.scheduler(w).run(capCtx) })
 	if w.cluster == nil {
 		g.Go(func() error { return a.pruner(w).run(capCtx) })
-		g.Go(func() error { return a.scheduler(w).run(capCtx) })
 		g.Go(func() error { return a.driller(w).run(capCtx) })
 	} else {
 		a.Log.Warn("sharded cluster: the agent takes cluster snapshots but prunes nothing automatically and runs no restore drill yet; run `rewind prune`, which keeps every part of a kept cluster snapshot",
