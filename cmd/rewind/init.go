@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -28,8 +29,12 @@ and an agent or snapshot pointed at another replica set is refused. With or
 without it, capture refuses a source whose oplog does not continue the one the
 repository holds: it reaches back before the repository's newest entry but does
 not hold it. (A deployment created after that entry looks like a rolled-over
-oplog: capture records a gap and needs a new snapshot.)`,
+oplog: capture records a gap and needs a new snapshot.)
+--compression sets the zstd level every data object is written with: fastest
+(the default) writes fastest, better stores less for more CPU; every level
+reads back equally fast (docs/PERFORMANCE.md has the measured speeds and sizes).`,
 		Example: `  rewind init --repo file:///var/lib/rewind
+  rewind init --repo file:///var/lib/rewind --compression better
   rewind init --repo s3://backups/rewind?region=eu-west-1 --source mongodb://db1/?replicaSet=rs0 \
       --recipient age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p`,
 		Args: args(cobra.NoArgs),
@@ -37,8 +42,10 @@ oplog: capture records a gap and needs a new snapshot.)`,
 			if err := rf.require(cmd); err != nil {
 				return err
 			}
-			if compression != repo.CompressionZstd && compression != repo.CompressionNone {
-				return usagef(cmd, "--compression %q is not zstd or none", compression)
+			comp, level, err := repo.ParseCompression(compression)
+			if err != nil {
+				return usagef(cmd, "--compression %q is not one of %s, %s or %s", compression,
+					strings.Join(repo.Levels, ", "), repo.CompressionZstd, repo.CompressionNone)
 			}
 			ctx := cmd.Context()
 			var src repo.Source
@@ -62,7 +69,7 @@ oplog: capture records a gap and needs a new snapshot.)`,
 			}
 			defer store.Close()
 			r, err := repo.Init(ctx, store, repo.InitOptions{Location: redact.URL(rf.url),
-				Compression: compression, Recipient: recipient, Source: src})
+				Compression: comp, Level: level, Recipient: recipient, Source: src})
 			if err != nil {
 				return err
 			}
@@ -73,6 +80,7 @@ oplog: capture records a gap and needs a new snapshot.)`,
 	rf.add(cmd)
 	sourceIn = sourceInput.bind(cmd, "MongoDB connection string of the deployment this repository backs up (optional)")
 	cmd.Flags().StringVar(&recipient, "recipient", "", "age public key (age1...) to encrypt every object to")
-	cmd.Flags().StringVar(&compression, "compression", repo.CompressionZstd, "zstd or none")
+	cmd.Flags().StringVar(&compression, "compression", repo.DefaultLevel,
+		"zstd level of data objects: "+strings.Join(repo.Levels, ", ")+" (zstd is "+repo.DefaultLevel+"), or none")
 	return cmd
 }

@@ -157,40 +157,53 @@ func (cp *copier) copyPart(ctx context.Context, p part) error {
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
 	// Documents are packed into one buffer reused for every chunk of the
-	// part: WriteChunk copies what it stores, so memory stays at about one
-	// chunk per worker whatever the data size.
-	buf := make([]byte, 0, cp.chunkBytes)
-	var docs []bson.Raw
-	flush := func() error {
-		if len(docs) == 0 {
-			return nil
-		}
-		n := p.res.take()
-		ref, err := cp.repo.WriteChunk(ctx, cp.shard, cp.id, c.id, n, docs)
-		if err != nil {
-			return fmt.Errorf("copy %s.%s: %w", c.db, c.name, err)
-		}
-		p.res.add(n, ref)
-		cp.progress.addChunk(ref.Count, ref.Bytes)
-		docs, buf = docs[:0], buf[:0]
-		return nil
-	}
+	// part, which is the chunk's plaintext as it is stored: WriteChunkData
+	// keeps nothing of it, so memory stays at about one chunk per worker
+	// whatever the data size.
+	w := chunkWriter{cp: cp, res: p.res, buf: make([]byte, 0, cp.chunkBytes)}
 	for cur.Next(ctx) {
-		if len(buf) > 0 && len(buf)+len(cur.Current) > cp.chunkBytes {
-			if err := flush(); err != nil {
-				return err
-			}
+		if err := w.add(ctx, cur.Current); err != nil {
+			return err
 		}
-		// A document larger than the buffer's room makes append move it;
-		// earlier documents keep pointing at the old array, which is fine.
-		at := len(buf)
-		buf = append(buf, cur.Current...)
-		docs = append(docs, bson.Raw(buf[at:len(buf):len(buf)]))
 	}
 	if err := cur.Err(); err != nil {
 		return fmt.Errorf("copy %s.%s: %w", c.db, c.name, explain(err))
 	}
-	return flush()
+	return w.flush(ctx)
+}
+
+// chunkWriter packs one part's documents into chunks of at most
+// chunkBytes (a single larger document makes a chunk of its own).
+type chunkWriter struct {
+	cp  *copier
+	res *result
+	buf []byte
+}
+
+func (w *chunkWriter) add(ctx context.Context, doc bson.Raw) error {
+	if len(w.buf) > 0 && len(w.buf)+len(doc) > w.cp.chunkBytes {
+		if err := w.flush(ctx); err != nil {
+			return err
+		}
+	}
+	w.buf = append(w.buf, doc...)
+	return nil
+}
+
+func (w *chunkWriter) flush(ctx context.Context) error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	c := w.res.info
+	n := w.res.take()
+	ref, err := w.cp.repo.WriteChunkData(ctx, w.cp.shard, w.cp.id, c.id, n, w.buf)
+	if err != nil {
+		return fmt.Errorf("copy %s.%s: %w", c.db, c.name, err)
+	}
+	w.res.add(n, ref)
+	w.cp.progress.addChunk(ref.Count, ref.Bytes)
+	w.buf = w.buf[:0]
+	return nil
 }
 
 func randomHex(n int) string {

@@ -1,0 +1,141 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// zstd levels a repository writes data objects with (Config.Level, set by
+// `rewind init --compression`). The level is the writer's choice alone:
+// every level decodes with the same decoder, so a reader never needs it.
+const (
+	LevelFastest = "fastest" // zstd.SpeedFastest (about zstd -1)
+	LevelDefault = "default" // zstd.SpeedDefault (about zstd -3): what repositories without a level were written with
+	LevelBetter  = "better"  // zstd.SpeedBetterCompression (about zstd -7)
+)
+
+// DefaultLevel is the level `rewind init` records when none is given,
+// chosen from the measurements in docs/PERFORMANCE.md ("Snapshot write
+// pipeline"): fastest writes 2-3× faster than default, and its data is
+// still smaller than mongodump --gzip's on the workload's documents.
+const DefaultLevel = LevelFastest
+
+// Levels lists the zstd levels in the order `--compression` documents them.
+var Levels = []string{LevelFastest, LevelDefault, LevelBetter}
+
+// ParseCompression maps a `--compression` value to the Compression and
+// Level of a config: "none"; "zstd" (DefaultLevel); or a level name
+// ("fastest", "default", "better"), which means zstd at that level. Any
+// other value is ErrInvalid, with the accepted values in the message.
+func ParseCompression(s string) (compression, level string, err error) {
+	switch s {
+	case CompressionNone:
+		return CompressionNone, "", nil
+	case CompressionZstd:
+		return CompressionZstd, DefaultLevel, nil
+	case LevelFastest, LevelDefault, LevelBetter:
+		return CompressionZstd, s, nil
+	}
+	return "", "", fmt.Errorf("compression %q: want one of %s, %s (zstd at %s) or %s: %w",
+		s, strings.Join(Levels, ", "), CompressionZstd, DefaultLevel, CompressionNone, ErrInvalid)
+}
+
+// zstdLevel maps a config's level to the encoder's; "" is a repository
+// written before the setting existed, which used SpeedDefault.
+func zstdLevel(level string) (zstd.EncoderLevel, error) {
+	switch level {
+	case LevelFastest:
+		return zstd.SpeedFastest, nil
+	case LevelDefault, "":
+		return zstd.SpeedDefault, nil
+	case LevelBetter:
+		return zstd.SpeedBetterCompression, nil
+	}
+	return 0, fmt.Errorf("zstd level %q: want one of %s", level, strings.Join(Levels, ", "))
+}
+
+// encoderPools hold idle encoders per level. Each encode takes one for
+// itself, so as many objects compress at once as there are goroutines
+// writing (one encoder per worker); a shared encoder with concurrency 1
+// would let only one EncodeAll run at a time.
+var encoderPools [zstd.SpeedBestCompression + 1]sync.Pool
+
+// getEncoder returns an idle encoder at level, or a new one. Concurrency 1
+// keeps it synchronous (EncodeAll only, no goroutines to leak when the
+// pool drops it). The zstd frame checksum is off: the envelope already
+// carries a SHA-256 of the plaintext and a CRC-32C of the stored bytes.
+func getEncoder(level zstd.EncoderLevel) (*zstd.Encoder, error) {
+	if level <= 0 || int(level) >= len(encoderPools) {
+		level = zstd.SpeedDefault
+	}
+	if e, ok := encoderPools[level].Get().(*zstd.Encoder); ok {
+		return e, nil
+	}
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(false))
+	if err != nil {
+		return nil, fmt.Errorf("create zstd encoder: %w", err)
+	}
+	return e, nil
+}
+
+func putEncoder(level zstd.EncoderLevel, e *zstd.Encoder) {
+	if level <= 0 || int(level) >= len(encoderPools) {
+		level = zstd.SpeedDefault
+	}
+	encoderPools[level].Put(e)
+}
+
+var decoderPool = sync.Pool{New: func() any {
+	// Concurrency 1 keeps the decoder synchronous: no goroutines to leak
+	// when a pooled decoder is dropped by the garbage collector.
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxMemory(MaxObjectSize))
+	if err != nil {
+		return err
+	}
+	return d
+}}
+
+func getDecoder() (*zstd.Decoder, error) {
+	switch v := decoderPool.Get().(type) {
+	case *zstd.Decoder:
+		return v, nil
+	case error:
+		return nil, fmt.Errorf("create zstd decoder: %w", v)
+	}
+	return nil, errors.New("create zstd decoder")
+}
+
+// bufPool holds byte slices that encoded objects and joined payloads are
+// built in, so that a writer reuses the same few buffers for every object
+// instead of allocating (and the collector clearing) one per object.
+var bufPool sync.Pool
+
+// maxPooled bounds the buffers kept: an occasional huge object is left to
+// the collector rather than held.
+const maxPooled = 64 << 20
+
+// getBuf returns an empty slice with room for at least n bytes.
+func getBuf(n int) []byte {
+	if p, ok := bufPool.Get().(*[]byte); ok {
+		if cap(*p) >= n {
+			return (*p)[:0]
+		}
+		bufPool.Put(p)
+	}
+	return make([]byte, 0, n)
+}
+
+// putBuf gives b back; the caller must not use it afterwards.
+func putBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooled {
+		return
+	}
+	b = b[:0]
+	bufPool.Put(&b)
+}
