@@ -169,3 +169,27 @@ func TestWriteChunkData(t *testing.T) {
 		}
 	}
 }
+
+// entryFields reads what three Lookups would, whatever the field order,
+// types or duplicates.
+func TestEntryFields(t *testing.T) {
+	o := bson.D{{Key: "_id", Value: 1}}
+	for _, d := range []bson.D{
+		{{Key: "ts", Value: bson.Timestamp{T: 1}}, {Key: "op", Value: "i"}, {Key: "ns", Value: "d.c"}, {Key: "o", Value: o}},
+		{{Key: "o", Value: o}, {Key: "ns", Value: "d.c"}, {Key: "op", Value: "u"}},
+		{{Key: "op", Value: 3}, {Key: "ns", Value: "d.c"}, {Key: "o", Value: "not a document"}},
+		{{Key: "op", Value: "d"}, {Key: "op", Value: "i"}, {Key: "o", Value: o}, {Key: "o", Value: bson.D{}}},
+		{{Key: "opx", Value: "i"}, {Key: "nss", Value: "x"}},
+		{},
+	} {
+		raw, _ := bson.Marshal(d)
+		doc := bson.Raw(raw)
+		wantOp, _ := doc.Lookup("op").StringValueOK()
+		wantNS, _ := doc.Lookup("ns").StringValueOK()
+		wantO, _ := doc.Lookup("o").DocumentOK()
+		op, ns, gotO := entryFields(doc)
+		if op != wantOp || ns != wantNS || !bytes.Equal(gotO, wantO) {
+			t.Errorf("%v: entryFields = %q %q %v, Lookup gives %q %q %v", d, op, ns, gotO, wantOp, wantNS, wantO)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/xoptions"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/repo"
@@ -27,29 +28,55 @@ type chunkJob struct {
 // is 100,000 per batch; smaller batches keep memory flat).
 const maxBatchDocs = 1000
 
-// load reads the selected collections' chunks, Parallel at a time, and
-// inserts their documents with unordered bulk inserts of raw BSON. Memory
-// stays near Parallel chunks.
+// load reads the selected collections' chunks and inserts their documents
+// with unordered bulk inserts of raw BSON, Parallel inserts at a time, while
+// Parallel readers decode the next chunks ahead of them (decodeAhead).
 func load(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan, o Options) (map[Namespace]int64, error) {
-	jobs := make(chan chunkJob)
-	g, gctx := errgroup.WithContext(ctx)
 	var mu sync.Mutex
 	loaded := map[Namespace]int64{}
-	for range o.Parallel {
-		g.Go(func() error {
-			for j := range jobs {
-				n, err := loadChunk(gctx, r, client, j, o)
-				if err != nil {
-					return chunkError(p, j, err)
-				}
-				mu.Lock()
-				loaded[j.coll.Target] += n
-				mu.Unlock()
-				o.Progress.addChunk(n, j.ref.Bytes)
-			}
-			return nil
-		})
+	err := decodeAhead(ctx, r, p, o.Parallel, func(ctx context.Context, j chunkJob, docs []bson.Raw) error {
+		if err := insertChunk(ctx, client, j, docs, o); err != nil {
+			return chunkError(p, j, err)
+		}
+		mu.Lock()
+		loaded[j.coll.Target] += j.ref.Count
+		mu.Unlock()
+		o.Progress.addChunk(j.ref.Count, j.ref.Bytes)
+		return nil
+	})
+	return loaded, err
+}
+
+// readAheadChunks is how many chunks per inserter decodeAhead may hold
+// decoded: the one being inserted and one ready for the next insert.
+const readAheadChunks = 2
+
+// decodeAhead reads the plan's chunks in plan order with parallel readers
+// (read, checksum, decrypt, decompress, split into documents) and hands
+// each to one of parallel calls of use, in whatever order they finish.
+// Readers run ahead of use within a memory budget: the chunks being
+// decoded, waiting, or being used hold at most readAheadChunks × parallel
+// × the plan's largest chunk (64 MiB with the defaults: 4 inserters, 8 MiB
+// chunks), so memory stays flat with the data size and inserters do not
+// wait for decoding while the budget has room. The first error stops
+// everything.
+func decodeAhead(ctx context.Context, r *repo.Repository, p Plan, parallel int,
+	use func(ctx context.Context, j chunkJob, docs []bson.Raw) error) error {
+	var largest int64 = 1
+	for _, c := range p.Collections {
+		for _, ref := range c.Manifest.Chunks {
+			largest = max(largest, ref.Bytes)
+		}
 	}
+	budget := readAheadChunks * int64(parallel) * largest
+	mem := semaphore.NewWeighted(budget)
+	type decoded struct {
+		j    chunkJob
+		docs []bson.Raw
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan chunkJob)
+	ready := make(chan decoded, parallel)
 	g.Go(func() error {
 		defer close(jobs)
 		for _, c := range p.Collections {
@@ -63,14 +90,49 @@ func load(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan,
 		}
 		return nil
 	})
-	return loaded, g.Wait()
+	var readers sync.WaitGroup
+	for range parallel {
+		readers.Add(1)
+		g.Go(func() error {
+			defer readers.Done()
+			for j := range jobs {
+				if err := mem.Acquire(gctx, max(j.ref.Bytes, 1)); err != nil {
+					return err
+				}
+				docs, err := r.ReadChunk(gctx, j.ref)
+				if err != nil {
+					return chunkError(p, j, err)
+				}
+				select {
+				case ready <- decoded{j, docs}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error { readers.Wait(); close(ready); return nil })
+	for range parallel {
+		g.Go(func() error {
+			for d := range ready {
+				if err := gctx.Err(); err != nil {
+					return err // another inserter or reader failed
+				}
+				err := use(gctx, d.j, d.docs)
+				mem.Release(max(d.j.ref.Bytes, 1))
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
-func loadChunk(ctx context.Context, r *repo.Repository, client *mongo.Client, j chunkJob, o Options) (int64, error) {
-	docs, err := r.ReadChunk(ctx, j.ref)
-	if err != nil {
-		return 0, err
-	}
+// insertChunk inserts one chunk's documents into its target collection.
+func insertChunk(ctx context.Context, client *mongo.Client, j chunkJob, docs []bson.Raw, o Options) error {
 	coll := client.Database(j.coll.Target.DB).Collection(j.coll.Target.Coll)
 	opts := insertOptions(o.Server)
 	for len(docs) > 0 {
@@ -84,11 +146,11 @@ func loadChunk(ctx context.Context, r *repo.Repository, client *mongo.Client, j 
 			batch[i] = docs[i]
 		}
 		if _, err := coll.InsertMany(ctx, batch, opts); err != nil {
-			return 0, fmt.Errorf("insert into %s: %w", j.coll.Target, err)
+			return fmt.Errorf("insert into %s: %w", j.coll.Target, err)
 		}
 		docs = docs[n:]
 	}
-	return j.ref.Count, nil
+	return nil
 }
 
 // insertOptions are the snapshot load's: unordered, and on servers that

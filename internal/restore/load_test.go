@@ -1,0 +1,186 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/storage"
+	"github.com/rewind-backup/rewind/internal/testserver"
+	"github.com/rewind-backup/rewind/internal/workload"
+)
+
+// chunkPlan stores docs as a snapshot's chunks of at most chunkBytes, in
+// colls collections, in a file repository, and returns a plan that loads
+// them all.
+func chunkPlan(tb testing.TB, docs []bson.Raw, colls, chunkBytes int) (*repo.Repository, Plan) {
+	ctx := context.Background()
+	st, err := storage.Open(ctx, "file://"+tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	r, err := repo.Init(ctx, st, repo.InitOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := Plan{}
+	p.Snapshot.ID = "20261129T000000Z-load"
+	for c := range colls {
+		cm := repo.CollectionManifest{DB: "d", Name: strconv.Itoa(c), UUID: "c" + strconv.Itoa(c)}
+		var part []bson.Raw
+		for i := c; i < len(docs); i += colls {
+			part = append(part, docs[i])
+		}
+		for start := 0; start < len(part); {
+			end, size := start, 0
+			for end < len(part) && (end == start || size+len(part[end]) <= chunkBytes) {
+				size += len(part[end])
+				end++
+			}
+			ref, err := r.WriteChunk(ctx, "rs0", p.Snapshot.ID, cm.UUID, len(cm.Chunks), part[start:end])
+			if err != nil {
+				tb.Fatal(err)
+			}
+			cm.Chunks = append(cm.Chunks, ref)
+			start = end
+		}
+		ns := Namespace{DB: "d", Coll: cm.Name}
+		p.Collections = append(p.Collections, CollectionPlan{Source: ns, Target: ns, Manifest: cm})
+	}
+	return r, p
+}
+
+// decodeAhead hands every chunk to use exactly once with its documents,
+// never holds more decoded plaintext than its budget, and stops at the
+// first error, naming the chunk when the chunk itself is unreadable.
+func TestDecodeAhead(t *testing.T) {
+	docs := workload.Documents(workload.Config{Seed: 5, Kinds: testserver.FerretDBKinds}, 3000)
+	r, p := chunkPlan(t, docs, 3, 16<<10)
+	const parallel = 3
+	var largest, chunks int64
+	for _, c := range p.Collections {
+		for _, ref := range c.Manifest.Chunks {
+			largest = max(largest, ref.Bytes)
+			chunks++
+		}
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var inUse, peak int64
+	got := 0
+	err := decodeAhead(context.Background(), r, p, parallel, func(_ context.Context, j chunkJob, ds []bson.Raw) error {
+		mu.Lock()
+		seen[j.ref.Key]++
+		got += len(ds)
+		inUse += j.ref.Bytes
+		peak = max(peak, inUse)
+		mu.Unlock()
+		time.Sleep(time.Millisecond) // an insert takes time; readers run ahead meanwhile
+		mu.Lock()
+		inUse -= j.ref.Bytes
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != len(docs) || int64(len(seen)) != chunks {
+		t.Fatalf("used %d documents in %d chunks, want %d in %d", got, len(seen), len(docs), chunks)
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("chunk %s used %d times", k, n)
+		}
+	}
+	if budget := readAheadChunks * parallel * largest; peak > budget {
+		t.Errorf("%d bytes of chunks in use at once, budget %d", peak, budget)
+	}
+
+	stop := errors.New("insert failed")
+	var calls atomic.Int64
+	err = decodeAhead(context.Background(), r, p, parallel, func(context.Context, chunkJob, []bson.Raw) error {
+		calls.Add(1)
+		return stop
+	})
+	if !errors.Is(err, stop) || calls.Load() > parallel {
+		t.Fatalf("a failing use: %v after %d calls, want the error after at most %d", err, calls.Load(), parallel)
+	}
+
+	bad := p.Collections[1].Manifest.Chunks[2]
+	if err := r.Store().Delete(context.Background(), bad.Key); err != nil {
+		t.Fatal(err)
+	}
+	err = decodeAhead(context.Background(), r, p, parallel, func(context.Context, chunkJob, []bson.Raw) error { return nil })
+	if !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), bad.Key) || !strings.Contains(err.Error(), "cannot be read") {
+		t.Fatalf("a missing chunk: %v", err)
+	}
+}
+
+// BenchmarkDecodeAhead is the load's reading with the server taken out:
+// REWIND_BENCH_MB MiB (default 64) of the workload's documents in 8 MiB
+// chunks (zstd, the default level), read through decodeAhead with
+// DefaultParallel readers into a consumer that only counts documents.
+// Baseline in the same run: the same chunks read one after the other by
+// one goroutine (repo.ReadChunk), the old load's work per worker.
+//
+//	go test ./internal/restore -run '^$' -bench DecodeAhead -count 3
+func BenchmarkDecodeAhead(b *testing.B) {
+	mb := 64
+	if n, err := strconv.Atoi(os.Getenv("REWIND_BENCH_MB")); err == nil && n > 0 {
+		mb = n
+	}
+	docs := workload.Documents(workload.Config{Seed: 16, Kinds: testserver.FerretDBKinds}, mb<<20/180)
+	r, p := chunkPlan(b, docs, 4, 8<<20)
+	var size int64
+	for _, d := range docs {
+		size += int64(len(d))
+	}
+	ctx := context.Background()
+	var ahead, serial, cpu time.Duration
+	for b.Loop() {
+		start, cpu0 := time.Now(), cpuTime()
+		var n atomic.Int64
+		err := decodeAhead(ctx, r, p, DefaultParallel, func(_ context.Context, _ chunkJob, ds []bson.Raw) error {
+			n.Add(int64(len(ds)))
+			return nil
+		})
+		if err != nil || n.Load() != int64(len(docs)) {
+			b.Fatalf("read %d documents of %d: %v", n.Load(), len(docs), err)
+		}
+		ahead += time.Since(start)
+		cpu += cpuTime() - cpu0
+		start = time.Now()
+		for _, c := range p.Collections {
+			for _, ref := range c.Manifest.Chunks {
+				if _, err := r.ReadChunk(ctx, ref); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		serial += time.Since(start)
+	}
+	mbs := func(d time.Duration) float64 { return float64(size) * float64(b.N) / 1e6 / d.Seconds() }
+	b.ReportMetric(mbs(ahead), "plain-MB/s")
+	b.ReportMetric(mbs(serial), "one-reader-MB/s")
+	b.ReportMetric(cpu.Seconds()/ahead.Seconds(), "cores-used")
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
