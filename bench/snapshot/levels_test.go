@@ -12,7 +12,6 @@ import (
 	"github.com/rewind-backup/rewind/bench/benchtool"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/testserver"
-	"github.com/rewind-backup/rewind/internal/workload"
 )
 
 // BenchmarkStoredVsMongodumpGzip loads REWIND_BENCH_MB MiB (default 32) of
@@ -30,7 +29,7 @@ func BenchmarkStoredVsMongodumpGzip(b *testing.B) {
 	rewind := buildRewind(b, tmp)
 	srv := testserver.Start(b)
 	db := srv.DB("bench")
-	size, docs := loadWorkload(b, srv, db, dataMBOr(32))
+	size, docs := loadWorkload(b, srv, db, 32)
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := range b.N {
@@ -61,15 +60,13 @@ func BenchmarkStoredVsMongodumpGzip(b *testing.B) {
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
-func dataMBOr(def int) int { return benchtool.EnvInt("REWIND_BENCH_MB", def) }
-
-// loadWorkload inserts mb MiB of workload documents into db, in 4
-// collections c0..c3, and returns their BSON size and count.
+// loadWorkload inserts mb MiB (REWIND_BENCH_MB when set) of workload
+// documents into db, in 4 collections c0..c3, and returns their BSON size
+// and count.
 func loadWorkload(b *testing.B, srv *testserver.Server, db string, mb int) (int64, int) {
 	ctx := context.Background()
 	t0 := time.Now()
-	// FerretDB's kinds make documents of ~240 bytes on average.
-	docs := workload.Documents(workload.Config{Seed: 16, Kinds: srv.Kinds()}, mb<<20/240)
+	docs := benchtool.WorkloadDocuments(srv.Kinds(), mb)
 	var size int64
 	for c := range 4 {
 		coll := srv.Client().Database(db).Collection(fmt.Sprintf("c%d", c))

@@ -3,17 +3,16 @@ package restore
 import (
 	"context"
 	"errors"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rewind-backup/rewind/bench/benchtool"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
@@ -133,14 +132,11 @@ func TestDecodeAhead(t *testing.T) {
 // DefaultParallel readers into a consumer that only counts documents.
 // Baseline in the same run: the same chunks read one after the other by
 // one goroutine (repo.ReadChunk), the old load's work per worker.
+// cores-used and MB/cpu-s say how much of the shared machine it had.
 //
 //	go test ./internal/restore -run '^$' -bench DecodeAhead -count 3
 func BenchmarkDecodeAhead(b *testing.B) {
-	mb := 64
-	if n, err := strconv.Atoi(os.Getenv("REWIND_BENCH_MB")); err == nil && n > 0 {
-		mb = n
-	}
-	docs := workload.Documents(workload.Config{Seed: 16, Kinds: testserver.FerretDBKinds}, mb<<20/180)
+	docs := benchtool.WorkloadDocuments(testserver.FerretDBKinds, 64)
 	r, p := chunkPlan(b, docs, 4, 8<<20)
 	var size int64
 	for _, d := range docs {
@@ -149,7 +145,7 @@ func BenchmarkDecodeAhead(b *testing.B) {
 	ctx := context.Background()
 	var ahead, serial, cpu time.Duration
 	for b.Loop() {
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), benchtool.CPUTime()
 		var n atomic.Int64
 		err := decodeAhead(ctx, r, p, DefaultParallel, func(_ context.Context, _ chunkJob, ds []bson.Raw) error {
 			n.Add(int64(len(ds)))
@@ -159,7 +155,7 @@ func BenchmarkDecodeAhead(b *testing.B) {
 			b.Fatalf("read %d documents of %d: %v", n.Load(), len(docs), err)
 		}
 		ahead += time.Since(start)
-		cpu += cpuTime() - cpu0
+		cpu += benchtool.CPUTime() - cpu0
 		start = time.Now()
 		for _, c := range p.Collections {
 			for _, ref := range c.Manifest.Chunks {
@@ -174,13 +170,5 @@ func BenchmarkDecodeAhead(b *testing.B) {
 	b.ReportMetric(mbs(ahead), "plain-MB/s")
 	b.ReportMetric(mbs(serial), "one-reader-MB/s")
 	b.ReportMetric(cpu.Seconds()/ahead.Seconds(), "cores-used")
-}
-
-// cpuTime is the CPU time (user and system) this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(size)*float64(b.N)/1e6/cpu.Seconds(), "MB/cpu-s")
 }
