@@ -3,6 +3,7 @@ package repo
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"sync"
 
@@ -111,31 +112,37 @@ func getDecoder() (*zstd.Decoder, error) {
 	return nil, errors.New("create zstd decoder")
 }
 
-// bufPool holds byte slices that encoded objects and joined payloads are
+// bufPools hold byte slices that encoded objects and joined payloads are
 // built in, so that a writer reuses the same few buffers for every object
-// instead of allocating (and the collector clearing) one per object.
-var bufPool sync.Pool
+// instead of allocating (and the collector clearing) one per object. Pool
+// k holds slices of capacity at least 2^k, so a request never gets a
+// slice too small for it (one mixed pool would hand an 8 MiB payload the
+// 3 MiB buffer of the last envelope, and allocate anyway).
+var bufPools [maxPoolClass + 1]sync.Pool
 
-// maxPooled bounds the buffers kept: an occasional huge object is left to
-// the collector rather than held.
-const maxPooled = 64 << 20
+const (
+	minPoolClass = 16 // 64 KiB: smaller buffers are cheap to allocate
+	maxPoolClass = 26 // 64 MiB: an occasional huge object is left to the collector
+)
 
 // getBuf returns an empty slice with room for at least n bytes.
 func getBuf(n int) []byte {
-	if p, ok := bufPool.Get().(*[]byte); ok {
-		if cap(*p) >= n {
-			return (*p)[:0]
-		}
-		bufPool.Put(p)
+	k := max(bits.Len(uint(max(n, 1)-1)), minPoolClass) // the smallest k with 2^k >= n
+	if k > maxPoolClass {
+		return make([]byte, 0, n)
 	}
-	return make([]byte, 0, n)
+	if p, ok := bufPools[k].Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, 1<<k)
 }
 
 // putBuf gives b back; the caller must not use it afterwards.
 func putBuf(b []byte) {
-	if cap(b) == 0 || cap(b) > maxPooled {
+	k := bits.Len(uint(cap(b))) - 1 // the largest k with 2^k <= cap(b)
+	if k < minPoolClass || k > maxPoolClass {
 		return
 	}
 	b = b[:0]
-	bufPool.Put(&b)
+	bufPools[k].Put(&b)
 }

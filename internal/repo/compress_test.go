@@ -193,3 +193,20 @@ func TestEntryFields(t *testing.T) {
 		}
 	}
 }
+
+// A pooled buffer is always large enough for what it was asked for, and a
+// buffer given back serves the next request of its size class.
+func TestBufPool(t *testing.T) {
+	for _, n := range []int{0, 1, 1000, 64 << 10, 64<<10 + 1, 3 << 20, 8 << 20, 64 << 20, 64<<20 + 1} {
+		b := getBuf(n)
+		if len(b) != 0 || cap(b) < n {
+			t.Fatalf("getBuf(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		putBuf(append(b, 1))
+	}
+	small := getBuf(3 << 20) // class 2^22
+	putBuf(small)
+	if big := getBuf(5 << 20); cap(big) < 5<<20 {
+		t.Fatalf("a 5 MiB request got a buffer of %d bytes", cap(big))
+	}
+}
