@@ -2,12 +2,14 @@ package verify_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rewind-backup/rewind/bench/benchtool"
@@ -38,16 +40,22 @@ func BenchmarkReadData(b *testing.B) {
 	b.Run("oplog", func(b *testing.B) {
 		f := newFixture(b, 2)
 		plain := oplogSegments(b, f)
-		benchReadData(b, f, plain)
+		benchReadData(b, f, plain, nil)
 	})
 	b.Run("snapshot", func(b *testing.B) {
 		f := newFixture(b, 2)
-		plain := snapshotChunks(b, f)
-		benchReadData(b, f, plain)
+		plain, chunks := snapshotChunks(b, f)
+		benchReadData(b, f, plain, chunks)
 	})
 }
 
-func benchReadData(b *testing.B, f *fixture, plain int64) {
+// benchReadData runs verify --read-data on f's repository. With chunks
+// (the snapshot's documents, chunk by chunk) it also measures, in the same
+// run, the work no verify can skip on those bytes: SHA-256, zstd decoding
+// (of the same chunks compressed at the default level) and BSON validation
+// of every document, one goroutine, in CPU time (checks-MB/cpu-s; vs-checks
+// is verify's plain-MB/cpu-s over it).
+func benchReadData(b *testing.B, f *fixture, plain int64, chunks [][]bson.Raw) {
 	ctx := context.Background()
 	var vTime, readTime, rawTime, cpu time.Duration
 	var vBytes, rawBytes int64
@@ -74,7 +82,13 @@ func benchReadData(b *testing.B, f *fixture, plain int64) {
 	b.ReportMetric(rawMB, "raw-MiB/s")
 	b.ReportMetric(vMB/rawMB, "ratio")
 	b.ReportMetric(cpu.Seconds()/vTime.Seconds(), "cores-used")
-	b.ReportMetric(float64(plain)*float64(b.N)/1e6/cpu.Seconds(), "plain-MB/cpu-s")
+	perCPU := float64(plain) * float64(b.N) / 1e6 / cpu.Seconds()
+	b.ReportMetric(perCPU, "plain-MB/cpu-s")
+	if chunks != nil {
+		floor := checksPerCPU(b, chunks)
+		b.ReportMetric(floor, "checks-MB/cpu-s")
+		b.ReportMetric(perCPU/floor, "vs-checks")
+	}
 }
 
 // oplogSegments writes 200 segments of 1,000 entries on a new timeline
@@ -108,12 +122,13 @@ func oplogSegments(b *testing.B, f *fixture) int64 {
 
 // snapshotChunks writes a snapshot of the workload's documents, in 8 MiB
 // chunks, over the fixture's last segment, and returns its plaintext size.
-func snapshotChunks(b *testing.B, f *fixture) int64 {
+func snapshotChunks(b *testing.B, f *fixture) (int64, [][]bson.Raw) {
 	ctx := context.Background()
 	docs := benchtool.WorkloadDocuments(testserver.FerretDBKinds, 64)
 	last := f.segs[len(f.segs)-1]
 	id := last.First.Time().Format("20060102T150405Z") + "-bench"
 	cm := repo.CollectionManifest{DB: "d", Name: "w", UUID: "w0", Chunks: []repo.ChunkRef{}}
+	var chunks [][]bson.Raw
 	for start := 0; start < len(docs); {
 		end, size := start, 0
 		for end < len(docs) && size+len(docs[end]) <= 8<<20 {
@@ -124,11 +139,44 @@ func snapshotChunks(b *testing.B, f *fixture) int64 {
 		must(b, err)
 		cm.Chunks = append(cm.Chunks, ref)
 		cm.Count, cm.Bytes = cm.Count+ref.Count, cm.Bytes+ref.Bytes
+		chunks = append(chunks, docs[start:end])
 		start = end
 	}
 	must(b, f.r.WriteManifest(ctx, repo.Manifest{ID: id, Shard: "rs0", Flavor: "mongodb", Start: last.First, End: last.Last,
 		Started: t0, Finished: t0, Collections: []repo.CollectionManifest{cm}}))
-	return cm.Bytes
+	return cm.Bytes, chunks
+}
+
+// checksPerCPU is the plaintext per CPU second of SHA-256, zstd decoding
+// and BSON validation of the chunks, one after the other.
+func checksPerCPU(b *testing.B, chunks [][]bson.Raw) float64 {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	must(b, err)
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	must(b, err)
+	defer dec.Close()
+	var plain [][]byte
+	var comp [][]byte
+	var n int64
+	for _, docs := range chunks {
+		var p []byte
+		for _, d := range docs {
+			p = append(p, d...)
+		}
+		plain, comp, n = append(plain, p), append(comp, enc.EncodeAll(p, nil)), n+int64(len(p))
+	}
+	cpu0 := benchtool.CPUTime()
+	for i, docs := range chunks {
+		_ = sha256.Sum256(plain[i])
+		out, err := dec.DecodeAll(comp[i], make([]byte, 0, len(plain[i])))
+		if err != nil || len(out) != len(plain[i]) {
+			b.Fatalf("decode: %d bytes, %v", len(out), err)
+		}
+		for _, d := range docs {
+			must(b, d.Validate())
+		}
+	}
+	return float64(n) / 1e6 / (benchtool.CPUTime() - cpu0).Seconds()
 }
 
 // readRaw reads every segment and chunk object's bytes, sequentially.
