@@ -117,8 +117,13 @@ func (cp *copier) run(ctx context.Context, cat *catalog) ([]repo.CollectionManif
 	})
 	for range cp.parallel {
 		g.Go(func() error {
+			// One packing buffer per worker, reused for every chunk of
+			// every part it copies: memory stays at about one chunk per
+			// worker whatever the data size or the number of collections.
+			w := chunkWriter{cp: cp, buf: make([]byte, 0, cp.chunkBytes)}
 			for p := range parts {
-				if err := cp.copyPart(gctx, p); err != nil {
+				w.res = p.res
+				if err := cp.copyPart(gctx, p, &w); err != nil {
 					return err
 				}
 				if p.res.finishPart() {
@@ -138,9 +143,9 @@ func (cp *copier) run(ctx context.Context, cat *catalog) ([]repo.CollectionManif
 	return out, nil
 }
 
-// copyPart streams one part's documents into chunks of at most chunkBytes
-// (a single larger document makes a chunk of its own).
-func (cp *copier) copyPart(ctx context.Context, p part) error {
+// copyPart streams one part's documents into chunks through w, the
+// worker's chunkWriter (its buffer is empty between parts).
+func (cp *copier) copyPart(ctx context.Context, p part, w *chunkWriter) error {
 	c := p.res.info
 	collOpts := options.Collection()
 	if cp.majority {
@@ -156,11 +161,8 @@ func (cp *copier) copyPart(ctx context.Context, p part) error {
 		return fmt.Errorf("copy %s.%s: %w", c.db, c.name, explain(err))
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
-	// Documents are packed into one buffer reused for every chunk of the
-	// part, which is the chunk's plaintext as it is stored: WriteChunkData
-	// keeps nothing of it, so memory stays at about one chunk per worker
-	// whatever the data size.
-	w := chunkWriter{cp: cp, res: p.res, buf: make([]byte, 0, cp.chunkBytes)}
+	// Documents are packed into w's buffer, which is the chunk's plaintext
+	// as it is stored: WriteChunkData keeps nothing of it.
 	for cur.Next(ctx) {
 		if err := w.add(ctx, cur.Current); err != nil {
 			return err
@@ -172,11 +174,12 @@ func (cp *copier) copyPart(ctx context.Context, p part) error {
 	return w.flush(ctx)
 }
 
-// chunkWriter packs one part's documents into chunks of at most
-// chunkBytes (a single larger document makes a chunk of its own).
+// chunkWriter packs a worker's documents, part after part, into chunks
+// of at most chunkBytes (a single larger document makes a chunk of its
+// own) in one reused buffer.
 type chunkWriter struct {
 	cp  *copier
-	res *result
+	res *result // the part being copied
 	buf []byte
 }
 

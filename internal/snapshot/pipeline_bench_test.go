@@ -144,7 +144,8 @@ func pipelineRepo(b *testing.B, level string, encrypt bool) (*repo.Repository, s
 }
 
 // writeFromMemory runs the copier's workers over the collections: each
-// collection is one part, packed by a chunkWriter into WriteChunkData.
+// collection is one part, packed by the worker's chunkWriter into
+// WriteChunkData.
 func writeFromMemory(b *testing.B, r *repo.Repository, colls [][]bson.Raw) {
 	ctx := context.Background()
 	cp := &copier{repo: r, shard: "rs0", id: "20261129T000000Z-bench", parallel: DefaultParallel, chunkBytes: DefaultChunkBytes}
@@ -152,9 +153,9 @@ func writeFromMemory(b *testing.B, r *repo.Repository, colls [][]bson.Raw) {
 	var wg sync.WaitGroup
 	for range cp.parallel {
 		wg.Go(func() {
+			w := chunkWriter{cp: cp, buf: make([]byte, 0, cp.chunkBytes)}
 			for c := range parts {
-				res := &result{info: &collInfo{db: "d", name: strconv.Itoa(c), id: fmt.Sprintf("c%d", c)}, chunks: map[int]repo.ChunkRef{}}
-				w := chunkWriter{cp: cp, res: res, buf: make([]byte, 0, cp.chunkBytes)}
+				w.res = &result{info: &collInfo{db: "d", name: strconv.Itoa(c), id: fmt.Sprintf("c%d", c)}, chunks: map[int]repo.ChunkRef{}}
 				for _, d := range colls[c] {
 					if err := w.add(ctx, d); err != nil {
 						b.Error(err)
