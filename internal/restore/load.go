@@ -34,7 +34,7 @@ const maxBatchDocs = 1000
 func load(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan, o Options) (map[Namespace]int64, error) {
 	var mu sync.Mutex
 	loaded := map[Namespace]int64{}
-	err := decodeAhead(ctx, r, p, o.Parallel, func(ctx context.Context, j chunkJob, docs []bson.Raw) error {
+	err := decodeAhead(ctx, r, p, o.Parallel, readAheadBudget(p, o.Parallel), func(ctx context.Context, j chunkJob, docs []bson.Raw) error {
 		if err := insertChunk(ctx, client, j, docs, o); err != nil {
 			return chunkError(p, j, err)
 		}
@@ -47,29 +47,34 @@ func load(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan,
 	return loaded, err
 }
 
-// readAheadChunks is how many chunks per inserter decodeAhead may hold
-// decoded: the one being inserted and one ready for the next insert.
+// readAheadChunks is how many chunks per inserter decodeAhead may hold:
+// the one being inserted and one decoded for the next insert.
 const readAheadChunks = 2
 
-// decodeAhead reads the plan's chunks in plan order with parallel readers
-// (read, checksum, decrypt, decompress, split into documents) and hands
-// each to one of parallel calls of use, in whatever order they finish.
-// Readers run ahead of use within a memory budget: the chunks being
-// decoded, waiting, or being used hold at most readAheadChunks × parallel
-// × the plan's largest chunk (64 MiB with the defaults: 4 inserters, 8 MiB
-// chunks), so memory stays flat with the data size and inserters do not
-// wait for decoding while the budget has room. The first error stops
-// everything.
-func decodeAhead(ctx context.Context, r *repo.Repository, p Plan, parallel int,
-	use func(ctx context.Context, j chunkJob, docs []bson.Raw) error) error {
+// readAheadBudget is the plaintext decodeAhead may hold for a plan:
+// readAheadChunks × parallel × the plan's largest chunk (64 MiB with the
+// defaults: 4 inserters, 8 MiB chunks), so memory stays flat with the data
+// size and inserters do not wait for decoding.
+func readAheadBudget(p Plan, parallel int) int64 {
 	var largest int64 = 1
 	for _, c := range p.Collections {
 		for _, ref := range c.Manifest.Chunks {
 			largest = max(largest, ref.Bytes)
 		}
 	}
-	budget := readAheadChunks * int64(parallel) * largest
+	return readAheadChunks * int64(parallel) * largest
+}
+
+// decodeAhead reads the plan's chunks in plan order with parallel readers
+// (read, checksum, decrypt, decompress, split into documents) and hands
+// each to one of parallel calls of use, in whatever order they finish.
+// Readers run ahead of use while the chunks being decoded, waiting or
+// being used hold at most budget bytes of plaintext (a chunk larger than
+// the budget waits until it is alone). The first error stops everything.
+func decodeAhead(ctx context.Context, r *repo.Repository, p Plan, parallel int, budget int64,
+	use func(ctx context.Context, j chunkJob, docs []bson.Raw) error) error {
 	mem := semaphore.NewWeighted(budget)
+	weight := func(j chunkJob) int64 { return min(max(j.ref.Bytes, 1), budget) }
 	type decoded struct {
 		j    chunkJob
 		docs []bson.Raw
@@ -96,7 +101,7 @@ func decodeAhead(ctx context.Context, r *repo.Repository, p Plan, parallel int,
 		g.Go(func() error {
 			defer readers.Done()
 			for j := range jobs {
-				if err := mem.Acquire(gctx, max(j.ref.Bytes, 1)); err != nil {
+				if err := mem.Acquire(gctx, weight(j)); err != nil {
 					return err
 				}
 				docs, err := r.ReadChunk(gctx, j.ref)
@@ -120,7 +125,7 @@ func decodeAhead(ctx context.Context, r *repo.Repository, p Plan, parallel int,
 					return err // another inserter or reader failed
 				}
 				err := use(gctx, d.j, d.docs)
-				mem.Release(max(d.j.ref.Bytes, 1))
+				mem.Release(weight(d.j))
 				if err != nil {
 					return err
 				}

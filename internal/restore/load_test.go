@@ -61,8 +61,9 @@ func chunkPlan(tb testing.TB, docs []bson.Raw, colls, chunkBytes int) (*repo.Rep
 }
 
 // decodeAhead hands every chunk to use exactly once with its documents,
-// never holds more decoded plaintext than its budget, and stops at the
-// first error, naming the chunk when the chunk itself is unreadable.
+// runs the uses side by side when the budget has room, never holds more
+// plaintext than its budget, and stops at the first error, naming the
+// chunk when the chunk itself is unreadable.
 func TestDecodeAhead(t *testing.T) {
 	docs := workload.Documents(workload.Config{Seed: 5, Kinds: testserver.FerretDBKinds}, 3000)
 	r, p := chunkPlan(t, docs, 3, 16<<10)
@@ -74,41 +75,51 @@ func TestDecodeAhead(t *testing.T) {
 			chunks++
 		}
 	}
-	var mu sync.Mutex
-	seen := map[string]int{}
-	var inUse, peak int64
-	got := 0
-	err := decodeAhead(context.Background(), r, p, parallel, func(_ context.Context, j chunkJob, ds []bson.Raw) error {
-		mu.Lock()
-		seen[j.ref.Key]++
-		got += len(ds)
-		inUse += j.ref.Bytes
-		peak = max(peak, inUse)
-		mu.Unlock()
-		time.Sleep(time.Millisecond) // an insert takes time; readers run ahead meanwhile
-		mu.Lock()
-		inUse -= j.ref.Bytes
-		mu.Unlock()
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != len(docs) || int64(len(seen)) != chunks {
-		t.Fatalf("used %d documents in %d chunks, want %d in %d", got, len(seen), len(docs), chunks)
-	}
-	for k, n := range seen {
-		if n != 1 {
-			t.Errorf("chunk %s used %d times", k, n)
+	// run decodes the plan within budget and returns the most plaintext
+	// that use held at once.
+	run := func(budget int64) int64 {
+		var mu sync.Mutex
+		seen := map[string]int{}
+		var inUse, peak int64
+		got := 0
+		err := decodeAhead(context.Background(), r, p, parallel, budget, func(_ context.Context, j chunkJob, ds []bson.Raw) error {
+			mu.Lock()
+			seen[j.ref.Key]++
+			got += len(ds)
+			inUse += j.ref.Bytes
+			peak = max(peak, inUse)
+			mu.Unlock()
+			time.Sleep(2 * time.Millisecond) // an insert takes time: gives other uses the chance to overlap, if the budget lets them
+			mu.Lock()
+			inUse -= j.ref.Bytes
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
+		if got != len(docs) || int64(len(seen)) != chunks {
+			t.Fatalf("budget %d: used %d documents in %d chunks, want %d in %d", budget, got, len(seen), len(docs), chunks)
+		}
+		for k, n := range seen {
+			if n != 1 {
+				t.Errorf("budget %d: chunk %s used %d times", budget, k, n)
+			}
+		}
+		return peak
 	}
-	if budget := readAheadChunks * parallel * largest; peak > budget {
-		t.Errorf("%d bytes of chunks in use at once, budget %d", peak, budget)
+	// A budget of one chunk: one chunk at a time, decoded or in use.
+	if peak := run(largest); peak > largest {
+		t.Errorf("budget of one chunk (%d bytes): %d bytes in use at once", largest, peak)
+	}
+	// The load's budget: the inserters work side by side.
+	if peak := run(readAheadBudget(p, parallel)); peak <= largest {
+		t.Errorf("the load's budget: at most %d bytes in use at once, never two chunks", peak)
 	}
 
 	stop := errors.New("insert failed")
 	var calls atomic.Int64
-	err = decodeAhead(context.Background(), r, p, parallel, func(context.Context, chunkJob, []bson.Raw) error {
+	err := decodeAhead(context.Background(), r, p, parallel, readAheadBudget(p, parallel), func(context.Context, chunkJob, []bson.Raw) error {
 		calls.Add(1)
 		return stop
 	})
@@ -120,7 +131,7 @@ func TestDecodeAhead(t *testing.T) {
 	if err := r.Store().Delete(context.Background(), bad.Key); err != nil {
 		t.Fatal(err)
 	}
-	err = decodeAhead(context.Background(), r, p, parallel, func(context.Context, chunkJob, []bson.Raw) error { return nil })
+	err = decodeAhead(context.Background(), r, p, parallel, readAheadBudget(p, parallel), func(context.Context, chunkJob, []bson.Raw) error { return nil })
 	if !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), bad.Key) || !strings.Contains(err.Error(), "cannot be read") {
 		t.Fatalf("a missing chunk: %v", err)
 	}
@@ -147,7 +158,7 @@ func BenchmarkDecodeAhead(b *testing.B) {
 	for b.Loop() {
 		start, cpu0 := time.Now(), benchtool.CPUTime()
 		var n atomic.Int64
-		err := decodeAhead(ctx, r, p, DefaultParallel, func(_ context.Context, _ chunkJob, ds []bson.Raw) error {
+		err := decodeAhead(ctx, r, p, DefaultParallel, readAheadBudget(p, DefaultParallel), func(_ context.Context, _ chunkJob, ds []bson.Raw) error {
 			n.Add(int64(len(ds)))
 			return nil
 		})

@@ -20,7 +20,7 @@ func TestSnapshotUsesTheRepositoryLevel(t *testing.T) {
 	e := newEnv(t)
 	// Large values (half random, half repeated text) give chunks big
 	// enough for the levels to compress differently.
-	cfg := e.workload(3, 300, "lvl", func(c *workload.Config) { c.LargeEvery, c.LargeSize = 4, 32 << 10 })
+	cfg := e.workload(3, 300, "lvl", func(c *workload.Config) { c.LargeEvery, c.LargeSize = 4, 32<<10 })
 	ctx := context.Background()
 	filter, err := snapshot.ParseFilter(workload.Databases(cfg), nil)
 	must(t, err)
