@@ -21,7 +21,7 @@ const (
 
 // DefaultLevel is the level `rewind init` records when none is given,
 // chosen from the measurements in docs/PERFORMANCE.md ("Write and read
-// pipelines"): on the workload's documents fastest writes 1.2-1.6× more
+// pipelines"): on the workload's documents fastest writes about 1.4× more
 // per CPU second than default, and stores less than both default and
 // mongodump --gzip.
 const DefaultLevel = LevelFastest
