@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/rewind-backup/rewind/internal/testserver"
+	"github.com/rewind-backup/rewind/internal/workload"
 )
 
 // ModuleRoot is the rewind module's root directory.
@@ -174,6 +176,17 @@ func watchHWM(pid int, done <-chan struct{}) int64 {
 	}
 }
 
+// CPUTime is the CPU time (user and system) this process has used so far:
+// a benchmark on a shared machine divides the work by it to get a rate
+// that other load changes far less than wall-clock time.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // DiskBytes sums the sizes of the files under path.
 func DiskBytes(tb testing.TB, path string) int64 {
 	var n int64
@@ -227,6 +240,22 @@ func GenCollection(c int, bytes int) []bson.Raw {
 		d := GenDoc(rng, c*10_000_000+i)
 		docs = append(docs, d)
 		size += len(d)
+	}
+	return docs
+}
+
+// WorkloadDocuments returns mb MiB (REWIND_BENCH_MB when it is set) of
+// the workload's documents (workload.Documents, seed 16) made of the
+// given value kinds: realistic data for the benchmarks of what rewind does
+// with documents, the same in every benchmark that asks for the same size.
+func WorkloadDocuments(kinds workload.Kinds, mb int) []bson.Raw {
+	size := int64(EnvInt("REWIND_BENCH_MB", mb)) << 20
+	docs := workload.Documents(workload.Config{Seed: 16, Kinds: kinds}, int(size/150)) // more than enough: they average 180-250 bytes
+	var n int64
+	for i, d := range docs {
+		if n += int64(len(d)); n > size {
+			return docs[:i]
+		}
 	}
 	return docs
 }

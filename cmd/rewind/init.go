@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -32,8 +33,13 @@ not hold it. (A deployment created after that entry looks like a rolled-over
 oplog: capture records a gap and needs a new snapshot.)
 For a sharded cluster (--source with a mongos, or --shard NAME=URI and
 --config-server URI) it records the shards' names and replica sets and the
-config server's; a shard of another cluster is then refused.`,
+config server's; a shard of another cluster is then refused.
+
+--compression sets the zstd level every data object is written with: fastest
+(the default) writes fastest, better stores less for more CPU; every level
+reads back equally fast (docs/PERFORMANCE.md has the measured speeds and sizes).`,
 		Example: `  rewind init --repo file:///var/lib/rewind
+  rewind init --repo file:///var/lib/rewind --compression better
   rewind init --repo s3://backups/rewind?region=eu-west-1 --source mongodb://db1/?replicaSet=rs0 \
       --recipient age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
   rewind init --repo file:///var/lib/rewind --source 'mongodb://backup:PW@mongos1:27017/?authSource=admin'`,
@@ -42,8 +48,10 @@ config server's; a shard of another cluster is then refused.`,
 			if err := rf.require(cmd); err != nil {
 				return err
 			}
-			if compression != repo.CompressionZstd && compression != repo.CompressionNone {
-				return usagef(cmd, "--compression %q is not zstd or none", compression)
+			comp, level, err := repo.ParseCompression(compression)
+			if err != nil {
+				return usagef(cmd, "--compression %q is not one of %s, %s or %s", compression,
+					strings.Join(repo.Levels, ", "), repo.CompressionZstd, repo.CompressionNone)
 			}
 			ctx := cmd.Context()
 			var src repo.Source
@@ -71,7 +79,7 @@ config server's; a shard of another cluster is then refused.`,
 			}
 			defer store.Close()
 			r, err := repo.Init(ctx, store, repo.InitOptions{Location: redact.URL(rf.url),
-				Compression: compression, Recipient: recipient, Source: src})
+				Compression: comp, Level: level, Recipient: recipient, Source: src})
 			if err != nil {
 				return err
 			}
@@ -83,6 +91,7 @@ config server's; a shard of another cluster is then refused.`,
 	sourceIn = sourceInput.bind(cmd, "MongoDB connection string of the deployment this repository backs up: a replica set or a mongos (optional)")
 	cf.add(cmd)
 	cmd.Flags().StringVar(&recipient, "recipient", "", "age public key (age1...) to encrypt every object to")
-	cmd.Flags().StringVar(&compression, "compression", repo.CompressionZstd, "zstd or none")
+	cmd.Flags().StringVar(&compression, "compression", repo.DefaultLevel,
+		"zstd level of data objects: "+strings.Join(repo.Levels, ", ")+" (zstd is "+repo.DefaultLevel+"), or none")
 	return cmd
 }

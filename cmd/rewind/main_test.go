@@ -90,6 +90,31 @@ func TestInitAndRepoInfo(t *testing.T) {
 	wantFailure(t, code, stderr, 10, "no rewind repository", "rewind init")
 }
 
+// --compression picks the zstd level the repository records (fastest by
+// default); a value that is not a level is refused as bad input.
+func TestInitCompression(t *testing.T) {
+	for _, c := range []struct{ flag, want string }{{"", `"zstd_level": "fastest"`},
+		{"better", `"zstd_level": "better"`}, {"zstd", `"zstd_level": "fastest"`}, {"none", `"compression": "none"`}} {
+		url := "file://" + filepath.Join(t.TempDir(), "repo")
+		argv := []string{"init", "--repo", url}
+		if c.flag != "" {
+			argv = append(argv, "--compression", c.flag)
+		}
+		if code, _, stderr := cli(t, argv...); code != 0 {
+			t.Fatalf("init --compression %q: %s", c.flag, stderr)
+		}
+		code, out, _ := cli(t, "repo", "info", "--repo", url, "--json")
+		if code != 0 || !strings.Contains(out, c.want) {
+			t.Fatalf("init --compression %q: repo info --json lacks %s:\n%s", c.flag, c.want, out)
+		}
+		if c.flag == "none" && strings.Contains(out, "zstd_level") {
+			t.Fatalf("init --compression none recorded a level:\n%s", out)
+		}
+	}
+	code, _, stderr := cli(t, "init", "--repo", t.TempDir(), "--compression", "best")
+	wantFailure(t, code, stderr, 2, `--compression "best"`, "fastest, default, better", "--help")
+}
+
 func TestInitEncrypted(t *testing.T) {
 	id, err := age.GenerateX25519Identity()
 	if err != nil {

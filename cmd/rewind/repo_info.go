@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/redact"
+	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/spf13/cobra"
 )
 
@@ -28,6 +29,7 @@ type repoInfo struct {
 	Version     int       `json:"format_version"`
 	Created     time.Time `json:"created"`
 	Compression string    `json:"compression"`
+	Level       string    `json:"zstd_level,omitempty"`
 	Encrypted   bool      `json:"encrypted"`
 	Recipient   string    `json:"recipient,omitempty"`
 	Flavor      string    `json:"source_flavor,omitempty"`
@@ -54,7 +56,7 @@ func newRepoInfoCmd() *cobra.Command {
 			defer r.Close()
 			c := r.Config()
 			info := repoInfo{URL: redact.URL(rf.url), ID: c.ID, Version: c.Version, Created: c.Created,
-				Compression: c.Compression, Encrypted: c.Encrypted(), Recipient: c.Recipient,
+				Compression: c.Compression, Level: c.Level, Encrypted: c.Encrypted(), Recipient: c.Recipient,
 				Flavor: c.Source.Flavor, ReplicaSet: c.Source.ReplicaSet, CreatedBy: c.Source.CreatedBy}
 			out := cmd.OutOrStdout()
 			if asJSON {
@@ -65,7 +67,14 @@ func newRepoInfoCmd() *cobra.Command {
 			fmt.Fprintf(tw, "id\t%s\n", info.ID)
 			fmt.Fprintf(tw, "format version\t%d\n", info.Version)
 			fmt.Fprintf(tw, "created\t%s\n", info.Created.Format(time.RFC3339))
-			fmt.Fprintf(tw, "compression\t%s\n", info.Compression)
+			switch {
+			case info.Compression == repo.CompressionZstd && info.Level == "":
+				fmt.Fprintf(tw, "compression\tzstd, level %s (made before levels were recorded)\n", repo.LevelDefault)
+			case info.Level != "":
+				fmt.Fprintf(tw, "compression\t%s, level %s\n", info.Compression, info.Level)
+			default:
+				fmt.Fprintf(tw, "compression\t%s\n", info.Compression)
+			}
 			if info.Encrypted {
 				fmt.Fprintf(tw, "encryption\tage, to %s\n", info.Recipient)
 			} else {

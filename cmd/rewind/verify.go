@@ -23,6 +23,7 @@ type verifyFlags struct {
 	restoreTo string
 	to        string
 	parallel  int
+	memory    int // MiB
 	asJSON    bool
 }
 
@@ -59,7 +60,9 @@ not healthy.`,
 	fl.BoolVar(&f.readData, "read-data", false, "read back and check every segment and chunk")
 	fl.StringVar(&f.restoreTo, "restore-to", "", "connection string of an EMPTY scratch deployment for a trial restore")
 	fl.StringVar(&f.to, "to", "", "restore point of the trial restore (RFC 3339 time, SECONDS:INCREMENT or latest); default latest")
-	countVar(cmd, &f.parallel, "parallel", 4, 1, "objects read at once with --read-data")
+	countVar(cmd, &f.parallel, "parallel", verify.DefaultParallel, 1, "objects read at once with --read-data")
+	countVar(cmd, &f.memory, "read-memory", verify.DefaultReadMemory>>20, 16,
+		"MiB of object plaintext --read-data holds at once (segments count at 10x their stored size)")
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -96,7 +99,8 @@ func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 	ctx, release := lock.Hold(ctx)
 	defer release()
 
-	rep, err := verify.Run(ctx, r.Repository, verify.Options{ReadData: f.readData, Parallel: f.parallel})
+	rep, err := verify.Run(ctx, r.Repository, verify.Options{ReadData: f.readData, Parallel: f.parallel,
+		ReadMemory: int64(f.memory) << 20})
 	if err != nil {
 		return repo.LostError(ctx, err)
 	}

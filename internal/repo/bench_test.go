@@ -22,7 +22,8 @@ import (
 //
 // "raw-writefile" is os.WriteFile (no fsync); "raw-fsync" adds the fsync
 // the file backend does for durability, so the gap between it and "plain"
-// is the format's own cost.
+// is the format's own cost. "zstd" is the level new repositories get
+// (DefaultLevel).
 
 var benchSizes = []struct {
 	name string
@@ -171,21 +172,34 @@ func BenchmarkGet(b *testing.B) {
 	}
 }
 
-// BenchmarkEncodeOnly is the CPU cost of the envelope alone (no store).
+// BenchmarkEncodeOnly is the CPU cost of the envelope alone (no store), at
+// each zstd level.
 func BenchmarkEncodeOnly(b *testing.B) {
 	for _, sz := range benchSizes {
 		payload := benchPayload(sz.size)
-		for _, c := range []struct {
+		codecs := []struct {
 			name string
 			c    *codec
-		}{{"plain", &codec{}}, {"zstd", &codec{compress: true}}} {
+		}{{"plain", &codec{}}}
+		for _, l := range Levels {
+			zl, _ := zstdLevel(l)
+			codecs = append(codecs, struct {
+				name string
+				c    *codec
+			}{"zstd-" + l, &codec{compress: true, level: zl}})
+		}
+		for _, c := range codecs {
 			b.Run(sz.name+"/"+c.name, func(b *testing.B) {
 				b.SetBytes(int64(len(payload)))
+				var n int
 				for b.Loop() {
-					if _, err := c.c.encode(KindChunk, payload); err != nil {
+					obj, err := c.c.encode(KindChunk, payload)
+					if err != nil {
 						b.Fatal(err)
 					}
+					n = len(obj)
 				}
+				b.ReportMetric(float64(n)/float64(len(payload)), "stored/plain")
 			})
 		}
 	}

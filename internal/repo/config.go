@@ -75,6 +75,11 @@ type Config struct {
 	ID          string    `bson:"id"` // random UUID
 	Created     time.Time `bson:"created"`
 	Compression string    `bson:"compression"`
+	// Level is the zstd level data objects are written with (LevelFastest,
+	// LevelDefault, LevelBetter); empty in repositories made before the
+	// setting existed, which are written at LevelDefault. Readers never
+	// need it; builds that predate it ignore it.
+	Level string `bson:"level,omitempty"`
 	// Recipient is the age public key every data object is encrypted to;
 	// empty when the repository is not encrypted.
 	Recipient string `bson:"recipient,omitempty"`
@@ -91,6 +96,7 @@ func (c Config) Encrypted() bool { return c.Recipient != "" }
 type InitOptions struct {
 	Location    string // the repository URL, for messages
 	Compression string // CompressionZstd (default) or CompressionNone
+	Level       string // zstd level (LevelFastest...); empty: DefaultLevel. ParseCompression gives both from a --compression value
 	Recipient   string // age public key; empty: no encryption
 	Source      Source
 	Now         func() time.Time // default time.Now
@@ -174,6 +180,11 @@ func newConfig(o InitOptions) (Config, error) {
 	if cfg.Compression == "" {
 		cfg.Compression = CompressionZstd
 	}
+	if cfg.Compression == CompressionZstd && o.Level == "" {
+		cfg.Level = DefaultLevel
+	} else {
+		cfg.Level = o.Level
+	}
 	if o.Recipient == "" {
 		return cfg, cfg.validate()
 	}
@@ -213,8 +224,13 @@ func (c Config) validate() error {
 	case c.Compression != CompressionZstd && c.Compression != CompressionNone:
 		return fmt.Errorf("check config: compression %q: want %q or %q: %w",
 			c.Compression, CompressionZstd, CompressionNone, ErrInvalid)
+	case c.Compression == CompressionNone && c.Level != "":
+		return fmt.Errorf("check config: zstd level %q without compression: %w", c.Level, ErrInvalid)
 	case c.Recipient != "" && len(c.KeyCheck) == 0:
 		return fmt.Errorf("check config: encrypted repository without a key check: %w", ErrInvalid)
+	}
+	if _, err := zstdLevel(c.Level); err != nil {
+		return fmt.Errorf("check config: %v: %w", err, ErrInvalid)
 	}
 	if c.Recipient != "" {
 		if _, err := ParseRecipient(c.Recipient); err != nil {
@@ -233,6 +249,10 @@ func decodeConfig(payload []byte) (Config, error) {
 	if cfg.Version > FormatVersion {
 		return cfg, fmt.Errorf("repository format version %d is newer than this rewind reads (up to %d); upgrade rewind: %w",
 			cfg.Version, FormatVersion, ErrUnsupportedVersion)
+	}
+	if _, err := zstdLevel(cfg.Level); err != nil {
+		return cfg, fmt.Errorf("repository config names %v, which this rewind does not know; upgrade rewind: %w",
+			err, ErrUnsupportedVersion)
 	}
 	if err := cfg.validate(); err != nil {
 		return cfg, fmt.Errorf("%w: %v", ErrCorrupt, err)
@@ -259,7 +279,8 @@ func Open(ctx context.Context, store storage.Store, o OpenOptions) (*Repository,
 	if err != nil {
 		return nil, fmt.Errorf("open repository at %s: %w", where(o.Location), err)
 	}
-	c := &codec{compress: cfg.Compression == CompressionZstd}
+	level, _ := zstdLevel(cfg.Level) // validated above
+	c := &codec{compress: cfg.Compression == CompressionZstd, level: level}
 	if cfg.Encrypted() {
 		if o.Recipient != "" && o.Recipient != cfg.Recipient {
 			return nil, fmt.Errorf("open repository at %s: its recipient %s is not the expected %s; check the config was not replaced: %w",

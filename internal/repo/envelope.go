@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"sync"
+	"slices"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
@@ -83,40 +83,23 @@ func (k Kind) isData() bool {
 // use.
 type codec struct {
 	compress   bool
-	recipients []age.Recipient // nil: do not encrypt
-	identities []age.Identity  // nil: cannot decrypt
+	level      zstd.EncoderLevel // 0: zstd.SpeedDefault
+	recipients []age.Recipient   // nil: do not encrypt
+	identities []age.Identity    // nil: cannot decrypt
 }
 
-var (
-	encoderOnce sync.Once
-	encoder     *zstd.Encoder
-	encoderErr  error
-	decoderPool = sync.Pool{New: func() any {
-		// Concurrency 1 keeps the decoder synchronous: no goroutines to leak
-		// when a pooled decoder is dropped by the garbage collector.
-		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderMaxMemory(MaxObjectSize))
-		if err != nil {
-			return err
-		}
-		return d
-	}}
-)
-
-// sharedEncoder returns the process-wide zstd encoder; EncodeAll is safe for
-// concurrent use and encoders are expensive to build.
-func sharedEncoder() (*zstd.Encoder, error) {
-	encoderOnce.Do(func() {
-		encoder, encoderErr = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault),
-			zstd.WithEncoderConcurrency(1))
-	})
-	return encoder, encoderErr
-}
-
-// encode wraps plaintext in an envelope of the given kind.
+// encode wraps plaintext in an envelope of the given kind, in a new buffer.
 func (c *codec) encode(kind Kind, plaintext []byte) ([]byte, error) {
+	obj, _, err := c.encodeTo(nil, kind, plaintext)
+	return obj, err
+}
+
+// encodeTo wraps plaintext in an envelope of the given kind, appended to
+// dst[:0] (grown as needed), and returns it with the plaintext's SHA-256.
+func (c *codec) encodeTo(dst []byte, kind Kind, plaintext []byte) ([]byte, [32]byte, error) {
+	sum := sha256.Sum256(plaintext)
 	if len(plaintext) > MaxObjectSize {
-		return nil, fmt.Errorf("encode %s: %d bytes exceeds the %d-byte object limit: %w",
+		return nil, sum, fmt.Errorf("encode %s: %d bytes exceeds the %d-byte object limit: %w",
 			kind, len(plaintext), MaxObjectSize, ErrInvalid)
 	}
 	var flags byte
@@ -128,34 +111,35 @@ func (c *codec) encode(kind Kind, plaintext []byte) ([]byte, error) {
 	if encrypt {
 		flags |= flagAge
 	}
-	out := make([]byte, 0, headerSize+innerHeaderSize+len(plaintext)/2+512)
+	out := slices.Grow(dst[:0], headerSize+innerHeaderSize+len(plaintext)/2+512)
 	out = append(out, envelopeMagic...)
 	out = append(out, envelopeVersion, flags, byte(kind), 0, 0, 0, 0, 0)
 	if !encrypt {
-		out, err := appendPayload(appendInner(out, plaintext), plaintext, compress)
+		out, err := c.appendPayload(appendInner(out, plaintext, sum), plaintext, compress)
 		if err != nil {
-			return nil, err
+			return nil, sum, err
 		}
-		return sealCRC(out), nil
+		return sealCRC(out), sum, nil
 	}
 	// The inner part is encrypted, so it needs its own buffer.
-	inner := appendInner(make([]byte, 0, innerHeaderSize+len(plaintext)/2+64), plaintext)
-	body, err := appendPayload(inner, plaintext, compress)
+	inner := appendInner(getBuf(innerHeaderSize+len(plaintext)/2+64), plaintext, sum)
+	body, err := c.appendPayload(inner, plaintext, compress)
+	defer func() { putBuf(body) }()
 	if err != nil {
-		return nil, err
+		return nil, sum, err
 	}
 	buf := bytes.NewBuffer(out)
 	w, err := age.Encrypt(buf, c.recipients...)
 	if err != nil {
-		return nil, fmt.Errorf("encrypt %s: %w", kind, err)
+		return nil, sum, fmt.Errorf("encrypt %s: %w", kind, err)
 	}
 	if _, err := w.Write(body); err != nil {
-		return nil, fmt.Errorf("encrypt %s: %w", kind, err)
+		return nil, sum, fmt.Errorf("encrypt %s: %w", kind, err)
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("encrypt %s: %w", kind, err)
+		return nil, sum, fmt.Errorf("encrypt %s: %w", kind, err)
 	}
-	return sealCRC(buf.Bytes()), nil
+	return sealCRC(buf.Bytes()), sum, nil
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -169,20 +153,20 @@ func sealCRC(obj []byte) []byte {
 	return obj
 }
 
-func appendInner(dst, plaintext []byte) []byte {
-	sum := sha256.Sum256(plaintext)
+func appendInner(dst, plaintext []byte, sum [32]byte) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(len(plaintext)))
 	return append(dst, sum[:]...)
 }
 
-func appendPayload(dst, plaintext []byte, compress bool) ([]byte, error) {
+func (c *codec) appendPayload(dst, plaintext []byte, compress bool) ([]byte, error) {
 	if !compress {
 		return append(dst, plaintext...), nil
 	}
-	enc, err := sharedEncoder()
+	enc, err := getEncoder(c.level)
 	if err != nil {
-		return nil, fmt.Errorf("create zstd encoder: %w", err)
+		return dst, err
 	}
+	defer putEncoder(c.level, enc)
 	return enc.EncodeAll(plaintext, dst), nil
 }
 
@@ -318,9 +302,9 @@ func (c *codec) decrypt(key string, src io.Reader) (io.Reader, error) {
 func readPayload(body io.Reader, n uint64, compressed bool) ([]byte, error) {
 	src := body
 	if compressed {
-		d, ok := decoderPool.Get().(*zstd.Decoder)
-		if !ok {
-			return nil, errors.New("create zstd decoder")
+		d, err := getDecoder()
+		if err != nil {
+			return nil, err
 		}
 		defer func() { _ = d.Reset(nil); decoderPool.Put(d) }()
 		if err := d.Reset(body); err != nil {

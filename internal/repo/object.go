@@ -3,6 +3,7 @@ package repo
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -12,16 +13,27 @@ import (
 )
 
 // putObject encodes payload as an object of the given kind and stores it.
-// It returns the encoded size and the plaintext sha256.
+// It returns the encoded size.
 func (r *Repository) putObject(ctx context.Context, key string, kind Kind, payload []byte) (int64, error) {
-	obj, err := r.codec.encode(kind, payload)
+	n, _, err := r.putObjectSum(ctx, key, kind, payload)
+	return n, err
+}
+
+// putObjectSum is putObject that also returns the plaintext's SHA-256. The
+// envelope is built in a pooled buffer, given back once the store has
+// taken the bytes.
+func (r *Repository) putObjectSum(ctx context.Context, key string, kind Kind, payload []byte) (int64, [32]byte, error) {
+	buf := getBuf(len(payload)/2 + 1024)
+	obj, sum, err := r.codec.encodeTo(buf, kind, payload)
 	if err != nil {
-		return 0, fmt.Errorf("write object %s: %w", key, err)
+		putBuf(buf)
+		return 0, sum, fmt.Errorf("write object %s: %w", key, err)
 	}
+	defer putBuf(obj)
 	if err := r.store.Put(ctx, key, bytes.NewReader(obj)); err != nil {
-		return 0, fmt.Errorf("write object %s: %w", key, err)
+		return 0, sum, fmt.Errorf("write object %s: %w", key, err)
 	}
-	return int64(len(obj)), nil
+	return int64(len(obj)), sum, nil
 }
 
 // getObject loads and decodes one object. A missing object is reported with
@@ -100,7 +112,8 @@ func decodeDocs(payload []byte) ([]bson.Raw, error) {
 	return docs, nil
 }
 
-// joinDocs concatenates documents into one payload.
+// joinDocs concatenates documents into one payload, in a pooled buffer the
+// caller gives back with putBuf once it no longer needs it.
 func joinDocs(docs []bson.Raw) ([]byte, error) {
 	n := 0
 	for i, d := range docs {
@@ -112,9 +125,30 @@ func joinDocs(docs []bson.Raw) ([]byte, error) {
 	if n > MaxObjectSize {
 		return nil, fmt.Errorf("join documents: %d bytes exceeds the %d-byte object limit: %w", n, MaxObjectSize, ErrInvalid)
 	}
-	out := make([]byte, 0, n)
+	out := getBuf(n)
 	for _, d := range docs {
 		out = append(out, d...)
 	}
 	return out, nil
+}
+
+// countDocs counts the documents of a payload of concatenated BSON,
+// checking only their length prefixes: the cheap check a writer makes on
+// data it packed itself (readers validate every document: decodeDocs).
+func countDocs(payload []byte) (int, error) {
+	if len(payload) > MaxObjectSize {
+		return 0, fmt.Errorf("%d bytes exceeds the %d-byte object limit: %w", len(payload), MaxObjectSize, ErrInvalid)
+	}
+	count := 0
+	for rest := payload; len(rest) > 0; count++ {
+		if len(rest) < 5 {
+			return 0, fmt.Errorf("%d stray bytes after document %d: %w", len(rest), count, ErrInvalid)
+		}
+		n := int(binary.LittleEndian.Uint32(rest))
+		if n < 5 || n > len(rest) || rest[n-1] != 0 {
+			return 0, fmt.Errorf("document %d: length %d out of range: %w", count, n, ErrInvalid)
+		}
+		rest = rest[n:]
+	}
+	return count, nil
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
 
 // Operation kinds: what a segment index counts and what `rewind oplog
@@ -66,9 +67,7 @@ func Operations(entry bson.Raw, fn func(Operation) error) error {
 }
 
 func operations(doc bson.Raw, in string, depth int, fn func(Operation) error) error {
-	op, _ := doc.Lookup("op").StringValueOK()
-	ns, _ := doc.Lookup("ns").StringValueOK()
-	o, _ := doc.Lookup("o").DocumentOK()
+	op, ns, o := entryFields(doc)
 	switch op {
 	case "n":
 		return nil
@@ -85,6 +84,45 @@ func operations(doc bson.Raw, in string, depth int, fn func(Operation) error) er
 		return fn(Operation{Kind: OpCommand, NS: commandNS(ns, o), Doc: doc, In: in})
 	}
 	return fn(Operation{Kind: op, NS: ns, Doc: doc, In: in})
+}
+
+// entryFields returns an entry's op and ns (strings) and o (a document),
+// each as Lookup would (the first field of that name, zero when it is
+// missing or of another type), in one pass over the entry's fields: three
+// Lookups walk it three times, and every segment written or verified
+// goes through here once per entry.
+func entryFields(doc bson.Raw) (op, ns string, o bson.Raw) {
+	if len(doc) < 5 {
+		return "", "", nil
+	}
+	var seenOp, seenNS, seenO bool
+	for rest := bsoncore.Document(doc[4 : len(doc)-1]); len(rest) > 0 && !(seenOp && seenNS && seenO); {
+		el, next, ok := bsoncore.ReadElement(rest)
+		if !ok {
+			break
+		}
+		switch string(el.KeyBytes()) {
+		case "op":
+			if !seenOp {
+				op, _ = el.Value().StringValueOK()
+			}
+			seenOp = true
+		case "ns":
+			if !seenNS {
+				ns, _ = el.Value().StringValueOK()
+			}
+			seenNS = true
+		case "o":
+			if !seenO {
+				if d, ok := el.Value().DocumentOK(); ok {
+					o = bson.Raw(d)
+				}
+			}
+			seenO = true
+		}
+		rest = next
+	}
+	return op, ns, o
 }
 
 // applyOps unpacks the array of an applyOps command entry.

@@ -77,6 +77,7 @@ func (r *Repository) WriteSegmentAfter(ctx context.Context, shard, timeline stri
 	if err != nil {
 		return SegmentInfo{}, fmt.Errorf("write segment: %w", err)
 	}
+	defer putBuf(payload)
 	if !prev.Before(first) {
 		return SegmentInfo{}, fmt.Errorf("write segment: previous %s is not before first %s: %w", prev, first, ErrInvalid)
 	}

@@ -84,24 +84,41 @@ func (r SnapshotRef) Started() time.Time {
 }
 
 // WriteChunk stores the n-th chunk of documents of one collection of a
-// snapshot in progress.
+// snapshot in progress. Callers that pack documents into one buffer as they
+// read them use WriteChunkData, which saves a copy.
 func (r *Repository) WriteChunk(ctx context.Context, shard, snapshotID, collectionID string, n int, docs []bson.Raw) (ChunkRef, error) {
-	if err := checkSnapshotIDs(shard, snapshotID, collectionID); err != nil {
-		return ChunkRef{}, fmt.Errorf("write chunk: %w", err)
-	}
-	if n < 0 || len(docs) == 0 {
-		return ChunkRef{}, fmt.Errorf("write chunk: chunk %d with %d documents: %w", n, len(docs), ErrInvalid)
+	if len(docs) == 0 {
+		return ChunkRef{}, fmt.Errorf("write chunk: chunk %d with no documents: %w", n, ErrInvalid)
 	}
 	payload, err := joinDocs(docs)
 	if err != nil {
 		return ChunkRef{}, fmt.Errorf("write chunk: %w", err)
 	}
-	sum := sha256.Sum256(payload)
-	ref := ChunkRef{Key: chunkKey(shard, snapshotID, collectionID, n), SHA256: sum[:],
-		Count: int64(len(docs)), Bytes: int64(len(payload))}
-	if _, err := r.putObject(ctx, ref.Key, KindChunk, payload); err != nil {
+	defer putBuf(payload)
+	return r.WriteChunkData(ctx, shard, snapshotID, collectionID, n, payload)
+}
+
+// WriteChunkData stores the n-th chunk of one collection of a snapshot in
+// progress: data is the chunk's documents, concatenated BSON (each one's
+// length prefix is checked, its content is not). WriteChunkData does not
+// keep data: the caller may reuse it once it returns.
+func (r *Repository) WriteChunkData(ctx context.Context, shard, snapshotID, collectionID string, n int, data []byte) (ChunkRef, error) {
+	if err := checkSnapshotIDs(shard, snapshotID, collectionID); err != nil {
+		return ChunkRef{}, fmt.Errorf("write chunk: %w", err)
+	}
+	count, err := countDocs(data)
+	if err == nil && (n < 0 || count == 0) {
+		err = fmt.Errorf("chunk %d with %d documents: %w", n, count, ErrInvalid)
+	}
+	if err != nil {
+		return ChunkRef{}, fmt.Errorf("write chunk: %w", err)
+	}
+	ref := ChunkRef{Key: chunkKey(shard, snapshotID, collectionID, n), Count: int64(count), Bytes: int64(len(data))}
+	_, sum, err := r.putObjectSum(ctx, ref.Key, KindChunk, data)
+	if err != nil {
 		return ChunkRef{}, err
 	}
+	ref.SHA256 = sum[:]
 	return ref, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/xoptions"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/repo"
@@ -27,29 +28,61 @@ type chunkJob struct {
 // is 100,000 per batch; smaller batches keep memory flat).
 const maxBatchDocs = 1000
 
-// load reads the selected collections' chunks, Parallel at a time, and
-// inserts their documents with unordered bulk inserts of raw BSON. Memory
-// stays near Parallel chunks.
+// load reads the selected collections' chunks and inserts their documents
+// with unordered bulk inserts of raw BSON, Parallel inserts at a time, while
+// Parallel readers decode the next chunks ahead of them (decodeAhead).
 func load(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan, o Options) (map[Namespace]int64, error) {
-	jobs := make(chan chunkJob)
-	g, gctx := errgroup.WithContext(ctx)
 	var mu sync.Mutex
 	loaded := map[Namespace]int64{}
-	for range o.Parallel {
-		g.Go(func() error {
-			for j := range jobs {
-				n, err := loadChunk(gctx, r, client, &p, j, o)
-				if err != nil {
-					return chunkError(p, j, err)
-				}
-				mu.Lock()
-				loaded[j.coll.Target] += n
-				mu.Unlock()
-				o.Progress.addChunk(n, j.ref.Bytes)
-			}
-			return nil
-		})
+	err := decodeAhead(ctx, r, p, o.Parallel, readAheadBudget(p, o.Parallel), func(ctx context.Context, j chunkJob, docs []bson.Raw) error {
+		docs = p.kept(j, docs)
+		if err := insertChunk(ctx, client, j, docs, o); err != nil {
+			return chunkError(p, j, err)
+		}
+		mu.Lock()
+		loaded[j.coll.Target] += int64(len(docs))
+		mu.Unlock()
+		o.Progress.addChunk(int64(len(docs)), j.ref.Bytes)
+		return nil
+	})
+	return loaded, err
+}
+
+// readAheadChunks is how many chunks per inserter decodeAhead may hold:
+// the one being inserted and one decoded for the next insert.
+const readAheadChunks = 2
+
+// readAheadBudget is the plaintext decodeAhead may hold for a plan:
+// readAheadChunks × parallel × the plan's largest chunk (64 MiB with the
+// defaults: 4 inserters, 8 MiB chunks), so memory stays flat with the data
+// size and inserters do not wait for decoding.
+func readAheadBudget(p Plan, parallel int) int64 {
+	var largest int64 = 1
+	for _, c := range p.Collections {
+		for _, ref := range c.Manifest.Chunks {
+			largest = max(largest, ref.Bytes)
+		}
 	}
+	return readAheadChunks * int64(parallel) * largest
+}
+
+// decodeAhead reads the plan's chunks in plan order with parallel readers
+// (read, checksum, decrypt, decompress, split into documents) and hands
+// each to one of parallel calls of use, in whatever order they finish.
+// Readers run ahead of use while the chunks being decoded, waiting or
+// being used hold at most budget bytes of plaintext (a chunk larger than
+// the budget waits until it is alone). The first error stops everything.
+func decodeAhead(ctx context.Context, r *repo.Repository, p Plan, parallel int, budget int64,
+	use func(ctx context.Context, j chunkJob, docs []bson.Raw) error) error {
+	mem := semaphore.NewWeighted(budget)
+	weight := func(j chunkJob) int64 { return min(max(j.ref.Bytes, 1), budget) }
+	type decoded struct {
+		j    chunkJob
+		docs []bson.Raw
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan chunkJob)
+	ready := make(chan decoded, parallel)
 	g.Go(func() error {
 		defer close(jobs)
 		for _, c := range p.Collections {
@@ -63,24 +96,65 @@ func load(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan,
 		}
 		return nil
 	})
-	return loaded, g.Wait()
+	var readers sync.WaitGroup
+	for range parallel {
+		readers.Add(1)
+		g.Go(func() error {
+			defer readers.Done()
+			for j := range jobs {
+				if err := mem.Acquire(gctx, weight(j)); err != nil {
+					return err
+				}
+				docs, err := r.ReadChunk(gctx, j.ref)
+				if err != nil {
+					return chunkError(p, j, err)
+				}
+				select {
+				case ready <- decoded{j, docs}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error { readers.Wait(); close(ready); return nil })
+	for range parallel {
+		g.Go(func() error {
+			for d := range ready {
+				if err := gctx.Err(); err != nil {
+					return err // another inserter or reader failed
+				}
+				err := use(gctx, d.j, d.docs)
+				mem.Release(weight(d.j))
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
-func loadChunk(ctx context.Context, r *repo.Repository, client *mongo.Client, p *Plan, j chunkJob, o Options) (int64, error) {
-	docs, err := r.ReadChunk(ctx, j.ref)
-	if err != nil {
-		return 0, err
+// kept are the documents of chunk j a restricted plan (Plan.only) keeps:
+// all of them, unless the plan restores only some documents of j's
+// collection (an undo's staging).
+func (p *Plan) kept(j chunkJob, docs []bson.Raw) []bson.Raw {
+	if _, restricted := p.only[j.coll.Source]; !restricted {
+		return docs
 	}
-	count := j.ref.Count
-	if _, restricted := p.only[j.coll.Source]; restricted {
-		kept := docs[:0]
-		for _, d := range docs {
-			if p.keeps(j.coll.Source, d) {
-				kept = append(kept, d)
-			}
+	kept := docs[:0]
+	for _, d := range docs {
+		if p.keeps(j.coll.Source, d) {
+			kept = append(kept, d)
 		}
-		docs, count = kept, int64(len(kept))
 	}
+	return kept
+}
+
+// insertChunk inserts one chunk's documents into its target collection.
+func insertChunk(ctx context.Context, client *mongo.Client, j chunkJob, docs []bson.Raw, o Options) error {
 	coll := client.Database(j.coll.Target.DB).Collection(j.coll.Target.Coll)
 	opts := insertOptions(o.Server)
 	for len(docs) > 0 {
@@ -94,11 +168,11 @@ func loadChunk(ctx context.Context, r *repo.Repository, client *mongo.Client, p 
 			batch[i] = docs[i]
 		}
 		if _, err := coll.InsertMany(ctx, batch, opts); err != nil {
-			return 0, fmt.Errorf("insert into %s: %w", j.coll.Target, err)
+			return fmt.Errorf("insert into %s: %w", j.coll.Target, err)
 		}
 		docs = docs[n:]
 	}
-	return count, nil
+	return nil
 }
 
 // insertOptions are the snapshot load's: unordered, and on servers that

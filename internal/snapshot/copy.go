@@ -120,8 +120,13 @@ func (cp *copier) run(ctx context.Context, cat *catalog) ([]repo.CollectionManif
 	})
 	for range cp.parallel {
 		g.Go(func() error {
+			// One packing buffer per worker, reused for every chunk of
+			// every part it copies: memory stays at about one chunk per
+			// worker whatever the data size or the number of collections.
+			w := chunkWriter{cp: cp, buf: make([]byte, 0, cp.chunkBytes)}
 			for p := range parts {
-				if err := cp.copySlot(gctx, p); err != nil {
+				w.res = p.res
+				if err := cp.copySlot(gctx, p, &w); err != nil {
 					return err
 				}
 				if p.res.finishPart() {
@@ -141,10 +146,11 @@ func (cp *copier) run(ctx context.Context, cat *catalog) ([]repo.CollectionManif
 	return out, nil
 }
 
-// copySlot copies p while holding a shared slot, when there are slots.
-func (cp *copier) copySlot(ctx context.Context, p part) error {
+// copySlot copies p while holding a shared slot, when there are slots
+// (a cluster snapshot's parts share them).
+func (cp *copier) copySlot(ctx context.Context, p part, w *chunkWriter) error {
 	if cp.slots == nil {
-		return cp.copyPart(ctx, p)
+		return cp.copyPart(ctx, p, w)
 	}
 	select {
 	case cp.slots <- struct{}{}:
@@ -152,12 +158,12 @@ func (cp *copier) copySlot(ctx context.Context, p part) error {
 		return ctx.Err()
 	}
 	defer func() { <-cp.slots }()
-	return cp.copyPart(ctx, p)
+	return cp.copyPart(ctx, p, w)
 }
 
-// copyPart streams one part's documents into chunks of at most chunkBytes
-// (a single larger document makes a chunk of its own).
-func (cp *copier) copyPart(ctx context.Context, p part) error {
+// copyPart streams one part's documents into chunks through w, the
+// worker's chunkWriter (its buffer is empty between parts).
+func (cp *copier) copyPart(ctx context.Context, p part, w *chunkWriter) error {
 	c := p.res.info
 	collOpts := options.Collection()
 	if cp.majority {
@@ -173,41 +179,52 @@ func (cp *copier) copyPart(ctx context.Context, p part) error {
 		return fmt.Errorf("copy %s.%s: %w", c.db, c.name, explain(err))
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
-	// Documents are packed into one buffer reused for every chunk of the
-	// part: WriteChunk copies what it stores, so memory stays at about one
-	// chunk per worker whatever the data size.
-	buf := make([]byte, 0, cp.chunkBytes)
-	var docs []bson.Raw
-	flush := func() error {
-		if len(docs) == 0 {
-			return nil
-		}
-		n := p.res.take()
-		ref, err := cp.repo.WriteChunk(ctx, cp.shard, cp.id, c.id, n, docs)
-		if err != nil {
-			return fmt.Errorf("copy %s.%s: %w", c.db, c.name, err)
-		}
-		p.res.add(n, ref)
-		cp.progress.addChunk(ref.Count, ref.Bytes)
-		docs, buf = docs[:0], buf[:0]
-		return nil
-	}
+	// Documents are packed into w's buffer, which is the chunk's plaintext
+	// as it is stored: WriteChunkData keeps nothing of it.
 	for cur.Next(ctx) {
-		if len(buf) > 0 && len(buf)+len(cur.Current) > cp.chunkBytes {
-			if err := flush(); err != nil {
-				return err
-			}
+		if err := w.add(ctx, cur.Current); err != nil {
+			return err
 		}
-		// A document larger than the buffer's room makes append move it;
-		// earlier documents keep pointing at the old array, which is fine.
-		at := len(buf)
-		buf = append(buf, cur.Current...)
-		docs = append(docs, bson.Raw(buf[at:len(buf):len(buf)]))
 	}
 	if err := cur.Err(); err != nil {
 		return fmt.Errorf("copy %s.%s: %w", c.db, c.name, explain(err))
 	}
-	return flush()
+	return w.flush(ctx)
+}
+
+// chunkWriter packs a worker's documents, part after part, into chunks
+// of at most chunkBytes (a single larger document makes a chunk of its
+// own) in one reused buffer.
+type chunkWriter struct {
+	cp  *copier
+	res *result // the part being copied
+	buf []byte
+}
+
+func (w *chunkWriter) add(ctx context.Context, doc bson.Raw) error {
+	if len(w.buf) > 0 && len(w.buf)+len(doc) > w.cp.chunkBytes {
+		if err := w.flush(ctx); err != nil {
+			return err
+		}
+	}
+	w.buf = append(w.buf, doc...)
+	return nil
+}
+
+func (w *chunkWriter) flush(ctx context.Context) error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	c := w.res.info
+	n := w.res.take()
+	ref, err := w.cp.repo.WriteChunkData(ctx, w.cp.shard, w.cp.id, c.id, n, w.buf)
+	if err != nil {
+		return fmt.Errorf("copy %s.%s: %w", c.db, c.name, err)
+	}
+	w.res.add(n, ref)
+	w.cp.progress.addChunk(ref.Count, ref.Bytes)
+	w.buf = w.buf[:0]
+	return nil
 }
 
 func randomHex(n int) string {

@@ -8,13 +8,16 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/rewind-backup/rewind/internal/repo"
 )
 
 // job is one object to read back.
 type job struct {
 	key   string
-	size  int64
+	size  int64 // stored bytes
+	plain int64 // plaintext bytes it holds in memory while read (estimated for segments)
 	read  func(context.Context) error
 	dmg   damage
 	about string
@@ -24,7 +27,7 @@ type job struct {
 // decrypted, decompressed and checked (CRC-32C, SHA-256, framing, the
 // manifest's checksum and count, the segment's first and last ts). A
 // segment's index is read with it and compared with what its entries give.
-func (rep *Report) readData(ctx context.Context, r *repo.Repository, st *shardState, parallel int) error {
+func (rep *Report) readData(ctx context.Context, r *repo.Repository, st *shardState, o Options) error {
 	var jobs []job
 	var indexed []repo.SegmentInfo // segments whose index is listed, by job
 	for _, tl := range st.history.Timelines {
@@ -56,7 +59,7 @@ func (rep *Report) readData(ctx context.Context, r *repo.Repository, st *shardSt
 					continue
 				}
 				ch := ch
-				jobs = append(jobs, job{key: ch.Key, size: ch.Bytes, dmg: damage{snapshot: m.ID},
+				jobs = append(jobs, job{key: ch.Key, plain: ch.Bytes, dmg: damage{snapshot: m.ID},
 					about: fmt.Sprintf("chunk of %s.%s in snapshot %s", c.DB, c.Name, m.ID),
 					read:  func(ctx context.Context) error { _, err := r.ReadChunk(ctx, ch); return err }})
 			}
@@ -65,9 +68,12 @@ func (rep *Report) readData(ctx context.Context, r *repo.Repository, st *shardSt
 	for i := range jobs {
 		jobs[i].size = st.keys[jobs[i].key].Size
 		rep.ReadBytes += jobs[i].size
+		if jobs[i].dmg.segment != nil {
+			jobs[i].plain = min(repo.MaxObjectSize, segmentExpansion*jobs[i].size)
+		}
 	}
 	start := time.Now()
-	errs := runJobs(ctx, jobs, parallel)
+	errs := runJobs(ctx, jobs, o.Parallel, o.ReadMemory)
 	rep.ReadTime += time.Since(start)
 	if err := ctx.Err(); err != nil {
 		return err
@@ -91,19 +97,31 @@ func (rep *Report) readData(ctx context.Context, r *repo.Repository, st *shardSt
 	return nil
 }
 
-// runJobs reads with parallel workers and returns each job's error.
-func runJobs(ctx context.Context, jobs []job, parallel int) []error {
+// segmentExpansion is how many times its stored size a segment's
+// plaintext is assumed to take, for the memory budget: zstd rarely packs
+// oplog entries tighter than that.
+const segmentExpansion = 10
+
+// runJobs reads with parallel workers, holding at most budget bytes of
+// plaintext at once (a job larger than the budget runs alone), and returns
+// each job's error.
+func runJobs(ctx context.Context, jobs []job, parallel int, budget int64) []error {
 	errs := make([]error, len(jobs))
+	mem := semaphore.NewWeighted(budget)
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for w := 0; w < parallel; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range parallel {
+		wg.Go(func() {
 			for i := range next {
+				w := min(max(jobs[i].plain, 1), budget)
+				if err := mem.Acquire(ctx, w); err != nil {
+					errs[i] = err
+					continue
+				}
 				errs[i] = jobs[i].read(ctx)
+				mem.Release(w)
 			}
-		}()
+		})
 	}
 	for i := range jobs {
 		select {

@@ -46,8 +46,23 @@ type Finding struct {
 // Options configure Run.
 type Options struct {
 	ReadData bool // read and check every object's bytes
-	Parallel int  // objects read at once (default 4)
+	Parallel int  // objects read at once (default DefaultParallel)
+	// ReadMemory bounds the object plaintext ReadData holds at once, in
+	// bytes (default DefaultReadMemory): a worker waits before reading an
+	// object that would take more. A chunk counts at its plaintext size
+	// (from its manifest), a segment, whose plaintext size is known only
+	// once read, at segmentExpansion times its stored size; an object
+	// larger than the whole budget is read alone.
+	ReadMemory int64
 }
+
+// Defaults of Options. Reading is CPU-bound (SHA-256, zstd, BSON
+// validation), so a few workers per core are enough; 256 MiB holds 32
+// snapshot chunks of the default 8 MiB.
+const (
+	DefaultParallel   = 4
+	DefaultReadMemory = 256 << 20
+)
 
 // Report is the outcome of Run.
 type Report struct {
@@ -97,7 +112,10 @@ type shardState struct {
 // Run verifies the repository.
 func Run(ctx context.Context, r *repo.Repository, o Options) (Report, error) {
 	if o.Parallel <= 0 {
-		o.Parallel = 4
+		o.Parallel = DefaultParallel
+	}
+	if o.ReadMemory <= 0 {
+		o.ReadMemory = DefaultReadMemory
 	}
 	var rep Report
 	keys := map[string]storage.Info{}
@@ -125,7 +143,7 @@ func Run(ctx context.Context, r *repo.Repository, o Options) (Report, error) {
 		rep.checkTimelines(st)
 		rep.checkOrphans(st, keys)
 		if o.ReadData {
-			if err := rep.readData(ctx, r, st, o.Parallel); err != nil {
+			if err := rep.readData(ctx, r, st, o); err != nil {
 				return rep, err
 			}
 		}
