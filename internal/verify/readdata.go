@@ -87,7 +87,7 @@ func (rep *Report) readData(ctx context.Context, r *repo.Repository, st *shardSt
 			Message: fmt.Sprintf("%s: %v", j.about, err)})
 		st.damaged[j.key] = j.dmg
 	}
-	rep.readDrillRecords(ctx, r, st, parallel)
+	rep.readDrillRecords(ctx, r, st, o)
 	for i, err := range indexErrs {
 		if err != nil {
 			rep.add(Finding{Severity: Problem, Kind: kindOf(err), Object: repo.IndexKey(jobs[i].key),
@@ -140,18 +140,18 @@ func runJobs(ctx context.Context, jobs []job, parallel int, budget int64) []erro
 // readDrillRecords reads back every drill record of the shard. None is
 // needed to restore; a damaged reference only leaves its point without
 // one, so later drills to it say "no reference for this point".
-func (rep *Report) readDrillRecords(ctx context.Context, r *repo.Repository, st *shardState, parallel int) {
+func (rep *Report) readDrillRecords(ctx context.Context, r *repo.Repository, st *shardState, o Options) {
 	var jobs []job
 	prefix := repo.DrillPrefix(st.id)
 	for key, info := range st.keys {
 		if strings.HasPrefix(key, prefix) {
 			key := key
-			jobs = append(jobs, job{key: key, size: info.Size, read: func(ctx context.Context) error { return r.ReadDrillRecord(ctx, key) }})
+			jobs = append(jobs, job{key: key, size: info.Size, plain: segmentExpansion * info.Size, read: func(ctx context.Context) error { return r.ReadDrillRecord(ctx, key) }})
 			rep.ReadBytes += info.Size
 		}
 	}
 	sort.Slice(jobs, func(i, j int) bool { return jobs[i].key < jobs[j].key })
-	for i, err := range runJobs(ctx, jobs, parallel) {
+	for i, err := range runJobs(ctx, jobs, o.Parallel, o.ReadMemory) {
 		if err != nil && ctx.Err() == nil {
 			rep.add(Finding{Severity: Problem, Kind: kindOf(err), Object: jobs[i].key,
 				Message: fmt.Sprintf("drill record: %v; no restore point depends on it: delete it, and drills to its point find no reference until a new one is recorded", err)})
