@@ -121,7 +121,11 @@ func printHistory(w io.Writer, width int, h browse.DocHistory) error {
 		p.line("")
 		p.line(cutEnd(fmt.Sprintf("%s  %s  %s", v.TS.Time().Format(time.RFC3339), v.TS, what), width))
 		if v.Doc == nil {
-			p.line("    deleted")
+			if v.Kind == "" {
+				p.line("    absent: no document with this _id at the start") // it may never have existed
+			} else {
+				p.line("    deleted")
+			}
 			continue
 		}
 		var b bytes.Buffer

@@ -140,7 +140,7 @@ func TestHistoryCommand(t *testing.T) {
 	}
 	for _, want := range []string{
 		`History of _id {"$numberInt":"4"} in shop.orders (shard rs0): replayed from snapshot`,
-		"start (the document just before the range)\n    deleted",
+		"start (the document just before the range)\n    absent: no document with this _id at the start",
 		at(10) + "  " + fmt.Sprint(rt.T0.Unix()+10) + ":1  insert\n    {\n      \"_id\": {\n        \"$numberInt\": \"4\"\n      },",
 		at(13) + "  " + fmt.Sprint(rt.T0.Unix()+13) + ":1  delete (in applyOps)\n    deleted",
 	} {

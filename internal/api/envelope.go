@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 )
 
@@ -61,10 +62,33 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		err = errors.New("more than one JSON value")
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "read request body: %v; send one JSON object (see docs/API.md)", err)
+		writeError(w, http.StatusBadRequest, codeBadRequest, "read request body: %v; send one JSON object (see docs/API.md)", bodyError(err))
 		return false
 	}
 	return true
+}
+
+// bodyError says a wrong JSON type in the API's words: the field and the
+// JSON type it takes, not the Go type it decodes into.
+func bodyError(err error) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Field == "" {
+		return err
+	}
+	want := "another type"
+	switch te.Type.Kind() {
+	case reflect.Slice, reflect.Array:
+		want = "a list"
+	case reflect.String:
+		want = "a string"
+	case reflect.Bool:
+		want = "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		want = "a number"
+	case reflect.Map, reflect.Struct:
+		want = "an object"
+	}
+	return fmt.Errorf("%s: want %s, not a JSON %s", te.Field, want, te.Value)
 }
 
 // auth wraps h: it needs the bearer token, unless read is true and

@@ -180,7 +180,8 @@ func TestUndoOverAPI(t *testing.T) {
 		fmt.Sprintf(`{"target": %q, "from": "latest", "to": %q, "ns": ["a.b"]}`, srv.URI(), to):                       "from latest: nothing comes after it",
 		fmt.Sprintf(`{"target": %q, "from": %q, "to": %q, "ns": ["a.b"]}`, srv.URI(), to, from):                       "is not before to",
 		fmt.Sprintf(`{"target": %q, "from": %q, "to": %q, "ns": ["a.b"], "filter": "{grp: 3}"}`, srv.URI(), from, to): `filter "{grp: 3}" is not JSON`,
-		fmt.Sprintf(`{"target": %q, "from": %q, "to": %q, "ns": ["a.b"], "force": "yes"}`, srv.URI(), from, to):       "read request body",
+		fmt.Sprintf(`{"target": %q, "from": %q, "to": %q, "ns": ["a.b"], "force": "yes"}`, srv.URI(), from, to):       "read request body: force: want true or false, not a JSON string",
+		fmt.Sprintf(`{"target": %q, "from": %q, "to": %q, "ns": "a.b"}`, srv.URI(), from, to):                         "read request body: ns: want a list, not a JSON string",
 		fmt.Sprintf(`{"target": %q, "from": "9:30", "to": %q, "ns": ["a.b"]}`, srv.URI(), to):                         `from "9:30" looks like a clock time`,
 	} {
 		a := c.do("POST", "/api/v1/undos", token, body)

@@ -152,7 +152,9 @@ func Check(ctx context.Context, client *mongo.Client, p Plan) ([]Finding, error)
 		}
 	}
 	if p.Staged() {
-		return out, nil // a dropDatabase is replayed in the staging
+		// a dropDatabase is replayed in the staging; the filter is asked
+		// now, so a query the server refuses fails before anything is staged
+		return out, CheckFilter(ctx, client, p.Filter)
 	}
 	dropped, err := checkDroppedDBs(ctx, client, p, &lister, expected)
 	return append(out, dropped...), err
@@ -369,4 +371,21 @@ func stateError(p Plan, wrote bool, err error) error {
 	}
 	sort.Strings(names)
 	return &partialError{err: err, targets: names, merge: p.Merge}
+}
+
+// CheckFilter asks the target's server whether it takes filter as a query,
+// without reading any data: a find on a collection that does not exist
+// (under StagingPrefix, never created) is parsed like any other, so an
+// unknown operator or a malformed expression is refused here, before a
+// filtered restore or an undo stages anything (and in a dry run). nil
+// filters are fine.
+func CheckFilter(ctx context.Context, client *mongo.Client, filter bson.Raw) error {
+	if filter == nil {
+		return nil
+	}
+	err := client.Database(StagingPrefix+"filtercheck").Collection("none").FindOne(ctx, filter).Err()
+	if err == nil || errors.Is(err, mongo.ErrNoDocuments) {
+		return nil
+	}
+	return filterError(filter, err)
 }

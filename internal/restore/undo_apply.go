@@ -145,6 +145,9 @@ func (u *PreparedUndo) checkTarget(ctx context.Context, client *mongo.Client) er
 	p := u.From
 	p.Merge = MergeOverwrite
 	findings, err := Check(ctx, client, p)
+	if err == nil {
+		err = CheckFilter(ctx, client, u.Request.filter())
+	}
 	if err != nil {
 		return err
 	}
