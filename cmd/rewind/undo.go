@@ -53,7 +53,7 @@ recognized. A range that renames a collection is refused.`,
 	rf.addIdentity(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.req.Target, "target", "", "connection string of the deployment to undo in, usually the live one (required, also for --dry-run: the versions are staged there)")
-	fl.StringVar(&f.from, "from", "", "the state to put back, the range's exclusive start: RFC 3339 time (the whole second) or SECONDS:INCREMENT (required)")
+	fl.StringVar(&f.from, "from", "", "the state to put back, the range's exclusive start: an RFC 3339 time means the END of that second (an operation logged in that second is not undone: give the second before it) or SECONDS:INCREMENT (required)")
 	fl.StringVar(&f.to, "to", "", "the range's inclusive end: RFC 3339 time, SECONDS:INCREMENT or latest (required)")
 	fl.StringArrayVar(&f.req.Include, "ns", nil, "undo in these namespaces (db, db.* or db.coll; repeatable; required)")
 	fl.StringVar(&f.req.Filter, "filter", "", "undo only the documents that match this MongoDB query (Extended JSON) as of --from")
