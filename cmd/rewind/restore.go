@@ -78,11 +78,11 @@ not restored by a filtered or merging restore.`,
 	fl.BoolVar(&f.req.Drop, "drop", false, "drop and re-create as the backup has them the target namespaces in the way (default: refuse before writing anything)")
 	fl.BoolVar(&f.req.WithUsersAndRoles, "with-users-and-roles", false, "also restore the snapshot's users and roles of the restored databases")
 	countVar(cmd, &f.req.Parallel, "parallel", restore.DefaultParallel, 1, "snapshot objects loaded at once")
-	fl.BoolVar(&f.req.DryRun, "dry-run", false, "print the plan (snapshot, objects and bytes to read, oplog range and entry count, target namespaces) and, with --target, what is in the way there; change nothing")
+	fl.BoolVar(&f.req.DryRun, "dry-run", false, "print the plan (snapshot, objects and bytes to read, oplog range and entry count, target namespaces) and, with --target, what is in the way there and the estimated time (from a short write probe there, dropped afterwards); change nothing else")
 	f.req.ConnectTimeout = restore.DefaultConnectTimeout
 	fl.Var(connectTimeout{&f.req.ConnectTimeout}, "connect-timeout", "how long to wait for the target deployment (30s, 2m)")
 	fl.BoolVar(&f.req.Checksum, "checksum", false, "when done, print each restored collection's content checksum (SHA-256 of its documents' raw BSON in _id order, and the count); compare with `rewind checksum` on the source")
-	fl.BoolVar(&f.asJSON, "json", false, "print the result as JSON (the API's restore result) instead of the plan and report")
+	fl.BoolVar(&f.asJSON, "json", false, "print the result as JSON (the API's restore result; with --dry-run the API's plan) instead of the plan and report")
 	return cmd
 }
 
@@ -165,7 +165,7 @@ func runRestore(cmd *cobra.Command, rf *repoFlags, f *restoreFlags) error {
 	out := cmd.OutOrStdout()
 	width := outputWidth(out)
 	if req.DryRun {
-		return dryRun(ctx, out, width, p, t)
+		return dryRun(ctx, out, width, p, t, f.asJSON)
 	}
 	if !f.asJSON {
 		if err := printPlan(out, width, p.Plan, false); err != nil {
@@ -202,19 +202,29 @@ func printChecksums(w io.Writer, width int, sums []checksum.Sum) error {
 }
 
 // dryRun prints the plan and, when there is a target (t), what is in the
-// way there: the verdict the restore itself would reach.
-func dryRun(ctx context.Context, out io.Writer, width int, p *restore.Prepared, t *restore.Target) error {
+// way there (the verdict the restore itself would reach) and how long the
+// restore should take (restore.Estimate); asJSON prints the API's plan.
+func dryRun(ctx context.Context, out io.Writer, width int, p *restore.Prepared, t *restore.Target, asJSON bool) error {
+	var findings []restore.Finding
+	var est *api.EstimateView
+	if t != nil {
+		var err error
+		if findings, err = p.Check(ctx, t); err != nil {
+			return err
+		}
+		est = api.EstimateOf(p.Estimate(ctx, t))
+	}
+	if asJSON {
+		view := api.PlanViewOf(p.Plan)
+		if t != nil {
+			view.TargetCheck, view.Estimate = api.TargetCheckOf(findings, p.Request), est
+		}
+		return printJSON(out, view)
+	}
 	if err := printPlan(out, width, p.Plan, true); err != nil {
 		return err
 	}
-	if t == nil {
-		return printTargetCheck(out, width, nil, p.Request, false)
-	}
-	findings, err := p.Check(ctx, t)
-	if err != nil {
-		return err
-	}
-	return printTargetCheck(out, width, findings, p.Request, true)
+	return printTargetCheck(out, width, findings, est, p.Request, t != nil)
 }
 
 // connectTarget connects to a deployment (restore.Connect) and hands over
@@ -227,15 +237,21 @@ func connectTarget(ctx context.Context, uri string, timeout time.Duration) (*mon
 	return t.Client, nil
 }
 
-func printTargetCheck(w io.Writer, width int, findings []restore.Finding, req restore.Request, checked bool) error {
+func printTargetCheck(w io.Writer, width int, findings []restore.Finding, est *api.EstimateView, req restore.Request, checked bool) error {
 	p := newPrinter(w, width, 18)
 	if !checked {
 		p.fact("target", "not checked: add --target to see what is in the way there")
+		p.fact("estimated time", "not estimated: add --target (a short write probe there measures its rate)")
 		return p.err
 	}
 	p.fact("target", restore.VerdictOf(findings, req))
 	for _, f := range findings {
 		p.item(f.String())
+	}
+	if est.NotEstimated != "" {
+		p.fact("estimated time", "not estimated: "+est.NotEstimated)
+	} else {
+		p.fact("estimated time", est.Summary)
 	}
 	return p.err
 }

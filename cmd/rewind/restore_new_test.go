@@ -64,7 +64,7 @@ func TestRestoreNewDeployment(t *testing.T) {
 	})
 
 	code, out, stderr := cli(t, "restore", "--repo", url, "--to", "latest", "--dry-run")
-	if code != 0 || !strings.Contains(out, shop+".orders") || !strings.Contains(out, "from oplog") {
+	if code != 0 || !strings.Contains(out, shop+".orders") || !strings.Contains(out, "from oplog") || !strings.Contains(out, "not estimated: add --target") {
 		t.Fatalf("dry run of the whole deployment: exit %d\n%s%s", code, out, stderr)
 	}
 	srv2 := testserver.Start(t)

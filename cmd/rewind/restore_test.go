@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/rewind-backup/rewind/internal/api"
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/restore"
@@ -110,8 +111,17 @@ func TestListAndRestore(t *testing.T) {
 	code, out, stderr = cli(t, append(base, "--to", "latest", "--dry-run")...)
 	if code != 0 || !strings.Contains(out, "dry run") || !strings.Contains(out, snap) || !regexp.MustCompile(`oplog entries +1\n`).MatchString(out) ||
 		!strings.Contains(out, "absent or empty") ||
-		!strings.Contains(out, db+".orders") {
+		!strings.Contains(out, db+".orders") || !regexp.MustCompile(`estimated time +about \S+: load .* probed`).MatchString(flat(out)) {
 		t.Fatalf("dry run: %d\n%s\n%s", code, out, stderr)
+	}
+	code, out, stderr = cli(t, append(base, "--to", "latest", "--dry-run", "--json")...)
+	var pv api.PlanView
+	if err := json.Unmarshal([]byte(out), &pv); code != 0 || err != nil || pv.Snapshot != snap || pv.TargetCheck == nil ||
+		pv.Estimate == nil || pv.Estimate.Seconds <= 0 || pv.Estimate.InsertRate <= 0 || pv.Estimate.NotEstimated != "" {
+		t.Fatalf("dry run --json: %d %v\n%s\n%s", code, err, out, stderr)
+	}
+	if names, _ := srv2.Client().ListDatabaseNames(ctx, bson.D{{Key: "name", Value: bson.D{{Key: "$regex", Value: "^" + restore.StagingPrefix}}}}); len(names) != 0 {
+		t.Fatalf("the dry run's write probe left %v on the target", names)
 	}
 	if names, _ := srv2.Client().ListDatabaseNames(ctx, bson.D{{Key: "name", Value: db}}); len(names) != 0 {
 		t.Fatalf("the dry run created %v on the target", names)
@@ -200,7 +210,7 @@ func TestRestoreOutputFitsTheWidth(t *testing.T) {
 	findings := []restore.Finding{{Target: long, Reasons: []string{"exists empty but is capped (size 4096, max 1), the backup's is not capped"}}}
 	for _, width := range []int{60, 80, plainWidth} {
 		var b strings.Builder
-		if err := errors.Join(printPlan(&b, width, plan, true), printTargetCheck(&b, width, findings, restore.Request{}, true),
+		if err := errors.Join(printPlan(&b, width, plan, true), printTargetCheck(&b, width, findings, &api.EstimateView{Summary: "about 1s"}, restore.Request{}, true),
 			printReport(&b, width, rep)); err != nil {
 			t.Fatal(err)
 		}

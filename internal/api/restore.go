@@ -121,6 +121,30 @@ type PlanView struct {
 	// target (see docs/API.md).
 	Filter json.RawMessage `json:"filter,omitempty"`
 	Merge  string          `json:"merge,omitempty"`
+	// Estimate is how long the restore should take on the target (a dry
+	// run with a target: restore.Estimate probes its write rate).
+	Estimate *EstimateView `json:"estimate,omitempty"`
+}
+
+// EstimateView is restore.Estimate in seconds: Total = setup + load
+// (max of decode and insert) + replay + indexes, and the rates they come
+// from (insert bytes/s and replay entries/s probed on the target, 0 when
+// not probed; decode bytes/s and index keys/s documented constants).
+type EstimateView struct {
+	Seconds       float64 `json:"seconds"`
+	LoadSeconds   float64 `json:"load_seconds"`
+	DecodeSeconds float64 `json:"decode_seconds"`
+	InsertSeconds float64 `json:"insert_seconds"`
+	ReplaySeconds float64 `json:"replay_seconds"`
+	IndexSeconds  float64 `json:"index_seconds"`
+	SetupSeconds  float64 `json:"setup_seconds"`
+	InsertRate    float64 `json:"insert_bytes_per_second"`
+	ReplayRate    float64 `json:"replay_entries_per_second"`
+	DecodeRate    float64 `json:"decode_bytes_per_second"`
+	IndexRate     float64 `json:"index_keys_per_second"`
+	DocumentBytes int64   `json:"document_bytes"`
+	Summary       string  `json:"summary"`
+	NotEstimated  string  `json:"not_estimated,omitempty"`
 }
 
 // NSMapping is one source namespace and where it goes.
@@ -195,6 +219,10 @@ type PhaseTime struct {
 // RestoreProgress is a restore job's progress.
 type RestoreProgress struct {
 	Summary string `json:"summary"`
+	// ETASeconds is the time left in the current step (load or replay),
+	// from its rate so far; left out until a few seconds of it are measured.
+	ETASeconds *float64 `json:"eta_seconds,omitempty"`
+	ETAStep    string   `json:"eta_step,omitempty"`
 }
 
 // restoreJob is a running restore job's answer: the job plus its plan.
@@ -244,7 +272,7 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 		defer p.Release()
 		if req.Target != "" {
 			var err error
-			if view.TargetCheck, err = s.checkTarget(r.Context(), p); err != nil {
+			if view.TargetCheck, view.Estimate, err = s.checkTarget(r.Context(), p); err != nil {
 				writeError(w, http.StatusBadGateway, codeUnavailable, "%v", err)
 				return
 			}
@@ -256,23 +284,42 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 	writeData(w, http.StatusAccepted, restoreJob{Job: j, Plan: view})
 }
 
-// checkTarget is a dry run's look at the target.
-func (s *Server) checkTarget(ctx context.Context, p *restore.Prepared) (*TargetCheck, error) {
+// checkTarget is a dry run's look at the target: what is in the way, and
+// the estimate from a probe of its write rate.
+func (s *Server) checkTarget(ctx context.Context, p *restore.Prepared) (*TargetCheck, *EstimateView, error) {
 	t, err := restore.Connect(ctx, p.Request.Target, p.Request.ConnectTimeout)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer t.Close(ctx)
 	findings, err := p.Check(ctx, t)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	tc := &TargetCheck{Verdict: restore.VerdictOf(findings, p.Request), Refused: len(findings) > 0 && !p.Request.Drop,
+	e, err := p.Estimate(ctx, t)
+	return TargetCheckOf(findings, p.Request), EstimateOf(e, err), nil
+}
+
+// TargetCheckOf is what a dry run found on the target (restore.Check).
+func TargetCheckOf(findings []restore.Finding, req restore.Request) *TargetCheck {
+	tc := &TargetCheck{Verdict: restore.VerdictOf(findings, req), Refused: len(findings) > 0 && !req.Drop,
 		InTheWay: []InTheWay{}}
 	for _, f := range findings {
 		tc.InTheWay = append(tc.InTheWay, InTheWay{Namespace: f.Target.String(), Reasons: f.Reasons})
 	}
-	return tc, nil
+	return tc
+}
+
+// EstimateOf is an estimate as the API answers it; err (the probe failed)
+// gives one that says why it is missing.
+func EstimateOf(e restore.Estimate, err error) *EstimateView {
+	if err != nil {
+		return &EstimateView{NotEstimated: err.Error(), DecodeRate: restore.DecodeRate, IndexRate: restore.IndexRate}
+	}
+	return &EstimateView{Seconds: e.Total.Seconds(), LoadSeconds: e.Load.Seconds(), DecodeSeconds: e.Decode.Seconds(),
+		InsertSeconds: e.Insert.Seconds(), ReplaySeconds: e.Replay.Seconds(), IndexSeconds: e.Indexes.Seconds(),
+		SetupSeconds: e.Setup.Seconds(), InsertRate: e.InsertRate, ReplayRate: e.ReplayRate, DecodeRate: restore.DecodeRate,
+		IndexRate: restore.IndexRate, DocumentBytes: e.DocBytes, Summary: e.String()}
 }
 
 // runRestore starts the restore job; it owns p and releases it.
@@ -299,7 +346,12 @@ func (s *Server) targetJob(kind, uri string, timeout config.Duration, release fu
 		if !executing.Load() {
 			return RestoreProgress{Summary: "connecting to the target"}
 		}
-		return RestoreProgress{Summary: strings.TrimSpace(prog.Line())}
+		rp := RestoreProgress{Summary: strings.TrimSpace(prog.Line())}
+		if left, step, ok := prog.ETA(); ok {
+			secs := left.Seconds()
+			rp.ETASeconds, rp.ETAStep = &secs, step
+		}
+		return rp
 	}
 	return s.jobs.start(s.jobContext(), s.d.Log, kind, progress, func(ctx context.Context) (result any, err error) {
 		defer release()
@@ -327,6 +379,10 @@ func (s *Server) jobOf(kind string) http.HandlerFunc {
 		writeData(w, http.StatusOK, j)
 	}
 }
+
+// PlanViewOf is a plan as the API answers it; `rewind restore --dry-run
+// --json` prints the same.
+func PlanViewOf(p restore.Plan) PlanView { return planView(p) }
 
 func planView(p restore.Plan) PlanView {
 	entries := p.Entries

@@ -64,10 +64,17 @@ func TestRestoreOverAPI(t *testing.T) {
 		plan.Target.I != mark.TS.I || len(plan.Namespaces) != 4 || plan.Snapshot == "" {
 		t.Fatalf("dry-run plan = %s", dry.raw)
 	}
+	if e := plan.Estimate; e == nil || e.Seconds <= 0 || e.InsertRate <= 0 || e.ReplayRate <= 0 || e.NotEstimated != "" ||
+		!strings.HasPrefix(e.Summary, "about ") {
+		t.Fatalf("dry run with a target: no estimate from a probe of the target: %s", dry.raw)
+	}
 	if names, err := srv2.Client().ListDatabaseNames(t.Context(), map[string]any{}); err != nil {
 		t.Fatal(err)
 	} else {
 		for _, n := range names {
+			if strings.HasPrefix(n, restore.StagingPrefix) {
+				t.Fatalf("the dry run's write probe left database %s on the target", n)
+			}
 			for _, want := range rename {
 				if n == want {
 					t.Fatalf("the dry run created database %s on the target", n)

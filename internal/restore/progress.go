@@ -16,6 +16,9 @@ type Progress struct {
 	docs, chunks, bytes        atomic.Int64
 	totalSegments              atomic.Int64
 	segments, entries, applied atomic.Int64
+	// For the ETA (see ETA): the plan's chunk bytes and entries, and when
+	// the current phase began (unix nanoseconds).
+	totalBytes, totalEntries, phaseStarted atomic.Int64
 }
 
 // start counts plan's work from zero. An undo restores twice (its two
@@ -32,6 +35,8 @@ func (p *Progress) start(plan Plan) {
 	p.totalDocs.Store(plan.Documents)
 	p.totalChunks.Store(int64(plan.Chunks))
 	p.totalSegments.Store(int64(len(plan.Segments)))
+	p.totalBytes.Store(plan.ChunkBytes)
+	p.totalEntries.Store(plan.Entries)
 }
 
 // startWrites counts an undo's writes from here: total documents to write.
@@ -60,6 +65,7 @@ func (p *Progress) Documents() (done, total int64) {
 func (p *Progress) setPhase(s string) {
 	if p != nil {
 		p.phase.Store(s)
+		p.phaseStarted.Store(time.Now().UnixNano())
 	}
 }
 
@@ -84,9 +90,13 @@ func (p *Progress) addSegment(entries, applied, size int64) {
 func (p *Progress) Line() string {
 	phase := p.Phase()
 	el := time.Since(time.Unix(0, p.started.Load())).Round(time.Second)
-	return fmt.Sprintf("%-8s documents %d/%d  chunks %d/%d  oplog segments %d/%d (%d entries applied)  %s",
+	line := fmt.Sprintf("%-8s documents %d/%d  chunks %d/%d  oplog segments %d/%d (%d entries applied)  %s",
 		phase, p.docs.Load(), p.totalDocs.Load(), p.chunks.Load(), p.totalChunks.Load(),
 		p.segments.Load(), p.totalSegments.Load(), p.applied.Load(), el)
+	if left, step, ok := p.ETA(); ok {
+		line += fmt.Sprintf("  ETA %s left in %s", left.Round(time.Second), step)
+	}
+	return line
 }
 
 // Phase is the step the restore is in (check, create, load, replay,

@@ -318,6 +318,8 @@ function renderPlan(p) {
   if (p.filter) fact("filter", JSON.stringify(p.filter));
   if (p.merge) fact("merge", p.merge);
   if (p.target_check) fact("target", p.target_check.verdict);
+  if (p.estimate) fact("estimated time", p.estimate.not_estimated ? "not estimated: " + p.estimate.not_estimated : p.estimate.summary);
+  else fact("estimated time", "set a target: a short write probe there measures its rate");
   const body = $("plan-ns").querySelector("tbody");
   body.replaceChildren();
   for (const n of p.namespaces || []) {
