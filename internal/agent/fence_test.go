@@ -17,7 +17,6 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
-	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
 
@@ -176,15 +175,7 @@ func repoFiles(t *testing.T, dir string) map[string]string {
 func waitLocksStale(t *testing.T, url string, stale time.Duration) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := storage.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r, err := repo.Open(ctx, st, repo.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openRepo(t, url)
 	deadline := time.Now().Add(3 * stale)
 	for {
 		locks, err := r.ListLocks(ctx)
