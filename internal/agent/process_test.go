@@ -21,7 +21,15 @@ func rewindBinary(t *testing.T) string { return testbin.Rewind(t) }
 type agentProcess struct {
 	cmd    *exec.Cmd
 	stderr *bytes.Buffer
+	log    *lockedWriter // writes stderr
 	done   chan struct{}
+}
+
+// stderrString is what the agent has logged so far (safe while it runs).
+func (p *agentProcess) stderrString() string {
+	p.log.mu.Lock()
+	defer p.log.mu.Unlock()
+	return p.stderr.String()
 }
 
 func startAgentProcess(t *testing.T, args ...string) *agentProcess {
@@ -36,7 +44,8 @@ func startAgentProcessEnv(t *testing.T, env []string, args ...string) *agentProc
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	p := &agentProcess{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan struct{})}
-	cmd.Stderr = &lockedWriter{w: p.stderr}
+	p.log = &lockedWriter{w: p.stderr}
+	cmd.Stderr = p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start agent: %v", err)
 	}

@@ -115,7 +115,9 @@ type OpenOptions struct {
 
 // Repository is an opened rewind repository. It is safe for concurrent use.
 type Repository struct {
-	store    storage.Store
+	// store is fenced: it refuses writes once this process's exclusive
+	// lock is lost (fence.go).
+	store    *fencedStore
 	cfg      Config
 	codec    *codec
 	location string
@@ -124,7 +126,9 @@ type Repository struct {
 // Config returns the repository's config.
 func (r *Repository) Config() Config { return r.cfg }
 
-// Store returns the underlying store.
+// Store returns the repository's store, fenced by the process's exclusive
+// lock: while one is held, writes outside locks/ are refused once it is
+// lost or past its lease (Lock.Check).
 func (r *Repository) Store() storage.Store { return r.store }
 
 func where(loc string) string {
@@ -295,7 +299,7 @@ func Open(ctx context.Context, store storage.Store, o OpenOptions) (*Repository,
 			c.identities = o.Identities
 		}
 	}
-	return &Repository{store: store, cfg: cfg, codec: c, location: o.Location}, nil
+	return &Repository{store: &fencedStore{Store: store}, cfg: cfg, codec: c, location: o.Location}, nil
 }
 
 func checkKey(cfg Config, ids []age.Identity) error {

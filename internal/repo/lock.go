@@ -142,6 +142,9 @@ func (l *Lock) Info() LockInfo {
 // others: if a conflicting live lock exists it removes its own and returns
 // a *LockedError naming the holder (see docs/FORMAT.md for the protocol).
 func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
+	if err := lockTimingFromEnv(&o); err != nil {
+		return nil, fmt.Errorf("lock repository: %w", err)
+	}
 	o.defaults()
 	if o.Kind != LockExclusive && o.Kind != LockShared {
 		return nil, fmt.Errorf("lock repository: kind %q: %w", o.Kind, ErrInvalid)
@@ -161,6 +164,16 @@ func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 }
 
 func (r *Repository) tryLock(ctx context.Context, o LockOptions) (*Lock, error) {
+	// Look before writing: a contender that would only be refused writes
+	// no lock object at all (a paused writer that wakes after a takeover
+	// writes nothing).
+	others, err := r.conflicting(ctx, LockInfo{Kind: o.Kind}, o)
+	if err != nil {
+		return nil, fmt.Errorf("lock repository: %w", err)
+	}
+	if len(others) > 0 {
+		return nil, &LockedError{Location: r.location, Holder: others[0]}
+	}
 	now := o.Now().UTC()
 	l := &Lock{r: r, opts: o, lastOK: now, info: LockInfo{ID: randomHex(8), Kind: o.Kind,
 		Purpose: o.Purpose, Host: o.Host, PID: o.PID, Started: now, Refreshed: now}}
@@ -170,6 +183,9 @@ func (r *Repository) tryLock(ctx context.Context, o LockOptions) (*Lock, error) 
 	if err := l.settle(ctx); err != nil {
 		_ = r.deleteIfExists(context.WithoutCancel(ctx), lockKey(l.info.ID))
 		return nil, err
+	}
+	if o.Kind == LockExclusive {
+		r.store.fence.Store(l)
 	}
 	return l, nil
 }

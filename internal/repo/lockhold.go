@@ -152,8 +152,10 @@ func (l *Lock) EndDelete(ctx context.Context) error {
 	return nil
 }
 
-// Unlock removes the lock object.
+// Unlock removes the lock object. The repository's writes are no longer
+// fenced by it.
 func (l *Lock) Unlock(ctx context.Context) error {
+	l.r.store.fence.CompareAndSwap(l, nil)
 	if err := l.r.deleteIfExists(ctx, lockKey(l.info.ID)); err != nil {
 		return fmt.Errorf("unlock: %w", err)
 	}
