@@ -190,6 +190,12 @@ func insertOptions(s *Server) *options.InsertManyOptionsBuilder {
 // chunkError names the object that failed and, when the object itself is
 // missing or damaged, where else a restore could start from.
 func chunkError(p Plan, j chunkJob, err error) error {
+	if mongo.IsDuplicateKeyError(err) {
+		// The load writes into collections it created empty, before any
+		// unique index but _id's: a duplicate came from another writer.
+		return fmt.Errorf("load %s from snapshot %s into %s: %w; the collection received documents from elsewhere while the restore loaded it (another writer, or a restore killed just before: its last insert can still land for about a second): stop that writer, then run the restore again with --drop",
+			j.coll.Source, p.Snapshot.ID, j.coll.Target, err)
+	}
 	if !objectBroken(err) {
 		return fmt.Errorf("load %s from snapshot %s: %w", j.coll.Source, p.Snapshot.ID, err)
 	}
