@@ -132,7 +132,7 @@ func planHistory(ctx context.Context, r *repo.Repository, q HistoryQuery) (resto
 	}
 	at := last.Window.From // the state the history starts at
 	if !q.From.IsZero() {
-		at = justBefore(start(q.From))
+		at = start(q.From).Prev()
 		if q.From.Latest {
 			at = last.Target
 		}
@@ -188,7 +188,7 @@ func (h *DocHistory) replay(ctx context.Context, r *repo.Repository, p restore.P
 		return err
 	}
 	started := false
-	err := r.ReadEntries(ctx, p.Segments, justBefore(p.ReplayFrom), func(ts optime.Timestamp, e bson.Raw) error {
+	err := r.ReadEntries(ctx, p.Segments, p.ReplayFrom.Prev(), func(ts optime.Timestamp, e bson.Raw) error {
 		if ts.After(h.To) {
 			return errStop
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -180,7 +179,7 @@ func plan(h repo.History, from, to optime.Timestamp) []planned {
 		return optime.Compare(b.Last, a.Last)
 	})
 	var out []planned
-	after := justBefore(from)
+	after := from.Prev()
 	for _, s := range segs {
 		if !s.Last.After(after) {
 			continue
@@ -189,17 +188,6 @@ func plan(h repo.History, from, to optime.Timestamp) []planned {
 		after = s.Last
 	}
 	return out
-}
-
-// justBefore is the ts right before ts (zero stays zero).
-func justBefore(ts optime.Timestamp) optime.Timestamp {
-	switch {
-	case ts.I > 0:
-		return optime.Timestamp{T: ts.T, I: ts.I - 1}
-	case ts.T > 0:
-		return optime.Timestamp{T: ts.T - 1, I: math.MaxUint32}
-	}
-	return ts
 }
 
 // eachOperation reads p's segment and calls fn for every operation of its

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 
@@ -97,7 +96,7 @@ var errRangeEnd = errors.New("end of the range")
 // the snapshot's start to the restore point, both included.
 func (s *State) eachEntry(ctx context.Context, fn func(bson.Raw) error) error {
 	s.o.Progress.entries.Store(0)
-	err := s.repo.ReadEntries(ctx, s.plan.Segments, justBefore(s.plan.ReplayFrom), func(ts optime.Timestamp, e bson.Raw) error {
+	err := s.repo.ReadEntries(ctx, s.plan.Segments, s.plan.ReplayFrom.Prev(), func(ts optime.Timestamp, e bson.Raw) error {
 		if ts.After(s.plan.Target) {
 			return errRangeEnd
 		}
@@ -108,18 +107,6 @@ func (s *State) eachEntry(ctx context.Context, fn func(bson.Raw) error) error {
 		return fmt.Errorf("read the oplog from %s to %s: %w", s.plan.ReplayFrom, s.plan.Target, err)
 	}
 	return nil
-}
-
-// justBefore is the timestamp right before ts, so that reading "after" it
-// includes ts.
-func justBefore(ts optime.Timestamp) optime.Timestamp {
-	switch {
-	case ts.I > 0:
-		return optime.Timestamp{T: ts.T, I: ts.I - 1}
-	case ts.T > 0:
-		return optime.Timestamp{T: ts.T - 1, I: math.MaxUint32}
-	}
-	return ts
 }
 
 // seed creates every selected collection and view in the Memory as the

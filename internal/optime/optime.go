@@ -3,6 +3,7 @@ package optime
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,19 @@ func (ts Timestamp) Before(o Timestamp) bool { return Compare(ts, o) < 0 }
 
 // After reports whether ts is strictly after o.
 func (ts Timestamp) After(o Timestamp) bool { return Compare(ts, o) > 0 }
+
+// Prev is the timestamp right before ts, so that reading the oplog
+// "after" it includes ts: the previous increment, or the last one of the
+// previous second; the zero timestamp stays zero.
+func (ts Timestamp) Prev() Timestamp {
+	switch {
+	case ts.I > 0:
+		return Timestamp{T: ts.T, I: ts.I - 1}
+	case ts.T > 0:
+		return Timestamp{T: ts.T - 1, I: math.MaxUint32}
+	}
+	return ts
+}
 
 // IsZero reports whether ts is the zero timestamp.
 func (ts Timestamp) IsZero() bool { return ts == Zero }
