@@ -66,13 +66,7 @@ func (b *indexBuilder) touched(e bson.Raw) []Namespace {
 	switch name {
 	case "applyOps":
 		var out []Namespace
-		arr, _ := v.ArrayOK()
-		vals, _ := arr.Values()
-		for _, inner := range vals {
-			if d, ok := inner.DocumentOK(); ok {
-				out = append(out, b.touched(d)...)
-			}
-		}
+		_ = eachApplied(v, func(d bson.Raw) error { out = append(out, b.touched(d)...); return nil })
 		return out
 	case "dropDatabase":
 		var out []Namespace

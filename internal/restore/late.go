@@ -218,13 +218,7 @@ func (o *oplogNames) command(db string, cmd bson.Raw) {
 	name, v := els[0].Key(), els[0].Value()
 	switch name {
 	case "applyOps":
-		arr, _ := v.ArrayOK()
-		vals, _ := arr.Values()
-		for _, inner := range vals {
-			if d, ok := inner.DocumentOK(); ok {
-				o.add(d)
-			}
-		}
+		_ = eachApplied(v, func(d bson.Raw) error { o.add(d); return nil })
 		return
 	case "dropDatabase":
 		o.droppedDBs[db] = true
@@ -299,4 +293,20 @@ func without(doc bson.Raw, names ...string) bson.Raw {
 		return nil
 	}
 	return raw
+}
+
+// eachApplied calls fn with every operation of an applyOps command's
+// array (v), in order, and stops at fn's first error. Elements that are
+// not documents are skipped.
+func eachApplied(v bson.RawValue, fn func(op bson.Raw) error) error {
+	arr, _ := v.ArrayOK()
+	vals, _ := arr.Values()
+	for _, inner := range vals {
+		if d, ok := inner.DocumentOK(); ok {
+			if err := fn(d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

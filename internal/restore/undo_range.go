@@ -121,16 +121,7 @@ func (c *changes) command(e bson.Raw, db string, o bson.Raw, m Mapper) error {
 	ts, _ := optime.OfEntry(e)
 	switch name {
 	case "applyOps":
-		arr, _ := v.ArrayOK()
-		vals, _ := arr.Values()
-		for _, inner := range vals {
-			if d, ok := inner.DocumentOK(); ok {
-				if err := c.add(d, m, true); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		return eachApplied(v, func(d bson.Raw) error { return c.add(d, m, true) })
 	case "dropDatabase":
 		if len(m.include) == 0 || matchDB(m, db) {
 			c.droppedDBs[db] = true
