@@ -32,6 +32,7 @@ a whole deployment, some databases or one collection to any second in the window
 		newInitCmd(),
 		newRepoCmd(),
 		newAgentCmd(),
+		newServerCmd(),
 		newStatusCmd(),
 		newSnapshotCmd(),
 		newUnlockCmd(),

@@ -9,11 +9,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rewind-backup/rewind/internal/alert"
@@ -36,6 +37,15 @@ type Agent struct {
 	// TopologyEvery is how often a sharded cluster's config server is
 	// asked for its shards (default 5 s).
 	TopologyEvery time.Duration
+	// Deployment is the deployment's name under rewind server, carried by
+	// the alerts' events ("" for rewind agent).
+	Deployment string
+	// Embedded builds the HTTP API without listening (api.listen is
+	// ignored): rewind server mounts Handler under the deployment's path.
+	Embedded bool
+	// OnStarted, when set, is called once the agent holds the repository
+	// and is connected, before capture starts.
+	OnStarted func()
 
 	// stats is set once by Run; Stats may be called from other goroutines
 	// before that.
@@ -43,7 +53,12 @@ type Agent struct {
 	// runs records every snapshot and prune, for the metrics and alerts.
 	runs *runs.Recorder
 	api  atomic.Pointer[api.Server]
+	// alerts is the running alert monitor, nil when stopped.
+	alerts atomic.Pointer[alert.Monitor]
 }
+
+// Alerts is the agent's alert monitor while it runs, nil otherwise.
+func (a *Agent) Alerts() *alert.Monitor { return a.alerts.Load() }
 
 // Stats returns the live capture numbers (nil before Run): a cluster's
 // first shard's.
@@ -72,6 +87,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer w.close()
+	if a.OnStarted != nil {
+		a.OnStarted()
+	}
 	for _, u := range w.units {
 		u.log.Info("agent started", "source", a.Config.Source, "repo", redact.URL(a.Config.Repo),
 			"flavor", u.src.Flavor, "shard", u.shard, "resume_after", u.resume.After.String(), "timeline", u.resume.Timeline)
@@ -80,7 +98,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	capCtx, stopCapture := context.WithCancel(gctx)
 	defer stopCapture()
-	g.Go(func() error { return w.holdLock(gctx, a.Log) })
+	g.Go(func() error { return w.holdLock(gctx, a.Log, a.lockOptions(time.Minute)) })
 	for _, u := range w.units {
 		g.Go(func() error { return a.compactor(w, u).run(capCtx) })
 		g.Go(func() error {
@@ -103,6 +121,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		g.Go(func() error { return a.watchTopology(capCtx, w) })
 	}
 	alerts := a.alertMonitor(w)
+	a.alerts.Store(alerts)
+	defer a.alerts.Store(nil)
 	g.Go(func() error { return alerts.Run(capCtx) })
 	g.Go(func() error { return a.serveAPI(capCtx, w, alerts) })
 	g.Go(func() error {
@@ -125,18 +145,41 @@ func newStats() *oplog.Stats { return &oplog.Stats{} }
 // serveAPI runs the HTTP API until ctx ends (api.listen "" turns it off).
 // A server that cannot start is logged, not fatal: capture matters more.
 func (a *Agent) serveAPI(ctx context.Context, w *writer, alerts *alert.Monitor) error {
-	if a.Config.API.Listen == "" {
+	if a.Config.API.Listen == "" && !a.Embedded {
 		return nil
 	}
 	srv, err := api.New(api.Deps{Config: a.Config.API, Repo: w.repo, Source: w.src, Shard: w.shard,
 		Stats: w.stats, Spool: w.spool, Version: a.Version, SnapshotParallel: a.Config.Snapshot.Parallel,
 		Runs: a.runs, Alerts: alerts, Log: a.Log})
-	if err == nil {
+	switch {
+	case err == nil && a.Embedded:
+		a.api.Store(srv)
+		defer a.api.Store(nil)
+		srv.Serve(ctx)
+	case err == nil:
 		a.api.Store(srv)
 		err = srv.Run(ctx)
 	}
 	if err != nil {
 		a.Log.Error("the HTTP API is not serving; capture goes on without it", "err", err)
+	}
+	return nil
+}
+
+// Handler is the HTTP API of an Embedded agent while it captures, nil
+// before it has started and after it stopped.
+func (a *Agent) Handler() http.Handler {
+	if srv := a.api.Load(); srv != nil {
+		return srv.Handler()
+	}
+	return nil
+}
+
+// Gatherer is the agent's Prometheus registry while its API is built, nil
+// otherwise.
+func (a *Agent) Gatherer() prometheus.Gatherer {
+	if srv := a.api.Load(); srv != nil {
+		return srv.Gatherer()
 	}
 	return nil
 }
@@ -154,7 +197,7 @@ func (a *Agent) APIAddr() string {
 func (a *Agent) alertMonitor(w *writer) *alert.Monitor {
 	d := alert.Deps{Config: a.Config.Alerts, Source: a.Config.Source, Shard: w.shard, Repo: w.repo,
 		CanRead: w.canRead, Stats: w.stats, Spool: w.spool, SpoolMax: a.Config.Capture.SpoolMaxBytes,
-		Runs: a.runs, Version: a.Version, Log: a.Log}
+		Runs: a.runs, Version: a.Version, Deployment: a.Deployment, Log: a.Log}
 	if w.cluster != nil {
 		d.Topology = w.cluster.changed.Load
 	}
@@ -192,14 +235,4 @@ func (a *Agent) heartbeat(ctx context.Context, w *writer) error {
 }
 
 // defaultSpoolDir keeps each repository's spool apart on a shared host.
-func defaultSpoolDir(repoID string) string {
-	base := os.Getenv("XDG_STATE_HOME")
-	if base == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			home = os.TempDir()
-		}
-		base = filepath.Join(home, ".local", "state")
-	}
-	return filepath.Join(base, "rewind", "spool", repoID)
-}
+func defaultSpoolDir(repoID string) string { return config.StatePath("spool", repoID) }

@@ -61,13 +61,15 @@ func (a *Agent) open(ctx context.Context) (*writer, error) {
 		return nil, err
 	}
 	w.canRead = !w.repo.Config().Encrypted() || len(ids) > 0
-	if err := a.connect(ctx, w); err != nil {
-		return nil, err
-	}
-	if w.lock, err = w.repo.Lock(ctx, repo.LockOptions{Kind: repo.LockExclusive, Purpose: "agent"}); err != nil {
+	// The lock first: a server standing by for a repository another
+	// process holds finds out without connecting to the source.
+	if w.lock, err = w.repo.Lock(ctx, a.lockOptions(0)); err != nil {
 		return nil, err
 	}
 	w.held.Store(true)
+	if err := a.connect(ctx, w); err != nil {
+		return nil, err
+	}
 	dir := a.Config.Capture.SpoolDir
 	if dir == "" {
 		dir = defaultSpoolDir(w.repo.Config().ID)
@@ -111,6 +113,13 @@ func (w *writer) addUnit(u *unit) {
 	w.units = append(w.units, u)
 }
 
+// lockOptions are the writer lock's, timed by the lock section; wait is
+// how long a refused attempt keeps retrying.
+func (a *Agent) lockOptions(wait time.Duration) repo.LockOptions {
+	return repo.LockOptions{Kind: repo.LockExclusive, Purpose: "agent", Wait: wait,
+		RefreshEvery: a.Config.Lock.Refresh.Std(), StaleAfter: a.Config.Lock.StaleAfter.Std()}
+}
+
 // currentLock is the held writer lock, or nil while it is lost.
 func (w *writer) currentLock() *repo.Lock {
 	if !w.held.Load() {
@@ -123,7 +132,7 @@ func (w *writer) currentLock() *repo.Lock {
 
 // holdLock refreshes the writer lock; if it is lost (storage unreachable for
 // longer than the lock's staleness), uploads pause until it is taken again.
-func (w *writer) holdLock(ctx context.Context, log *slog.Logger) error {
+func (w *writer) holdLock(ctx context.Context, log *slog.Logger, opts repo.LockOptions) error {
 	for {
 		w.lockMu.Lock()
 		l := w.lock
@@ -135,7 +144,7 @@ func (w *writer) holdLock(ctx context.Context, log *slog.Logger) error {
 		w.held.Store(false)
 		log.Error("repository lock lost; uploads paused, capture goes on into the spool", "err", err)
 		for {
-			l, err := w.repo.Lock(ctx, repo.LockOptions{Kind: repo.LockExclusive, Purpose: "agent", Wait: time.Minute})
+			l, err := w.repo.Lock(ctx, opts)
 			if err == nil {
 				w.lockMu.Lock()
 				w.lock = l

@@ -30,10 +30,17 @@ const (
 	// DrillFailed fires while the agent's latest restore drill did not
 	// prove its point exact.
 	DrillFailed = "drill_failed"
+	// SourceUnreachable fires when the source has not answered for
+	// alerts.source_unreachable_for: nothing new is captured meanwhile.
+	SourceUnreachable = "source_unreachable"
+	// DeploymentFailed fires while rewind server cannot run a
+	// deployment's capture (source or repository unreachable, wrong
+	// credentials, a repository of another source) and retries it.
+	DeploymentFailed = "deployment_failed"
 )
 
 // Names lists every alert.
-var Names = []string{CaptureLag, Gap, SnapshotFailed, PruneFailed, OplogWindow, StorageErrors, SpoolFull, TopologyChanged, DrillFailed}
+var Names = []string{CaptureLag, Gap, SnapshotFailed, PruneFailed, OplogWindow, StorageErrors, SpoolFull, TopologyChanged, DrillFailed, SourceUnreachable, DeploymentFailed}
 
 // States of an event.
 const (
@@ -63,7 +70,10 @@ type Event struct {
 	// Summary is one line for a human.
 	Summary string         `json:"summary"`
 	Details map[string]any `json:"details"`
-	Shard   string         `json:"shard"`
+	// Deployment names the deployment under rewind server (absent for
+	// rewind agent).
+	Deployment string `json:"deployment,omitempty"`
+	Shard      string `json:"shard"`
 	// SourceHost is the source's hosts, without credentials.
 	SourceHost string     `json:"source_host"`
 	Started    time.Time  `json:"started"`

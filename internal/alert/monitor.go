@@ -32,7 +32,10 @@ type Deps struct {
 	// shards (nil while none): set for a sharded cluster only.
 	Topology func() *TopologyChange
 	Version  string
-	Log      *slog.Logger
+	// Deployment is the deployment's name under rewind server ("" for
+	// rewind agent); every event carries it.
+	Deployment string
+	Log        *slog.Logger
 }
 
 // Monitor evaluates the alerts every check_interval and sends what changes.
@@ -57,7 +60,7 @@ func New(d Deps) *Monitor {
 	}
 	host, _ := os.Hostname()
 	return &Monitor{d: d, tracker: newTracker(historyLen), notifier: NewNotifier(d.Config.Webhooks, d.Log),
-		base: Event{Shard: d.Shard, SourceHost: SourceHosts(d.Source.Reveal()), Details: map[string]any{},
+		base: Event{Deployment: d.Deployment, Shard: d.Shard, SourceHost: SourceHosts(d.Source.Reveal()), Details: map[string]any{},
 			Agent: AgentInfo{Host: host, PID: os.Getpid(), Version: d.Version}}}
 }
 
@@ -93,14 +96,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 // Check evaluates every alert once and sends the events it causes.
 func (m *Monitor) Check(ctx context.Context, now time.Time) []Event {
 	events := m.tracker.update(now, m.base, evaluate(m.d.Config, m.observe(ctx, now)))
-	for _, ev := range events {
-		log := m.d.Log.Info
-		if ev.State == Firing {
-			log = m.d.Log.Warn
-		}
-		log("alert "+ev.State, "alert", ev.Alert, "severity", ev.Severity, "summary", ev.Summary)
-		m.notifier.Send(ev)
-	}
+	send(m.d.Log, m.notifier, events)
 	return events
 }
 
@@ -110,6 +106,7 @@ func (m *Monitor) observe(ctx context.Context, now time.Time) Observation {
 	if st := m.d.Stats; st != nil {
 		o.LagKnown = !st.SourceNewest().IsZero()
 		o.Lag = st.Lag()
+		o.SourceDown = st.SourceDownFor(now)
 		o.OplogWindow, o.WindowKnown = st.OplogWindow()
 		o.OplogFilling = st.OplogFilling()
 		o.SpoolFull = st.SpoolFull.Load()

@@ -23,6 +23,8 @@ type Observation struct {
 	// OplogFilling is true while the source's oplog is below its maximum
 	// size: nothing was dropped yet and the window grows.
 	OplogFilling bool
+	// SourceDown is how long the source has not answered (0: it does).
+	SourceDown time.Duration
 	// Storage is how long repository writes have been failing.
 	Storage StorageState
 	// SpoolBytes of SpoolMax are waiting in the spool; SpoolFull is set
@@ -76,6 +78,7 @@ func evaluate(cfg config.Alerts, o Observation) []Condition {
 		}
 	}
 	add(lagRule(cfg.LagAbove.Std(), o))
+	add(sourceRule(cfg.SourceUnreachableFor.Std(), o.SourceDown))
 	add(gapRule(o.Gap))
 	add(runRule(SnapshotFailed, "snapshot", o.Snapshot))
 	add(runRule(PruneFailed, "prune", o.Prune))
@@ -115,6 +118,22 @@ func lagRule(above time.Duration, o Observation) *Condition {
 	return c
 }
 
+// sourceRule fires while the source does not answer: the lag cannot be
+// measured then, and nothing new reaches the repository.
+func sourceRule(after, down time.Duration) *Condition {
+	if after <= 0 {
+		return nil
+	}
+	c := &Condition{Alert: SourceUnreachable, Active: down > after, Severity: Critical,
+		Details: map[string]any{"down_seconds": down.Seconds(), "threshold_seconds": after.Seconds()}}
+	if c.Active {
+		c.Summary = fmt.Sprintf("the source has not answered for %s: nothing new is captured; check that it runs and can be reached from this host", down.Round(time.Second))
+	} else {
+		c.Summary = "the source answers again"
+	}
+	return c
+}
+
 func gapRule(g *GapState) *Condition {
 	if g == nil {
 		return nil
@@ -144,7 +163,7 @@ func runRule(name, what string, r *runs.Run) *Condition {
 	c := &Condition{Alert: name, Active: r.Err != nil, Severity: Critical,
 		Details: map[string]any{"consecutive_failures": r.Failures, "duration_seconds": r.Duration.Seconds()}}
 	if r.Err != nil {
-		c.Summary = fmt.Sprintf("%s failed (%d in a row): %s", what, r.Failures, oneLine(r.Err.Error()))
+		c.Summary = fmt.Sprintf("%s failed (%d in a row): %s", what, r.Failures, OneLine(r.Err.Error()))
 	} else {
 		c.Summary = fmt.Sprintf("%s succeeded again", what)
 	}
@@ -177,7 +196,7 @@ func storageRule(after time.Duration, s StorageState) *Condition {
 		Details: map[string]any{"failing_seconds": s.For.Seconds(), "errors": s.Errors, "threshold_seconds": after.Seconds()}}
 	if c.Active {
 		c.Summary = fmt.Sprintf("repository writes have failed for %s (%d errors, none succeeded): capture goes on into the spool; last error: %s",
-			s.For.Round(time.Second), s.Errors, oneLine(s.LastError))
+			s.For.Round(time.Second), s.Errors, OneLine(s.LastError))
 	} else {
 		c.Summary = "repository writes succeed"
 	}
@@ -203,8 +222,8 @@ func spoolRule(above int, o Observation) *Condition {
 	return c
 }
 
-// oneLine keeps an error message short and on one line for a summary.
-func oneLine(s string) string {
+// OneLine makes s one line of at most 300 characters (an error in a summary).
+func OneLine(s string) string {
 	const limit = 300
 	out := make([]rune, 0, len(s))
 	for _, r := range s {

@@ -13,5 +13,5 @@ func (s *Server) alerts(w http.ResponseWriter, _ *http.Request) {
 	if s.d.Alerts != nil {
 		v = s.d.Alerts.View()
 	}
-	writeData(w, http.StatusOK, v)
+	WriteData(w, http.StatusOK, v)
 }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rewind-backup/rewind/internal/alert"
 	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/oplog"
@@ -47,7 +49,7 @@ type Deps struct {
 // Server serves the API. Create it with New, start it with Run.
 type Server struct {
 	d       Deps
-	token   string
+	guard   Guard
 	jobs    *jobs
 	metrics *metrics
 	handler http.Handler
@@ -66,11 +68,11 @@ func New(d Deps) (*Server, error) {
 	if d.Runs == nil {
 		d.Runs = &runs.Recorder{}
 	}
-	tok, err := d.Config.ReadToken()
+	guard, err := NewGuard(d.Config)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{d: d, token: tok, jobs: newJobs(), runCtx: context.Background()}
+	s := &Server{d: d, guard: guard, jobs: newJobs(), runCtx: context.Background()}
 	s.metrics = newMetrics(d)
 	s.handler = s.routes()
 	return s, nil
@@ -103,7 +105,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.addr = ln.Addr().String()
-	s.runCtx = ctx
+	s.runCtx = ctx // (Serve sets it too, but requests may come first)
 	s.mu.Unlock()
 	s.d.Log.Info("api listening", "addr", s.addr, "tls", s.d.Config.TLSCert != "", "public_read", s.d.Config.PublicRead)
 
@@ -111,7 +113,12 @@ func (s *Server) Run(ctx context.Context) error {
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	go s.metrics.seedLastSnapshot(ctx, s.d)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		s.Serve(ctx)
+	}()
+	defer func() { <-served }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve api: %w", err)
@@ -122,9 +129,25 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shut down api: %w", err)
 	}
-	s.jobs.wait(10 * time.Second)
 	return nil
 }
+
+// Serve runs the server's background work without a listener of its own,
+// for a caller that mounts Handler (rewind server mounts one per
+// deployment): jobs started through the handler run under ctx. It returns
+// once ctx has ended and the jobs have stopped (at most 10 s later).
+func (s *Server) Serve(ctx context.Context) {
+	s.mu.Lock()
+	s.runCtx = ctx
+	s.mu.Unlock()
+	go s.metrics.seedLastSnapshot(ctx, s.d)
+	<-ctx.Done()
+	s.jobs.wait(10 * time.Second)
+}
+
+// Gatherer is the server's Prometheus registry: the agent's metrics, the
+// Go runtime's and the process's.
+func (s *Server) Gatherer() prometheus.Gatherer { return s.metrics.reg }
 
 func (s *Server) jobContext() context.Context {
 	s.mu.Lock()

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+
+	"github.com/rewind-backup/rewind/internal/config"
 )
 
 // envelope is the shape of every /api/v1 answer.
@@ -23,22 +25,29 @@ type errorBody struct {
 	Message string `json:"message"`
 }
 
-// Error codes: stable strings scripts can switch on.
+// Error codes: stable strings scripts can switch on (the "code" of an
+// error envelope; docs/API.md lists them).
 const (
-	codeBadRequest    = "bad_request"
-	codeUnauthorized  = "unauthorized"
-	codeNotFound      = "not_found"
-	codeNotAllowed    = "method_not_allowed"
-	codeUnavailable   = "unavailable"
-	codeNotRestorable = "not_restorable"
-	codeInternal      = "internal"
+	CodeBadRequest    = "bad_request"
+	CodeUnauthorized  = "unauthorized"
+	CodeNotFound      = "not_found"
+	CodeNotAllowed    = "method_not_allowed"
+	CodeUnavailable   = "unavailable"
+	CodeNotRestorable = "not_restorable"
+	CodeInternal      = "internal"
+	// CodeConflict answers a request that clashes with what exists: a
+	// deployment name taken, one declared in the server's file.
+	CodeConflict = "conflict"
 )
 
-func writeData(w http.ResponseWriter, status int, data any) {
+// WriteData answers status with {"ok": true, "data": data}.
+func WriteData(w http.ResponseWriter, status int, data any) {
 	writeEnvelope(w, status, envelope{OK: true, Data: data})
 }
 
-func writeError(w http.ResponseWriter, status int, code, format string, args ...any) {
+// WriteError answers status with {"ok": false, "error": {"code": code,
+// "message": ...}}; the message says what to do next.
+func WriteError(w http.ResponseWriter, status int, code, format string, args ...any) {
 	writeEnvelope(w, status, envelope{Error: &errorBody{Code: code, Message: fmt.Sprintf(format, args...)}})
 }
 
@@ -62,7 +71,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		err = errors.New("more than one JSON value")
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "read request body: %v; send one JSON object (see docs/API.md)", bodyError(err))
+		WriteError(w, http.StatusBadRequest, CodeBadRequest, "read request body: %v; send one JSON object (see docs/API.md)", bodyError(err))
 		return false
 	}
 	return true
@@ -91,30 +100,47 @@ func bodyError(err error) error {
 	return fmt.Errorf("%s: want %s, not a JSON %s", te.Field, want, te.Value)
 }
 
-// auth wraps h: it needs the bearer token, unless read is true and
-// api.public_read is set.
-func (s *Server) auth(read bool, h http.HandlerFunc) http.HandlerFunc {
+// Guard checks the bearer token of API requests: api.token (or
+// token_file), and api.public_read for reads. rewind agent and rewind
+// server guard every endpoint with it.
+type Guard struct {
+	token      string
+	publicRead bool
+}
+
+// NewGuard reads the token of c (api.token_file is read now).
+func NewGuard(c config.API) (Guard, error) {
+	tok, err := c.ReadToken()
+	return Guard{token: tok, publicRead: c.PublicRead}, err
+}
+
+// Wrap answers 401 in the envelope unless the request carries the token,
+// or read is true and api.public_read is set; else it calls h.
+func (g Guard) Wrap(read bool, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if read && s.d.Config.PublicRead {
+		if read && g.publicRead {
 			h(w, r)
 			return
 		}
-		if s.token == "" {
-			writeError(w, http.StatusUnauthorized, codeUnauthorized,
+		if g.token == "" {
+			WriteError(w, http.StatusUnauthorized, CodeUnauthorized,
 				"the agent has no API token, so it refuses this request: give it one (api.token or api.token_file in its config, or REWIND_API_TOKEN in its environment) and restart it, or set api.public_read for reads")
 			return
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(g.token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rewind"`)
 			what := "no token was sent"
 			if ok {
 				what = "the token sent is not the agent's"
 			}
-			writeError(w, http.StatusUnauthorized, codeUnauthorized,
+			WriteError(w, http.StatusUnauthorized, CodeUnauthorized,
 				"%s: send the header \"Authorization: Bearer TOKEN\" with the agent's token (it reads it from api.token, api.token_file or REWIND_API_TOKEN)", what)
 			return
 		}
 		h(w, r)
 	}
 }
+
+// auth wraps h with the server's guard.
+func (s *Server) auth(read bool, h http.HandlerFunc) http.HandlerFunc { return s.guard.Wrap(read, h) }

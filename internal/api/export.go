@@ -41,7 +41,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	if req.Format != export.Archive {
 		tmp, err := os.MkdirTemp("", "rewind-export-")
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, codeInternal, "create a temporary directory for the export: %v", err)
+			WriteError(w, http.StatusInternalServerError, CodeInternal, "create a temporary directory for the export: %v", err)
 			return
 		}
 		defer os.RemoveAll(tmp)
@@ -49,7 +49,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	}
 	pe, err := export.Prepare(r.Context(), s.d.Repo, req)
 	if err != nil {
-		s.refused(w, "plan export", err, http.StatusUnprocessableEntity, codeNotRestorable)
+		s.refused(w, "plan export", err, http.StatusUnprocessableEntity, CodeNotRestorable)
 		return
 	}
 	defer pe.Release()
@@ -76,7 +76,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 // download rather than a short one that looks whole.
 func (s *Server) downloadFailed(dl *download, what string, err error) {
 	if !dl.started {
-		s.refused(dl.w, what, err, http.StatusServiceUnavailable, codeUnavailable)
+		s.refused(dl.w, what, err, http.StatusServiceUnavailable, CodeUnavailable)
 		return
 	}
 	s.d.Log.Warn("api: "+what+" failed after its first byte: the download is cut short", "file", dl.name, "err", err)

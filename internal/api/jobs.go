@@ -174,16 +174,16 @@ func (js *jobs) wait(d time.Duration) {
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, _ *http.Request) {
-	writeData(w, http.StatusOK, s.jobs.list())
+	WriteData(w, http.StatusOK, s.jobs.list())
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	j, ok := s.jobs.get(r.PathValue("id"))
 	if !ok {
-		writeError(w, http.StatusNotFound, codeNotFound, "no job %q: GET /api/v1/jobs lists them", r.PathValue("id"))
+		WriteError(w, http.StatusNotFound, CodeNotFound, "no job %q: GET /api/v1/jobs lists them", r.PathValue("id"))
 		return
 	}
-	writeData(w, http.StatusOK, j)
+	WriteData(w, http.StatusOK, j)
 }
 
 // SnapshotRequest is the body of POST /api/v1/snapshots (optional).
@@ -207,7 +207,7 @@ func (s *Server) takeSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Parallel < 0 {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "parallel %d: want at least 1 (or leave it out)", req.Parallel)
+		WriteError(w, http.StatusBadRequest, CodeBadRequest, "parallel %d: want at least 1 (or leave it out)", req.Parallel)
 		return
 	}
 	if req.Parallel == 0 {
@@ -229,5 +229,5 @@ func (s *Server) takeSnapshot(w http.ResponseWriter, r *http.Request) {
 		return status.Snapshots([]catalog.Snapshot{catalog.NewSnapshot(m)})[0], nil
 	})
 	s.d.Log.Info("api: snapshot requested", "job", j.ID)
-	writeData(w, http.StatusAccepted, j)
+	WriteData(w, http.StatusAccepted, j)
 }

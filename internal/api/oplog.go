@@ -124,18 +124,18 @@ func (s *Server) oplog(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, errPageFull) {
-		s.refused(w, "list operations", err, http.StatusServiceUnavailable, codeUnavailable)
+		s.refused(w, "list operations", err, http.StatusServiceUnavailable, CodeUnavailable)
 		return
 	}
 	page.OplogRange, page.Segments, page.Skipped, page.Warnings = oplogRange(st.Range), st.Segments, st.Skipped, nonNil(st.Warnings)
-	writeData(w, http.StatusOK, page)
+	WriteData(w, http.StatusOK, page)
 }
 
 // oplogSummary answers a summary, cut after limit rows at a second's end.
 func (s *Server) oplogSummary(w http.ResponseWriter, r *http.Request, q browse.Query, limit int) {
 	sum, err := browse.Summarize(r.Context(), s.d.Repo, q)
 	if err != nil {
-		s.refused(w, "summarize operations", err, http.StatusServiceUnavailable, codeUnavailable)
+		s.refused(w, "summarize operations", err, http.StatusServiceUnavailable, CodeUnavailable)
 		return
 	}
 	out := OplogSummary{OplogRange: oplogRange(sum.Range), Segments: sum.Segments, Indexed: sum.Indexed,
@@ -160,7 +160,7 @@ func (s *Server) oplogSummary(w http.ResponseWriter, r *http.Request, q browse.Q
 		out.Rows = append(out.Rows, row.JSON())
 		out.Operations += row.Count
 	}
-	writeData(w, http.StatusOK, out)
+	WriteData(w, http.StatusOK, out)
 }
 
 // HistoryView is GET /api/v1/history: every version of one document, as
@@ -194,7 +194,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	}
 	h, err := browse.History(r.Context(), s.d.Repo, q)
 	if err != nil {
-		s.refused(w, "read the history", err, http.StatusServiceUnavailable, codeUnavailable)
+		s.refused(w, "read the history", err, http.StatusServiceUnavailable, CodeUnavailable)
 		return
 	}
 	out := HistoryView{Shard: h.Shard, NS: h.NS, ID: json.RawMessage(browse.ValueJSON(h.ID)), From: toTS(h.From), To: toTS(h.To),
@@ -202,7 +202,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	for _, v := range h.Versions {
 		out.Versions = append(out.Versions, v.JSON())
 	}
-	writeData(w, http.StatusOK, out)
+	WriteData(w, http.StatusOK, out)
 }
 
 func nonNil(s []string) []string {

@@ -145,10 +145,10 @@ func (p *params) format(name string) export.Format {
 func badRequest(w http.ResponseWriter, err error) {
 	var inv *restore.InvalidError
 	if errors.As(err, &inv) {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "%s", inv.API())
+		WriteError(w, http.StatusBadRequest, CodeBadRequest, "%s", inv.API())
 		return
 	}
-	writeError(w, http.StatusBadRequest, codeBadRequest, "%v", err)
+	WriteError(w, http.StatusBadRequest, CodeBadRequest, "%v", err)
 }
 
 // refused answers an error of a call that reads the repository (planning
@@ -162,13 +162,13 @@ func (s *Server) refused(w http.ResponseWriter, what string, err error, status i
 	case errors.Is(err, restore.ErrNoLock):
 		s.storageError(w, what, err)
 	case errors.Is(err, restore.ErrOutsideWindows), errors.Is(err, browse.ErrOutside):
-		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "%v; GET /api/v1/timeline shows the windows", err)
+		WriteError(w, http.StatusUnprocessableEntity, CodeNotRestorable, "%v; GET /api/v1/timeline shows the windows", err)
 	case errors.As(err, &inv):
-		writeError(w, http.StatusUnprocessableEntity, codeNotRestorable, "%s: %s", what, inv.API())
+		WriteError(w, http.StatusUnprocessableEntity, CodeNotRestorable, "%s: %s", what, inv.API())
 	case status == http.StatusServiceUnavailable:
 		s.storageError(w, what, err)
 	default:
-		writeError(w, status, code, "%v", err)
+		WriteError(w, status, code, "%v", err)
 	}
 }
 
@@ -192,7 +192,7 @@ func prepare[In requester[R], R, P any](s *Server, w http.ResponseWriter, r *htt
 		return req, p, false
 	}
 	if p, err = plan(s.jobContext(), s.d.Repo, req); err != nil {
-		s.refused(w, what, err, http.StatusUnprocessableEntity, codeNotRestorable)
+		s.refused(w, what, err, http.StatusUnprocessableEntity, CodeNotRestorable)
 		return req, p, false
 	}
 	return req, p, true

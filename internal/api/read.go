@@ -62,7 +62,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if s.d.Spool != nil {
 		st.Capture.SpoolBytes = s.d.Spool.Bytes()
 	}
-	writeData(w, http.StatusOK, st)
+	WriteData(w, http.StatusOK, st)
 }
 
 // TimelineView is GET /api/v1/timeline: what can be restored.
@@ -92,7 +92,7 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 	h := repo.History{Timelines: sh.Timelines, Gaps: sh.Gaps}
 	v := TimelineView{Shard: sh.ID, Windows: status.Windows(sh.Windows), Span: status.Windows(sh.Span()), Gaps: status.Gaps(h),
 		Timelines: status.Timelines(h), Snapshots: status.Snapshots(sh.Snapshots)}
-	writeData(w, http.StatusOK, v)
+	WriteData(w, http.StatusOK, v)
 }
 
 func (s *Server) snapshots(w http.ResponseWriter, r *http.Request) {
@@ -101,11 +101,11 @@ func (s *Server) snapshots(w http.ResponseWriter, r *http.Request) {
 		s.storageError(w, "load the catalog", err)
 		return
 	}
-	writeData(w, http.StatusOK, status.Snapshots(sh.Snapshots))
+	WriteData(w, http.StatusOK, status.Snapshots(sh.Snapshots))
 }
 
 // storageError answers 503: the repository could not be read.
 func (s *Server) storageError(w http.ResponseWriter, what string, err error) {
 	s.d.Log.Warn("api: "+what+" failed", "err", err)
-	writeError(w, http.StatusServiceUnavailable, codeUnavailable, "%s: %v; check that the repository is reachable", what, err)
+	WriteError(w, http.StatusServiceUnavailable, CodeUnavailable, "%s: %v; check that the repository is reachable", what, err)
 }

@@ -273,15 +273,15 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 		if req.Target != "" {
 			var err error
 			if view.TargetCheck, view.Estimate, err = s.checkTarget(r.Context(), p); err != nil {
-				writeError(w, http.StatusBadGateway, codeUnavailable, "%v", err)
+				WriteError(w, http.StatusBadGateway, CodeUnavailable, "%v", err)
 				return
 			}
 		}
-		writeData(w, http.StatusOK, view)
+		WriteData(w, http.StatusOK, view)
 		return
 	}
 	j := s.runRestore(p)
-	writeData(w, http.StatusAccepted, restoreJob{Job: j, Plan: view})
+	WriteData(w, http.StatusAccepted, restoreJob{Job: j, Plan: view})
 }
 
 // checkTarget is a dry run's look at the target: what is in the way, and
@@ -373,10 +373,10 @@ func (s *Server) jobOf(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		j, ok := s.jobs.get(r.PathValue("id"))
 		if !ok || j.Kind != kind {
-			writeError(w, http.StatusNotFound, codeNotFound, "no %s %q: GET /api/v1/jobs lists the jobs", kind, r.PathValue("id"))
+			WriteError(w, http.StatusNotFound, CodeNotFound, "no %s %q: GET /api/v1/jobs lists the jobs", kind, r.PathValue("id"))
 			return
 		}
-		writeData(w, http.StatusOK, j)
+		WriteData(w, http.StatusOK, j)
 	}
 }
 

@@ -38,26 +38,27 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/alerts", s.auth(true, s.alerts))
 	// The dashboard's page and assets hold no data: they need no token.
 	ui := dashboard.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, codeNotFound, "no such page: %s", r.URL.Path)
+		WriteError(w, http.StatusNotFound, CodeNotFound, "no such page: %s", r.URL.Path)
 	}))
 	mux.Handle("GET /{$}", ui)
 	mux.Handle("GET "+dashboard.Prefix, ui)
 	// Everything else under the API answers in the envelope too.
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: %s %s; see docs/API.md", r.Method, r.URL.Path)
+		WriteError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: %s %s; see docs/API.md", r.Method, r.URL.Path)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: %s %s; the API is under /api/v1", r.Method, r.URL.Path)
+		WriteError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: %s %s; the API is under /api/v1", r.Method, r.URL.Path)
 	})
-	return methodNotAllowed(mux)
+	return MethodNotAllowed(mux)
 }
 
-// methodNotAllowed rewrites the mux's plain-text 405 into the envelope.
-func methodNotAllowed(mux *http.ServeMux) http.Handler {
+// MethodNotAllowed rewrites the mux's plain-text 405 into the envelope:
+// wrap every mux of the API with it.
+func MethodNotAllowed(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, pattern := mux.Handler(r)
 		if (pattern == "" || pattern == "/" || pattern == "/api/") && probeAllow(mux, r) {
-			writeError(w, http.StatusMethodNotAllowed, codeNotAllowed, "%s is not allowed on %s; see docs/API.md", r.Method, r.URL.Path)
+			WriteError(w, http.StatusMethodNotAllowed, CodeNotAllowed, "%s is not allowed on %s; see docs/API.md", r.Method, r.URL.Path)
 			return
 		}
 		mux.ServeHTTP(w, r) // (not the handler found above: it sets the path values)
@@ -66,7 +67,7 @@ func methodNotAllowed(mux *http.ServeMux) http.Handler {
 
 // probeAllow reports whether the path exists for another method.
 func probeAllow(mux *http.ServeMux, r *http.Request) bool {
-	for _, m := range []string{http.MethodGet, http.MethodPost} {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
 		if m == r.Method {
 			continue
 		}

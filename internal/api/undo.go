@@ -132,5 +132,5 @@ func (s *Server) startUndo(w http.ResponseWriter, r *http.Request) {
 			return undoResult(rep), nil
 		})
 	s.d.Log.Info("api: undo requested", "job", j.ID, "dry_run", req.DryRun, "from", req.From.String(), "to", req.To.String())
-	writeData(w, http.StatusAccepted, j)
+	WriteData(w, http.StatusAccepted, j)
 }

@@ -45,6 +45,7 @@ type Config struct {
 	API       API       `yaml:"api"`
 	Alerts    Alerts    `yaml:"alerts"`
 	Drills    Drills    `yaml:"drills"`
+	Lock      Lock      `yaml:"lock"`
 	Log       Log       `yaml:"log"`
 
 	// Origins says where the values that did not come from the config
@@ -139,6 +140,9 @@ type Alerts struct {
 	CheckInterval Duration `yaml:"check_interval"`
 	// LagAbove fires capture_lag when the capture lag exceeds it.
 	LagAbove Duration `yaml:"lag_above"`
+	// SourceUnreachableFor fires source_unreachable when the source has
+	// not answered for this long.
+	SourceUnreachableFor Duration `yaml:"source_unreachable_for"`
 	// OplogWindowBelow fires oplog_window when the source's oplog holds less
 	// than this: an outage longer than the window becomes a gap.
 	OplogWindowBelow Duration `yaml:"oplog_window_below"`
@@ -168,6 +172,15 @@ const (
 	WebhookSlack = "slack"
 )
 
+// Lock times the repository's writer lock. Whoever holds it refreshes it
+// every Refresh; a lock not refreshed for StaleAfter is stale, and another
+// agent or server takes the repository over: a failover takes at most
+// StaleAfter plus one Refresh.
+type Lock struct {
+	Refresh    Duration `yaml:"refresh"`
+	StaleAfter Duration `yaml:"stale_after"`
+}
+
 // Log configures structured logging.
 type Log struct {
 	Format string `yaml:"format"`
@@ -188,9 +201,10 @@ func Default() Config {
 		Snapshot:  Snapshot{Every: Duration(24 * time.Hour), Parallel: 4},
 		Retention: Retention{RestoreWindow: Duration(7 * 24 * time.Hour), PruneInterval: Duration(time.Hour)},
 		API:       API{Listen: "127.0.0.1:7070"},
-		Alerts: Alerts{CheckInterval: Duration(15 * time.Second), LagAbove: Duration(time.Minute),
+		Alerts: Alerts{CheckInterval: Duration(15 * time.Second), LagAbove: Duration(time.Minute), SourceUnreachableFor: Duration(time.Minute),
 			OplogWindowBelow: Duration(12 * time.Hour), StorageErrorsFor: Duration(5 * time.Minute), SpoolAbovePercent: 80},
 		Drills: Drills{Points: []string{"latest", "random"}},
+		Lock:   Lock{Refresh: Duration(10 * time.Second), StaleAfter: Duration(60 * time.Second)},
 		Log:    Log{Format: "text", Level: "info"},
 	}
 }
@@ -214,7 +228,7 @@ func Load(path string) (Config, error) {
 }
 
 // decode parses YAML strictly into cfg, keeping the defaults already in it.
-func decode(data []byte, cfg *Config) error {
+func decode(data []byte, cfg any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
@@ -222,6 +236,9 @@ func decode(data []byte, cfg *Config) error {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
 		msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", ";")), " ")
+		for _, t := range []string{"config.serverFile", "config.entry"} {
+			msg = strings.ReplaceAll(msg, "not found in type "+t, "is not a known key")
+		}
 		msg = strings.ReplaceAll(msg, "not found in type config.", "is not a known key of ")
 		return fmt.Errorf("%s", msg)
 	}
@@ -261,6 +278,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateAPI()...)
 	errs = append(errs, c.Alerts.validate()...)
 	errs = append(errs, c.validateDrills()...)
+	errs = append(errs, c.Lock.validate()...)
 	errs = append(errs, c.validateLog()...)
 	return errors.Join(errs...)
 }
@@ -307,13 +325,25 @@ func (c Config) validateDrills() []error {
 	return errs
 }
 
+// validate keeps a holder able to refresh its lock twice before it goes
+// stale: one slow refresh must not hand the repository over.
+func (l Lock) validate() []error {
+	if l.Refresh <= 0 || l.StaleAfter <= 0 {
+		return []error{errors.New("lock.refresh and lock.stale_after must be positive")}
+	}
+	if l.StaleAfter < 2*l.Refresh {
+		return []error{fmt.Errorf("lock.stale_after %s must be at least twice lock.refresh %s", l.StaleAfter, l.Refresh)}
+	}
+	return nil
+}
+
 func (a Alerts) validate() []error {
 	var errs []error
 	if a.CheckInterval <= 0 {
 		errs = append(errs, errors.New("alerts.check_interval must be positive"))
 	}
-	if a.LagAbove < 0 || a.OplogWindowBelow < 0 || a.StorageErrorsFor < 0 {
-		errs = append(errs, errors.New("alerts.lag_above, oplog_window_below and storage_errors_for must not be negative (0 turns an alert off)"))
+	if a.LagAbove < 0 || a.OplogWindowBelow < 0 || a.StorageErrorsFor < 0 || a.SourceUnreachableFor < 0 {
+		errs = append(errs, errors.New("alerts.lag_above, source_unreachable_for, oplog_window_below and storage_errors_for must not be negative (0 turns an alert off)"))
 	}
 	if a.SpoolAbovePercent < 0 || a.SpoolAbovePercent > 100 {
 		errs = append(errs, fmt.Errorf("alerts.spool_above_percent %d: want 1 to 100 (0 turns the alert off)", a.SpoolAbovePercent))

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -163,4 +165,18 @@ func (u WebhookURL) check() error {
 		return fmt.Errorf("%s is not an http:// or https:// URL", u)
 	}
 	return nil
+}
+
+// StatePath is where rewind keeps local state on this host:
+// $XDG_STATE_HOME/rewind/elem... (default ~/.local/state/rewind/...).
+func StatePath(elem ...string) string {
+	base := os.Getenv("XDG_STATE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = os.TempDir()
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(append([]string{base, "rewind"}, elem...)...)
 }

@@ -23,17 +23,7 @@ const Prefix = "/ui/"
 // Prefix; a path that names no asset goes to notFound. Mount it on
 // "GET /{$}" and "GET /ui/".
 func Handler(notFound http.Handler) http.Handler {
-	web, err := fs.Sub(files, "web")
-	if err != nil {
-		panic(err) // the embedded tree is fixed at build time
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		// Everything comes from this origin; no inline script, no framing.
-		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cache-Control", "no-cache")
 		name := "index.html"
 		if r.URL.Path != "/" {
 			name = strings.TrimPrefix(r.URL.Path, Prefix)
@@ -42,6 +32,39 @@ func Handler(notFound http.Handler) http.Handler {
 			notFound.ServeHTTP(w, r)
 			return
 		}
-		http.ServeFileFS(w, r, web, name)
+		serve(w, r, name)
 	})
+}
+
+// FleetHandler serves rewind server's home page: every deployment, and
+// the Enable backup form. Mount it on "GET /{$}".
+func FleetHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(w, r, "fleet.html") })
+}
+
+// DeploymentHandler serves the agent's page for one deployment of rewind
+// server: mounted on "GET /deployments/{name}/{$}", its script reads the
+// deployment's API under /api/v1/deployments/{name}/.
+func DeploymentHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(w, r, "index.html") })
+}
+
+// web is the embedded tree of pages and assets.
+var web = func() fs.FS {
+	sub, err := fs.Sub(files, "web")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	return sub
+}()
+
+// serve answers one embedded file with the dashboard's headers.
+func serve(w http.ResponseWriter, r *http.Request, name string) {
+	h := w.Header()
+	// Everything comes from this origin; no inline script, no framing.
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-cache")
+	http.ServeFileFS(w, r, web, name)
 }

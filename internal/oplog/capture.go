@@ -83,7 +83,10 @@ type Stats struct {
 	sourceOldest atomic.Uint64
 	sourceNewest atomic.Uint64
 	oplogFilling atomic.Bool
-	mu           sync.Mutex
+	// sourceDownSince is when the source stopped answering WatchSource
+	// (Unix nanoseconds; 0 while it answers).
+	sourceDownSince atomic.Int64
+	mu              sync.Mutex
 	lastError    string
 	timeline     string
 	coverage     coverage

@@ -52,6 +52,14 @@ func NewRepoSink(ctx context.Context, r *repo.Repository, shard string, src *sou
 	return s, resume, nil
 }
 
+// CheckContinues refuses (ErrOtherHistory) a source whose oplog does not
+// continue the shard's stored timeline, as capture would at its start; a
+// shard with nothing stored passes. It reads and writes nothing else.
+func CheckContinues(ctx context.Context, r *repo.Repository, shard string, src *source.Source) error {
+	_, _, err := NewRepoSink(ctx, r, shard, src)
+	return err
+}
+
 // WriteSegment implements Sink.
 func (s *RepoSink) WriteSegment(ctx context.Context, b Batch) error {
 	if b.Timeline != s.LastTimeline {

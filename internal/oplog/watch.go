@@ -17,21 +17,54 @@ func WatchSource(ctx context.Context, src *source.Source, stats *Stats, every ti
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if newest, err := src.NewestEntry(ctx); err == nil {
-			stats.sourceNewest.Store(pack(newest))
-			if oldest, err := src.OldestEntry(ctx); err == nil {
-				stats.sourceOldest.Store(pack(oldest))
-			}
-			if size, max, err := src.OplogFill(ctx); err == nil {
-				stats.oplogFilling.Store(filling(size, max))
-			}
-		}
+		measure(ctx, src, stats)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// measureTimeout bounds one measurement: a source that does not answer
+// within it counts as down (source_unreachable).
+const measureTimeout = 10 * time.Second
+
+// measure reads the oplog's edges and fill once.
+func measure(ctx context.Context, src *source.Source, stats *Stats) {
+	ctx, cancel := context.WithTimeout(ctx, measureTimeout)
+	defer cancel()
+	newest, err := src.NewestEntry(ctx)
+	stats.sourceAnswered(err == nil || ctx.Err() == context.Canceled, time.Now())
+	if err != nil {
+		return
+	}
+	stats.sourceNewest.Store(pack(newest))
+	if oldest, err := src.OldestEntry(ctx); err == nil {
+		stats.sourceOldest.Store(pack(oldest))
+	}
+	if size, max, err := src.OplogFill(ctx); err == nil {
+		stats.oplogFilling.Store(filling(size, max))
+	}
+}
+
+// sourceAnswered records whether the source answered a measurement.
+func (s *Stats) sourceAnswered(ok bool, now time.Time) {
+	if ok {
+		s.sourceDownSince.Store(0)
+	} else {
+		s.sourceDownSince.CompareAndSwap(0, now.UnixNano())
+	}
+}
+
+// SourceDownFor is how long the source has not answered (its oplog's
+// newest entry could not be read), 0 while it answers.
+func (s *Stats) SourceDownFor(now time.Time) time.Duration {
+	since := s.sourceDownSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(0, since))
 }
 
 // filling reports whether an oplog of size bytes out of max has room left:

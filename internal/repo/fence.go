@@ -12,27 +12,23 @@ import (
 	"github.com/rewind-backup/rewind/internal/storage"
 )
 
-// EnvLockStaleAfter overrides DefaultStaleAfter for every lock a process
-// takes (a Go duration, e.g. "3s"); the refresh interval then becomes a
-// sixth of it. It exists for tests that pause a process past the stale
+// EnvLockStaleAfter overrides the stale time of every lock a process
+// takes, configured (lock.stale_after) or not (a Go duration, e.g. "3s");
+// the refresh interval then becomes a sixth of it. It exists for tests that pause a process past the stale
 // time (the fencing test); production leaves it unset.
 const EnvLockStaleAfter = "REWIND_LOCK_STALE_AFTER"
 
-// lockTimingFromEnv applies EnvLockStaleAfter to o where o leaves the
-// timings unset.
+// lockTimingFromEnv applies EnvLockStaleAfter to o.
 func lockTimingFromEnv(o *LockOptions) error {
 	v := os.Getenv(EnvLockStaleAfter)
-	if v == "" || o.StaleAfter > 0 {
+	if v == "" {
 		return nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
 		return fmt.Errorf("%s=%q is not a positive duration such as 3s; unset it: %w", EnvLockStaleAfter, v, ErrInvalid)
 	}
-	o.StaleAfter = d
-	if o.RefreshEvery <= 0 {
-		o.RefreshEvery = d / 6
-	}
+	o.StaleAfter, o.RefreshEvery = d, d/6
 	return nil
 }
 

@@ -43,6 +43,17 @@ type LockInfo struct {
 	PID       int       `bson:"pid"`
 	Started   time.Time `bson:"started"`
 	Refreshed time.Time `bson:"refreshed"`
+	// StaleAfterMS is the holder's own stale time in milliseconds (0 in
+	// locks written before it was recorded): a contender waits for the
+	// longer of it and its own, so a holder configured to refresh slowly
+	// is never taken for dead.
+	StaleAfterMS int64 `bson:"stale_after_ms,omitempty"`
+}
+
+// Stale reports whether l, not refreshed since then, may be ignored by a
+// contender whose own stale time is staleAfter.
+func (l LockInfo) Stale(now time.Time, staleAfter time.Duration) bool {
+	return now.Sub(l.Refreshed) > max(staleAfter, time.Duration(l.StaleAfterMS)*time.Millisecond)
 }
 
 // conflicts reports whether holding a and b at once is forbidden.
@@ -176,7 +187,7 @@ func (r *Repository) tryLock(ctx context.Context, o LockOptions) (*Lock, error) 
 	}
 	now := o.Now().UTC()
 	l := &Lock{r: r, opts: o, lastOK: now, info: LockInfo{ID: randomHex(8), Kind: o.Kind,
-		Purpose: o.Purpose, Host: o.Host, PID: o.PID, Started: now, Refreshed: now}}
+		Purpose: o.Purpose, Host: o.Host, PID: o.PID, Started: now, Refreshed: now, StaleAfterMS: o.StaleAfter.Milliseconds()}}
 	if err := l.write(ctx); err != nil {
 		return nil, fmt.Errorf("lock repository: %w", err)
 	}
@@ -223,7 +234,7 @@ func (r *Repository) conflicting(ctx context.Context, self LockInfo, o LockOptio
 	for _, other := range locks {
 		switch {
 		case other.ID == self.ID:
-		case o.Now().Sub(other.Refreshed) > o.StaleAfter || deadHolder(other, o.Host):
+		case other.Stale(o.Now(), o.StaleAfter) || deadHolder(other, o.Host):
 			if err := r.deleteIfExists(ctx, lockKey(other.ID)); err != nil {
 				return nil, err
 			}
@@ -300,7 +311,7 @@ func (r *Repository) BreakLocks(ctx context.Context, staleOnly bool, staleAfter 
 			payload, _, err := r.getObject(ctx, i.Key, KindLock)
 			if err == nil {
 				info, derr := decodeLock(payload)
-				if derr == nil && now.Sub(info.Refreshed) <= staleAfter {
+				if derr == nil && !info.Stale(now, staleAfter) {
 					continue
 				}
 			} else if errors.Is(err, storage.ErrNotFound) {

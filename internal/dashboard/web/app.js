@@ -13,6 +13,13 @@ class APIError extends Error {
   constructor(status, code, message) { super(message); this.status = status; this.code = code; }
 }
 
+// Under rewind server this page is /deployments/NAME/, and the agent's
+// API of that deployment is /api/v1/deployments/NAME/...
+const DEPLOYMENT = (location.pathname.match(/^\/deployments\/([^/]+)\/$/) || [])[1];
+function apiPath(path) {
+  return DEPLOYMENT ? path.replace(/^\/api\/v1\//, "/api/v1/deployments/" + DEPLOYMENT + "/") : path;
+}
+
 async function api(method, path, body) {
   const headers = { "Accept": "application/json" };
   const token = localStorage.getItem(TOKEN_KEY);
@@ -20,7 +27,7 @@ async function api(method, path, body) {
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let resp;
   try {
-    resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    resp = await fetch(apiPath(path), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   } catch (e) {
     throw new APIError(0, "unreachable", "the agent does not answer (" + e.message + ")");
   }

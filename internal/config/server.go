@@ -1,0 +1,174 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Server is the configuration of `rewind server`: the agent's sections at
+// the top level (capture, snapshot, retention, alerts, drills, lock, api,
+// log) are the defaults of every deployment, and Deployments lists what
+// it backs up.
+type Server struct {
+	// Defaults holds the top level: a deployment's sections start from it.
+	Defaults Config
+	// StateDir keeps the deployments added over the API (deployments.json,
+	// mode 0600: their connection strings hold credentials). Default
+	// $XDG_STATE_HOME/rewind/server.
+	StateDir string
+	// MaxDeployments is how many deployments this process captures at
+	// once (0: no limit); it leaves the others to its peers.
+	MaxDeployments int
+	// Deployments are those declared in the file, in its order.
+	Deployments []Deployment
+}
+
+// Deployment is one deployment of rewind server: a replica set or a
+// sharded cluster with its repository, and its own capture, snapshot,
+// retention, alerts and drills sections over the server's defaults.
+type Deployment struct {
+	// Name names it in the API's paths, the metrics' deployment label
+	// and the alerts: up to 64 of [A-Za-z0-9._-].
+	Name string
+	// Config is the deployment's whole agent configuration (api and log
+	// are the server's).
+	Config Config
+}
+
+// serverFile is the file's shape: the agent's keys, and the server's own.
+type serverFile struct {
+	Config         `yaml:",inline"`
+	StateDir       string      `yaml:"state_dir"`
+	MaxDeployments int         `yaml:"max_deployments"`
+	Deployments    []yaml.Node `yaml:"deployments"`
+}
+
+// entry is one deployment as the file or the API gives it.
+type entry struct {
+	Name   string `yaml:"name"`
+	Config `yaml:",inline"`
+}
+
+// serverOnly are the top-level keys a deployment cannot set: one server
+// has one API, one log and one lock timing.
+var serverOnly = []string{"api", "log", "lock", "state_dir", "max_deployments", "deployments"}
+
+var innerLine = regexp.MustCompile(`line \d+: `)
+
+// LoadServer reads and checks rewind server's file. Every problem is
+// reported at once, each naming its deployment.
+func LoadServer(path string) (Server, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Server{}, fmt.Errorf("read config: %w", err)
+	}
+	s, err := ParseServer(data)
+	if err != nil {
+		return s, fmt.Errorf("config %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// ParseServer parses and checks a server configuration.
+func ParseServer(data []byte) (Server, error) {
+	f := serverFile{Config: Default()}
+	if err := decode(data, &f); err != nil {
+		return Server{}, err
+	}
+	s := Server{Defaults: f.Config, StateDir: f.StateDir, MaxDeployments: f.MaxDeployments}
+	var errs []error
+	if f.Source != "" || f.Repo != "" || len(f.Shards) > 0 || f.ConfigServer != "" {
+		errs = append(errs, errors.New("source, shards, config_server and repo belong to each entry of deployments:, not to the top level"))
+	}
+	if s.MaxDeployments < 0 {
+		errs = append(errs, errors.New("max_deployments must not be negative (0: no limit)"))
+	}
+	if err := s.Defaults.Lock.validate(); err != nil {
+		errs = append(errs, err...)
+	}
+	errs = append(errs, s.Defaults.validateAPI()...)
+	errs = append(errs, s.Defaults.validateLog()...)
+	for i, n := range f.Deployments {
+		raw, err := yaml.Marshal(&n)
+		if err == nil {
+			var d Deployment
+			if d, err = s.ParseDeployment(raw); err == nil {
+				s.Deployments = append(s.Deployments, d)
+			}
+		}
+		if err != nil {
+			// (The inner line numbers count from the entry, not the file.)
+			msg := innerLine.ReplaceAllString(err.Error(), "")
+			errs = append(errs, fmt.Errorf("deployments[%d] (line %d): %s", i, n.Line, msg))
+		}
+	}
+	if err := CheckUnique(s.Deployments); err != nil {
+		errs = append(errs, err)
+	}
+	return s, errors.Join(errs...)
+}
+
+// ParseDeployment reads one deployment (YAML or JSON: the API's request
+// bodies are read here too) over the server's defaults, and checks it.
+func (s Server) ParseDeployment(doc []byte) (Deployment, error) {
+	return s.PatchDeployment(Deployment{Config: s.Defaults}, doc)
+}
+
+// PatchDeployment applies doc over d: the keys doc gives replace d's, the
+// others stay (PATCH /api/v1/deployments/{name}). A doc that renames the
+// deployment is refused.
+func (s Server) PatchDeployment(d Deployment, doc []byte) (Deployment, error) {
+	var probe map[string]any
+	if err := yaml.Unmarshal(doc, &probe); err != nil {
+		return d, fmt.Errorf("read deployment: %v", err)
+	}
+	for _, k := range serverOnly {
+		if _, ok := probe[k]; ok {
+			return d, fmt.Errorf("%s: is the server's (top level of its file), not a deployment's", k)
+		}
+	}
+	e := entry{Name: d.Name, Config: d.Config}
+	e.Origins = nil
+	if err := decode(doc, &e); err != nil {
+		return d, err
+	}
+	if d.Name != "" && e.Name != d.Name {
+		return d, fmt.Errorf("name: %q cannot be renamed to %q; add a new deployment instead", d.Name, e.Name)
+	}
+	if err := CheckShardName(e.Name); err != nil {
+		return d, fmt.Errorf("name: %w", err)
+	}
+	if e.Capture.SpoolDir == s.Defaults.Capture.SpoolDir && e.Capture.SpoolDir != "" {
+		// One spool per deployment under the server's.
+		e.Capture.SpoolDir = filepath.Join(s.Defaults.Capture.SpoolDir, e.Name)
+	}
+	e.API, e.Log, e.Lock = s.Defaults.API, s.Defaults.Log, s.Defaults.Lock
+	if err := e.Validate(); err != nil {
+		return d, fmt.Errorf("deployment %q: %s", e.Name, bytes.ReplaceAll([]byte(err.Error()), []byte("\n"), []byte("; ")))
+	}
+	return Deployment{Name: e.Name, Config: e.Config}, nil
+}
+
+// CheckUnique refuses two deployments of one name, or of one repository
+// (two writers for one repository would only stand by for each other).
+func CheckUnique(ds []Deployment) error {
+	names, repos := map[string]bool{}, map[string]string{}
+	var errs []error
+	for _, d := range ds {
+		if names[d.Name] {
+			errs = append(errs, fmt.Errorf("deployment %q is declared twice: give each its own name", d.Name))
+		}
+		names[d.Name] = true
+		if other, ok := repos[d.Config.Repo]; ok {
+			errs = append(errs, fmt.Errorf("deployments %q and %q have the same repo: give each deployment a repository of its own", other, d.Name))
+		}
+		repos[d.Config.Repo] = d.Name
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,150 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/api"
+	"github.com/rewind-backup/rewind/internal/dashboard"
+)
+
+// httpServer is the bound listener, for Addr.
+type httpServer struct {
+	addr string
+}
+
+// Addr is the address the API listens on, "" until it serves.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.http == nil {
+		return ""
+	}
+	return s.http.addr
+}
+
+// serve runs the HTTP API until ctx ends.
+func (s *Server) serve(ctx context.Context) error {
+	c := s.cfg.Defaults.API
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on api.listen %s: %w; choose a free address", c.Listen, err)
+	}
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("load api.tls_cert and api.tls_key: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	s.mu.Lock()
+	s.http = &httpServer{addr: ln.Addr().String()}
+	s.mu.Unlock()
+	s.Log.Info("api listening", "addr", ln.Addr().String(), "tls", c.TLSCert != "", "public_read", c.PublicRead)
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve api: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shut down api: %w", err)
+	}
+	return nil
+}
+
+// Handler is the server's HTTP handler: the management API, each
+// deployment's agent API under /api/v1/deployments/{name}/, the metrics
+// of all of them, health, reload and the dashboard.
+func (s *Server) Handler() http.Handler {
+	g := s.guard.Wrap
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("rewind server is healthy\n"))
+	})
+	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("rewind server is ready\n"))
+	})
+	mux.HandleFunc("POST /-/reload", g(false, s.reload))
+	mux.HandleFunc("GET /metrics", g(true, s.metrics))
+	mux.HandleFunc("GET /api/v1/deployments", g(true, s.list))
+	mux.HandleFunc("POST /api/v1/deployments", g(false, s.create))
+	mux.HandleFunc("GET /api/v1/deployments/{name}", g(true, s.get))
+	mux.HandleFunc("PATCH /api/v1/deployments/{name}", g(false, s.patch))
+	mux.HandleFunc("DELETE /api/v1/deployments/{name}", g(false, s.remove))
+	// The agent's own API checks the same token (its api section is the
+	// server's).
+	mux.HandleFunc("/api/v1/deployments/{name}/{rest...}", s.mount)
+	ui := dashboard.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, http.StatusNotFound, api.CodeNotFound, "no such page: %s", r.URL.Path)
+	}))
+	mux.Handle("GET /{$}", dashboard.FleetHandler())
+	mux.Handle("GET /deployments/{name}/{$}", http.StripPrefix("/deployments/", dashboard.DeploymentHandler()))
+	mux.Handle("GET "+dashboard.Prefix, ui)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s %s; see docs/API.md", r.Method, r.URL.Path)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s %s; the API is under /api/v1", r.Method, r.URL.Path)
+	})
+	return api.MethodNotAllowed(mux)
+}
+
+// mount passes /api/v1/deployments/{name}/REST to the deployment's agent
+// API as /api/v1/REST. A deployment not captured here answers 503 naming
+// the process that holds it.
+func (s *Server) mount(w http.ResponseWriter, r *http.Request) {
+	d := s.find(r.PathValue("name"))
+	if d == nil {
+		api.WriteError(w, http.StatusNotFound, api.CodeNotFound, "no deployment %q: GET /api/v1/deployments lists them", r.PathValue("name"))
+		return
+	}
+	v := d.view()
+	var h http.Handler
+	if v.Agent != nil {
+		h = v.Agent.Handler()
+	}
+	if h == nil {
+		why := "it is " + v.State
+		if v.Holder != nil {
+			why = fmt.Sprintf("another process holds it (%s, host %s, pid %d): ask that one", v.Holder.Purpose, v.Holder.Host, v.Holder.PID)
+		} else if v.Error != "" {
+			why += ": " + v.Error
+		}
+		api.WriteError(w, http.StatusServiceUnavailable, api.CodeUnavailable, "deployment %q is not captured by this process; %s", d.spec.Name, why)
+		return
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = "/api/v1/" + r.PathValue("rest")
+	r2.URL.RawPath = ""
+	h.ServeHTTP(w, r2)
+}
+
+// find returns the named deployment, nil when there is none.
+func (s *Server) find(name string) *deployment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deps[name]
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	if err := s.Reload(r.Context()); err != nil {
+		api.WriteError(w, http.StatusBadRequest, api.CodeBadRequest, "reload %s: %s; nothing changed", s.Path, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return
+	}
+	s.list(w, r)
+}
