@@ -87,9 +87,9 @@ type Stats struct {
 	// (Unix nanoseconds; 0 while it answers).
 	sourceDownSince atomic.Int64
 	mu              sync.Mutex
-	lastError    string
-	timeline     string
-	coverage     coverage
+	lastError       string
+	timeline        string
+	coverage        coverage
 }
 
 func pack(ts optime.Timestamp) uint64  { return uint64(ts.T)<<32 | uint64(ts.I) }
