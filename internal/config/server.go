@@ -5,10 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"net/url"
+	"path"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rewind-backup/rewind/internal/storage"
 )
 
 // Server is the configuration of `rewind server`: the agent's sections at
@@ -25,6 +30,10 @@ type Server struct {
 	// MaxDeployments is how many deployments this process captures at
 	// once (0: no limit); it leaves the others to its peers.
 	MaxDeployments int
+	// RepoPrefix, when set, is where a deployment that names no repo gets
+	// one: RepoPrefix/NAME (a prefix under a shared bucket, such as
+	// s3://backups/rewind).
+	RepoPrefix string
 	// Deployments are those declared in the file, in its order.
 	Deployments []Deployment
 }
@@ -46,6 +55,7 @@ type serverFile struct {
 	Config         `yaml:",inline"`
 	StateDir       string      `yaml:"state_dir"`
 	MaxDeployments int         `yaml:"max_deployments"`
+	RepoPrefix     string      `yaml:"repo_prefix"`
 	Deployments    []yaml.Node `yaml:"deployments"`
 }
 
@@ -57,7 +67,7 @@ type entry struct {
 
 // serverOnly are the top-level keys a deployment cannot set: one server
 // has one API, one log and one lock timing.
-var serverOnly = []string{"api", "log", "lock", "state_dir", "max_deployments", "deployments"}
+var serverOnly = []string{"api", "log", "lock", "state_dir", "max_deployments", "repo_prefix", "deployments"}
 
 var innerLine = regexp.MustCompile(`line \d+: `)
 
@@ -81,10 +91,15 @@ func ParseServer(data []byte) (Server, error) {
 	if err := decode(data, &f); err != nil {
 		return Server{}, err
 	}
-	s := Server{Defaults: f.Config, StateDir: f.StateDir, MaxDeployments: f.MaxDeployments}
+	s := Server{Defaults: f.Config, StateDir: f.StateDir, MaxDeployments: f.MaxDeployments, RepoPrefix: f.RepoPrefix}
 	var errs []error
 	if f.Source != "" || f.Repo != "" || len(f.Shards) > 0 || f.ConfigServer != "" {
 		errs = append(errs, errors.New("source, shards, config_server and repo belong to each entry of deployments:, not to the top level"))
+	}
+	if s.RepoPrefix != "" {
+		if err := storage.CheckURL(s.RepoPrefix); err != nil {
+			errs = append(errs, fmt.Errorf("repo_prefix: %w", err))
+		}
 	}
 	if s.MaxDeployments < 0 {
 		errs = append(errs, errors.New("max_deployments must not be negative (0: no limit)"))
@@ -144,6 +159,9 @@ func (s Server) PatchDeployment(d Deployment, doc []byte) (Deployment, error) {
 	if err := CheckShardName(e.Name); err != nil {
 		return d, fmt.Errorf("name: %w", err)
 	}
+	if e.Repo == "" && s.RepoPrefix != "" {
+		e.Repo = under(s.RepoPrefix, e.Name)
+	}
 	if e.Capture.SpoolDir == s.Defaults.Capture.SpoolDir && e.Capture.SpoolDir != "" {
 		// One spool per deployment under the server's.
 		e.Capture.SpoolDir = filepath.Join(s.Defaults.Capture.SpoolDir, e.Name)
@@ -153,6 +171,20 @@ func (s Server) PatchDeployment(d Deployment, doc []byte) (Deployment, error) {
 		return d, fmt.Errorf("deployment %q: %s", e.Name, bytes.ReplaceAll([]byte(err.Error()), []byte("\n"), []byte("; ")))
 	}
 	return Deployment{Name: e.Name, Config: e.Config}, nil
+}
+
+// under is the repository URL NAME under prefix: its path gets /NAME,
+// its query (?region=...) stays.
+func under(prefix, name string) string {
+	u, err := url.Parse(prefix)
+	if err != nil || u.Scheme == "" {
+		return filepath.Join(prefix, name) // a local path
+	}
+	u.Path = path.Join("/", u.Path, name)
+	if u.Host != "" || u.Scheme == "file" {
+		return u.String()
+	}
+	return strings.TrimPrefix(u.String(), "/")
 }
 
 // CheckUnique refuses two deployments of one name, or of one repository

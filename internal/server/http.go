@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/api"
 	"github.com/rewind-backup/rewind/internal/dashboard"
+	"github.com/rewind-backup/rewind/internal/redact"
 )
 
 // httpServer is the bound listener, for Addr.
@@ -81,6 +83,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("POST /-/reload", g(false, s.reload))
 	mux.HandleFunc("GET /metrics", g(true, s.metrics))
+	mux.HandleFunc("GET /api/v1/server", g(true, s.self))
 	mux.HandleFunc("GET /api/v1/deployments", g(true, s.list))
 	mux.HandleFunc("POST /api/v1/deployments", g(false, s.create))
 	mux.HandleFunc("GET /api/v1/deployments/{name}", g(true, s.get))
@@ -147,4 +150,33 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.list(w, r)
+}
+
+// ServerView is GET /api/v1/server: this process and what it serves.
+type ServerView struct {
+	Host    string `json:"host"`
+	PID     int    `json:"pid"`
+	Version string `json:"version"`
+	// ConfigFile is the file the deployments of origin "file" come from.
+	ConfigFile string `json:"config_file"`
+	// RepoPrefix is where a deployment added without a repo gets one
+	// (PREFIX/NAME), "" when none; without credentials.
+	RepoPrefix     string `json:"repo_prefix"`
+	MaxDeployments int    `json:"max_deployments"`
+	// Deployments counts them by this process's state.
+	Deployments map[string]int `json:"deployments"`
+}
+
+func (s *Server) self(w http.ResponseWriter, _ *http.Request) {
+	host, _ := os.Hostname()
+	cfg := s.defaults()
+	v := ServerView{Host: host, PID: os.Getpid(), Version: s.Version, ConfigFile: s.Path, RepoPrefix: redact.URL(cfg.RepoPrefix),
+		MaxDeployments: cfg.MaxDeployments, Deployments: map[string]int{}}
+	if cfg.RepoPrefix == "" {
+		v.RepoPrefix = ""
+	}
+	for _, d := range s.sorted() {
+		v.Deployments[d.view().State]++
+	}
+	api.WriteData(w, http.StatusOK, v)
 }
