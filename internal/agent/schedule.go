@@ -29,7 +29,17 @@ type scheduler struct {
 	runs     *runs.Recorder
 	// cluster is set for a sharded cluster: cluster snapshots are taken.
 	cluster *clusterSnapshots
+	// checkAt is when the repository is next listed to decide (the newest
+	// snapshot's start plus every); timeline is the one capture wrote at
+	// the last decision. Between decisions only memory is read: an idle
+	// deployment costs its storage no request (rewind server runs many).
+	checkAt  time.Time
+	timeline string
 }
+
+// recheckEvery bounds the wait between two listings: a snapshot deleted by
+// hand is noticed within it.
+const recheckEvery = time.Hour
 
 func (a *Agent) scheduler(w *writer) *scheduler {
 	s := &scheduler{w: w, every: a.Config.Snapshot.Every.Std(), parallel: a.Config.Snapshot.Parallel,
@@ -88,7 +98,19 @@ func (s *scheduler) nextDue(ctx context.Context) (bool, string) {
 	if s.cluster != nil {
 		return s.cluster.due(ctx, s)
 	}
-	return s.due(ctx)
+	// A gap starts a new timeline in this process: that, or the time
+	// coming, is all that can make a snapshot due.
+	tl := s.w.stats.Timeline()
+	if tl == s.timeline && s.now().Before(s.checkAt) {
+		return false, ""
+	}
+	s.timeline = tl
+	due, why, next := s.due(ctx)
+	s.checkAt = next
+	if limit := s.now().Add(recheckEvery); next.After(limit) {
+		s.checkAt = limit
+	}
+	return due, why
 }
 
 // take takes one snapshot: a cluster snapshot for a cluster. The agent
@@ -164,11 +186,12 @@ func (s *scheduler) snapshots(ctx context.Context) (refs []repo.SnapshotRef, ok 
 	return refs, true
 }
 
-// due says whether a snapshot should be taken now, and why.
-func (s *scheduler) due(ctx context.Context) (bool, string) {
+// due says whether a snapshot should be taken now, and why, and when to
+// decide next (when every elapses; now when it could not be read).
+func (s *scheduler) due(ctx context.Context) (bool, string, time.Time) {
 	refs, ok := s.snapshots(ctx)
 	if !ok || len(refs) == 0 {
-		return ok, "the repository has no snapshot"
+		return ok, "the repository has no snapshot", s.now()
 	}
 	// Snapshots taken by hand count too.
 	started := refs[len(refs)-1].Started()
@@ -176,10 +199,10 @@ func (s *scheduler) due(ctx context.Context) (bool, string) {
 	if err != nil {
 		s.log.Warn("list gaps failed", "err", err)
 	} else if n := len(gaps); n > 0 && gaps[n-1].Detected.After(started) {
-		return true, "a gap in the oplog was recorded after the newest snapshot started"
+		return true, "a gap in the oplog was recorded after the newest snapshot started", s.now()
 	}
 	if s.now().Sub(started) >= s.every {
-		return true, "snapshot.every elapsed"
+		return true, "snapshot.every elapsed", s.now()
 	}
-	return false, ""
+	return false, "", started.Add(s.every)
 }

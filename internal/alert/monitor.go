@@ -48,7 +48,17 @@ type Monitor struct {
 	// gapCovered is the newest gap known to have a snapshot after it, so
 	// its snapshots are not read again at every check.
 	gapCovered optime.Timestamp
+	// gap is the last gap observation, read again only when something
+	// that changes it happened (see gapStale): an idle agent lists no
+	// gap every check (rewind server runs many agents).
+	gap      *GapState
+	gapAt    time.Time
+	gapTL    string
+	gapSnaps time.Time
 }
+
+// gapRecheck bounds how long a gap observation is kept.
+const gapRecheck = 10 * time.Minute
 
 // historyLen is how many events GET /api/v1/alerts shows.
 const historyLen = 100
@@ -130,7 +140,10 @@ func (m *Monitor) observe(ctx context.Context, now time.Time) Observation {
 		}
 	}
 	if m.d.Repo != nil {
-		o.Gap = m.observeGap(ctx)
+		if m.gapStale(now, o.Snapshot) {
+			m.gap, m.gapAt = m.observeGap(ctx), now
+		}
+		o.Gap = m.gap
 	}
 	if m.d.Topology != nil {
 		o.Topology = m.d.Topology()
@@ -151,6 +164,24 @@ func (m *Monitor) snapshotSince(ctx context.Context, started time.Time) bool {
 		return false
 	}
 	return !refs[len(refs)-1].Started().Before(started.Truncate(time.Second))
+}
+
+// gapStale says whether the gap observation must be read again: never
+// read, failed, older than gapRecheck, a new timeline since (capture
+// records a gap as it starts one), or a snapshot run since (it may cover
+// the gap).
+func (m *Monitor) gapStale(now time.Time, snap *runs.Run) bool {
+	var tl string
+	if m.d.Stats != nil {
+		tl = m.d.Stats.Timeline()
+	}
+	var snapped time.Time
+	if snap != nil {
+		snapped = snap.Started.Add(snap.Duration)
+	}
+	stale := m.gap == nil || now.Sub(m.gapAt) >= gapRecheck || tl != m.gapTL || snapped.After(m.gapSnaps)
+	m.gapTL, m.gapSnaps = tl, snapped
+	return stale
 }
 
 // observeGap finds the newest gap and whether a complete snapshot starts

@@ -41,6 +41,7 @@ func entry(name string, srv *testserver.Server, dir string) string {
 // fleet is one rewind server run in-process by a test.
 type fleet struct {
 	t      *testing.T
+	addr   string // the API's host:port
 	s      *server.Server
 	path   string
 	cancel context.CancelFunc
@@ -62,6 +63,7 @@ func startFleet(t *testing.T, file string) *fleet {
 	go func() { f.done <- s.Run(ctx) }()
 	t.Cleanup(f.stop)
 	waitFor(t, 30*time.Second, "the server listens", func() bool { return s.Addr() != "" })
+	f.addr = s.Addr()
 	return f
 }
 
@@ -93,7 +95,7 @@ type answer struct {
 
 func (f *fleet) do(method, path, body string) answer {
 	f.t.Helper()
-	req, err := http.NewRequest(method, "http://"+f.s.Addr()+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, "http://"+f.addr+path, strings.NewReader(body))
 	must(f.t, err)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)

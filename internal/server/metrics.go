@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/rewind-backup/rewind/internal/storage"
 )
 
 // metrics answers GET /metrics: every captured deployment's rewind_
@@ -34,8 +36,11 @@ func (s *Server) registry() *prometheus.Registry {
 		states := prometheus.NewDesc("rewind_server_deployments",
 			"Deployments of this rewind server by state in this process (starting, capturing, standby, waiting, failed).",
 			[]string{"state"}, nil)
+		reqs := prometheus.NewDesc("rewind_storage_requests_total",
+			"Requests this process made to the repositories' storage, by operation (put, get, stat, list, delete).",
+			[]string{"op"}, nil)
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-			stateCollector{s: s, desc: states})
+			stateCollector{s: s, desc: states}, requestCollector{desc: reqs})
 		s.reg = reg
 	})
 	return s.reg
@@ -56,6 +61,17 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for state, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, state)
+	}
+}
+
+// requestCollector exports storage.Requests.
+type requestCollector struct{ desc *prometheus.Desc }
+
+func (c requestCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c requestCollector) Collect(ch chan<- prometheus.Metric) {
+	for op, n := range storage.Requests() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), op)
 	}
 }
 

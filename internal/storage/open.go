@@ -55,6 +55,14 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 
 // OpenWith is Open with explicit options (see Options).
 func OpenWith(ctx context.Context, rawURL string, opts Options) (Store, error) {
+	st, err := open(ctx, rawURL, opts)
+	if err != nil {
+		return nil, err
+	}
+	return counted{st}, nil
+}
+
+func open(ctx context.Context, rawURL string, opts Options) (Store, error) {
 	u, err := parseURL(rawURL)
 	switch {
 	case err != nil:
