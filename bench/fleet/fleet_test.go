@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/rewind-backup/rewind/bench/benchtool"
 	"github.com/rewind-backup/rewind/internal/testbin"
@@ -97,7 +98,9 @@ func measure(b *testing.B, n int, srcs []*testserver.Server, idle time.Duration)
 	}()
 	addr := listenAddr(b, bufio.NewScanner(stderr))
 	waitCapturing(b, addr, n)
-	time.Sleep(5 * time.Second) // the base snapshots' last uploads
+	// The base snapshots, and the one-time listings after them (the
+	// schedule, the gap alert at its next check).
+	time.Sleep(20 * time.Second)
 	cpu0, req0, t0 := cpuTime(b, cmd.Process.Pid), requests(b, addr), time.Now()
 	time.Sleep(idle)
 	cpu1, req1, t1 := cpuTime(b, cmd.Process.Pid), requests(b, addr), time.Now()
@@ -152,17 +155,21 @@ func waitCapturing(b *testing.B, addr string, n int) {
 	}
 }
 
-// requests sums rewind_storage_requests_total from /metrics.
+// requests sums rewind_storage_requests_total from /metrics (and logs
+// them by operation).
 func requests(b *testing.B, addr string) float64 {
 	var total float64
+	ops := map[string]float64{}
+	defer func() { b.Logf("storage requests so far: %v", ops) }()
 	get(b, addr, "/metrics", func(r *http.Response) {
-		var p expfmt.TextParser
+		p := expfmt.NewTextParser(model.UTF8Validation)
 		fams, err := p.TextToMetricFamilies(r.Body)
 		if err != nil {
 			b.Fatal(err)
 		}
 		for _, m := range fams["rewind_storage_requests_total"].GetMetric() {
 			total += m.GetCounter().GetValue()
+			ops[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
 		}
 	})
 	return total

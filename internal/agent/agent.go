@@ -32,7 +32,8 @@ type Agent struct {
 	Config  config.Config
 	Log     *slog.Logger
 	Version string
-	// HeartbeatEvery is how often the heartbeat object is rewritten.
+	// HeartbeatEvery is how often the heartbeat object is rewritten
+	// (default 10 s: `rewind status` counts an agent alive for 30 s).
 	HeartbeatEvery time.Duration
 	// TopologyEvery is how often a sharded cluster's config server is
 	// asked for its shards (default 5 s).
@@ -70,7 +71,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.Log = slog.Default()
 	}
 	if a.HeartbeatEvery <= 0 {
-		a.HeartbeatEvery = 5 * time.Second
+		a.HeartbeatEvery = 10 * time.Second
 	}
 	if a.TopologyEvery <= 0 {
 		a.TopologyEvery = 5 * time.Second
@@ -102,7 +103,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	for _, u := range w.units {
 		g.Go(func() error { return a.compactor(w, u).run(capCtx) })
 		g.Go(func() error {
-			oplog.WatchSource(capCtx, u.src, u.stats, a.HeartbeatEvery)
+			// The source's oplog is measured at least every 5 s (lag,
+			// source_unreachable), whatever the heartbeat's pace.
+			oplog.WatchSource(capCtx, u.src, u.stats, min(a.HeartbeatEvery, 5*time.Second))
 			return nil
 		})
 		g.Go(func() error {

@@ -165,13 +165,16 @@ type ServerView struct {
 	MaxDeployments int    `json:"max_deployments"`
 	// Deployments counts them by this process's state.
 	Deployments map[string]int `json:"deployments"`
+	// Defaults are the schedule and retention a deployment gets when it
+	// gives none (the file's top level).
+	Defaults Settings `json:"defaults"`
 }
 
 func (s *Server) self(w http.ResponseWriter, _ *http.Request) {
 	host, _ := os.Hostname()
 	cfg := s.defaults()
 	v := ServerView{Host: host, PID: os.Getpid(), Version: s.Version, ConfigFile: s.Path, RepoPrefix: redact.URL(cfg.RepoPrefix),
-		MaxDeployments: cfg.MaxDeployments, Deployments: map[string]int{}}
+		MaxDeployments: cfg.MaxDeployments, Deployments: map[string]int{}, Defaults: settingsOf(cfg.Defaults)}
 	if cfg.RepoPrefix == "" {
 		v.RepoPrefix = ""
 	}

@@ -56,7 +56,8 @@ func saveState(dir string, ds []stored) error {
 		return fmt.Errorf("save server state: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err == nil {
+	_, err = tmp.Write(data)
+	if err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {

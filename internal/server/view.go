@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/alert"
+	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/redact"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/status"
@@ -59,6 +61,11 @@ type Settings struct {
 	RestoreWindow string `json:"restore_window"`
 }
 
+func settingsOf(c config.Config) Settings {
+	return Settings{FlushInterval: c.Capture.FlushInterval.String(), SnapshotEvery: c.Snapshot.Every.String(),
+		RestoreWindow: c.Retention.RestoreWindow.String()}
+}
+
 // summaryTTL is how long a deployment's summary is reused: a dashboard
 // polling every few seconds costs each repository one read per TTL.
 const summaryTTL = 5 * time.Second
@@ -80,8 +87,7 @@ func (s *Server) viewOf(ctx context.Context, d *deployment) DeploymentView {
 	cfg := d.spec.Config
 	v := DeploymentView{Name: d.spec.Name, Origin: d.origin, State: st.State, Error: st.Error, Since: st.Since,
 		Source: alert.SourceHosts(cfg.Source.Reveal()), Repo: redact.URL(cfg.Repo), AlertsFiring: []string{},
-		Settings: Settings{FlushInterval: cfg.Capture.FlushInterval.String(), SnapshotEvery: cfg.Snapshot.Every.String(),
-			RestoreWindow: cfg.Retention.RestoreWindow.String()}}
+		Settings: settingsOf(cfg)}
 	if v.Source == "" && len(cfg.Shards) > 0 {
 		v.Source = alert.SourceHosts(cfg.Shards[0].URI.Reveal()) + ", ..."
 	}
@@ -90,7 +96,10 @@ func (s *Server) viewOf(ctx context.Context, d *deployment) DeploymentView {
 	}
 	sum, holder, err := d.summary(ctx)
 	v.Summary, v.Holder = sum, holder
-	if err != nil {
+	switch {
+	case errors.Is(err, repo.ErrNoRepository):
+		v.Warnings = append(v.Warnings, "the repository does not exist yet: the server creates it once the source answers")
+	case err != nil:
 		v.Warnings = append(v.Warnings, "the repository cannot be read: "+err.Error())
 	}
 	if v.Warnings == nil {
