@@ -124,6 +124,9 @@ install_mongo_tools() {
 	) 9>"$CACHE/mongo-tools.lock"
 }
 
+# Sourced (scripts/check-deploy.sh uses install_go): define, install nothing.
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
+
 command -v go >/dev/null || { log "go is not on PATH"; exit 1; }
 command -v npm >/dev/null || { log "npm is not on PATH (Node 20 is needed for azurite)"; exit 1; }
 

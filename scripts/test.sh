@@ -18,6 +18,7 @@ go version
 step "downloading Go modules"
 go mod download
 (cd cmd/rewind-testserver && go mod download)
+(cd scripts/deploytools && go mod download)
 
 step "building the test servers into $REWIND_TEST_CACHE (reused on later runs)"
 scripts/install-test-servers.sh
@@ -32,9 +33,14 @@ if [ -n "$unformatted" ]; then
 fi
 go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; exit 1; }
 (cd cmd/rewind-testserver && go mod tidy -diff) || { echo "cmd/rewind-testserver: run go mod tidy there" >&2; exit 1; }
+(cd scripts/deploytools && go mod tidy -diff) || { echo "scripts/deploytools: run go mod tidy there" >&2; exit 1; }
 go vet ./...
 (cd cmd/rewind-testserver && go vet ./...)
+(cd scripts/deploytools && go vet ./...)
 "$REWIND_TEST_CACHE/bin/staticcheck" ./...
+
+step "checking the Helm chart against the Kubernetes schemas and building the OCI image"
+scripts/check-deploy.sh
 
 step "running the tests"
 # -p 2: the machine has two cores; the integration tests start real servers.
