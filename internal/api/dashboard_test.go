@@ -1,15 +1,9 @@
 package api_test
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"image/png"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +12,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/api"
 	"github.com/rewind-backup/rewind/internal/oracle"
+	tb "github.com/rewind-backup/rewind/internal/testbrowser"
 	"github.com/rewind-backup/rewind/internal/testserver"
 	"github.com/rewind-backup/rewind/internal/workload"
 )
@@ -49,7 +44,7 @@ func TestDashboardAssets(t *testing.T) {
 // exactly the state of that second. The screenshot goes to docs/ when
 // REWIND_UPDATE_DOCS=1.
 func TestDashboardInBrowser(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := tb.Find(t)
 	srv := testserver.Start(t)
 	c := startAgent(t, agentConfig(t, srv))
 	ctx := t.Context()
@@ -85,118 +80,46 @@ func TestDashboardInBrowser(t *testing.T) {
 		renameLines = append(renameLines, db+"="+rename[db])
 	}
 
-	b := newBrowser(t, chromium)
-	do(t, b, "open the dashboard", chromedp.Navigate(c.base+"/"), chromedp.WaitVisible("#token-box"))
-	do(t, b, "give the token", chromedp.SendKeys("#token", token), chromedp.Click("#token-form button"))
-	do(t, b, "see the timeline", chromedp.WaitReady(`#timeline rect.window`), chromedp.WaitNotVisible("#token-box"))
-	xy := get(t, b, "find the restore point on the timeline", chromedp.Evaluate[[]float64](fmt.Sprintf(`(() => {
+	b := tb.Start(t, chromium)
+	tb.Do(t, b, "open the dashboard", chromedp.Navigate(c.base+"/"), chromedp.WaitVisible("#token-box"))
+	tb.Do(t, b, "give the token", chromedp.SendKeys("#token", token), chromedp.Click("#token-form button"))
+	tb.Do(t, b, "see the timeline", chromedp.WaitReady(`#timeline rect.window`), chromedp.WaitNotVisible("#token-box"))
+	xy := tb.Get(t, b, "find the restore point on the timeline", chromedp.Evaluate[[]float64](fmt.Sprintf(`(() => {
 		const b = document.getElementById("timeline").getBoundingClientRect(), d = state.domain;
 		return [b.left + (%d + 0.5 - d[0]) / (d[1] - d[0]) * b.width, b.top + b.height / 2];
 	})()`, pick)))
-	do(t, b, "click it", chromedp.MouseClickXY(xy[0], xy[1]))
-	to := get(t, b, "read the restore point", chromedp.Value("#r-to"))
+	tb.Do(t, b, "click it", chromedp.MouseClickXY(xy[0], xy[1]))
+	to := tb.Get(t, b, "read the restore point", chromedp.Value("#r-to"))
 	if want := time.Unix(pick, 0).UTC().Format(time.RFC3339); to != want {
 		t.Fatalf("clicking second %d filled the restore point %q, want %q", pick, to, want)
 	}
-	do(t, b, "plan the restore",
+	tb.Do(t, b, "plan the restore",
 		chromedp.SendKeys("#r-target", srv2.URI()),
 		chromedp.SendKeys("#r-rename", strings.Join(renameLines, "\n")),
 		chromedp.SendKeys("#r-ns", strings.Join(dbs, "\n")),
 		chromedp.Click("#r-plan"),
 		chromedp.WaitVisible("#plan"),
 	)
-	planText := get(t, b, "read the plan", chromedp.Text("#plan"))
+	planText := tb.Get(t, b, "read the plan", chromedp.Text("#plan"))
 	if !strings.Contains(planText, snapshotID) || !strings.Contains(planText, rename[dbs[0]]) {
 		t.Fatalf("the plan does not name the snapshot and the targets:\n%s", planText)
 	}
-	do(t, b, "start the restore", chromedp.WaitEnabled("#r-start"), chromedp.Click("#r-start"))
+	tb.Do(t, b, "start the restore", chromedp.WaitEnabled("#r-start"), chromedp.Click("#r-start"))
 
 	var state string
 	waitFor(t, 3*time.Minute, "the restore job ends on the page", func() bool {
-		state = get(t, b, "read the jobs", chromedp.Evaluate[string](`(() => {
+		state = tb.Get(t, b, "read the jobs", chromedp.Evaluate[string](`(() => {
 			const r = document.querySelector('#jobs tr[data-job^="restore-"]');
 			return r ? r.dataset.state : "";
 		})()`))
 		return state == api.StateSucceeded || state == api.StateFailed
 	})
-	row := get(t, b, "read the jobs", chromedp.Text("#jobs"))
+	row := tb.Get(t, b, "read the jobs", chromedp.Text("#jobs"))
 	if state != api.StateSucceeded {
 		t.Fatalf("the restore started from the dashboard ended %s:\n%s", state, row)
 	}
 	if err := oracle.Compare(ctx, srv2.Client(), quiet, oracle.Filter{Include: dbs, Rename: rename}); err != nil {
 		t.Fatalf("the restore to %s started from the dashboard differs from the state then: %v", to, err)
 	}
-	screenshot(t, b, "dashboard.png")
-}
-
-// findChromium finds Debian's chromium (scripts/install-test-servers.sh
-// installs it) or the browser named by REWIND_CHROMIUM.
-func findChromium(t *testing.T) string {
-	if p := os.Getenv("REWIND_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no chromium on PATH: run scripts/install-test-servers.sh (it installs Debian's chromium) or set REWIND_CHROMIUM")
-	return ""
-}
-
-// newBrowser starts a headless chromium with its own profile, stopped when
-// the test ends. The flags keep it off the network: this machine refuses
-// Chromium's background connections.
-func newBrowser(t *testing.T, path string) context.Context {
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1200, 1500))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	// The first run starts the browser; it must not have a deadline (one
-	// would stop the browser with it), later steps do.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start %s: %v", path, err)
-	}
-	return bctx
-}
-
-// do runs browser actions with a deadline and fails the test naming the step.
-func do(t *testing.T, b context.Context, step string, actions ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	get(t, b, step, chromedp.Steps(actions...))
-}
-
-// get runs one browser action that answers a value, like do.
-func get[T any](t *testing.T, b context.Context, step string, a chromedp.Action[T]) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b, 60*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		// Show what the user would have seen.
-		pctx, cancel := context.WithTimeout(b, 5*time.Second)
-		defer cancel()
-		page, _ := chromedp.Run(pctx, chromedp.Evaluate[string](`document.body.innerText`))
-		t.Fatalf("dashboard: %s: %v\nthe page says:\n%s", step, err, page)
-	}
-	return v
-}
-
-// screenshot takes the whole page as PNG, checks it is one, and writes it to
-// docs/NAME when REWIND_UPDATE_DOCS=1 (for the README).
-func screenshot(t *testing.T, b context.Context, name string) {
-	img := get(t, b, "take a screenshot", chromedp.FullScreenshot(100))
-	cfg, err := png.DecodeConfig(bytes.NewReader(img))
-	if err != nil || cfg.Width < 800 || cfg.Height < 600 {
-		t.Fatalf("screenshot: %v, %dx%d", err, cfg.Width, cfg.Height)
-	}
-	path := filepath.Join(t.TempDir(), name)
-	if os.Getenv("REWIND_UPDATE_DOCS") == "1" {
-		path = filepath.Join("..", "..", "docs", name)
-	}
-	must(t, os.WriteFile(path, img, 0o644))
-	t.Logf("screenshot %dx%d in %s", cfg.Width, cfg.Height, path)
+	tb.Screenshot(t, b, "dashboard.png")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	rt "github.com/rewind-backup/rewind/internal/restore/restoretest"
+	tb "github.com/rewind-backup/rewind/internal/testbrowser"
 )
 
 // A user opens the Operations view: the latest minute shows the bad
@@ -23,25 +24,25 @@ import (
 // overwriting restore from the form then puts order 7 back too. Every
 // request is the page's own, to the real endpoints.
 func TestOperationsInBrowser(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := tb.Find(t)
 	srv, db, _, c := liveOrders(t)
 	orders := db + ".orders"
 	bad := rt.EntryTS(1)
 
-	b := newBrowser(t, chromium)
-	do(t, b, "open the dashboard", chromedp.Navigate(c.base+"/"), chromedp.WaitVisible("#token-box"))
-	do(t, b, "give the token", chromedp.SendKeys("#token", token), chromedp.Click("#token-form button"))
+	b := tb.Start(t, chromium)
+	tb.Do(t, b, "open the dashboard", chromedp.Navigate(c.base+"/"), chromedp.WaitVisible("#token-box"))
+	tb.Do(t, b, "give the token", chromedp.SendKeys("#token", token), chromedp.Click("#token-form button"))
 	bar := fmt.Sprintf(`#ops-bars rect.bar[data-t="%d"][data-ns="%s"]`, bad.T, orders)
-	do(t, b, "see the latest minute's operations", chromedp.WaitReady(bar))
-	title := get(t, b, "read the bar of the bad delete", chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%q).textContent`, bar+" title")))
+	tb.Do(t, b, "see the latest minute's operations", chromedp.WaitReady(bar))
+	title := tb.Get(t, b, "read the bar of the bad delete", chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%q).textContent`, bar+" title")))
 	if want := iso(bad.T) + "  " + orders + ": 5 deletes"; title != want {
 		t.Fatalf("the bad delete's bar says %q, want %q", title, want)
 	}
-	if got := get(t, b, "check the moment", chromedp.Value("#o-at")); got != iso(rt.EntryTS(5).T-29) {
+	if got := tb.Get(t, b, "check the moment", chromedp.Value("#o-at")); got != iso(rt.EntryTS(5).T-29) {
 		t.Errorf("the moment defaults to %q, want %q: the latest minute", got, iso(rt.EntryTS(5).T-29))
 	}
 
-	do(t, b, "click the bar", chromedp.Click(bar), chromedp.WaitVisible("#o-entries"))
+	tb.Do(t, b, "click the bar", chromedp.Click(bar), chromedp.WaitVisible("#o-entries"))
 	rows := waitRows(t, b, "#o-list tbody tr", 5)
 	for i, id := range badDelete {
 		if want := fmt.Sprintf(`delete (in applyOps)%s{"$numberInt":"%d"}`, orders, id); !strings.Contains(rows[i], want) {
@@ -49,7 +50,7 @@ func TestOperationsInBrowser(t *testing.T) {
 		}
 	}
 
-	do(t, b, "open the history of order 7", chromedp.Click("#o-list tbody tr:nth-child(2) button.history"), chromedp.WaitVisible("#o-history"))
+	tb.Do(t, b, "open the history of order 7", chromedp.Click("#o-list tbody tr:nth-child(2) button.history"), chromedp.WaitVisible("#o-history"))
 	versions := waitRows(t, b, "#o-versions tbody tr", 3)
 	for i, want := range []string{`as the history starts`, `delete (in applyOps)deleted`, `insert`} {
 		if !strings.Contains(versions[i], want) {
@@ -59,24 +60,24 @@ func TestOperationsInBrowser(t *testing.T) {
 	if !strings.Contains(versions[0], `"o7"`) || !strings.Contains(versions[2], `"seven again"`) {
 		t.Fatalf("the versions of order 7 do not show its documents: %q", versions)
 	}
-	picked := get(t, b, "read the version of the clicked operation", chromedp.Evaluate[string](`document.querySelector("#o-versions tr.picked").dataset.ts`))
+	picked := tb.Get(t, b, "read the version of the clicked operation", chromedp.Evaluate[string](`document.querySelector("#o-versions tr.picked").dataset.ts`))
 	if picked != bad.String() {
 		t.Errorf("the version marked is %s, want the delete's %s", picked, bad)
 	}
 
 	// Just before: the increment before, or the end of the previous second.
-	jb := get(t, b, "compute points just before", chromedp.Evaluate[[]string](`[justBefore({t: 1795165211, i: 7}), justBefore({t: 1795165211, i: 1})]`))
+	jb := tb.Get(t, b, "compute points just before", chromedp.Evaluate[[]string](`[justBefore({t: 1795165211, i: 7}), justBefore({t: 1795165211, i: 1})]`))
 	if jb[0] != "1795165211:6" || jb[1] != iso(1795165210) {
 		t.Fatalf("justBefore gives %v, want 1795165211:6 and %s", jb, iso(1795165210))
 	}
-	do(t, b, "restore to just before the bar", chromedp.Click("#o-restore-bar"))
-	if to, ns := get(t, b, "read the restore point", chromedp.Value("#r-to")), get(t, b, "read the namespaces", chromedp.Value("#r-ns")); to != iso(bad.T-1) || ns != orders {
+	tb.Do(t, b, "restore to just before the bar", chromedp.Click("#o-restore-bar"))
+	if to, ns := tb.Get(t, b, "read the restore point", chromedp.Value("#r-to")), tb.Get(t, b, "read the namespaces", chromedp.Value("#r-ns")); to != iso(bad.T-1) || ns != orders {
 		t.Fatalf("restore to just before the bar filled to %q ns %q, want %q and %q", to, ns, iso(bad.T-1), orders)
 	}
 
-	do(t, b, "give the target and undo the bar's range (a dry run first)",
+	tb.Do(t, b, "give the target and undo the bar's range (a dry run first)",
 		chromedp.SendKeys("#r-target", srv.URI()), chromedp.Click("#o-undo-bar"), chromedp.WaitVisible("#u-report"), chromedp.WaitEnabled("#u-run"))
-	report := get(t, b, "read the dry run", chromedp.Text("#u-report"))
+	report := tb.Get(t, b, "read the dry run", chromedp.Text("#u-report"))
 	for _, want := range []string{"dry run: nothing was changed", "5 documents changed by the range: 0 would be restored, 4 would be re-inserted",
 		"1 conflicts left alone", `{"$numberInt":"3"}, {"$numberInt":"11"}`, `{"$numberInt":"7"}`} {
 		if !strings.Contains(report, want) {
@@ -86,12 +87,12 @@ func TestOperationsInBrowser(t *testing.T) {
 	if got := ordersIn(t, srv, db); !maps.Equal(got, latestOrders()) {
 		t.Fatalf("the dry run changed the orders: %v", got)
 	}
-	if label := get(t, b, "read the confirmation", chromedp.Text("#u-run")); !strings.HasPrefix(label, "Undo: write 4 documents into 127.0.0.1") {
+	if label := tb.Get(t, b, "read the confirmation", chromedp.Text("#u-run")); !strings.HasPrefix(label, "Undo: write 4 documents into 127.0.0.1") {
 		t.Errorf("the confirmation button says %q", label)
 	}
-	do(t, b, "confirm the undo", chromedp.Click("#u-run"))
+	tb.Do(t, b, "confirm the undo", chromedp.Click("#u-run"))
 	waitFor(t, time.Minute, "the undo's result on the page", func() bool {
-		return strings.Contains(get(t, b, "read the result", chromedp.Text("#u-facts")), "undone")
+		return strings.Contains(tb.Get(t, b, "read the result", chromedp.Text("#u-facts")), "undone")
 	})
 	want := latestOrders()
 	for _, id := range []int32{3, 11, 15, 19} {
@@ -101,19 +102,19 @@ func TestOperationsInBrowser(t *testing.T) {
 		t.Fatalf("after the undo from the dashboard: %v, want %v", got, want)
 	}
 
-	do(t, b, "plan a filtered, overwriting restore of order 7",
+	tb.Do(t, b, "plan a filtered, overwriting restore of order 7",
 		chromedp.SendKeys("#r-filter", `{"_id": 7}`), chromedp.SetValue("#r-merge", "overwrite"),
 		chromedp.Click("#r-plan"), chromedp.WaitVisible("#plan"), chromedp.WaitEnabled("#r-start"))
-	if plan := get(t, b, "read the plan", chromedp.Text("#plan")); !strings.Contains(plan, "overwrite") || !strings.Contains(plan, "a merge can write into") {
+	if plan := tb.Get(t, b, "read the plan", chromedp.Text("#plan")); !strings.Contains(plan, "overwrite") || !strings.Contains(plan, "a merge can write into") {
 		t.Fatalf("the plan of the merge does not say so:\n%s", plan)
 	}
-	do(t, b, "start the restore", chromedp.Click("#r-start"))
+	tb.Do(t, b, "start the restore", chromedp.Click("#r-start"))
 	var states string
 	waitFor(t, time.Minute, "the restore job ends on the page", func() bool {
-		states = get(t, b, "read the jobs", chromedp.Evaluate[string](`[...document.querySelectorAll('#jobs tr[data-job^="restore-"]')].map((r) => r.dataset.state).join(" ")`))
+		states = tb.Get(t, b, "read the jobs", chromedp.Evaluate[string](`[...document.querySelectorAll('#jobs tr[data-job^="restore-"]')].map((r) => r.dataset.state).join(" ")`))
 		return states == "succeeded succeeded"
 	})
-	if jobs := get(t, b, "read the jobs", chromedp.Text("#jobs")); !strings.Contains(jobs, "0 inserted, 1 replaced, 0 left alone") ||
+	if jobs := tb.Get(t, b, "read the jobs", chromedp.Text("#jobs")); !strings.Contains(jobs, "0 inserted, 1 replaced, 0 left alone") ||
 		!strings.Contains(jobs, "4 re-inserted") {
 		t.Fatalf("the jobs do not report the undo and the merge:\n%s", jobs)
 	}
@@ -121,7 +122,7 @@ func TestOperationsInBrowser(t *testing.T) {
 	if got := ordersIn(t, srv, db); !maps.Equal(got, want) {
 		t.Fatalf("after the filtered restore from the dashboard: %v, want %v", got, want)
 	}
-	screenshot(t, b, "dashboard-operations.png")
+	tb.Screenshot(t, b, "dashboard-operations.png")
 }
 
 // waitRows waits until the rows selected number n and returns their text.
@@ -129,7 +130,7 @@ func waitRows(t *testing.T, b context.Context, sel string, n int) []string {
 	t.Helper()
 	var rows []string
 	waitFor(t, 30*time.Second, fmt.Sprintf("%d rows in %s", n, sel), func() bool {
-		rows = get(t, b, "read "+sel, chromedp.Evaluate[[]string](fmt.Sprintf(`[...document.querySelectorAll(%q)].map((r) => r.innerText.replaceAll("\t", ""))`, sel)))
+		rows = tb.Get(t, b, "read "+sel, chromedp.Evaluate[[]string](fmt.Sprintf(`[...document.querySelectorAll(%q)].map((r) => r.innerText.replaceAll("\t", ""))`, sel)))
 		return len(rows) == n
 	})
 	return rows
