@@ -9,6 +9,8 @@
 #   document in the k8s.io/kubernetes module (the Go module proxy), turned
 #   into kubeconform's file layout by scripts/deploytools/k8sschemas; first
 #   the script checks that they do reject a misspelt field;
+# - the server configuration the chart renders is one `rewind server
+#   --check-config` accepts (with dummy values for its ${VAR} references);
 # - scripts/build-image.sh builds the OCI image and checks it.
 #
 # helm, kubeconform and the schemas are built once into $REWIND_TEST_CACHE/bin
@@ -63,6 +65,24 @@ for values in "" "$chart"/ci/*-values.yaml; do
 	log "helm lint and kubeconform: $chart ${values:-(default values)}"
 	"$BIN/helm" lint --strict --quiet "$chart" "${args[@]}"
 	render "${args[@]}" | kubeconform -
+done
+
+# The ConfigMap's rewind.yaml: the block under "rewind.yaml: |", unindented.
+server_config() {
+	render "$@" --show-only templates/configmap.yaml |
+		awk '/^  rewind.yaml: \|/ {on=1; next} on && /^    / {print substr($0, 5); next} on {exit}'
+}
+for values in "" "$chart"/ci/*-values.yaml; do
+	args=()
+	[ -n "$values" ] && args=(-f "$values")
+	log "rewind server --check-config: the configuration $chart renders with ${values:-(default values)}"
+	cfg=$(mktemp)
+	server_config "${args[@]}" >"$cfg"
+	grep -q 'deployments:' "$cfg" || { log "no server configuration found in the rendered ConfigMap"; exit 1; }
+	# The token file is the pod's Secret mount, absent here: --check-config reads it.
+	sed -i '/token_file:/d' "$cfg"
+	ORDERS_SOURCE=mongodb://db1:27017/ BILLING_SOURCE=mongodb://db2:27017/ go run ./cmd/rewind server --config "$cfg" --check-config
+	rm -f "$cfg"
 done
 
 REWIND_PLATFORMS="${REWIND_PLATFORMS:-linux/amd64}" scripts/build-image.sh

@@ -85,8 +85,53 @@ func LoadServer(path string) (Server, error) {
 	return s, nil
 }
 
-// ParseServer parses and checks a server configuration.
+// envRef is a reference to an environment variable in the file: ${NAME}.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces every ${NAME} in the file's values by the variable's
+// value, so that connection strings with passwords can come from the
+// environment (a Kubernetes Secret) instead of the file. Only values are
+// expanded, after YAML parsing: a value's own quotes or colons cannot
+// change the file's structure. A variable that is not set is an error.
+func expandEnv(data []byte) ([]byte, error) {
+	if !envRef.Match(data) {
+		return data, nil
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, err
+	}
+	var missing []string
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode {
+			n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+				name := envRef.FindStringSubmatch(ref)[1]
+				v, ok := os.LookupEnv(name)
+				if !ok {
+					missing = append(missing, name)
+				}
+				return v
+			})
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(&root)
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("${%s} is used in the file but not set in the environment", strings.Join(missing, "}, ${"))
+	}
+	return yaml.Marshal(&root)
+}
+
+// ParseServer parses and checks a server configuration. ${NAME} in a
+// value is replaced by the environment variable NAME.
 func ParseServer(data []byte) (Server, error) {
+	data, err := expandEnv(data)
+	if err != nil {
+		return Server{}, err
+	}
 	f := serverFile{Config: Default()}
 	if err := decode(data, &f); err != nil {
 		return Server{}, err
