@@ -91,34 +91,49 @@ func (s *Server) Addr() string {
 // Run listens on api.listen (with TLS when tls_cert and tls_key are set) and
 // serves until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.d.Config.Listen)
+	ln, err := Listen(s.d.Config)
 	if err != nil {
-		return fmt.Errorf("listen on api.listen %s: %w; choose a free address", s.d.Config.Listen, err)
-	}
-	if c := s.d.Config; c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("load api.tls_cert and api.tls_key: %w", err)
-		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		return err
 	}
 	s.mu.Lock()
 	s.addr = ln.Addr().String()
 	s.runCtx = ctx // (Serve sets it too, but requests may come first)
 	s.mu.Unlock()
 	s.d.Log.Info("api listening", "addr", s.addr, "tls", s.d.Config.TLSCert != "", "public_read", s.d.Config.PublicRead)
-
-	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
 		s.Serve(ctx)
 	}()
 	defer func() { <-served }()
+	return ServeHTTP(ctx, ln, s.handler)
+}
+
+// Listen opens api.listen, with TLS when api.tls_cert and tls_key are set.
+// Its errors say what to change.
+func Listen(c config.API) (net.Listener, error) {
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on api.listen %s: %w; choose a free address", c.Listen, err)
+	}
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("load api.tls_cert and api.tls_key: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	return ln, nil
+}
+
+// ServeHTTP serves h on ln until ctx ends, then shuts down gracefully
+// (requests in flight get 5 s).
+func ServeHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve api: %w", err)

@@ -2,14 +2,10 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/rewind-backup/rewind/internal/api"
 	"github.com/rewind-backup/rewind/internal/dashboard"
@@ -34,37 +30,15 @@ func (s *Server) Addr() string {
 // serve runs the HTTP API until ctx ends.
 func (s *Server) serve(ctx context.Context) error {
 	c := s.cfg.Defaults.API
-	ln, err := net.Listen("tcp", c.Listen)
+	ln, err := api.Listen(c)
 	if err != nil {
-		return fmt.Errorf("listen on api.listen %s: %w; choose a free address", c.Listen, err)
-	}
-	if c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("load api.tls_cert and api.tls_key: %w", err)
-		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		return err
 	}
 	s.mu.Lock()
 	s.http = &httpServer{addr: ln.Addr().String()}
 	s.mu.Unlock()
 	s.Log.Info("api listening", "addr", ln.Addr().String(), "tls", c.TLSCert != "", "public_read", c.PublicRead)
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve api: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("shut down api: %w", err)
-	}
-	return nil
+	return api.ServeHTTP(ctx, ln, s.Handler())
 }
 
 // Handler is the server's HTTP handler: the management API, each
