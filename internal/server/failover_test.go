@@ -53,7 +53,7 @@ func startServerProcess(t *testing.T, path string) *serverProcess {
 			if m := listening.FindStringSubmatch(line); m != nil {
 				addr <- m[1]
 			}
-			t.Log(fmt.Sprintf("[pid %d] %s", cmd.Process.Pid, line))
+			t.Logf("[pid %d] %s", cmd.Process.Pid, line)
 		}
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
