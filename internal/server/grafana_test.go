@@ -1,15 +1,20 @@
-package api_test
+package server_test
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
@@ -18,12 +23,16 @@ import (
 // "Deploying").
 const dashboardPath = "../../deploy/grafana/rewind.json"
 
-// Every metric the Grafana dashboard queries, in its panels and in its
-// template variables, is one the agent's /metrics exposes: a renamed or
-// misspelt metric would leave a panel silently empty.
-func TestGrafanaDashboardQueriesExposedMetrics(t *testing.T) {
+// The Grafana dashboard and rewind server's /metrics agree: every metric
+// the dashboard queries (in its panels and its template variables) is one
+// /metrics exposes, so no panel stays silently empty after a rename; and
+// every rewind_ metric exposed, the deployments' (with their deployment
+// label) and the server's own, has a panel.
+func TestGrafanaDashboardMatchesMetrics(t *testing.T) {
+	f := startFleet(t, header(filepath.Join(t.TempDir(), "state"))+entry("one", testserver.Start(t), t.TempDir()))
+	f.waitCapturing(60*time.Second, "one")
+	fams := f.scrape()
 	queried := dashboardMetrics(t, dashboardPath)
-	fams := scrape(t, startAgent(t, agentConfig(t, testserver.Start(t))))
 	var missing []string
 	for _, name := range queried {
 		if !exposed(fams, name) {
@@ -31,31 +40,54 @@ func TestGrafanaDashboardQueriesExposedMetrics(t *testing.T) {
 		}
 	}
 	if len(missing) > 0 {
-		t.Fatalf("%s queries metrics that /metrics does not expose: %s", dashboardPath, strings.Join(missing, ", "))
+		t.Errorf("%s queries metrics that /metrics does not expose: %s", dashboardPath, strings.Join(missing, ", "))
 	}
-}
-
-// Every rewind_ metric the agent exposes has a panel: a new metric gets
-// one in deploy/grafana/rewind.json.
-func TestGrafanaDashboardCoversEveryMetric(t *testing.T) {
-	queried := map[string]bool{}
-	for _, name := range dashboardMetrics(t, dashboardPath) {
-		queried[name] = true
+	shown := map[string]bool{}
+	for _, name := range queried {
+		shown[name] = true
 		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-			queried[strings.TrimSuffix(name, suffix)] = true
+			shown[strings.TrimSuffix(name, suffix)] = true
 		}
 	}
-	fams := scrape(t, startAgent(t, agentConfig(t, testserver.Start(t))))
 	var unshown []string
 	for name := range fams {
-		if strings.HasPrefix(name, "rewind_") && !queried[name] {
+		if strings.HasPrefix(name, "rewind_") && !shown[name] {
 			unshown = append(unshown, name)
 		}
 	}
 	sort.Strings(unshown)
 	if len(unshown) > 0 {
-		t.Fatalf("/metrics exposes metrics that %s shows nowhere: %s", dashboardPath, strings.Join(unshown, ", "))
+		t.Errorf("/metrics exposes metrics that %s shows nowhere: %s", dashboardPath, strings.Join(unshown, ", "))
 	}
+	lag := fams["rewind_capture_lag_seconds"]
+	if lag == nil || len(lag.GetMetric()) != 1 || !hasLabel(lag.GetMetric()[0], "deployment", "one") {
+		t.Errorf("rewind_capture_lag_seconds does not carry deployment=\"one\": %v", lag)
+	}
+}
+
+// hasLabel says whether m carries the label name=value.
+func hasLabel(m *dto.Metric, name, value string) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name && l.GetValue() == value {
+			return true
+		}
+	}
+	return false
+}
+
+// scrape reads the server's /metrics.
+func (f *fleet) scrape() map[string]*dto.MetricFamily {
+	f.t.Helper()
+	req, err := http.NewRequest("GET", "http://"+f.addr+"/metrics", nil)
+	must(f.t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	must(f.t, err)
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	must(f.t, err)
+	return fams
 }
 
 // exposed says whether the scrape has the series name: a family of that
