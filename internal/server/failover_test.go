@@ -167,3 +167,17 @@ func checkOneWriter(t *testing.T, url string) {
 		t.Logf("shard %s: %d segments chained without overlap", shard, len(segs))
 	}
 }
+
+// SIGHUP makes a running rewind server read its file again: a deployment
+// added there starts capturing.
+func TestReloadOnSIGHUP(t *testing.T) {
+	src := testserver.Start(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "server.yaml")
+	must(t, os.WriteFile(path, []byte(header(filepath.Join(dir, "state"))+entry("first", src, dir)), 0o600))
+	p := startServerProcess(t, path)
+	p.waitCapturing(60*time.Second, "first")
+	must(t, os.WriteFile(path, []byte(header(filepath.Join(dir, "state"))+entry("first", src, dir)+entry("second", src, dir)), 0o600))
+	must(t, p.cmd.Process.Signal(syscall.SIGHUP))
+	p.waitCapturing(60*time.Second, "first", "second")
+}
