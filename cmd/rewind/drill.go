@@ -65,6 +65,7 @@ could not run.`,
 	fl.StringArrayVar(&f.ns, "ns", nil, "drill only these namespaces (db, db.* or db.coll; repeatable); default all")
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
 	fl.BoolVar(&f.noRecord, "no-record", false, "do not keep the result in the repository")
+	cmd.AddCommand(newDrillHistoryCmd())
 	return cmd
 }
 

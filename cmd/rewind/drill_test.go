@@ -83,4 +83,24 @@ func TestDrillCommand(t *testing.T) {
 
 	code, _, stderr = cli(t, "drill", "--repo", url, "--scratch", scratch.URI(), "--to", "yesterday")
 	wantFailure(t, code, stderr, exitUsage, "--to", "random")
+
+	// The history, for auditors: every recorded drill, newest first, and
+	// a summary of the verdicts.
+	code, out, stderr = cli(t, "drill", "history", "--repo", url, "--json")
+	var rep status.DrillReport
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil {
+		t.Fatalf("drill history --json: exit %d\n%s%s", code, out, stderr)
+	}
+	s := rep.Summary
+	if len(rep.Drills) != s.Total || s.Exact != 2 || s.Failed != 1 || s.LastExact == nil || s.LastNotExact == nil ||
+		rep.Drills[0].Verdict != "failed" || !strings.Contains(rep.Drills[0].Problem, filepath.ToSlash(key)) ||
+		rep.Drills[1].Verdict != "exact" || rep.Drills[1].Chosen != "random" || len(rep.Drills[1].Phases) == 0 || rep.Repository == "" {
+		t.Fatalf("drill history --json:\n%s", out)
+	}
+	code, out, _ = cli(t, "drill", "history", "--repo", url, "--limit", "1")
+	if code != 0 || strings.Count(out, "\n") != 3 || !strings.Contains(out, "failed") || !strings.Contains(out, "1 drills: 0 exact, 0 mismatch, 1 failed") {
+		t.Fatalf("drill history --limit 1:\n%s", out)
+	}
+	code, _, stderr = cli(t, "drill", "history", "--repo", url, "--limit", "-1")
+	wantFailure(t, code, stderr, exitUsage, "--limit -1")
 }

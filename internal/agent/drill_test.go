@@ -15,6 +15,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/alert"
 	"github.com/rewind-backup/rewind/internal/api"
 	"github.com/rewind-backup/rewind/internal/config"
+	"github.com/rewind-backup/rewind/internal/status"
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
 
@@ -74,6 +75,20 @@ func TestScheduledDrills(t *testing.T) {
 	})
 	if st = getStatus(t, a); st.LastDrill == nil || st.LastDrill.Verdict != "failed" {
 		t.Fatalf("last drill after the corruption: %+v", st.LastDrill)
+	}
+	// The history over the API, the auditors' report: the failed drill
+	// first, the exact ones after it.
+	resp, err := http.Get("http://" + apiAddr(t, a) + "/api/v1/drills")
+	must(t, err)
+	defer resp.Body.Close()
+	var env struct {
+		Data status.DrillReport `json:"data"`
+	}
+	must(t, json.NewDecoder(resp.Body).Decode(&env))
+	rep := env.Data
+	if resp.StatusCode != http.StatusOK || len(rep.Drills) < 3 || rep.Drills[0].Verdict != "failed" || rep.Summary.Exact < 2 ||
+		rep.Summary.Failed < 1 || rep.Summary.LastExact == nil || rep.Shard == "" {
+		t.Fatalf("GET /api/v1/drills: %d %+v", resp.StatusCode, rep)
 	}
 }
 

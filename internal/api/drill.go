@@ -1,10 +1,15 @@
 package api
 
 import (
+	"errors"
+	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rewind-backup/rewind/internal/drill"
+	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/runs"
 )
 
@@ -45,4 +50,26 @@ func (m *drillMetrics) observe(r runs.Run) {
 		return
 	}
 	m.lastSuccess.Store(r.Started.Add(r.Duration).UnixNano())
+}
+
+// drills is GET /api/v1/drills: the drills recorded in the repository,
+// newest first, with a summary of their verdicts (`rewind drill history
+// --json`): the report auditors ask for. ?limit=N keeps the newest N.
+func (s *Server) drills(w http.ResponseWriter, r *http.Request) {
+	p := newParams(r, []string{"limit"}, nil)
+	limit := p.count("limit", 0, 0, 1000)
+	if p.err != nil {
+		badRequest(w, p.err)
+		return
+	}
+	rep, err := drill.LoadReport(r.Context(), s.d.Repo, s.d.Repo.Location(), s.d.Shard, limit, time.Now())
+	if errors.Is(err, repo.ErrNeedIdentity) {
+		WriteError(w, http.StatusServiceUnavailable, CodeUnavailable, "the drill records are encrypted, as the repository is: give the agent its identity (identity:) to show them")
+		return
+	}
+	if err != nil {
+		s.storageError(w, "read the drill records", err)
+		return
+	}
+	WriteData(w, http.StatusOK, rep)
 }

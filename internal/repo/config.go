@@ -126,6 +126,9 @@ type Repository struct {
 // Config returns the repository's config.
 func (r *Repository) Config() Config { return r.cfg }
 
+// Location is the repository's URL without secrets, as given to Open.
+func (r *Repository) Location() string { return r.location }
+
 // Store returns the repository's store, fenced by the process's exclusive
 // lock: while one is held, writes outside locks/ are refused once it is
 // lost or past its lease (Lock.Check).

@@ -76,3 +76,32 @@ func (s *Report) loadDrill(ctx context.Context, r *repo.Repository, shard string
 		}
 	}
 }
+
+// DrillReport is a repository's drill history, the evidence auditors ask
+// for: `rewind drill history --json` and GET /api/v1/drills answer it.
+type DrillReport struct {
+	// Repository is the repository's id, Location its URL without secrets.
+	Repository string       `json:"repository"`
+	Location   string       `json:"location"`
+	Shard      string       `json:"shard"`
+	Generated  time.Time    `json:"generated"`
+	Summary    DrillSummary `json:"summary"`
+	// Drills are the recorded drills, newest first (the repository keeps
+	// the newest 100).
+	Drills []Drill `json:"drills"`
+}
+
+// DrillSummary counts a report's drills by verdict.
+type DrillSummary struct {
+	Total       int `json:"total"`
+	Exact       int `json:"exact"`
+	Mismatch    int `json:"mismatch"`
+	Failed      int `json:"failed"`
+	NoReference int `json:"no_reference"`
+	// LastExact and LastNotExact are when the newest drill of each kind
+	// started (null when none).
+	LastExact    *time.Time `json:"last_exact"`
+	LastNotExact *time.Time `json:"last_not_exact"`
+	// MeanRTOSecondsPerGB is the mean of the exact drills' RTO (0 when none).
+	MeanRTOSecondsPerGB float64 `json:"mean_rto_seconds_per_gb"`
+}

@@ -336,6 +336,47 @@ async function snapshotNow() {
   finally { $("snapshot-now").disabled = false; }
 }
 
+// ---- restore drills (GET /api/v1/drills) ------------------------------------------
+
+async function refreshDrills() {
+  let rep;
+  try { rep = await api("GET", "/api/v1/drills?limit=20"); } catch (e) {
+    if (e.status === 401) throw e;
+    $("drill-summary").textContent = "drills: " + e.message;
+    return;
+  }
+  const body = $("drills").querySelector("tbody");
+  body.replaceChildren();
+  for (const d of rep.drills) {
+    const tr = document.createElement("tr");
+    tr.dataset.verdict = d.verdict;
+    cell(tr, shortTime(d.started)); cell(tr, d.point ? d.point.time : "–"); cell(tr, d.chosen);
+    cell(tr, d.verdict, d.verdict === "exact" ? "job-succeeded" : "job-failed"); cell(tr, d.against || "–");
+    cell(tr, d.seconds.toFixed(1) + " s"); cell(tr, d.rto_seconds_per_gb ? d.rto_seconds_per_gb.toFixed(0) + " s/GB" : "–");
+    cell(tr, d.problem || "");
+    body.appendChild(tr);
+  }
+  const s = rep.summary;
+  $("drills").hidden = rep.drills.length === 0;
+  $("drill-summary").textContent = s.total === 0 ? "No restore drill is recorded in the repository." :
+    "Newest " + s.total + " drills: " + s.exact + " exact, " + s.mismatch + " mismatch, " + s.failed + " failed, " +
+    s.no_reference + " without reference" + (s.last_exact ? "; last exact " + shortTime(s.last_exact) : "; none exact");
+}
+
+// The whole report as a file: the API answers it with the bearer token,
+// which a plain link could not send.
+async function downloadDrills() {
+  try {
+    const rep = await api("GET", "/api/v1/drills");
+    const blob = new Blob([JSON.stringify(rep, null, 2) + "\n"], { type: "application/json" });
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = "rewind-drills-" + rep.repository + "-" + rep.generated.slice(0, 10) + ".json";
+    document.body.appendChild(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  } catch (e) { $("drill-summary").textContent = "drill report: " + e.message; }
+}
+
 // ---- refresh loop ------------------------------------------------------------------
 
 async function refresh() {
@@ -346,6 +387,7 @@ async function refresh() {
     opsDefault(st);
     await refreshJobs();
     await refreshAlerts();
+    await refreshDrills();
     $("token-box").hidden = true;
     $("refreshed").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
@@ -402,6 +444,7 @@ function init() {
   $("restore-form").addEventListener("input", formChanged);
   $("r-start").addEventListener("click", startRestore);
   $("snapshot-now").addEventListener("click", snapshotNow);
+  $("drill-report").addEventListener("click", downloadDrills);
   initOps();
   refresh();
   loop();

@@ -1,0 +1,57 @@
+package drill
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/status"
+)
+
+// LoadReport reads the shard's drill results, the newest limit of
+// them (0: all), newest first. An encrypted repository's drill records
+// need the identity (repo.ErrNeedIdentity).
+func LoadReport(ctx context.Context, r *repo.Repository, location, shard string, limit int, now time.Time) (status.DrillReport, error) {
+	rep := status.DrillReport{Repository: r.Config().ID, Location: location, Shard: shard, Generated: now.UTC(), Drills: []status.Drill{}}
+	refs, err := r.ListDrillResults(ctx, shard)
+	if err != nil {
+		return rep, err
+	}
+	if limit > 0 && len(refs) > limit {
+		refs = refs[len(refs)-limit:]
+	}
+	var rtoSum float64
+	for i := len(refs) - 1; i >= 0; i-- {
+		res, err := r.ReadDrillResult(ctx, shard, refs[i].ID)
+		if err != nil {
+			return rep, fmt.Errorf("read drill %s: %w", refs[i].ID, err)
+		}
+		d := status.DrillOf(res)
+		rep.Drills = append(rep.Drills, d)
+		s := &rep.Summary
+		s.Total++
+		started := d.Started
+		switch d.Verdict {
+		case Exact:
+			s.Exact++
+			rtoSum += d.RTOSecondsPerGB
+			if s.LastExact == nil {
+				s.LastExact = &started
+			}
+		case Mismatch:
+			s.Mismatch++
+		case Failed:
+			s.Failed++
+		default:
+			s.NoReference++
+		}
+		if d.Verdict != Exact && s.LastNotExact == nil {
+			s.LastNotExact = &started
+		}
+	}
+	if rep.Summary.Exact > 0 {
+		rep.Summary.MeanRTOSecondsPerGB = rtoSum / float64(rep.Summary.Exact)
+	}
+	return rep, nil
+}
