@@ -156,6 +156,7 @@ func (s *Server) Serve(ctx context.Context) {
 	s.runCtx = ctx
 	s.mu.Unlock()
 	go s.metrics.seedLastSnapshot(ctx, s.d)
+	go s.metrics.drills.seed(ctx, s.d)
 	<-ctx.Done()
 	s.jobs.wait(10 * time.Second)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sync/atomic"
@@ -25,18 +26,43 @@ type drillMetrics struct {
 // rewind_drill_failures_total and
 // rewind_drill_last_success_timestamp_seconds, fed by every drill run the
 // agent records.
-func registerDrills(reg *prometheus.Registry, rec *runs.Recorder) {
+func registerDrills(reg *prometheus.Registry, rec *runs.Recorder) *drillMetrics {
 	m := &drillMetrics{}
 	m.dur = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "rewind_drill_duration_seconds",
 		Help: "Duration of the agent's restore drills (restore, comparison and cleanup).", Buckets: durationBuckets})
 	m.fail = prometheus.NewCounter(prometheus.CounterOpts{Name: "rewind_drill_failures_total",
 		Help: "Restore drills of the agent that did not prove their point exact (a difference, a point the repository cannot restore, nothing to compare with, or a drill that could not run)."})
 	last := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_drill_last_success_timestamp_seconds",
-		Help: "When (Unix seconds) the agent's newest exact restore drill finished; 0 until one has since the agent started."},
+		Help: "When (Unix seconds) the newest exact restore drill recorded in the repository finished (the agent's, or rewind drill's); 0 while none is."},
 		func() float64 { return float64(m.lastSuccess.Load()) / 1e9 })
 	reg.MustRegister(m.dur, m.fail, last)
 	if rec != nil {
 		rec.Observe(m.observe)
+	}
+	return m
+}
+
+// seed sets the last success from the repository's newest exact drill, so
+// that a restarted agent does not report 0 until its next drill. A drill
+// of this agent that ends meanwhile wins.
+func (m *drillMetrics) seed(ctx context.Context, d Deps) {
+	if d.Repo == nil {
+		return
+	}
+	refs, err := d.Repo.ListDrillResults(ctx, d.Shard)
+	if err != nil {
+		return
+	}
+	for i := len(refs) - 1; i >= 0; i-- {
+		res, err := d.Repo.ReadDrillResult(ctx, d.Shard, refs[i].ID)
+		if err != nil {
+			return // encrypted without the identity, or unreadable: the agent's own drills will tell
+		}
+		if res.Verdict == drill.Exact {
+			ended := res.Started.Add(time.Duration(res.Seconds * float64(time.Second)))
+			m.lastSuccess.CompareAndSwap(0, ended.UnixNano())
+			return
+		}
 	}
 }
 

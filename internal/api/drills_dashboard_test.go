@@ -9,6 +9,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/storage"
 	tb "github.com/rewind-backup/rewind/internal/testbrowser"
 	"github.com/rewind-backup/rewind/internal/testserver"
@@ -18,25 +19,32 @@ import (
 // with the summary of their verdicts (GET /api/v1/drills).
 func TestDrillHistoryInBrowser(t *testing.T) {
 	chromium := tb.Find(t)
-	cfg := agentConfig(t, testserver.Start(t))
-	c := startAgent(t, cfg)
-	var st struct {
-		Shard string `json:"shard"`
-	}
-	c.get("/api/v1/status", &st)
+	srv := testserver.Start(t)
+	cfg := agentConfig(t, srv)
 	ctx := t.Context()
+	src, err := source.Connect(ctx, srv.URI())
+	must(t, err)
+	shard := src.Shard()
+	must(t, src.Close(ctx))
 	store, err := storage.Open(ctx, cfg.Repo)
 	must(t, err)
 	defer store.Close()
 	r, err := repo.Open(ctx, store, repo.OpenOptions{Location: cfg.Repo})
 	must(t, err)
-	now := time.Now().Add(-time.Hour)
+	started := time.Now().Add(-time.Hour).Truncate(time.Second)
 	for i, verdict := range []string{"exact", "failed"} {
-		_, err := r.WriteDrillResult(ctx, repo.DrillResult{Shard: st.Shard, Started: now.Add(time.Duration(i) * time.Minute),
-			Point: optime.Timestamp{T: uint32(now.Unix()), I: 1}, Chosen: "random", Verdict: verdict, Against: "reference",
-			Problem: map[string]string{"failed": "read object data/ab/cd: checksum mismatch"}[verdict], Seconds: 3.5, RTO: 120})
+		_, err := r.WriteDrillResult(ctx, repo.DrillResult{Shard: shard, Started: started.Add(time.Duration(i) * time.Minute),
+			Point: optime.Timestamp{T: uint32(started.Unix()), I: 1}, Chosen: "random", Verdict: verdict, Against: "reference",
+			Problem: map[string]string{"failed": "read object data/ab/cd: checksum mismatch"}[verdict], Seconds: 3, RTO: 120})
 		must(t, err)
 	}
+	// Recorded before the agent started: its last-success metric starts
+	// from the newest exact one, not from 0.
+	c := startAgent(t, cfg)
+	waitFor(t, 10*time.Second, "rewind_drill_last_success_timestamp_seconds seeded from the repository", func() bool {
+		m := scrape(t, c)["rewind_drill_last_success_timestamp_seconds"]
+		return m != nil && m.GetMetric()[0].GetGauge().GetValue() == float64(started.Add(3*time.Second).Unix())
+	})
 
 	b := tb.Start(t, chromium)
 	tb.Do(t, b, "open the dashboard", chromedp.Navigate(c.base+"/"), chromedp.WaitVisible("#token-box"))

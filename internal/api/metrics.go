@@ -23,6 +23,7 @@ type metrics struct {
 	pruneFail    prometheus.Counter
 	restoreDur   prometheus.Histogram
 	restoreFail  prometheus.Counter
+	drills       *drillMetrics
 }
 
 var durationBuckets = prometheus.ExponentialBuckets(0.5, 2, 14) // 0.5 s .. about 2 h
@@ -48,7 +49,7 @@ func newMetrics(d Deps) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.registerCapture(d)
 	m.registerAlerts(d)
-	registerDrills(m.reg, d.Runs)
+	m.drills = registerDrills(m.reg, d.Runs)
 	if d.Runs != nil {
 		d.Runs.Observe(m.observeRun)
 	}
