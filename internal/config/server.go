@@ -242,10 +242,11 @@ func CheckUnique(ds []Deployment) error {
 			errs = append(errs, fmt.Errorf("deployment %q is declared twice: give each its own name", d.Name))
 		}
 		names[d.Name] = true
-		if other, ok := repos[d.Config.Repo]; ok {
+		loc := storage.Canonical(d.Config.Repo)
+		if other, ok := repos[loc]; ok {
 			errs = append(errs, fmt.Errorf("deployments %q and %q have the same repo: give each deployment a repository of its own", other, d.Name))
 		}
-		repos[d.Config.Repo] = d.Name
+		repos[loc] = d.Name
 	}
 	return errors.Join(errs...)
 }

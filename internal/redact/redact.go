@@ -135,15 +135,32 @@ func Secrets(raw string) []string {
 	}
 	if i := strings.Index(raw, "://"); i >= 0 {
 		rest := raw[i+3:]
-		if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+		if j := strings.IndexAny(rest, "?#"); j >= 0 {
 			rest = rest[:j]
 		}
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			userinfo := rest[:at]
+		// The userinfo ends at the last '@' of the authority; a password
+		// typed unescaped may hold '/' and '@' itself, so the last '@'
+		// before the query counts too, and so do the pieces of such a
+		// password (a parser's error may quote just one of them).
+		authority := rest
+		if j := strings.Index(rest, "/"); j >= 0 {
+			authority = rest[:j]
+		}
+		for _, part := range []string{authority, rest} {
+			at := strings.LastIndex(part, "@")
+			if at < 0 {
+				continue
+			}
+			userinfo := part[:at]
 			add(userinfo, url.PathUnescape)
 			user, pass, _ := strings.Cut(userinfo, ":")
 			add(user, url.PathUnescape)
 			add(pass, url.PathUnescape)
+			for _, piece := range strings.FieldsFunc(pass, func(r rune) bool { return r == ':' || r == '@' || r == '/' }) {
+				if len(piece) >= 4 && piece != pass {
+					add(piece, url.PathUnescape)
+				}
+			}
 		}
 	}
 	if _, q, ok := strings.Cut(raw, "?"); ok {

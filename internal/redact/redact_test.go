@@ -90,3 +90,13 @@ func TestScrubNestedURL(t *testing.T) {
 		}
 	}
 }
+
+// A password typed unescaped, with '@' and '/' in it, is scrubbed from a
+// parser's error however little of it the error quotes.
+func TestScrubUnescapedPassword(t *testing.T) {
+	raw := "mongodb://u:p@ss:SecretTail/rd@127.0.0.1:27101/"
+	msg := Scrub(`invalid host "": port must be an integer: strconv.Atoi: parsing "SecretTail": invalid syntax; userinfo p@ss:SecretTail/rd`, Secrets(raw)...)
+	if strings.Contains(msg, "SecretTail") || strings.Contains(msg, "ss:Secret") {
+		t.Fatalf("scrubbed: %s", msg)
+	}
+}

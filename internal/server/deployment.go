@@ -126,11 +126,16 @@ func (d *deployment) supervise(ctx context.Context, s *Server) {
 
 // runOnce runs one agent until it stops.
 func (d *deployment) runOnce(ctx context.Context, s *Server) error {
-	d.set(StateStarting, "", time.Time{}, nil)
+	// A failed deployment stays failed, its error shown, while it is
+	// tried again: only a start clears it.
+	if v := d.view(); v.State != StateFailed {
+		d.set(StateStarting, "", time.Time{}, nil)
+	}
 	a := &agent.Agent{Config: d.spec.Config, Log: d.log, Version: s.Version, Deployment: d.spec.Name,
 		Embedded: true, OnStarted: func() {
 			d.set(StateCapturing, "", time.Time{}, nil)
-			d.alerts.Report(time.Now(), alert.Condition{Alert: alert.DeploymentFailed})
+			d.alerts.Report(time.Now(), alert.Condition{Alert: alert.DeploymentFailed, Severity: alert.Critical,
+				Summary: fmt.Sprintf("deployment %s is captured again", d.spec.Name)})
 		}}
 	d.agent.Store(a)
 	defer d.agent.Store(nil)
@@ -159,7 +164,8 @@ func (d *deployment) after(ctx context.Context, err error, backoff *time.Duratio
 	if errors.As(err, &le) {
 		h := le.Holder
 		d.set(StateStandby, "", time.Now().Add(refresh), &h)
-		d.alerts.Report(time.Now(), alert.Condition{Alert: alert.DeploymentFailed})
+		d.alerts.Report(time.Now(), alert.Condition{Alert: alert.DeploymentFailed, Severity: alert.Critical,
+			Summary: fmt.Sprintf("deployment %s is held by another process (%s pid %d)", d.spec.Name, h.Host, h.PID)})
 		*backoff = minBackoff
 		return refresh
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/api"
 	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/redact"
+	"github.com/rewind-backup/rewind/internal/storage"
 )
 
 // prepareTimeout bounds POST's and PATCH's checks of the source and the
@@ -71,8 +72,12 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	if !s.prepare(w, r, spec) {
 		return
 	}
+	docs := []json.RawMessage{body}
+	if pin := pinRepo(body, spec); pin != nil {
+		docs = append(docs, pin)
+	}
 	s.mu.Lock()
-	d, err := s.addLocked(spec, []json.RawMessage{body})
+	d, err := s.addLocked(spec, docs)
 	s.mu.Unlock()
 	switch {
 	case err == errClash:
@@ -141,7 +146,9 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	d.stop() // (its repository is released before the new agent asks for it)
 	s.mu.Lock()
-	s.startLocked(spec, OriginAPI, docs)
+	if _, ok := s.deps[spec.Name]; !ok { // (the state file's sync may have started it meanwhile)
+		s.startLocked(spec, OriginAPI, docs)
+	}
 	nd := s.deps[spec.Name]
 	s.mu.Unlock()
 	s.Log.Info("deployment changed over the API", "deployment", spec.Name)
@@ -212,26 +219,16 @@ func (s *Server) clashLocked(spec config.Deployment, self string) string {
 		case name == self:
 		case name == spec.Name:
 			return fmt.Sprintf("a deployment named %q exists already (origin %s): choose another name", name, d.origin)
-		case d.spec.Config.Repo == spec.Config.Repo:
+		case storage.Canonical(d.spec.Config.Repo) == storage.Canonical(spec.Config.Repo):
 			return fmt.Sprintf("deployment %q backs up into that repository already: give each deployment a repository of its own", name)
 		}
 	}
 	return ""
 }
 
-// saveLocked writes the state file with name's docs replaced (nil docs:
-// removed).
+// saveLocked writes name's docs to the state file (nil docs: removes it).
 func (s *Server) saveLocked(name string, docs []json.RawMessage) error {
-	var out []stored
-	for n, d := range s.deps {
-		if d.origin == OriginAPI && n != name {
-			out = append(out, stored{Name: n, Docs: d.docs})
-		}
-	}
-	if docs != nil {
-		out = append(out, stored{Name: name, Docs: docs})
-	}
-	return saveState(s.stateDir, out)
+	return updateState(s.stateDir, name, docs)
 }
 
 // defaults is the server configuration deployments are parsed over.
@@ -239,6 +236,21 @@ func (s *Server) defaults() config.Server {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cfg
+}
+
+// pinRepo is the doc that keeps a deployment in the repository it was
+// given under repo_prefix, nil when the body named its own: a later
+// change of the prefix must not move it to an empty repository.
+func pinRepo(body []byte, spec config.Deployment) json.RawMessage {
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(body, &keys) != nil {
+		return nil
+	}
+	if _, ok := keys["repo"]; ok {
+		return nil
+	}
+	pin, _ := json.Marshal(map[string]string{"repo": spec.Config.Repo})
+	return pin
 }
 
 // readBody reads a request body of one JSON object (at most 1 MiB).

@@ -73,3 +73,46 @@ func TestFleetIsolationReloadAndSlots(t *testing.T) {
 		return slices.Equal(states, []string{server.StateCapturing, server.StateWaiting})
 	})
 }
+
+// Two servers sharing one state_dir see each other's API deployments: one
+// added on the first starts (standing by) on the second, one removed on
+// the second stops on the first; a POST on each keeps both in the file.
+func TestSharedStateDir(t *testing.T) {
+	src := testserver.Start(t)
+	dir := t.TempDir()
+	file := header(filepath.Join(dir, "state"))
+	a, b := startFleet(t, file), startFleet(t, file)
+	post := func(f *fleet, name string) {
+		t.Helper()
+		body := `{"name": "` + name + `", "source": "` + src.URI() + `", "repo": "file://` + filepath.Join(dir, name) +
+			`", "capture": {"spool_dir": "` + filepath.Join(dir, "spool-"+name) + `"}}`
+		if r := f.do("POST", "/api/v1/deployments", body); r.Status != http.StatusCreated {
+			t.Fatalf("POST %s: %d %s", name, r.Status, r.raw)
+		}
+	}
+	post(a, "one")
+	post(b, "two")
+	waitFor(t, 60*time.Second, "each server runs both, one capturing and one standing by each", func() bool {
+		la, lb := a.list(), b.list()
+		for _, n := range []string{"one", "two"} {
+			states := []string{la[n].State, lb[n].State}
+			slices.Sort(states)
+			if !slices.Equal(states, []string{server.StateCapturing, server.StateStandby}) {
+				return false
+			}
+		}
+		return true
+	})
+	if r := b.do("DELETE", "/api/v1/deployments/one", ""); r.Status != http.StatusOK {
+		t.Fatalf("DELETE one on the second server: %d %s", r.Status, r.raw)
+	}
+	waitFor(t, 30*time.Second, "the first server stops one", func() bool {
+		_, ok := a.list()["one"]
+		return !ok
+	})
+	data, err := os.ReadFile(filepath.Join(dir, "state", "deployments.json"))
+	must(t, err)
+	if strings.Contains(string(data), `"one"`) || !strings.Contains(string(data), `"two"`) {
+		t.Fatalf("state file after POST on each and DELETE of one:\n%s", data)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"sync"
@@ -54,6 +55,9 @@ func New(path string, cfg config.Server, log *slog.Logger, version string) (*Ser
 	if err != nil {
 		return nil, err
 	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs // (GET /api/v1/server shows it; a reload reads it whatever the working directory)
+	}
 	s := &Server{Path: path, Log: log, Version: version, cfg: cfg, deps: map[string]*deployment{},
 		slots: newSlots(cfg.MaxDeployments), guard: guard, stateDir: cfg.StateDir}
 	if s.stateDir == "" {
@@ -79,7 +83,11 @@ func (s *Server) Run(ctx context.Context) error {
 		s.restoreLocked(k)
 	}
 	s.mu.Unlock()
+	if tok, _ := s.cfg.Defaults.API.ReadToken(); tok == "" && !s.cfg.Defaults.API.PublicRead {
+		s.Log.Warn("the API has no token, so it refuses every request: set api.token or api.token_file (or REWIND_API_TOKEN) and restart")
+	}
 	s.Log.Info("server started", "deployments", len(s.deps), "max_deployments", s.cfg.MaxDeployments, "state_dir", s.stateDir)
+	go s.syncState(ctx)
 	err = s.serve(ctx)
 	s.stopAll()
 	return err
@@ -176,8 +184,9 @@ func (s *Server) Reload(ctx context.Context) error {
 		case d.origin == OriginFile && !reflect.DeepEqual(spec, d.spec):
 			stopped = append(stopped, s.removeLocked(name))
 			s.Log.Info("deployment changed in the file: restarting it", "deployment", name)
-		case d.origin == OriginAPI:
-			s.reloadAPILocked(d, inFile)
+		case d.origin == OriginAPI && inFile:
+			s.Log.Warn("a deployment added over the API is now declared in the file too: the file's wins", "deployment", name)
+			stopped = append(stopped, s.removeLocked(name))
 		}
 	}
 	// Wait outside the lock for nothing: the stopped release their
@@ -190,25 +199,66 @@ func (s *Server) Reload(ctx context.Context) error {
 			s.startLocked(spec, OriginFile, nil)
 		}
 	}
+	if kept, err := loadState(s.stateDir); err != nil {
+		s.Log.Error("read the deployments added over the API failed", "err", err)
+	} else {
+		s.reconcileLocked(kept)
+	}
 	s.Log.Info("configuration reloaded", "deployments", len(s.deps))
 	return nil
 }
 
-// reloadAPILocked rebuilds an API deployment over the new defaults.
-func (s *Server) reloadAPILocked(d *deployment, inFile bool) {
-	if inFile {
-		s.Log.Warn("a deployment added over the API is now declared in the file too: the file's wins", "deployment", d.spec.Name)
-		go s.removeLocked(d.spec.Name).stop()
-		return
+// syncState reads the state file every lock refresh and applies what
+// other servers sharing the state_dir changed in it (added, changed or
+// removed deployments), until ctx ends.
+func (s *Server) syncState(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.lockRefresh()):
+		}
+		kept, err := loadState(s.stateDir)
+		if err != nil {
+			s.Log.Warn("read the deployments added over the API failed", "err", err)
+			continue
+		}
+		s.mu.Lock()
+		s.reconcileLocked(kept)
+		s.mu.Unlock()
 	}
-	spec, err := s.replay(stored{Name: d.spec.Name, Docs: d.docs})
-	if err != nil {
-		s.Log.Error("a deployment added over the API does not parse over the new defaults: it runs on as it was", "deployment", d.spec.Name, "err", err)
-		return
+}
+
+// reconcileLocked makes the API deployments run here those of the state
+// file: one it no longer lists stops, one whose definition (or the
+// defaults under it) changed restarts, one not running starts unless the
+// file declares its name.
+func (s *Server) reconcileLocked(kept []stored) {
+	listed := map[string]bool{}
+	for _, k := range kept {
+		listed[k.Name] = true
+		d, running := s.deps[k.Name]
+		switch {
+		case !running:
+			s.restoreLocked(k)
+		case d.origin != OriginAPI:
+		default:
+			spec, err := s.replay(k)
+			if err != nil {
+				s.Log.Error("a deployment added over the API no longer parses: it runs on as it was", "deployment", k.Name, "err", err)
+				continue
+			}
+			if !reflect.DeepEqual(spec, d.spec) {
+				go s.removeLocked(k.Name).stop()
+				s.startLocked(spec, OriginAPI, k.Docs)
+			}
+		}
 	}
-	if !reflect.DeepEqual(spec, d.spec) {
-		go s.removeLocked(d.spec.Name).stop()
-		s.startLocked(spec, OriginAPI, d.docs)
+	for name, d := range s.deps {
+		if d.origin == OriginAPI && !listed[name] {
+			s.Log.Info("deployment removed from the state file (by another server?): stopping it", "deployment", name)
+			go s.removeLocked(name).stop()
+		}
 	}
 }
 

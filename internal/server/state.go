@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/gofrs/flock"
 )
 
 // stateFile holds the deployments added over the API, in state_dir. Each
@@ -40,6 +42,35 @@ func loadState(dir string) ([]stored, error) {
 			filepath.Join(dir, stateFile), err)
 	}
 	return b.Deployments, nil
+}
+
+// updateState sets name's docs in the state file (nil docs: removes it),
+// under a file lock, reading the file first: several servers may share
+// one state_dir (one host, or a shared volume), and each writes only its
+// own change.
+func updateState(dir, name string, docs []json.RawMessage) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("save server state: %w", err)
+	}
+	lock := flock.New(filepath.Join(dir, stateFile+".lock"))
+	if err := lock.Lock(); err != nil {
+		return fmt.Errorf("save server state: lock %s: %w", dir, err)
+	}
+	defer lock.Unlock()
+	kept, err := loadState(dir)
+	if err != nil {
+		return err
+	}
+	out := make([]stored, 0, len(kept)+1)
+	for _, k := range kept {
+		if k.Name != name {
+			out = append(out, k)
+		}
+	}
+	if docs != nil {
+		out = append(out, stored{Name: name, Docs: docs})
+	}
+	return saveState(dir, out)
 }
 
 // saveState replaces the state file atomically (write, sync, rename).

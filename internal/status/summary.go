@@ -16,8 +16,9 @@ type Summary struct {
 	LastDurable *TS `json:"last_durable"`
 	// LagSeconds is the capture lag the agent's heartbeat reports.
 	LagSeconds *float64 `json:"lag_seconds"`
-	// RestoreWindow is the newest unbroken window (null: nothing
-	// restorable, or the manifests cannot be read without the identity).
+	// RestoreWindow is the newest span of windows that touch: every
+	// second in it is restorable (null: nothing restorable, or the
+	// manifests cannot be read without the identity).
 	RestoreWindow *Window `json:"restore_window"`
 	// LastSnapshot is the newest complete snapshot (null when none).
 	LastSnapshot *Snapshot `json:"last_snapshot"`

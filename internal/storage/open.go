@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/rewind-backup/rewind/internal/redact"
@@ -84,6 +86,30 @@ func CheckURL(rawURL string) error {
 	return err
 }
 
+// Canonical spells the repository location rawURL names one way, so that
+// two spellings of one repository compare equal: a local path or file://
+// URL becomes file:// and the absolute, clean path; another URL
+// scheme://bucket/clean-prefix with its query sorted. A URL Open would
+// refuse is returned as it is.
+func Canonical(rawURL string) string {
+	u, err := parseURL(rawURL)
+	switch {
+	case err != nil:
+		return rawURL
+	case u == nil || u.Scheme == "file":
+		p := rawURL
+		if u != nil {
+			p = u.Path
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		return "file://" + filepath.Clean(p)
+	}
+	c := url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimSuffix(path.Clean("/"+u.Path), "/"), RawQuery: u.Query().Encode()}
+	return c.String()
+}
+
 // parseURL checks a repository URL as Open takes it; nil for a local path.
 func parseURL(rawURL string) (*url.URL, error) {
 	if rawURL == "" {
@@ -109,6 +135,9 @@ func parseURL(rawURL string) (*url.URL, error) {
 }
 
 func checkFileURL(u *url.URL) error {
+	if u.User != nil {
+		return fmt.Errorf("open repository %s: file URLs take no user or password: write file:///abs/path", redact.URL(u.String()))
+	}
 	if u.Host != "" && u.Host != "localhost" {
 		return fmt.Errorf("open repository %s: file URLs name a local path: write file:///abs/path", redact.URL(u.String()))
 	}
