@@ -3,6 +3,7 @@ package drill
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/repo"
@@ -18,15 +19,30 @@ func LoadReport(ctx context.Context, r *repo.Repository, location, shard string,
 	if err != nil {
 		return rep, err
 	}
+	// Ids sort by the second a drill started; drills of one second are
+	// ordered by the time they record (milliseconds), so the newest limit
+	// are read with every drill of the oldest one's second.
 	if limit > 0 && len(refs) > limit {
-		refs = refs[len(refs)-limit:]
+		start := len(refs) - limit
+		for start > 0 && refs[start-1].Started.Equal(refs[start].Started) {
+			start--
+		}
+		refs = refs[start:]
+	}
+	var results []repo.DrillResult
+	for _, ref := range refs {
+		res, err := r.ReadDrillResult(ctx, shard, ref.ID)
+		if err != nil {
+			return rep, fmt.Errorf("read drill %s: %w", ref.ID, err)
+		}
+		results = append(results, res)
+	}
+	slices.SortStableFunc(results, func(a, b repo.DrillResult) int { return b.Started.Compare(a.Started) })
+	if limit > 0 && len(results) > limit {
+		results = results[:limit]
 	}
 	var rtoSum float64
-	for i := len(refs) - 1; i >= 0; i-- {
-		res, err := r.ReadDrillResult(ctx, shard, refs[i].ID)
-		if err != nil {
-			return rep, fmt.Errorf("read drill %s: %w", refs[i].ID, err)
-		}
+	for _, res := range results {
 		d := status.DrillOf(res)
 		rep.Drills = append(rep.Drills, d)
 		s := &rep.Summary

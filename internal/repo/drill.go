@@ -212,8 +212,19 @@ func (r *Repository) LastDrillResult(ctx context.Context, shard string) (res Dri
 	if err != nil || len(refs) == 0 {
 		return res, false, err
 	}
-	res, err = r.ReadDrillResult(ctx, shard, refs[len(refs)-1].ID)
-	return res, err == nil, err
+	// Ids sort by the second a drill started: of the drills of the
+	// newest second, the one that started last (milliseconds) is newest.
+	last := refs[len(refs)-1].Started
+	for i := len(refs) - 1; i >= 0 && refs[i].Started.Equal(last); i-- {
+		cand, err := r.ReadDrillResult(ctx, shard, refs[i].ID)
+		if err != nil {
+			return res, false, err
+		}
+		if !ok || cand.Started.After(res.Started) {
+			res, ok = cand, true
+		}
+	}
+	return res, ok, nil
 }
 
 // DeleteDrillRecord removes a drill record by key (prune's orphans).
