@@ -149,6 +149,35 @@ func MeasureIn(ctx context.Context, tb testing.TB, name string, stdin io.Reader,
 	return r
 }
 
+// ProcCPU is another process's CPU time so far, user and system
+// (/proc/PID/stat, in clock ticks of 1/100 s).
+func ProcCPU(tb testing.TB, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * time.Second / 100
+}
+
+// ProcMemory is a memory figure of /proc/PID/status in bytes: "VmRSS"
+// (resident now) or "VmHWM" (its peak); 0 when the process has none.
+func ProcMemory(pid int, field string) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 // watchHWM polls the process's VmHWM (its own peak RSS) until done and
 // returns the largest value seen. The rusage of wait4 is no use here: on
 // exec, Linux folds the parent's peak into the child's ru_maxrss (Go starts
@@ -156,18 +185,10 @@ func MeasureIn(ctx context.Context, tb testing.TB, name string, stdin io.Reader,
 // set would report its own size for every tool.
 func watchHWM(pid int, done <-chan struct{}) int64 {
 	var peak int64
-	path := fmt.Sprintf("/proc/%d/status", pid)
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if b, err := os.ReadFile(path); err == nil {
-			for _, line := range strings.Split(string(b), "\n") {
-				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-					kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-					peak = max(peak, kb<<10)
-				}
-			}
-		}
+		peak = max(peak, ProcMemory(pid, "VmHWM"))
 		select {
 		case <-done:
 			return peak

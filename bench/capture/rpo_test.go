@@ -2,12 +2,10 @@ package capture
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +14,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rewind-backup/rewind/bench/benchtool"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/source"
@@ -86,7 +85,7 @@ func runRPO(b *testing.B, writes int, rate float64) rpoResult {
 	wg.Add(1)
 	go func() { defer wg.Done(); w.run(wctx) }()
 
-	cpu0 := cpuTicks(b, agent.Process.Pid)
+	cpu0 := benchtool.ProcCPU(b, agent.Process.Pid)
 	coll := srv.Client().Database(srv.DB("rpo")).Collection("writes")
 	acks := make([]time.Time, writes)
 	start := time.Now()
@@ -110,8 +109,8 @@ func runRPO(b *testing.B, writes int, rate float64) rpoResult {
 	}
 	stopWatch()
 	wg.Wait()
-	cpu := float64(cpuTicks(b, agent.Process.Pid)-cpu0) / 100 / time.Since(start).Seconds() * 100
-	rss := peakRSS(b, agent.Process.Pid)
+	cpu := (benchtool.ProcCPU(b, agent.Process.Pid) - cpu0).Seconds() / time.Since(start).Seconds() * 100
+	rss := benchtool.ProcMemory(agent.Process.Pid, "VmHWM") >> 10
 
 	lat := w.latencies(b, srv.DB("rpo")+".writes", acks)
 	slices.Sort(lat)
@@ -193,31 +192,4 @@ func newestTS(b *testing.B, srv *testserver.Server) optime.Timestamp {
 		b.Fatal(err)
 	}
 	return ts
-}
-
-// cpuTicks is the process's user+system time in clock ticks (1/100 s).
-func cpuTicks(b *testing.B, pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + s
-}
-
-// peakRSS is the process's peak resident set size in KiB.
-func peakRSS(b *testing.B, pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
 }

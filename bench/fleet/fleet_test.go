@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,10 +100,10 @@ func measure(b *testing.B, n int, srcs []*testserver.Server, idle time.Duration)
 	// The base snapshots, and the one-time listings after them (the
 	// schedule, the gap alert at its next check).
 	time.Sleep(20 * time.Second)
-	cpu0, req0, t0 := cpuTime(b, cmd.Process.Pid), requests(b, addr), time.Now()
+	cpu0, req0, t0 := benchtool.ProcCPU(b, cmd.Process.Pid), requests(b, addr), time.Now()
 	time.Sleep(idle)
-	cpu1, req1, t1 := cpuTime(b, cmd.Process.Pid), requests(b, addr), time.Now()
-	return usage{rssMiB: rssMiB(b, cmd.Process.Pid), cpuPct: 100 * (cpu1 - cpu0).Seconds() / t1.Sub(t0).Seconds(),
+	cpu1, req1, t1 := benchtool.ProcCPU(b, cmd.Process.Pid), requests(b, addr), time.Now()
+	return usage{rssMiB: float64(benchtool.ProcMemory(cmd.Process.Pid, "VmRSS")) / (1 << 20), cpuPct: 100 * (cpu1 - cpu0).Seconds() / t1.Sub(t0).Seconds(),
 		requests: req1 - req0, minutes: t1.Sub(t0).Minutes()}
 }
 
@@ -184,32 +183,4 @@ func get(b *testing.B, addr, path string, read func(*http.Response)) {
 	}
 	defer resp.Body.Close()
 	read(resp)
-}
-
-// cpuTime is the process's user plus system time (/proc/PID/stat).
-func cpuTime(b *testing.B, pid int) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
-}
-
-// rssMiB is the process's resident set (/proc/PID/status VmRSS).
-func rssMiB(b *testing.B, pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	b.Fatal("no VmRSS")
-	return 0
 }
