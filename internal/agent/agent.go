@@ -152,7 +152,7 @@ func (a *Agent) serveAPI(ctx context.Context, w *writer, alerts *alert.Monitor) 
 		return nil
 	}
 	srv, err := api.New(api.Deps{Config: a.Config.API, Repo: w.repo, Source: w.src, Shard: w.shard,
-		Stats: w.stats, Spool: w.spool, Version: a.Version, SnapshotParallel: a.Config.Snapshot.Parallel,
+		Stats: w.stats, Spool: w.spool, Units: apiUnits(w), Version: a.Version, SnapshotParallel: a.Config.Snapshot.Parallel,
 		Runs: a.runs, Alerts: alerts, Log: a.Log})
 	switch {
 	case err == nil && a.Embedded:
@@ -185,6 +185,15 @@ func (a *Agent) Gatherer() prometheus.Gatherer {
 		return srv.Gatherer()
 	}
 	return nil
+}
+
+// apiUnits are the writer's capture units as the API's metrics see them.
+func apiUnits(w *writer) []api.Unit {
+	out := make([]api.Unit, len(w.units))
+	for i, u := range w.units {
+		out[i] = api.Unit{Shard: u.shard, Stats: u.stats, Spool: u.spool}
+	}
+	return out
 }
 
 // APIAddr is the address the HTTP API listens on, "" until it serves.

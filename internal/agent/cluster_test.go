@@ -123,7 +123,9 @@ func TestClusterCapturesEveryShard(t *testing.T) {
 	t.Parallel()
 	c := startStandIn(t, "alpha", "beta", "idle")
 	url := newRepo(t)
-	a := startAgent(t, c.config(t, url))
+	cfg := c.config(t, url)
+	cfg.API.PublicRead = true // (the metrics are read below)
+	a := startAgent(t, cfg)
 	started := time.Now()
 	r := openRepo(t, url)
 	var wg sync.WaitGroup
@@ -165,6 +167,18 @@ func TestClusterCapturesEveryShard(t *testing.T) {
 	}
 	if ov.Cluster == nil || strings.Join(ov.Cluster.Shards, ",") != "alpha,beta,idle" {
 		t.Errorf("status cluster %+v, want shards alpha,beta,idle", ov.Cluster)
+	}
+	// The capture metrics: one series per shard, labelled.
+	var labelled []string
+	for _, m := range scrapeAgent(t, a)["rewind_last_durable_timestamp_seconds"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "shard" {
+				labelled = append(labelled, l.GetValue())
+			}
+		}
+	}
+	if slices.Sort(labelled); strings.Join(labelled, ",") != "alpha,beta,config,idle" {
+		t.Errorf("rewind_last_durable_timestamp_seconds shards %v, want alpha,beta,config,idle", labelled)
 	}
 	must(t, a.stop(t))
 	assertShardsCaptured(t, r, c, []string{"alpha", "beta"})

@@ -28,12 +28,16 @@ import (
 
 // Deps are the parts of a running agent the server reads and drives.
 type Deps struct {
-	Config  config.API
-	Repo    *repo.Repository
-	Source  *source.Source
-	Shard   string
-	Stats   *oplog.Stats
-	Spool   *oplog.Spool
+	Config config.API
+	Repo   *repo.Repository
+	Source *source.Source
+	Shard  string
+	Stats  *oplog.Stats
+	Spool  *oplog.Spool
+	// Units are every shard's capture, for the metrics' shard label (a
+	// sharded cluster's shards and config server); empty: the one of
+	// Shard, Stats and Spool.
+	Units   []Unit
 	Version string
 	// SnapshotParallel is snapshot.parallel, used by POST /api/v1/snapshots.
 	SnapshotParallel int
@@ -44,6 +48,13 @@ type Deps struct {
 	// rewind_alerts_firing (nil: none).
 	Alerts *alert.Monitor
 	Log    *slog.Logger
+}
+
+// Unit is one shard's capture as the metrics see it.
+type Unit struct {
+	Shard string
+	Stats *oplog.Stats
+	Spool *oplog.Spool
 }
 
 // Server serves the API. Create it with New, start it with Run.

@@ -58,35 +58,43 @@ func newMetrics(d Deps) *metrics {
 
 // registerCapture exposes the capture's own counters, read at scrape time.
 func (m *metrics) registerCapture(d Deps) {
-	st := d.Stats
-	if st == nil {
-		return
+	units := d.Units
+	if len(units) == 0 && d.Stats != nil {
+		units = []Unit{{Shard: d.Shard, Stats: d.Stats, Spool: d.Spool}}
 	}
+	for _, u := range units {
+		m.registerUnit(u)
+	}
+}
+
+// registerUnit exposes one shard's capture numbers, labelled shard.
+func (m *metrics) registerUnit(u Unit) {
+	st, shard := u.Stats, prometheus.Labels{"shard": u.Shard}
 	m.reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_capture_lag_seconds",
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_capture_lag_seconds", ConstLabels: shard,
 			Help: "Seconds between the source's newest oplog entry and the newest entry stored in the repository."},
 			func() float64 { return st.Lag().Seconds() }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_source_oplog_window_seconds",
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_source_oplog_window_seconds", ConstLabels: shard,
 			Help: "Seconds between the oldest and newest entry of the source's oplog: how long capture may be down without a gap."},
 			func() float64 { w, _ := st.OplogWindow(); return w.Seconds() }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_last_durable_timestamp_seconds",
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_last_durable_timestamp_seconds", ConstLabels: shard,
 			Help: "Oplog time (Unix seconds) of the newest entry stored in the repository."},
 			func() float64 { return float64(st.LastDurable().T) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rewind_segments_written_total",
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rewind_segments_written_total", ConstLabels: shard,
 			Help: "Oplog segments written to the repository."},
 			func() float64 { return float64(st.Segments.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rewind_bytes_written_total",
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rewind_bytes_written_total", ConstLabels: shard,
 			Help: "Bytes of oplog segments written to the repository."},
 			func() float64 { return float64(st.BytesWritten.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rewind_storage_errors_total",
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rewind_storage_errors_total", ConstLabels: shard,
 			Help: "Failed writes to the repository (each is retried from the spool)."},
 			func() float64 { return float64(st.StorageErrors.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_spool_full",
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_spool_full", ConstLabels: shard,
 			Help: "1 while capture has stopped reading the source because the spool is full."},
 			func() float64 { return b2f(st.SpoolFull.Load()) }),
 	)
-	if sp := d.Spool; sp != nil {
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_spool_bytes",
+	if sp := u.Spool; sp != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_spool_bytes", ConstLabels: shard,
 			Help: "Bytes of batches waiting in the local spool for upload."},
 			func() float64 { return float64(sp.Bytes()) }))
 	}
