@@ -115,12 +115,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		})
 	}
 	g.Go(func() error { return a.scheduler(w).run(capCtx) })
+	// Prune keeps every part of a kept cluster snapshot together.
+	g.Go(func() error { return a.pruner(w).run(capCtx) })
 	if w.cluster == nil {
-		g.Go(func() error { return a.pruner(w).run(capCtx) })
 		g.Go(func() error { return a.driller(w).run(capCtx) })
 	} else {
-		a.Log.Warn("sharded cluster: the agent takes cluster snapshots but prunes nothing automatically and runs no restore drill yet; run `rewind prune`, which keeps every part of a kept cluster snapshot",
-			"shards", w.cluster.topo.Names())
+		if a.Config.Drills.Every > 0 {
+			a.Log.Warn("sharded cluster: the agent runs no restore drill yet (drills.every is ignored); `rewind drill` does not drill a cluster either",
+				"shards", w.cluster.topo.Names())
+		}
 		g.Go(func() error { return a.watchTopology(capCtx, w) })
 	}
 	alerts := a.alertMonitor(w)

@@ -125,6 +125,7 @@ func TestClusterCapturesEveryShard(t *testing.T) {
 	url := newRepo(t)
 	cfg := c.config(t, url)
 	cfg.API.PublicRead = true // (the metrics are read below)
+	cfg.Retention.PruneInterval = config.Duration(time.Second)
 	a := startAgent(t, cfg)
 	started := time.Now()
 	r := openRepo(t, url)
@@ -179,6 +180,14 @@ func TestClusterCapturesEveryShard(t *testing.T) {
 	}
 	if slices.Sort(labelled); strings.Join(labelled, ",") != "alpha,beta,config,idle" {
 		t.Errorf("rewind_last_durable_timestamp_seconds shards %v, want alpha,beta,config,idle", labelled)
+	}
+	// The agent prunes a cluster too (every second here): runs, no failure.
+	waitFor(t, 30*time.Second, "a prune run of the cluster's agent", func() bool {
+		fams := scrapeAgent(t, a)
+		return fams["rewind_prune_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount() >= 1
+	})
+	if n := scrapeAgent(t, a)["rewind_prune_failures_total"].GetMetric()[0].GetCounter().GetValue(); n != 0 {
+		t.Errorf("the cluster agent's prune failed %v times", n)
 	}
 	must(t, a.stop(t))
 	assertShardsCaptured(t, r, c, []string{"alpha", "beta"})
