@@ -151,7 +151,9 @@ func bounded[T any](ctx context.Context, d time.Duration, f func(context.Context
 
 // stalled explains an error caused by the request's own deadline.
 func stalled(ctx, rctx context.Context, d time.Duration, err error) error {
-	if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+	// The driver's socket deadline can fire a moment before rctx's timer,
+	// so the deadline itself is compared, not rctx.Err.
+	if deadline, _ := rctx.Deadline(); err != nil && ctx.Err() == nil && !time.Now().Before(deadline) {
 		return fmt.Errorf("the source sent no answer within %s (stalled connection; reconnecting): %w", d, err)
 	}
 	return err
