@@ -66,8 +66,14 @@ type runningAgent struct {
 
 func startAgent(t *testing.T, cfg config.Config) *runningAgent {
 	t.Helper()
+	return startAgentLogging(t, cfg, testLogger(t))
+}
+
+// startAgentLogging is startAgent with the agent's log going to log.
+func startAgentLogging(t *testing.T, cfg config.Config, log *slog.Logger) *runningAgent {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &agent.Agent{Config: cfg, Log: testLogger(t), HeartbeatEvery: 500 * time.Millisecond}
+	a := &agent.Agent{Config: cfg, Log: log, HeartbeatEvery: 500 * time.Millisecond}
 	ra := &runningAgent{Agent: a, cancel: cancel, done: make(chan error, 1)}
 	go func() { ra.done <- a.Run(ctx) }()
 	t.Cleanup(func() { ra.stop(t) })

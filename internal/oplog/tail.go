@@ -54,7 +54,20 @@ type Tailer struct {
 	// began has then been passed on. (A MongoDB cursor is tailed without
 	// end, so it is never called there.)
 	CaughtUp func(last optime.Timestamp, began time.Time)
+	// StallTimeout bounds every request to the source (opening the cursor,
+	// each batch, the commit point): one that gets no answer within it
+	// fails, the connection is dropped, and Run retries on a new one. A
+	// blackholed or half-open connection would otherwise block capture
+	// forever without a word. Zero means DefaultStallTimeout.
+	StallTimeout time.Duration
 }
+
+// DefaultStallTimeout is how long capture waits for any one answer from the
+// source before it calls the connection stalled, logs it and reconnects. It
+// is well above the 1 s a MongoDB tailable cursor waits for new entries,
+// and matches how long a measurement may take before the source counts as
+// unreachable (see WatchSource).
+const DefaultStallTimeout = 10 * time.Second
 
 // Run sends entries to out until ctx ends, re-opening the cursor whenever it
 // dies (network errors, failovers, the server's own limits). It returns a
@@ -68,7 +81,7 @@ func (t *Tailer) Run(ctx context.Context, out chan<- bson.Raw) error {
 	if t.FromStart {
 		last, inclusive = optime.Zero, true
 	} else if last.IsZero() {
-		newest, err := t.Source.NewestEntry(ctx)
+		newest, err := bounded(ctx, t.stallTimeout(), t.Source.NewestEntry)
 		if err != nil {
 			return fmt.Errorf("find where to start: %w", err)
 		}
@@ -120,6 +133,32 @@ const (
 	maxPollPause = 400 * time.Millisecond
 )
 
+func (t *Tailer) stallTimeout() time.Duration {
+	if t.StallTimeout > 0 {
+		return t.StallTimeout
+	}
+	return DefaultStallTimeout
+}
+
+// bounded runs one request to the source with at most d to answer, and
+// says so when it got none (the caller's own ctx ending is not a stall).
+func bounded[T any](ctx context.Context, d time.Duration, f func(context.Context) (T, error)) (T, error) {
+	rctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	v, err := f(rctx)
+	return v, stalled(ctx, rctx, d, err)
+}
+
+// stalled explains an error caused by the request's own deadline.
+func stalled(ctx, rctx context.Context, d time.Duration, err error) error {
+	// The driver's socket deadline can fire a moment before rctx's timer,
+	// so the deadline itself is compared, not rctx.Err.
+	if deadline, _ := rctx.Deadline(); err != nil && ctx.Err() == nil && !time.Now().Before(deadline) {
+		return fmt.Errorf("the source sent no answer within %s (stalled connection; reconnecting): %w", d, err)
+	}
+	return err
+}
+
 func (t *Tailer) maxRetry() time.Duration {
 	if t.Retry > 0 {
 		return t.Retry
@@ -133,7 +172,7 @@ func (t *Tailer) maxRetry() time.Duration {
 // last and the next entry fell off the oplog.
 func (t *Tailer) readOnce(ctx context.Context, last *optime.Timestamp, inclusive *bool, out chan<- bson.Raw) (int, error) {
 	filter := bson.D{{Key: "ts", Value: bson.D{{Key: "$gte", Value: bson.Timestamp{T: last.T, I: last.I}}}}}
-	cur, err := t.open(ctx, filter)
+	cur, err := bounded(ctx, t.stallTimeout(), func(ctx context.Context) (*mongo.Cursor, error) { return t.open(ctx, filter) })
 	if err != nil {
 		return 0, err
 	}
@@ -145,7 +184,14 @@ func (t *Tailer) readOnce(ctx context.Context, last *optime.Timestamp, inclusive
 	}()
 	committed := optime.Zero
 	first, n := true, 0
-	for cur.Next(ctx) {
+	for {
+		more, err := t.advance(ctx, cur)
+		if err != nil {
+			return n, fmt.Errorf("read oplog: %w", err)
+		}
+		if !more {
+			break
+		}
 		entry := cur.Current
 		ts, err := optime.OfEntry(entry)
 		if err != nil {
@@ -173,15 +219,36 @@ func (t *Tailer) readOnce(ctx context.Context, last *optime.Timestamp, inclusive
 		*last, *inclusive = ts, false
 		n++
 	}
-	if err := cur.Err(); err != nil && !isCursorEnd(err) {
-		return n, fmt.Errorf("read oplog: %w", err)
-	}
 	if first && !*inclusive {
 		// Nothing at all, not even the resume entry. (Starting inclusively
 		// there is nothing yet to be continuous with.)
 		return n, t.checkEmpty(ctx, *last)
 	}
 	return n, nil
+}
+
+// advance moves cur to its next entry, asking the source for one batch at
+// a time, each bounded by the stall timeout: cur.Next would wait on a dead
+// connection forever. It reports false when the cursor is over (a cursor
+// end the server decides, such as CappedPositionLost, is no error); a
+// tailable cursor that is still open and merely empty is asked again.
+func (t *Tailer) advance(ctx context.Context, cur *mongo.Cursor) (bool, error) {
+	for {
+		more, err := bounded(ctx, t.stallTimeout(), func(rctx context.Context) (bool, error) {
+			if cur.TryNext(rctx) {
+				return true, nil
+			}
+			return false, cur.Err()
+		})
+		switch {
+		case more:
+			return true, nil
+		case err != nil && !isCursorEnd(err):
+			return false, err
+		case err != nil || cur.ID() == 0 || ctx.Err() != nil:
+			return false, nil
+		}
+	}
 }
 
 // open starts a cursor over the entries at or after the resume point.
@@ -219,7 +286,7 @@ func (t *Tailer) checkContinuity(ctx context.Context, last, firstSeen optime.Tim
 // checkEmpty handles a cursor that returned nothing at all: the resume entry
 // itself is gone, so either the oplog rolled past it or it was never there.
 func (t *Tailer) checkEmpty(ctx context.Context, last optime.Timestamp) error {
-	oldest, err := t.Source.OldestEntry(ctx)
+	oldest, err := bounded(ctx, t.stallTimeout(), t.Source.OldestEntry)
 	if err != nil {
 		return err
 	}
@@ -233,7 +300,7 @@ func (t *Tailer) checkEmpty(ctx context.Context, last optime.Timestamp) error {
 // commit point already known, so the server is asked only when needed.
 func (t *Tailer) waitCommitted(ctx context.Context, ts, committed optime.Timestamp) (optime.Timestamp, error) {
 	for committed.Before(ts) {
-		c, err := t.Source.MajorityCommitted(ctx)
+		c, err := bounded(ctx, t.stallTimeout(), t.Source.MajorityCommitted)
 		if err != nil {
 			return committed, err
 		}

@@ -30,30 +30,40 @@ func WatchSource(ctx context.Context, src *source.Source, stats *Stats, every ti
 // within it counts as down (source_unreachable).
 const measureTimeout = 10 * time.Second
 
-// measure reads the oplog's edges and fill once.
+// measure reads the oplog's edges and fill once. The source counts as
+// down when its newest entry cannot be read, or when the measurement as a
+// whole got no answer within measureTimeout (a stalled connection: the
+// oldest entry or the fill can hang too), and down since the measurement
+// began: a stall is then reported measureTimeout after it began, not
+// twice that. (A refused fill, such as collStats without permission, is
+// an answer.)
 func measure(ctx context.Context, src *source.Source, stats *Stats) {
-	ctx, cancel := context.WithTimeout(ctx, measureTimeout)
+	began := time.Now()
+	mctx, cancel := context.WithTimeout(ctx, measureTimeout)
 	defer cancel()
-	newest, err := src.NewestEntry(ctx)
-	stats.sourceAnswered(err == nil || ctx.Err() == context.Canceled, time.Now())
+	newest, err := src.NewestEntry(mctx)
 	if err != nil {
+		stats.sourceAnswered(ctx.Err() != nil, began) // ctx ended: the agent stops, not the source
 		return
 	}
 	stats.sourceNewest.Store(pack(newest))
-	if oldest, err := src.OldestEntry(ctx); err == nil {
+	if oldest, err := src.OldestEntry(mctx); err == nil {
 		stats.sourceOldest.Store(pack(oldest))
 	}
-	if size, max, err := src.OplogFill(ctx); err == nil {
+	if size, max, err := src.OplogFill(mctx); err == nil {
 		stats.oplogFilling.Store(filling(size, max))
 	}
+	stalled := mctx.Err() == context.DeadlineExceeded && ctx.Err() == nil
+	stats.sourceAnswered(!stalled, began)
 }
 
-// sourceAnswered records whether the source answered a measurement.
-func (s *Stats) sourceAnswered(ok bool, now time.Time) {
+// sourceAnswered records whether the source answered a measurement begun
+// at began; a failed one marks it down since then unless it already was.
+func (s *Stats) sourceAnswered(ok bool, began time.Time) {
 	if ok {
 		s.sourceDownSince.Store(0)
 	} else {
-		s.sourceDownSince.CompareAndSwap(0, now.UnixNano())
+		s.sourceDownSince.CompareAndSwap(0, began.UnixNano())
 	}
 }
 
