@@ -237,7 +237,12 @@ func (a *Agent) heartbeat(ctx context.Context, w *writer) error {
 			hb := repo.Heartbeat{Shard: u.shard, Host: host, PID: os.Getpid(), Version: a.Version,
 				Started: started, Updated: time.Now(), LastDurable: st.LastDurable(), Lag: st.Lag(),
 				CoveredThrough: st.CoveredThrough(), Error: st.LastError()}
-			if err := w.repo.WriteHeartbeat(ctx, hb); err != nil && ctx.Err() == nil {
+			// Bounded by the period: a stalled storage connection delays
+			// the next heartbeat, never stops them.
+			hctx, cancel := context.WithTimeout(ctx, a.HeartbeatEvery)
+			err := w.repo.WriteHeartbeat(hctx, hb)
+			cancel()
+			if err != nil && ctx.Err() == nil {
 				u.log.Warn("write heartbeat failed", "err", err)
 			}
 		}

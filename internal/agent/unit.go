@@ -86,6 +86,7 @@ func (a *Agent) capture(ctx context.Context, u *unit) error {
 			FlushInterval: a.Config.Capture.FlushInterval.Std(),
 			MaxBatchBytes: int(a.Config.Capture.MaxSegmentBytes),
 			DrainTimeout:  10 * time.Second,
+			UploadFloor:   a.Config.Capture.UploadStallAfter.Std(),
 			Log:           u.log, Stats: u.stats,
 		}
 		if !u.src.Caps.AtomicOplog {

@@ -76,6 +76,10 @@ type Capture struct {
 	SpoolDir string `yaml:"spool_dir"`
 	// SpoolMaxBytes bounds the spool; when full, capture pauses reading.
 	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
+	// UploadStallAfter is the least time a segment upload may take before
+	// it is abandoned as stalled (a half-open storage connection) and
+	// retried from the spool; the segment's size at 32 KiB/s is added.
+	UploadStallAfter Duration `yaml:"upload_stall_after"`
 	// CompactInterval is how often old small segments are merged; zero
 	// disables compaction.
 	CompactInterval Duration `yaml:"compact_interval"`
@@ -194,6 +198,7 @@ func Default() Config {
 			FlushInterval:      Duration(500 * time.Millisecond),
 			MaxSegmentBytes:    16 << 20,
 			SpoolMaxBytes:      1 << 30,
+			UploadStallAfter:   Duration(30 * time.Second),
 			CompactInterval:    Duration(5 * time.Minute),
 			CompactAfter:       Duration(10 * time.Minute),
 			CompactTargetBytes: 64 << 20,
@@ -265,6 +270,9 @@ func (c Config) Validate() error {
 	}
 	if c.Capture.MaxSegmentBytes < 1<<10 {
 		errs = append(errs, errors.New("capture.max_segment_bytes must be at least 1024"))
+	}
+	if c.Capture.UploadStallAfter < 0 {
+		errs = append(errs, errors.New("capture.upload_stall_after must not be negative (0: the default, 30s)"))
 	}
 	if c.Capture.SpoolMaxBytes < c.Capture.MaxSegmentBytes {
 		errs = append(errs, errors.New("capture.spool_max_bytes must be at least capture.max_segment_bytes"))

@@ -58,8 +58,12 @@ type Capture struct {
 	MaxBatchBytes int
 	// DrainTimeout bounds how long a stopping capture keeps uploading.
 	DrainTimeout time.Duration
-	Log          *slog.Logger
-	Stats        *Stats
+	// UploadFloor is the least time a segment upload may take before it
+	// is abandoned as stalled and retried (default 30 s; the segment's
+	// size at 32 KiB/s is added).
+	UploadFloor time.Duration
+	Log         *slog.Logger
+	Stats       *Stats
 	// Read, when set, replaces tailing the source: it sends entries in
 	// order until ctx ends. Benchmarks use it to measure the pipeline
 	// alone, fed from recorded entries.
@@ -288,6 +292,25 @@ func (c *Capture) spoolBatch(ctx context.Context, b Batch) error {
 // upload sends spooled batches to the sink, oldest first, retrying with
 // backoff while storage fails. It returns once batching is done and the
 // spool is empty, or when ctx ends.
+// Upload deadlines: an upload that takes longer than uploadFloor plus its
+// size at uploadMinRate is abandoned as stalled (a half-open connection to
+// the storage) and retried from the spool.
+const (
+	uploadFloor   = 30 * time.Second
+	uploadMinRate = 32 << 10 // bytes per second
+)
+
+// uploadDeadline bounds one segment's upload: c.UploadFloor (default
+// uploadFloor) plus its size at uploadMinRate (a 16 MiB segment gets
+// about 9 min).
+func (c *Capture) uploadDeadline(b Batch) time.Duration {
+	floor := c.UploadFloor
+	if floor <= 0 {
+		floor = uploadFloor
+	}
+	return floor + time.Duration(b.Bytes)*time.Second/uploadMinRate
+}
+
 func (c *Capture) upload(ctx context.Context, batchDone <-chan struct{}) error {
 	backoff := 200 * time.Millisecond
 	for {
@@ -309,7 +332,10 @@ func (c *Capture) upload(ctx context.Context, batchDone <-chan struct{}) error {
 				return nil
 			}
 		}
-		if err := c.Sink.WriteSegment(ctx, b); err != nil {
+		uctx, cancel := context.WithTimeout(ctx, c.uploadDeadline(b))
+		err = c.Sink.WriteSegment(uctx, b)
+		cancel()
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

@@ -61,7 +61,12 @@ func (l *Lock) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		err := l.Refresh(ctx)
+		// Bounded: Refresh holds the lock's mutex, which every fenced
+		// write waits for, so a stalled storage connection must not keep
+		// it past one refresh period (the next tick retries).
+		rctx, cancel := context.WithTimeout(ctx, l.opts.RefreshEvery)
+		err := l.Refresh(rctx)
+		cancel()
 		if ctx.Err() != nil {
 			return nil
 		}
