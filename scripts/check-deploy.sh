@@ -59,30 +59,28 @@ if render -f "$chart/ci/example-values.yaml" | sed 's/readOnlyRootFilesystem:/re
 	exit 1
 fi
 
-for values in "" "$chart"/ci/*-values.yaml; do
-	args=()
-	[ -n "$values" ] && args=(-f "$values")
-	log "helm lint and kubeconform: $chart ${values:-(default values)}"
-	"$BIN/helm" lint --strict --quiet "$chart" "${args[@]}"
-	render "${args[@]}" | kubeconform -
-done
-
 # The ConfigMap's rewind.yaml: the block under "rewind.yaml: |", unindented.
 server_config() {
 	render "$@" --show-only templates/configmap.yaml |
 		awk '/^  rewind.yaml: \|/ {on=1; next} on && /^    / {print substr($0, 5); next} on {exit}'
 }
+rewind_bin=$(mktemp -d)/rewind
+go build -o "$rewind_bin" ./cmd/rewind
+
 for values in "" "$chart"/ci/*-values.yaml; do
 	args=()
 	[ -n "$values" ] && args=(-f "$values")
-	log "rewind server --check-config: the configuration $chart renders with ${values:-(default values)}"
+	log "helm lint, kubeconform and rewind server --check-config: $chart ${values:-(default values)}"
+	"$BIN/helm" lint --strict --quiet "$chart" "${args[@]}"
+	render "${args[@]}" | kubeconform -
 	cfg=$(mktemp)
 	server_config "${args[@]}" >"$cfg"
 	grep -q 'deployments:' "$cfg" || { log "no server configuration found in the rendered ConfigMap"; exit 1; }
 	# The token file is the pod's Secret mount, absent here: --check-config reads it.
 	sed -i '/token_file:/d' "$cfg"
-	ORDERS_SOURCE=mongodb://db1:27017/ BILLING_SOURCE=mongodb://db2:27017/ go run ./cmd/rewind server --config "$cfg" --check-config
+	ORDERS_SOURCE=mongodb://db1:27017/ BILLING_SOURCE=mongodb://db2:27017/ "$rewind_bin" server --config "$cfg" --check-config
 	rm -f "$cfg"
 done
+rm -rf "$(dirname "$rewind_bin")"
 
 REWIND_PLATFORMS="${REWIND_PLATFORMS:-linux/amd64}" scripts/build-image.sh
