@@ -3,6 +3,7 @@ package agent_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -214,21 +215,30 @@ func shardEntries(t *testing.T, r *repo.Repository, shard string) ([]bson.Raw, r
 // assertSameEntries checks got equals want byte for byte, none missing or repeated.
 func assertSameEntries(t *testing.T, got, want []bson.Raw) {
 	t.Helper()
+	if d := entriesDiff(got, want); d != "" {
+		t.Fatal(d)
+	}
+}
+
+// entriesDiff says how got differs from want (an entry differs, some are
+// missing or repeated, or out of order), "" when they are equal byte for byte.
+func entriesDiff(got, want []bson.Raw) string {
 	for i := 0; i < len(got) && i < len(want); i++ {
 		if !bytes.Equal(got[i], want[i]) {
-			t.Fatalf("entry %d differs:\n captured %s\n source   %s", i, got[i], want[i])
+			return fmt.Sprintf("entry %d differs:\n captured %s\n source   %s", i, got[i], want[i])
 		}
 	}
 	if len(got) != len(want) {
-		t.Fatalf("captured %d entries, the source's oplog holds %d in the same range", len(got), len(want))
+		return fmt.Sprintf("captured %d entries, the source's oplog holds %d in the same range", len(got), len(want))
 	}
 	for i := 1; i < len(got); i++ {
 		a, _ := optime.OfEntry(got[i-1])
 		b, _ := optime.OfEntry(got[i])
 		if !b.After(a) {
-			t.Fatalf("entry %d (%s) does not follow entry %d (%s): duplicate or out of order", i, b, i-1, a)
+			return fmt.Sprintf("entry %d (%s) does not follow entry %d (%s): duplicate or out of order", i, b, i-1, a)
 		}
 	}
+	return ""
 }
 
 // waitDurable waits until the repository holds every entry up to ts.

@@ -273,25 +273,32 @@ func (s *stallWatch) firstAfter(t time.Time) time.Time {
 // first batch it takes the snapshot every mark is restored from: FerretDB
 // logs no DDL, so the workload's collections and indexes must be in it.
 type faultWorkload struct {
-	dbs  []string
-	rec  *oracle.Recorder
-	stop atomic.Bool
-	done chan error
+	dbs   []string
+	rec   *oracle.Recorder
+	stop  atomic.Bool
+	done  chan error
+	stats chan workload.Stats
 }
 
 var errWorkloadDone = errors.New("workload stopped by the test")
 
-func startFaultWorkload(t *testing.T, srv *testserver.Server, r *repo.Repository) *faultWorkload {
+func startFaultWorkload(t *testing.T, srv *testserver.Server, r *repo.Repository, tweak ...func(*workload.Config, *oracle.Recorder)) *faultWorkload {
 	t.Helper()
 	cfg := srv.Workload(1717)
 	cfg.Prefix, cfg.Databases, cfg.Collections, cfg.BatchSize = srv.DB("nf"), 1, 2, 10
 	cfg.Duration, cfg.Rate = 10*time.Minute, 20
 	w := &faultWorkload{dbs: workload.Databases(cfg), done: make(chan error, 1)}
 	w.rec = &oracle.Recorder{Client: srv.Client(), Filter: oracle.Filter{Include: w.dbs}, Every: 3}
+	for _, f := range tweak {
+		f(&cfg, w.rec)
+	}
+	w.dbs = workload.Databases(cfg)
+	w.rec.Filter = oracle.Filter{Include: w.dbs}
+	w.stats = make(chan workload.Stats, 1)
 	snapped := make(chan error, 1)
 	first := true
 	go func() {
-		_, err := workload.Run(context.Background(), srv.Client(), cfg, func(ctx context.Context, b workload.Batch) error {
+		st, err := workload.Run(context.Background(), srv.Client(), cfg, func(ctx context.Context, b workload.Batch) error {
 			if first {
 				first = false
 				snapped <- takeSnapshot(ctx, t, srv, r)
@@ -305,6 +312,7 @@ func startFaultWorkload(t *testing.T, srv *testserver.Server, r *repo.Repository
 		if first {
 			snapped <- err
 		}
+		w.stats <- st
 		w.done <- err
 	}()
 	if err := <-snapped; err != nil {
@@ -341,6 +349,14 @@ func takeSnapshot(ctx context.Context, t *testing.T, srv *testserver.Server, r *
 // target under names tagged with tag, and compares with the mark.
 func restoreMarkCLI(t *testing.T, url string, dbs []string, m oracle.Mark, target *testserver.Server, tag string) {
 	t.Helper()
+	if err := restoreMark(t, url, dbs, m, target, tag); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restoreMark is restoreMarkCLI returning what went wrong.
+func restoreMark(t *testing.T, url string, dbs []string, m oracle.Mark, target *testserver.Server, tag string) error {
+	t.Helper()
 	args := []string{"restore", "--repo", url, "--target", target.URI(), "--to", m.TS.String()}
 	f := oracle.Filter{Include: dbs, Rename: map[string]string{}}
 	for i, db := range dbs {
@@ -350,9 +366,10 @@ func restoreMarkCLI(t *testing.T, url string, dbs []string, m oracle.Mark, targe
 	}
 	out, err := exec.Command(testbin.Rewind(t), args...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("rewind restore to mark %d (%s): %v\n%s", m.N, m.TS, err, out)
+		return fmt.Errorf("rewind restore to mark %d (%s): %v\n%s", m.N, m.TS, err, out)
 	}
 	if err := oracle.Compare(context.Background(), target.Client(), m, f); err != nil {
-		t.Fatalf("restored to mark %d (%s), the state differs: %v\nrestore said:\n%s", m.N, m.TS, err, out)
+		return fmt.Errorf("restored to mark %d (%s), the state differs: %v\nrestore said:\n%s", m.N, m.TS, err, out)
 	}
+	return nil
 }
