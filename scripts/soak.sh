@@ -32,17 +32,18 @@ fi
 
 export REWIND_TEST_CACHE="${REWIND_TEST_CACHE:-$HOME/.cache/rewind-test}"
 summary=$(mktemp)
+log="${TMPDIR:-/tmp}/rewind-soak-$(date -u +%Y%m%dT%H%M%SZ).log"
 trap 'rm -f "$summary"' EXIT
 timeout_min=$(awk "BEGIN{print int($minutes + 15)}")
 status=0
 REWIND_SOAK_MINUTES="$minutes" REWIND_SOAK_SUMMARY="$summary" REWIND_SOAK_SEED="$seed" \
-	go test -count=1 -run '^TestSoak$' -timeout "${timeout_min}m" ./internal/agent >"$summary.log" 2>&1 || status=$?
+	go test -count=1 -v -run '^TestSoak$' -timeout "${timeout_min}m" ./internal/agent >"$log" 2>&1 || status=$?
 if [ -s "$summary" ]; then
 	cat "$summary"
 fi
+echo "the soak's full log: $log"
 if [ "$status" -ne 0 ]; then
-	echo "soak failed (exit $status); the test's output:" >&2
-	tail -n 80 "$summary.log" >&2
+	echo "soak failed (exit $status); the end of its log:" >&2
+	tail -n 80 "$log" >&2
 fi
-rm -f "$summary.log"
 exit "$status"

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -50,11 +51,14 @@ func (s *soak) inject(t *testing.T) {
 	for lastDurable(t, s.url).Before(newest) {
 		s.supervise(t)
 		if time.Since(ended) > 90*time.Second {
-			s.problems = append(s.problems, fmt.Sprintf("%s after %s: capture did not catch up within 90 s", s.elapsed(), f.name))
+			s.problems = append(s.problems, fmt.Sprintf("%s after %s: capture did not catch up within 90 s (durable %s, source %s); the agent's last lines:\n%s",
+				s.elapsed(), f.name, lastDurable(t, s.url), newest, lastLines(s.agent.stderrString(), 4)))
+			s.recover = append(s.recover, time.Since(ended))
 			return
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+	s.recover = append(s.recover, time.Since(ended))
 	t.Logf("%s: caught up %.1f s after %s ended", s.elapsed(), time.Since(ended).Seconds(), f.name)
 }
 
@@ -202,10 +206,11 @@ func (s *soak) rssGrowth() string {
 func (s *soak) summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "rewind soak: %s, seed %d (REWIND_SOAK_SEED=%d to repeat the fault sequence)\n", s.elapsed(), s.seed, s.seed)
+	fmt.Fprintf(&b, "machine            %d cores, load average at the end %s", runtime.NumCPU(), loadAverage())
 	st := s.stats
 	fmt.Fprintf(&b, "writes             %d (%d inserts, %d updates, %d replaces, %d deletes)\n",
 		st.Writes(), st.Inserts, st.Updates, st.Replaces, st.Deletes)
-	fmt.Fprintf(&b, "oplog entries      %d in the repository after pruning, %s\n", s.captured, s.entries)
+	fmt.Fprintf(&b, "oplog entries      %d in the repository at the end (compacted; prune deletes whole segments), %s\n", s.captured, s.entries)
 	fmt.Fprintf(&b, "restores checked   %d against the oracle\n", s.restores)
 	total, names := 0, []string{}
 	for name, n := range s.faults {
@@ -214,6 +219,7 @@ func (s *soak) summary() string {
 	}
 	sort.Strings(names)
 	fmt.Fprintf(&b, "faults injected    %d: %s\n", total, strings.Join(names, "; "))
+	fmt.Fprintf(&b, "caught up after    %s (median, max of the faults: from the fault's end until everything written before it was durable)\n", s.recoverySpread())
 	fmt.Fprintf(&b, "agent restarts     %d\n", s.exits)
 	fmt.Fprintf(&b, "losses             %d\n", s.losses)
 	fmt.Fprintf(&b, "verify --read-data %s\n", s.verify)
@@ -226,6 +232,27 @@ func (s *soak) summary() string {
 		fmt.Fprintf(&b, "problem: %s\n", p)
 	}
 	return b.String()
+}
+
+// loadAverage is /proc/loadavg's 1, 5 and 15 minute figures: the soak's
+// timings mean little on a machine busy with other work.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown\n"
+	}
+	f := strings.Fields(string(data))
+	return strings.Join(f[:3], " ") + "\n"
+}
+
+// recoverySpread is the median and the largest catch-up time after a fault.
+func (s *soak) recoverySpread() string {
+	if len(s.recover) == 0 {
+		return "none"
+	}
+	d := slices.Clone(s.recover)
+	slices.Sort(d)
+	return fmt.Sprintf("%.1f s, %.1f s", d[len(d)/2].Seconds(), d[len(d)-1].Seconds())
 }
 
 // rssByMinute is the peak RSS of each minute, as "m1:45".

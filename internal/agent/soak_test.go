@@ -100,6 +100,7 @@ type soak struct {
 	losses   int
 	problems []string
 	rss      []rssSample
+	recover  []time.Duration // per fault: its end until capture caught up
 	stats    workload.Stats
 	captured int    // oplog entries in the repository at the end
 	verify   string // verify --read-data's first line
@@ -177,7 +178,10 @@ func (s *soak) supervise(t *testing.T) {
 
 func (s *soak) elapsed() time.Duration { return time.Since(s.began).Round(time.Second) }
 
-func lastLine(s string) string {
+func lastLine(s string) string { return lastLines(s, 1) }
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
