@@ -46,4 +46,7 @@ step "running the tests"
 # -p 2: the machine has two cores; the integration tests start real servers.
 go test -p 2 -timeout 45m -count=1 "$@" ./...
 (cd cmd/rewind-testserver && go test -count=1 ./...)
+
+step "soak: 3 minutes of faults, restores checked by the oracle (scripts/soak.sh --minutes 3)"
+scripts/soak.sh --minutes 3
 step "all tests passed"
