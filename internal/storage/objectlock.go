@@ -406,3 +406,30 @@ func (s *lockedStore) wrapS3(verb, key string, err error) error {
 	}
 	return &scrubbedError{msg: fmt.Sprintf("%s %s: %s", verb, key, s.scrub(err)), err: err}
 }
+
+// Oldest returns a view of st for reading objects written once: on S3,
+// Get reads a key's oldest version that holds data, past any delete marker
+// or newer version (what a locked store reads), and falls back to the
+// newest version where the bucket lists no versions; elsewhere st itself.
+// The repository reads its config through it, before it knows whether
+// the repository is locked.
+func Oldest(st Store) Store {
+	b, ok := s3of(st)
+	if !ok {
+		return st
+	}
+	return oldestStore{Store: st, locked: &lockedStore{blobStore: b, mutable: func(string) bool { return false }}}
+}
+
+type oldestStore struct {
+	Store
+	locked *lockedStore
+}
+
+func (s oldestStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, err := s.locked.Get(ctx, key)
+	if err == nil || errors.Is(err, ErrNotFound) {
+		return rc, err
+	}
+	return s.Store.Get(ctx, key)
+}
