@@ -64,7 +64,7 @@ type noLockStore struct {
 
 func (s noLockStore) Put(ctx context.Context, key string, r io.Reader) error {
 	if !MutableKey(key) {
-		return fmt.Errorf("put object %s: the repository is object-locked but %v: write to it through its S3 bucket", key, s.err)
+		return fmt.Errorf("put object %s: refused: the repository is object-locked and nothing may be written to it unlocked; write through its S3 bucket (%w)", key, s.err)
 	}
 	return s.Store.Put(ctx, key, r)
 }

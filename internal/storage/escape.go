@@ -1,6 +1,9 @@
 package storage
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // s3Escape spells a valid key as gocloud's s3blob stores it, so that the
 // raw S3 calls of a locked store name the objects its writer made. s3blob
@@ -9,47 +12,38 @@ import "strconv"
 // first "_" becomes "__0x5f__". (A copy of gocloud.dev/internal/escape's
 // rules for valid keys: that package is internal.)
 func s3Escape(key string) string {
-	r := []rune(key)
-	var out []rune
-	for i := range r {
-		if ok, _, _ := hexEscape(r, i); ok {
-			if out == nil {
-				out = append([]rune(nil), r[:i]...)
-			}
-			out = append(out, []rune("__0x5f__")...)
-			continue
-		}
-		if out != nil {
-			out = append(out, r[i])
-		}
-	}
-	if out == nil {
+	if !strings.Contains(key, "__0x") {
 		return key
 	}
-	return string(out)
+	r := []rune(key)
+	var b strings.Builder
+	for i := range r {
+		if ok, _, _ := hexEscape(r, i); ok {
+			b.WriteString("__0x5f__")
+		} else {
+			b.WriteRune(r[i])
+		}
+	}
+	return b.String()
 }
 
 // s3Unescape reverses s3Escape.
 func s3Unescape(key string) string {
-	r := []rune(key)
-	var out []rune
-	for i := 0; i < len(r); i++ {
-		if ok, c, end := hexEscape(r, i); ok {
-			if out == nil {
-				out = append([]rune(nil), r[:i]...)
-			}
-			out = append(out, c)
-			i = end
-			continue
-		}
-		if out != nil {
-			out = append(out, r[i])
-		}
-	}
-	if out == nil {
+	if !strings.Contains(key, "__0x") {
 		return key
 	}
-	return string(out)
+	r := []rune(key)
+	var b strings.Builder
+	for i := 0; i < len(r); i++ {
+		ok, c, end := hexEscape(r, i)
+		if ok {
+			i = end
+		} else {
+			c = r[i]
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // hexEscape reports whether r[i:] starts with "__0x<hex>__", the rune it

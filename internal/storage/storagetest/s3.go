@@ -42,19 +42,26 @@ type S3Server struct {
 // fails the test.
 func StartS3(t testing.TB) *S3Server {
 	t.Helper()
-	s := &S3Server{
-		Bucket:    "rewind-test",
-		AccessKey: "rewindtestaccess",
-		SecretKey: "rewind-test-secret-key-0123456789",
-		t:         t,
-		bin:       goBinary(t, EnvVersityGW, "versitygw", "github.com/versity/versitygw/cmd/versitygw", VersityGWVersion),
-		dir:       t.TempDir(),
-		port:      freePort(t),
-	}
+	s := newS3Server(t, "rewind-test", "")
 	s.CreateBucket(s.Bucket)
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// newS3Server prepares a server (not started) whose test bucket is
+// bucket; versioning is its --versioning-dir, "" for none.
+func newS3Server(t testing.TB, bucket, versioning string) *S3Server {
+	return &S3Server{
+		Bucket:     bucket,
+		AccessKey:  "rewindtestaccess",
+		SecretKey:  "rewind-test-secret-key-0123456789",
+		t:          t,
+		bin:        goBinary(t, EnvVersityGW, "versitygw", "github.com/versity/versitygw/cmd/versitygw", VersityGWVersion),
+		dir:        t.TempDir(),
+		versioning: versioning,
+		port:       freePort(t),
+	}
 }
 
 // StartS3Locked starts a versitygw S3 server with versioning, whose
@@ -64,16 +71,7 @@ func StartS3(t testing.TB) *S3Server {
 // ends.
 func StartS3Locked(t testing.TB) *S3Server {
 	t.Helper()
-	s := &S3Server{
-		Bucket:     "rewind-locked",
-		AccessKey:  "rewindtestaccess",
-		SecretKey:  "rewind-test-secret-key-0123456789",
-		t:          t,
-		bin:        goBinary(t, EnvVersityGW, "versitygw", "github.com/versity/versitygw/cmd/versitygw", VersityGWVersion),
-		dir:        t.TempDir(),
-		versioning: t.TempDir(),
-		port:       freePort(t),
-	}
+	s := newS3Server(t, "rewind-locked", t.TempDir())
 	s.Start()
 	t.Cleanup(s.Stop)
 	_, err := s.Client().CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(s.Bucket),
