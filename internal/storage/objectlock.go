@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -56,6 +57,8 @@ func (l ObjectLock) Validate() error {
 	return nil
 }
 
+var errNotS3 = fmt.Errorf("this store has no object lock (rewind supports it on S3 buckets only, not on file://, gs:// or azblob://): %w", ErrObjectLockUnsupported)
+
 // RetainedError names an object Delete left alone and when its retention
 // ends. errors.Is(err, ErrRetained) holds.
 type RetainedError struct {
@@ -104,7 +107,7 @@ func s3of(st Store) (*blobStore, bool) {
 func CheckObjectLock(ctx context.Context, st Store) error {
 	b, ok := s3of(st)
 	if !ok {
-		return fmt.Errorf("this store has no object lock (rewind supports it on S3 buckets only, not on file://, gs:// or azblob://): %w", ErrObjectLockUnsupported)
+		return errNotS3
 	}
 	const how = "create a bucket with Object Lock enabled (it also enables versioning), e.g. `aws s3api create-bucket --bucket NAME --object-lock-enabled-for-bucket`, and use it"
 	out, err := b.s3.client.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: aws.String(b.s3.bucket)})
@@ -153,7 +156,7 @@ func WithObjectLock(st Store, lock ObjectLock, mutable func(key string) bool) (S
 	}
 	b, ok := s3of(st)
 	if !ok {
-		return nil, CheckObjectLock(context.Background(), st) // no request: the store is not S3
+		return nil, errNotS3
 	}
 	return counted{&lockedStore{blobStore: b, lock: lock, mutable: mutable}}, nil
 }
@@ -163,6 +166,41 @@ type lockedStore struct {
 	*blobStore
 	lock    ObjectLock
 	mutable func(key string) bool
+
+	// oldest caches the version id Get reads for retained keys, from List
+	// and earlier reads: a restore lists its segments, then reads each
+	// with one request instead of two. An entry never changes while the
+	// version exists; Delete drops it, and a Get of a version deleted
+	// meanwhile (by another process) looks it up again.
+	mu     sync.Mutex
+	oldest map[string]string
+}
+
+// maxCached bounds lockedStore.oldest (about 100 bytes an entry).
+const maxCached = 1 << 20
+
+func (s *lockedStore) cached(key string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.oldest[key]
+	return id, ok
+}
+
+// remember records the version Get reads for key; "" forgets it.
+func (s *lockedStore) remember(key, id string) {
+	if s.mutable(key) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case id == "":
+		delete(s.oldest, key)
+	case s.oldest == nil || len(s.oldest) >= maxCached:
+		s.oldest = map[string]string{key: id}
+	default:
+		s.oldest[key] = id
+	}
 }
 
 // version is one version or delete marker of a key, as S3 lists them.
@@ -221,12 +259,23 @@ func (s *lockedStore) Get(ctx context.Context, key string) (io.ReadCloser, error
 	if err := ValidateKey(key); err != nil {
 		return nil, fmt.Errorf("get object: %w", err)
 	}
+	if id, ok := s.cached(key); ok {
+		rc, err := s.getVersion(ctx, key, id)
+		if !errors.Is(err, ErrNotFound) {
+			return rc, err
+		}
+		s.remember(key, "") // deleted meanwhile: look again
+	}
 	v, err := s.find(ctx, "get object", key)
 	if err != nil {
 		return nil, err
 	}
+	return s.getVersion(ctx, key, v.id)
+}
+
+func (s *lockedStore) getVersion(ctx context.Context, key, id string) (io.ReadCloser, error) {
 	out, err := s.s3.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.s3.bucket),
-		Key: s.s3.key(key), VersionId: aws.String(v.id)})
+		Key: s.s3.key(key), VersionId: aws.String(id)})
 	if err != nil {
 		return nil, s.wrapS3("get object", key, err)
 	}
@@ -254,6 +303,7 @@ func (s *lockedStore) find(ctx context.Context, verb, key string) (version, erro
 	if !ok {
 		return version{}, fmt.Errorf("%s %s: %w", verb, key, ErrNotFound)
 	}
+	s.remember(key, v.id)
 	return v, nil
 }
 
@@ -272,6 +322,7 @@ func (s *lockedStore) List(ctx context.Context, prefix string, fn func(Info) err
 	sort.Strings(keys)
 	for _, k := range keys {
 		if v, ok := s.pick(k, all[k]); ok {
+			s.remember(k, v.id)
 			if err := fn(Info{Key: k, Size: v.size, ModTime: v.modTime}); err != nil {
 				return err
 			}
@@ -297,6 +348,7 @@ func (s *lockedStore) Delete(ctx context.Context, key string) error {
 			return err
 		}
 	}
+	s.remember(key, "")
 	return s.deleteVersions(ctx, key, vs)
 }
 

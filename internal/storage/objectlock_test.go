@@ -187,3 +187,42 @@ func versions(t *testing.T, srv *storagetest.S3Server, key string) int {
 	}
 	return len(out.Versions) + len(out.DeleteMarkers)
 }
+
+// TestObjectLockStaleVersion: a store remembers which version it reads;
+// when another process removed that version (here, as a GOVERNANCE
+// bypass) and wrote the key again, Get reads the new one.
+func TestObjectLockStaleVersion(t *testing.T) {
+	srv := storagetest.StartS3Locked(t)
+	ctx := t.Context()
+	open := func() storage.Store {
+		st, err := storage.OpenWith(ctx, srv.BucketURL(srv.Bucket, "repo"), srv.Options())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		ls, err := storage.WithObjectLock(st, storage.ObjectLock{Mode: storage.LockGovernance, Days: 1}, isLockKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ls
+	}
+	a, b := open(), open()
+	put(t, a, "oplog/k", "first")
+	if keys := list(t, a, "oplog/"); len(keys) != 1 {
+		t.Fatalf("listing %v", keys)
+	}
+	cl := srv.Client()
+	vs, err := cl.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(srv.Bucket), Prefix: aws.String("repo/oplog/k")})
+	if err != nil || len(vs.Versions) != 1 {
+		t.Fatalf("versions: %v %v", vs, err)
+	}
+	_, err = cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String("repo/oplog/k"),
+		VersionId: vs.Versions[0].VersionId, BypassGovernanceRetention: aws.Bool(true)})
+	if err != nil {
+		t.Fatalf("delete with a governance bypass: %v", err)
+	}
+	put(t, b, "oplog/k", "second")
+	if got := get(t, a, "oplog/k"); got != "second" {
+		t.Fatalf("read %q, want the version written after the remembered one was removed", got)
+	}
+}
