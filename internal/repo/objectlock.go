@@ -87,7 +87,7 @@ func (r *Repository) ObjectLockStatus(ctx context.Context) (ObjectLockStatus, er
 	err := storage.CheckObjectLock(ctx, r.base)
 	switch {
 	case errors.Is(err, storage.ErrObjectLockUnsupported):
-		st.Problem = err.Error()
+		st.Problem = strings.TrimSuffix(err.Error(), ": "+storage.ErrObjectLockUnsupported.Error())
 	case err != nil:
 		return st, fmt.Errorf("check object lock: %w", err)
 	}
