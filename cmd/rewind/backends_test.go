@@ -29,6 +29,12 @@ func TestInitAndInfoOnEveryBackend(t *testing.T) {
 				err := cmd.Run()
 				return out.String(), errb.String(), err
 			}
+			// No backend here has object lock (the S3 bucket was made
+			// without it): --object-lock is refused and writes nothing.
+			_, stderr, err := rewind("init", "--repo", b.URL, "--object-lock", "7")
+			if err == nil || !strings.Contains(stderr, "object lock") || !strings.Contains(stderr, map[bool]string{true: "--object-lock-enabled-for-bucket", false: "S3 buckets only"}[b.Name == "s3"]) {
+				t.Fatalf("init --object-lock on %s was not refused clearly: %v %s", b.Name, err, stderr)
+			}
 			out, stderr, err := rewind("init", "--repo", b.URL)
 			if err != nil || !strings.Contains(out, "created repository") {
 				t.Fatalf("init on %s: %v\n%s%s", b.Name, err, out, stderr)
@@ -41,8 +47,9 @@ func TestInitAndInfoOnEveryBackend(t *testing.T) {
 				ID          string `json:"id"`
 				Version     int    `json:"format_version"`
 				Compression string `json:"compression"`
+				ObjectLock  string `json:"object_lock"`
 			}
-			if err := json.Unmarshal([]byte(out), &info); err != nil || info.ID == "" || info.Version != 1 || info.Compression != "zstd" {
+			if err := json.Unmarshal([]byte(out), &info); err != nil || info.ID == "" || info.Version != 1 || info.Compression != "zstd" || info.ObjectLock != "unsupported" {
 				t.Fatalf("repo info on %s: %v %+v\n%s", b.Name, err, info, out)
 			}
 			_, stderr, err = rewind("init", "--repo", b.URL)

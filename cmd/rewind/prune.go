@@ -136,6 +136,14 @@ type pruneJSON struct {
 	Shards        []pruneShardJSON `json:"shards"`
 	Orphans       []orphanJSON     `json:"orphans"`
 	Deleted       map[string]int64 `json:"deleted"`
+	// Held is what the object lock keeps until a later prune.
+	Held []heldJSON `json:"held_by_object_lock"`
+}
+
+type heldJSON struct {
+	What  string    `json:"what"`
+	Until time.Time `json:"deletable_after"`
+	Bytes int64     `json:"bytes,omitempty"`
 }
 
 type pruneShardJSON struct {
@@ -189,7 +197,7 @@ func pruneJSONOf(res retention.Result, dry bool) pruneJSON {
 	p := res.Policy
 	out := pruneJSON{DryRun: dry, Now: res.Now.UTC(), RestoreWindow: config.Duration(p.RestoreWindow).String(),
 		Tiers:  map[string]int{"hourly": p.Hourly, "daily": p.Daily, "weekly": p.Weekly, "monthly": p.Monthly},
-		Shards: []pruneShardJSON{}, Orphans: []orphanJSON{},
+		Shards: []pruneShardJSON{}, Orphans: []orphanJSON{}, Held: []heldJSON{},
 		Deleted: map[string]int64{"snapshots": int64(res.DeletedSnapshots), "segments": int64(res.DeletedSegments),
 			"orphans": int64(res.DeletedOrphans), "bytes": res.DeletedBytes, "copied_segments": int64(res.CopiedSegments)}}
 	for _, d := range res.Decisions {
@@ -212,6 +220,9 @@ func pruneJSONOf(res retention.Result, dry bool) pruneJSON {
 	}
 	for _, o := range res.Orphans {
 		out.Orphans = append(out.Orphans, orphanJSON{Key: o.Key, Bytes: o.Size, Reason: o.Reason})
+	}
+	for _, h := range res.Held {
+		out.Held = append(out.Held, heldJSON{What: h.What, Until: h.Until.UTC(), Bytes: h.Bytes})
 	}
 	return out
 }
@@ -262,6 +273,12 @@ func printPrune(w io.Writer, res retention.Result, dry bool) error {
 		for _, o := range res.Orphans {
 			fmt.Fprintf(tw, "  DROP\t%s\t%s\t%s\n", o.Key, humanBytes(o.Size), o.Reason)
 			dropBytes += o.Size
+		}
+	}
+	if len(res.Held) > 0 {
+		fmt.Fprintf(tw, "\nHELD BY OBJECT LOCK (a prune after the date deletes it)\n")
+		for _, h := range res.Held {
+			fmt.Fprintf(tw, "  later\t%s\tafter %s\n", h.What, h.Until.UTC().Format(time.RFC3339))
 		}
 	}
 	verb := "deleted"

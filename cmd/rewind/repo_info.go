@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -35,6 +36,12 @@ type repoInfo struct {
 	Flavor      string    `json:"source_flavor,omitempty"`
 	ReplicaSet  string    `json:"source_replica_set,omitempty"`
 	CreatedBy   string    `json:"created_by,omitempty"`
+	// ObjectLock is "on", "off", or "unsupported" (off, and the store
+	// cannot lock objects); LockProblem says why not.
+	ObjectLock  string `json:"object_lock"`
+	LockMode    string `json:"object_lock_mode,omitempty"`
+	LockDays    int    `json:"object_lock_days,omitempty"`
+	LockProblem string `json:"object_lock_problem,omitempty"`
 }
 
 func newRepoInfoCmd() *cobra.Command {
@@ -58,6 +65,9 @@ func newRepoInfoCmd() *cobra.Command {
 			info := repoInfo{URL: redact.URL(rf.url), ID: c.ID, Version: c.Version, Created: c.Created,
 				Compression: c.Compression, Level: c.Level, Encrypted: c.Encrypted(), Recipient: c.Recipient,
 				Flavor: c.Source.Flavor, ReplicaSet: c.Source.ReplicaSet, CreatedBy: c.Source.CreatedBy}
+			if err := info.objectLock(cmd.Context(), r.Repository); err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				return printJSON(out, info)
@@ -83,6 +93,16 @@ func newRepoInfoCmd() *cobra.Command {
 			if info.Flavor != "" {
 				fmt.Fprintf(tw, "source\t%s %s\n", info.Flavor, info.ReplicaSet)
 			}
+			switch {
+			case info.ObjectLock == "on" && info.LockProblem == "":
+				fmt.Fprintf(tw, "object lock\t%s, every object retained %d days after it is written\n", info.LockMode, info.LockDays)
+			case info.ObjectLock == "on":
+				fmt.Fprintf(tw, "object lock\t%s, %d days, but %s: nothing can be written here\n", info.LockMode, info.LockDays, info.LockProblem)
+			case info.ObjectLock == "unsupported":
+				fmt.Fprintf(tw, "object lock\toff (unsupported: %s)\n", info.LockProblem)
+			default:
+				fmt.Fprintf(tw, "object lock\toff\n")
+			}
 			if info.CreatedBy != "" {
 				fmt.Fprintf(tw, "created by\t%s\n", info.CreatedBy)
 			}
@@ -92,4 +112,22 @@ func newRepoInfoCmd() *cobra.Command {
 	rf.add(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// objectLock fills in the object lock fields from the config and the store.
+func (info *repoInfo) objectLock(ctx context.Context, r *repo.Repository) error {
+	st, err := r.ObjectLockStatus(ctx)
+	if err != nil {
+		return err
+	}
+	info.LockProblem = st.Problem
+	switch {
+	case st.Lock != nil:
+		info.ObjectLock, info.LockMode, info.LockDays = "on", st.Lock.Mode, st.Lock.Days
+	case st.Problem != "":
+		info.ObjectLock = "unsupported"
+	default:
+		info.ObjectLock = "off"
+	}
+	return nil
 }

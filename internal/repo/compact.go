@@ -2,11 +2,13 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/storage"
 )
 
 // PlanCompaction groups consecutive segments (as returned by ListSegments) of
@@ -85,7 +87,9 @@ func (r *Repository) CompactSegments(ctx context.Context, run []SegmentInfo) (Se
 			old = append(old, s)
 		}
 	}
-	if err := r.deleteSegments(ctx, old); err != nil {
+	// Under an object lock the small segments may be retained: hidden by
+	// the merged one, they stay until a prune removes them as orphans.
+	if err := r.deleteSegments(ctx, old); err != nil && !errors.Is(err, storage.ErrRetained) {
 		return out, fmt.Errorf("compact segments: merged into %s, remove the rest: %w", out.Key, err)
 	}
 	return out, nil

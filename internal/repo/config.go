@@ -87,6 +87,10 @@ type Config struct {
 	// it to tell a wrong identity apart before touching any data.
 	KeyCheck []byte `bson:"keyCheck,omitempty"`
 	Source   Source `bson:"source"`
+	// ObjectLock, when set (rewind init --object-lock), is the S3 Object
+	// Lock retention every object but the mutable ones is written with.
+	// Builds that predate it ignore it and would write objects unlocked.
+	ObjectLock *ObjectLock `bson:"objectLock,omitempty"`
 }
 
 // Encrypted reports whether data objects are encrypted.
@@ -99,7 +103,10 @@ type InitOptions struct {
 	Level       string // zstd level (LevelFastest...); empty: DefaultLevel. ParseCompression gives both from a --compression value
 	Recipient   string // age public key; empty: no encryption
 	Source      Source
-	Now         func() time.Time // default time.Now
+	// ObjectLock, if set, locks every object written (see ObjectLock); the
+	// store must be an S3 bucket with Object Lock enabled.
+	ObjectLock *ObjectLock
+	Now        func() time.Time // default time.Now
 }
 
 // OpenOptions configure access to an existing repository.
@@ -117,7 +124,9 @@ type OpenOptions struct {
 type Repository struct {
 	// store is fenced: it refuses writes once this process's exclusive
 	// lock is lost (fence.go).
-	store    *fencedStore
+	store *fencedStore
+	// base is the store as given to Open, under the object lock view.
+	base     storage.Store
 	cfg      Config
 	codec    *codec
 	location string
@@ -154,6 +163,11 @@ func Init(ctx context.Context, store storage.Store, o InitOptions) (*Repository,
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("init repository: %w", err)
 	}
+	if cfg.ObjectLock != nil {
+		if err := storage.CheckObjectLock(ctx, store); err != nil {
+			return nil, fmt.Errorf("init repository with object lock: %w", err)
+		}
+	}
 	payload, err := bson.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("encode config: %w", err)
@@ -163,7 +177,7 @@ func Init(ctx context.Context, store storage.Store, o InitOptions) (*Repository,
 	if err != nil {
 		return nil, err
 	}
-	if err := store.Put(ctx, configKey, bytes.NewReader(obj)); err != nil {
+	if err := lockStore(store, cfg.ObjectLock).Put(ctx, configKey, bytes.NewReader(obj)); err != nil {
 		return nil, fmt.Errorf("write config: %w", err)
 	}
 	r, err := Open(ctx, store, OpenOptions{Location: o.Location, Recipient: o.Recipient})
@@ -183,7 +197,7 @@ func newConfig(o InitOptions) (Config, error) {
 		now = o.Now
 	}
 	cfg := Config{Version: FormatVersion, ID: newUUID(), Created: now().UTC().Truncate(time.Millisecond),
-		Compression: o.Compression, Recipient: o.Recipient, Source: o.Source}
+		Compression: o.Compression, Recipient: o.Recipient, Source: o.Source, ObjectLock: o.ObjectLock}
 	if cfg.Compression == "" {
 		cfg.Compression = CompressionZstd
 	}
@@ -236,6 +250,11 @@ func (c Config) validate() error {
 	case c.Recipient != "" && len(c.KeyCheck) == 0:
 		return fmt.Errorf("check config: encrypted repository without a key check: %w", ErrInvalid)
 	}
+	if c.ObjectLock != nil {
+		if err := c.ObjectLock.storage().Validate(); err != nil {
+			return fmt.Errorf("check config: %v: %w", err, ErrInvalid)
+		}
+	}
 	if _, err := zstdLevel(c.Level); err != nil {
 		return fmt.Errorf("check config: %v: %w", err, ErrInvalid)
 	}
@@ -269,7 +288,7 @@ func decodeConfig(payload []byte) (Config, error) {
 
 // Open reads the config of an existing repository.
 func Open(ctx context.Context, store storage.Store, o OpenOptions) (*Repository, error) {
-	rc, err := store.Get(ctx, configKey)
+	rc, err := storage.Oldest(store).Get(ctx, configKey)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("no rewind repository at %s: run `rewind init --repo %s`: %w",
 			where(o.Location), where(o.Location), ErrNoRepository)
@@ -302,7 +321,7 @@ func Open(ctx context.Context, store storage.Store, o OpenOptions) (*Repository,
 			c.identities = o.Identities
 		}
 	}
-	return &Repository{store: &fencedStore{Store: store}, cfg: cfg, codec: c, location: o.Location}, nil
+	return &Repository{store: &fencedStore{Store: lockStore(store, cfg.ObjectLock)}, base: store, cfg: cfg, codec: c, location: o.Location}, nil
 }
 
 func checkKey(cfg Config, ids []age.Identity) error {

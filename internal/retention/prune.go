@@ -39,6 +39,9 @@ type Result struct {
 	// Filled in by Prune.
 	DeletedSnapshots, DeletedSegments, DeletedOrphans, CopiedSegments int
 	DeletedBytes                                                      int64
+	// Held is what the repository's object lock keeps for now, with when
+	// a later prune may delete it; empty without an object lock.
+	Held []Held
 }
 
 // Plan lists the repository and decides what a prune would do. Reading
@@ -70,6 +73,9 @@ func Plan(ctx context.Context, r *repo.Repository, p Policy, now time.Time) (Res
 	}
 	res.Decisions, res.DropClusters = decideClusters(p, shards, clusters, now)
 	if res.Orphans, err = findOrphans(ctx, r, cat, now.Add(-p.Grace)); err != nil {
+		return res, fmt.Errorf("plan prune: %w", err)
+	}
+	if err := res.hold(ctx, r, now); err != nil {
 		return res, fmt.Errorf("plan prune: %w", err)
 	}
 	return res, nil
@@ -203,6 +209,7 @@ func Prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, p Policy, n
 	if err != nil {
 		return res, err
 	}
+	defer res.logHeld(log)
 	if !res.changes() {
 		return res, nil
 	}
@@ -270,7 +277,7 @@ func (res *Result) deleteAll(ctx context.Context, r *repo.Repository, lock *repo
 		if err := stillDeleting(ctx, lock); err != nil {
 			return err
 		}
-		if err := r.DeleteClusterManifest(ctx, id); err != nil {
+		if err := r.DeleteClusterManifest(ctx, id); err != nil && !res.heldError(err, "cluster snapshot "+id) {
 			return fmt.Errorf("prune cluster snapshot %s: %w", id, err)
 		}
 	}
@@ -280,17 +287,24 @@ func (res *Result) deleteAll(ctx context.Context, r *repo.Repository, lock *repo
 				return err
 			}
 			if err := r.DeleteSnapshot(ctx, s.Shard, s.ID); err != nil {
+				if res.heldError(err, "snapshot "+s.ID) {
+					continue
+				}
 				return fmt.Errorf("prune snapshot %s: %w", s.ID, err)
 			}
 			res.DeletedSnapshots++
 		}
 	}
 	for _, d := range res.Decisions {
+	segments:
 		for _, seg := range deleteOrder(d) {
 			if err := stillDeleting(ctx, lock); err != nil {
 				return err
 			}
 			if err := r.DeleteSegment(ctx, seg); err != nil {
+				if res.heldError(err, "segments of timeline "+seg.Timeline) {
+					break segments // deleting past it would leave a hole
+				}
 				return fmt.Errorf("prune: %w", err)
 			}
 			res.DeletedSegments++
@@ -302,6 +316,9 @@ func (res *Result) deleteAll(ctx context.Context, r *repo.Repository, lock *repo
 			return err
 		}
 		if err := remove(ctx, r, o.Key); err != nil {
+			if res.heldError(err, o.Key) {
+				continue
+			}
 			return err
 		}
 		res.DeletedOrphans++
@@ -314,6 +331,17 @@ func (res *Result) deleteAll(ctx context.Context, r *repo.Repository, lock *repo
 // kept run oldest first, then those after it newest first.
 func deleteOrder(d Decision) []repo.SegmentInfo {
 	var out []repo.SegmentInfo
+	for _, side := range deleteSides(d) {
+		out = append(out, side...)
+	}
+	return out
+}
+
+// deleteSides returns, per timeline, the segments to drop before the kept
+// run oldest first, and those after it newest first: deleting each list
+// in order keeps what is left one unbroken run.
+func deleteSides(d Decision) [][]repo.SegmentInfo {
+	var out [][]repo.SegmentInfo
 	byTimeline := map[string][]SegmentRun{}
 	var order []string
 	for _, r := range d.Runs {
@@ -335,10 +363,8 @@ func deleteOrder(d Decision) []repo.SegmentInfo {
 				before = append(before, r.Segments...)
 			}
 		}
-		out = append(out, before...)
-		for i := len(after) - 1; i >= 0; i-- {
-			out = append(out, after[i])
-		}
+		slices.Reverse(after)
+		out = append(out, before, after)
 	}
 	return out
 }

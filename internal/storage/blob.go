@@ -33,6 +33,7 @@ type blobStore struct {
 	before  beforeWriteFunc // adjusts a driver's writer, or nil
 	name    string          // redacted URL, for errors
 	secrets []string        // values scrubbed from every error message
+	s3      *s3Bucket       // the raw S3 bucket under b, for Object Lock; nil on other clouds
 }
 
 // openBlob opens the bucket for u, checks that it exists and scopes it to
@@ -47,10 +48,11 @@ func openBlob(ctx context.Context, u *url.URL, opts Options) (Store, error) {
 	var b *blob.Bucket
 	var client io.Closer
 	var before beforeWriteFunc
+	var raw *s3Bucket
 	var err error
 	switch u.Scheme {
 	case "s3":
-		b, before, err = openS3(ctx, &bu, opts)
+		b, raw, before, err = openS3(ctx, &bu, opts)
 	case "gs":
 		b, client, err = openGCS(ctx, &bu, opts)
 	case "azblob":
@@ -59,7 +61,7 @@ func openBlob(ctx context.Context, u *url.URL, opts Options) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %s", name, redact.Scrub(err.Error(), secrets...))
 	}
-	s := &blobStore{b: b, client: client, before: before, name: name, secrets: secrets}
+	s := &blobStore{b: b, client: client, before: before, name: name, secrets: secrets, s3: raw}
 	if err := s.checkBucket(ctx, u.Host); err != nil {
 		s.Close()
 		return nil, err
@@ -70,6 +72,9 @@ func openBlob(ctx context.Context, u *url.URL, opts Options) (Store, error) {
 			return nil, fmt.Errorf("open repository %s: the path after the bucket: %w", name, err)
 		}
 		s.b = blob.PrefixedBucket(b, prefix+"/")
+		if raw != nil {
+			raw.prefix = prefix + "/"
+		}
 	}
 	return s, nil
 }
@@ -89,6 +94,11 @@ func (s *blobStore) checkBucket(ctx context.Context, bucket string) error {
 }
 
 func (s *blobStore) Put(ctx context.Context, key string, r io.Reader) error {
+	return s.put(ctx, key, r, s.before)
+}
+
+// put is Put with before as the driver's writer hook.
+func (s *blobStore) put(ctx context.Context, key string, r io.Reader, before beforeWriteFunc) error {
 	if err := ValidateKey(key); err != nil {
 		return fmt.Errorf("put object: %w", err)
 	}
@@ -104,7 +114,7 @@ func (s *blobStore) Put(ctx context.Context, key string, r io.Reader) error {
 		MaxConcurrency:              partConcurrency,
 		ContentType:                 "application/octet-stream",
 		DisableContentTypeDetection: true,
-		BeforeWrite:                 s.before,
+		BeforeWrite:                 before,
 	})
 	if err != nil {
 		return s.wrap("put object", key, err)

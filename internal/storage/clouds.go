@@ -28,7 +28,7 @@ import (
 // openS3 builds the S3 client itself (rather than through s3blob's URL
 // opener) so that Options.AWS can replace the credential chain; the URL
 // parameters are the same as s3blob's.
-func openS3(ctx context.Context, u *url.URL, opts Options) (*blob.Bucket, beforeWriteFunc, error) {
+func openS3(ctx context.Context, u *url.URL, opts Options) (*blob.Bucket, *s3Bucket, beforeWriteFunc, error) {
 	q := u.Query()
 	s3opts := []func(*s3.Options){func(o *s3.Options) {
 		// Objects uploaded in parts carry a composite checksum the SDK
@@ -44,7 +44,7 @@ func openS3(ctx context.Context, u *url.URL, opts Options) (*blob.Bucket, before
 		q.Del(p)
 		on, err := strconv.ParseBool(v)
 		if err != nil {
-			return nil, nil, fmt.Errorf("parse URL parameter %s=%q: want true or false", p, v)
+			return nil, nil, nil, fmt.Errorf("parse URL parameter %s=%q: want true or false", p, v)
 		}
 		switch p {
 		case "use_path_style", "s3ForcePathStyle":
@@ -63,13 +63,13 @@ func openS3(ctx context.Context, u *url.URL, opts Options) (*blob.Bucket, before
 		q.Del("ssetype")
 		sse, err := sseType(v)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		bopts.EncryptionType = sse
 	}
 	cfg, err := gcaws.V2ConfigFromURLParams(ctx, q)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load AWS configuration: %w", err)
+		return nil, nil, nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	if c := opts.AWS; c != nil {
 		cfg.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken))
@@ -83,9 +83,9 @@ func openS3(ctx context.Context, u *url.URL, opts Options) (*blob.Bucket, before
 	client := s3.NewFromConfig(cfg, s3opts...)
 	b, err := s3blob.OpenBucket(ctx, client, u.Host, &bopts)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return b, s3BeforeWrite(client, cfg.RequestChecksumCalculation), nil
+	return b, &s3Bucket{client: client, bucket: u.Host}, s3BeforeWrite(client, cfg.RequestChecksumCalculation), nil
 }
 
 // s3BeforeWrite lowers the transfer manager's multipart threshold to one

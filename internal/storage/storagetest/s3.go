@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/rewind-backup/rewind/internal/storage"
 )
 
@@ -25,6 +29,9 @@ type S3Server struct {
 	dir  string
 	port int
 
+	// versioning is versitygw's --versioning-dir, "" without versioning.
+	versioning string
+
 	mu   sync.Mutex
 	proc *process
 }
@@ -35,19 +42,55 @@ type S3Server struct {
 // fails the test.
 func StartS3(t testing.TB) *S3Server {
 	t.Helper()
-	s := &S3Server{
-		Bucket:    "rewind-test",
-		AccessKey: "rewindtestaccess",
-		SecretKey: "rewind-test-secret-key-0123456789",
-		t:         t,
-		bin:       goBinary(t, EnvVersityGW, "versitygw", "github.com/versity/versitygw/cmd/versitygw", VersityGWVersion),
-		dir:       t.TempDir(),
-		port:      freePort(t),
-	}
+	s := newS3Server(t, "rewind-test", "")
 	s.CreateBucket(s.Bucket)
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// newS3Server prepares a server (not started) whose test bucket is
+// bucket; versioning is its --versioning-dir, "" for none.
+func newS3Server(t testing.TB, bucket, versioning string) *S3Server {
+	return &S3Server{
+		Bucket:     bucket,
+		AccessKey:  "rewindtestaccess",
+		SecretKey:  "rewind-test-secret-key-0123456789",
+		t:          t,
+		bin:        goBinary(t, EnvVersityGW, "versitygw", "github.com/versity/versitygw/cmd/versitygw", VersityGWVersion),
+		dir:        t.TempDir(),
+		versioning: versioning,
+		port:       freePort(t),
+	}
+}
+
+// StartS3Locked starts a versitygw S3 server with versioning, whose
+// Bucket is created through the S3 API with Object Lock enabled (versitygw
+// v1.8.0's posix backend implements Object Lock and, with
+// --versioning-dir, versions and delete markers). Stopped when the test
+// ends.
+func StartS3Locked(t testing.TB) *S3Server {
+	t.Helper()
+	s := newS3Server(t, "rewind-locked", t.TempDir())
+	s.Start()
+	t.Cleanup(s.Stop)
+	_, err := s.Client().CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(s.Bucket),
+		ObjectLockEnabledForBucket: aws.Bool(true)})
+	if err != nil {
+		t.Fatalf("create S3 bucket %s with object lock: %v", s.Bucket, err)
+	}
+	return s
+}
+
+// Client is a raw S3 client with the server's root credentials: what an
+// intruder holding the repository's credentials could call.
+func (s *S3Server) Client() *s3.Client {
+	return s3.New(s3.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(s.Endpoint()),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+	})
 }
 
 // CreateBucket makes an empty bucket (a directory of the posix backend).
@@ -92,8 +135,11 @@ func (s *S3Server) Start() {
 	if s.proc != nil {
 		return
 	}
-	s.proc = startProcess(s.t, "versitygw", s.bin,
-		[]string{"--port", fmt.Sprintf("127.0.0.1:%d", s.port), "posix", s.dir},
+	args := []string{"--port", fmt.Sprintf("127.0.0.1:%d", s.port), "posix"}
+	if s.versioning != "" {
+		args = append(args, "--versioning-dir", s.versioning)
+	}
+	s.proc = startProcess(s.t, "versitygw", s.bin, append(args, s.dir),
 		[]string{"ROOT_ACCESS_KEY=" + s.AccessKey, "ROOT_SECRET_KEY=" + s.SecretKey})
 	s.proc.waitReady(s.t, 30*time.Second, httpAnswers(s.Endpoint()+"/", 0))
 }
