@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +17,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/alert"
 	"github.com/rewind-backup/rewind/internal/config"
-	"github.com/rewind-backup/rewind/internal/oracle"
+	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
 
@@ -86,28 +85,9 @@ func TestCaptureSurvivesDiskFaults(t *testing.T) {
 	for _, f := range faults {
 		runDiskFault(t, a, logs, srv, f)
 	}
-	marks := w.finish(t)
-
-	newest := newestOplogTS(t, srv.Client())
-	waitDurable(t, a.Stats().LastDurable, newest, time.Minute)
-	must(t, a.stop(t))
-	got, h := repoEntries(t, url)
-	if len(h.Timelines) != 1 || len(h.Gaps) != 0 {
-		t.Fatalf("want one timeline and no gap, got %d and %d: %+v", len(h.Timelines), len(h.Gaps), h.Gaps)
-	}
-	assertSameEntries(t, got, sourceOplog(t, srv.Client(), h.Timelines[0].First, newest))
+	checkAfterFaults(t, a, srv, w, url, storage.Options{}, "df")
 	assertNoTempFiles(t, filepath.Join(repoDir, "r"), ".rewind-tmp-")
 	assertNoTempFiles(t, cfg.Capture.SpoolDir, ".tmp-")
-
-	target := testserver.Start(t)
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	picks := []oracle.Mark{marks[len(marks)-1]}
-	for range 2 {
-		picks = append(picks, marks[rng.IntN(len(marks)-1)])
-	}
-	for i, m := range picks {
-		restoreMarkCLI(t, url, w.dbs, m, target, fmt.Sprintf("df%d_", i))
-	}
 }
 
 // runDiskFault makes one fault for a few seconds while the workload

@@ -43,7 +43,7 @@ const spoolExt = ".bson"
 // OpenSpool opens (creating) the spool directory and counts what it holds.
 func OpenSpool(dir string, maxBytes int64) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create spool %s: %w", dir, err)
+		return nil, fmt.Errorf("create spool %s: %w", dir, storage.DiskError(dir, err))
 	}
 	s := &Spool{dir: dir, maxBytes: maxBytes, uploaded: map[string]bool{}, freed: make(chan struct{}, 1)}
 	names, err := s.list()
