@@ -2,22 +2,19 @@ package agent_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/alert"
 	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/storage"
+	"github.com/rewind-backup/rewind/internal/testdisk"
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
 
@@ -50,8 +47,8 @@ type diskFault struct {
 func TestCaptureSurvivesDiskFaults(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Start(t)
-	spool := mountTmpfs(t, "spool", 4<<20)
-	repoDir := mountTmpfs(t, "repo", 32<<20)
+	spool := testdisk.Tmpfs(t, "spool", 4<<20)
+	repoDir := testdisk.Tmpfs(t, "repo", 32<<20)
 	url := "file://" + filepath.Join(repoDir, "r")
 	initRepo(t, url)
 	cfg := agentConfig(t, srv, url)
@@ -66,20 +63,20 @@ func TestCaptureSurvivesDiskFaults(t *testing.T) {
 
 	w := startFaultWorkload(t, srv, openRepo(t, url))
 	faults := []diskFault{
-		{name: "spool filesystem full", mount: spool, start: func(t *testing.T) (time.Time, func()) { return time.Now(), fillFS(t, spool) },
+		{name: "spool filesystem full", mount: spool, start: func(t *testing.T) (time.Time, func()) { return time.Now(), testdisk.Fill(t, spool) },
 			alert: alert.SpoolUnwritable, logs: []string{"cannot write the spool", cfg.Capture.SpoolDir, "no space left on device", "is full: free space on it"}},
 		// Segments wait in the spool (the repository is full) when it
 		// turns read-only; then the repository has room again: uploads
 		// go on though their files cannot be removed.
 		{name: "spool filesystem read-only", mount: spool, start: func(t *testing.T) (time.Time, func()) {
-			freeRepo := fillFS(t, repoDir)
+			freeRepo := testdisk.Fill(t, repoDir)
 			waitFor(t, 20*time.Second, "segments waiting in the spool", func() bool { return spooled(t, cfg.Capture.SpoolDir) > 0 })
-			began, end := time.Now(), remountRO(t, spool)
+			began, end := time.Now(), testdisk.ReadOnly(t, spool)
 			freeRepo()
 			return began, end
 		}, alert: alert.SpoolUnwritable, logs: []string{"cannot write the spool", cfg.Capture.SpoolDir, "read-only file system", "remount it read-write"},
 			also: "uploaded segment stays in the spool"},
-		{name: "repository filesystem full", mount: repoDir, start: func(t *testing.T) (time.Time, func()) { return time.Now(), fillFS(t, repoDir) },
+		{name: "repository filesystem full", mount: repoDir, start: func(t *testing.T) (time.Time, func()) { return time.Now(), testdisk.Fill(t, repoDir) },
 			alert: alert.StorageErrors, logs: []string{"upload segment failed", filepath.Join(repoDir, "r"), "no space left on device", "is full: free space on it"}},
 	}
 	for _, f := range faults {
@@ -138,78 +135,6 @@ func monitor(t *testing.T, a *runningAgent) *alert.Monitor {
 		t.Fatal("the agent has no alert monitor")
 	}
 	return nil
-}
-
-// mountTmpfs mounts a tmpfs of size bytes on a new directory, unmounted
-// at the end of the test; it skips the test, quoting the error, where
-// mounting is refused (not root, no CAP_SYS_ADMIN in a container).
-func mountTmpfs(t *testing.T, name string, size int) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), name)
-	must(t, os.Mkdir(dir, 0o700))
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Skipf("mount -t tmpfs refused (%v: %s): disk faults need a filesystem the test can fill", err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillFS fills the filesystem at dir with a file, and keeps it full (as
-// another program writing there would) until the returned function
-// removes the file.
-func fillFS(t *testing.T, dir string) func() {
-	t.Helper()
-	f, err := os.Create(filepath.Join(dir, "filler"))
-	must(t, err)
-	chunk := make([]byte, 64<<10)
-	fill := func() {
-		for n := len(chunk); n > 0; {
-			if _, err := f.Write(chunk[:n]); err != nil {
-				n /= 2 // the last blocks: smaller writes
-			}
-		}
-	}
-	fill()
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-				fill()
-			}
-		}
-	}()
-	return func() {
-		close(stop)
-		<-done
-		must(t, f.Close())
-		must(t, os.Remove(f.Name()))
-	}
-}
-
-// remountRO remounts the filesystem at dir read-only until the returned
-// function makes it writable again.
-func remountRO(t *testing.T, dir string) func() {
-	t.Helper()
-	remount := func(mode string) {
-		if out, err := exec.Command("mount", "-o", "remount,"+mode, dir).CombinedOutput(); err != nil {
-			t.Fatalf("remount %s %s: %v: %s", dir, mode, err, out)
-		}
-	}
-	remount("ro")
-	probe := filepath.Join(dir, "probe")
-	if err := os.WriteFile(probe, nil, 0o600); !errors.Is(err, syscall.EROFS) {
-		t.Fatalf("write to %s after remounting it read-only: %v, want EROFS", dir, err)
-	}
-	return func() { remount("rw") }
 }
 
 // assertNoTempFiles fails if a file named prefix* is left under dir.

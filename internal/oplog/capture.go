@@ -70,6 +70,10 @@ type Capture struct {
 	Read func(ctx context.Context, out chan<- bson.Raw) error
 	// CaughtUp is passed to the Tailer (see Tailer.CaughtUp).
 	CaughtUp func(last optime.Timestamp, began time.Time)
+	// PauseOnSpoolError makes a spool write that fails (its filesystem
+	// full or read-only) pause capture and retry until it succeeds, as a
+	// daemon must; unset, the error ends Run, as a one-shot command wants.
+	PauseOnSpoolError bool
 
 	wake chan struct{}
 }
@@ -297,7 +301,11 @@ func (c *Capture) spoolBatch(ctx context.Context, b Batch) error {
 		}
 	}
 	c.Stats.SpoolFull.Store(false)
-	if err := c.putRetrying(ctx, b); err != nil {
+	put := c.Spool.Put
+	if c.PauseOnSpoolError {
+		put = func(b Batch) error { return c.putRetrying(ctx, b) }
+	}
+	if err := put(b); err != nil {
 		return err
 	}
 	select {
