@@ -13,6 +13,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/alert"
 	"github.com/rewind-backup/rewind/internal/config"
+	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testdisk"
 	"github.com/rewind-backup/rewind/internal/testserver"
@@ -34,6 +35,9 @@ type diskFault struct {
 	logs []string
 	// also is logged during the fault too, when set.
 	also string
+	// status, when set, must be in the heartbeat's error (what `rewind
+	// status` shows) during the fault: the repository takes writes then.
+	status string
 }
 
 // The agent's spool and its file:// repository each live on a small tmpfs.
@@ -61,10 +65,12 @@ func TestCaptureSurvivesDiskFaults(t *testing.T) {
 	a := startAgentLogging(t, cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	waitFor(t, 30*time.Second, "the agent's start", func() bool { return a.Alerts() != nil })
 
-	w := startFaultWorkload(t, srv, openRepo(t, url))
+	r := openRepo(t, url)
+	w := startFaultWorkload(t, srv, r)
 	faults := []diskFault{
 		{name: "spool filesystem full", mount: spool, start: func(t *testing.T) (time.Time, func()) { return time.Now(), testdisk.Fill(t, spool) },
-			alert: alert.SpoolUnwritable, logs: []string{"cannot write the spool", cfg.Capture.SpoolDir, "no space left on device", "is full: free space on it"}},
+			alert: alert.SpoolUnwritable, logs: []string{"cannot write the spool", cfg.Capture.SpoolDir, "no space left on device", "is full: free space on it"},
+			status: "capture paused: write spool " + cfg.Capture.SpoolDir},
 		// Segments wait in the spool (the repository is full) when it
 		// turns read-only; then the repository has room again: uploads
 		// go on though their files cannot be removed.
@@ -75,12 +81,12 @@ func TestCaptureSurvivesDiskFaults(t *testing.T) {
 			freeRepo()
 			return began, end
 		}, alert: alert.SpoolUnwritable, logs: []string{"cannot write the spool", cfg.Capture.SpoolDir, "read-only file system", "remount it read-write"},
-			also: "uploaded segment stays in the spool"},
+			also: "uploaded segment stays in the spool", status: "capture paused: write spool " + cfg.Capture.SpoolDir},
 		{name: "repository filesystem full", mount: repoDir, start: func(t *testing.T) (time.Time, func()) { return time.Now(), testdisk.Fill(t, repoDir) },
 			alert: alert.StorageErrors, logs: []string{"upload segment failed", filepath.Join(repoDir, "r"), "no space left on device", "is full: free space on it"}},
 	}
 	for _, f := range faults {
-		runDiskFault(t, a, logs, srv, f)
+		runDiskFault(t, a, logs, srv, r, f)
 	}
 	checkAfterFaults(t, a, srv, w, url, storage.Options{}, "df")
 	assertNoTempFiles(t, filepath.Join(repoDir, "r"), ".rewind-tmp-")
@@ -90,7 +96,7 @@ func TestCaptureSurvivesDiskFaults(t *testing.T) {
 // runDiskFault makes one fault for a few seconds while the workload
 // writes, checks the agent noticed it (the log, the alert), ends it, and
 // checks capture catches up and the alert resolves.
-func runDiskFault(t *testing.T, a *runningAgent, logs *logLines, srv *testserver.Server, f diskFault) {
+func runDiskFault(t *testing.T, a *runningAgent, logs *logLines, srv *testserver.Server, r *repo.Repository, f diskFault) {
 	t.Helper()
 	began, end := f.start(t)
 	waitFor(t, 20*time.Second, f.name+": "+f.alert+" firing", func() bool { return monitor(t, a).IsFiring(f.alert) })
@@ -106,6 +112,16 @@ func runDiskFault(t *testing.T, a *runningAgent, logs *logLines, srv *testserver
 	}
 	if f.also != "" {
 		waitFor(t, 10*time.Second, fmt.Sprintf("%s: %q logged", f.name, f.also), func() bool { return monitor(t, a) != nil && logs.firstAfter(began, f.also) != "" })
+	}
+	if f.status != "" {
+		waitFor(t, 10*time.Second, f.name+": the error in the heartbeat", func() bool {
+			shards, err := r.Shards(t.Context())
+			if err != nil || len(shards) != 1 {
+				return false
+			}
+			hb, err := r.ReadHeartbeat(t.Context(), shards[0])
+			return err == nil && strings.Contains(hb.Error, f.status)
+		})
 	}
 	for time.Since(began) < 4*time.Second {
 		time.Sleep(100 * time.Millisecond) // the fault lasts 4 s while the workload writes
