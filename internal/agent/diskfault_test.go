@@ -84,6 +84,8 @@ func TestCaptureSurvivesDiskFaults(t *testing.T) {
 			also: "uploaded segment stays in the spool", status: "capture paused: write spool " + cfg.Capture.SpoolDir},
 		{name: "repository filesystem full", mount: repoDir, start: func(t *testing.T) (time.Time, func()) { return time.Now(), testdisk.Fill(t, repoDir) },
 			alert: alert.StorageErrors, logs: []string{"upload segment failed", filepath.Join(repoDir, "r"), "no space left on device", "is full: free space on it"}},
+		{name: "repository filesystem read-only", mount: repoDir, start: func(t *testing.T) (time.Time, func()) { return time.Now(), testdisk.ReadOnly(t, repoDir) },
+			alert: alert.StorageErrors, logs: []string{"upload segment failed", filepath.Join(repoDir, "r"), "read-only file system", "remount it read-write"}},
 	}
 	for _, f := range faults {
 		runDiskFault(t, a, logs, srv, r, f)
