@@ -236,7 +236,7 @@ func (a *Agent) heartbeat(ctx context.Context, w *writer) error {
 			st := u.stats
 			hb := repo.Heartbeat{Shard: u.shard, Host: host, PID: os.Getpid(), Version: a.Version,
 				Started: started, Updated: time.Now(), LastDurable: st.LastDurable(), Lag: st.Lag(),
-				CoveredThrough: st.CoveredThrough(), Error: st.LastError()}
+				CoveredThrough: st.CoveredThrough(), Error: captureError(st)}
 			// Bounded by the period: a stalled storage connection delays
 			// the next heartbeat, never stops them.
 			hctx, cancel := context.WithTimeout(ctx, a.HeartbeatEvery)
@@ -252,6 +252,16 @@ func (a *Agent) heartbeat(ctx context.Context, w *writer) error {
 		case <-t.C:
 		}
 	}
+}
+
+// captureError is why capture fails now, for the heartbeat (`rewind
+// status`): a spool it cannot write (capture paused), else the last
+// storage error, "" while it captures.
+func captureError(st *oplog.Stats) string {
+	if e := st.SpoolError(); e != "" {
+		return "capture paused: " + e
+	}
+	return st.LastError()
 }
 
 // defaultSpoolDir keeps each repository's spool apart on a shared host.

@@ -25,6 +25,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/source"
+	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testbin"
 	"github.com/rewind-backup/rewind/internal/testserver"
 	"github.com/rewind-backup/rewind/internal/workload"
@@ -98,25 +99,36 @@ func TestCaptureUnderNetworkFaults(t *testing.T) {
 	for _, f := range netFaults {
 		runFault(t, a, proxy, logs, srv, f)
 	}
-	marks := w.finish(t)
+	checkAfterFaults(t, a, srv, w, url, storage.Options{}, "nf")
+}
 
+// checkAfterFaults stops the workload and the agent once capture caught
+// up, and checks the repository at url (opened with opts) holds the
+// source's oplog byte for byte in one timeline with no gap (the oplog
+// never rolled), and that restores to the last mark and two random ones
+// (their names tagged with tag) are exact.
+func checkAfterFaults(t *testing.T, a *runningAgent, srv *testserver.Server, w *faultWorkload, url string, opts storage.Options, tag string) {
+	t.Helper()
+	marks := w.finish(t)
 	newest := newestOplogTS(t, srv.Client())
 	waitDurable(t, a.Stats().LastDurable, newest, time.Minute)
 	must(t, a.stop(t))
-	got, h := repoEntries(t, url)
+	got, h := repoEntriesWith(t, url, opts)
 	if len(h.Timelines) != 1 || len(h.Gaps) != 0 {
 		t.Fatalf("want one timeline and no gap (the oplog never rolled), got %d and %d: %+v", len(h.Timelines), len(h.Gaps), h.Gaps)
 	}
 	assertSameEntries(t, got, sourceOplog(t, srv.Client(), h.Timelines[0].First, newest))
 
 	target := testserver.Start(t)
-	rng := rand.New(rand.NewPCG(17, 1))
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("restore marks picked with seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
 	picks := []oracle.Mark{marks[len(marks)-1]}
 	for range 2 {
 		picks = append(picks, marks[rng.IntN(len(marks)-1)])
 	}
 	for i, m := range picks {
-		restoreMarkCLI(t, url, w.dbs, m, target, fmt.Sprintf("nf%d_", i))
+		restoreMarkCLI(t, url, w.dbs, m, target, fmt.Sprintf("%s%d_", tag, i))
 	}
 }
 
@@ -161,9 +173,9 @@ func runFault(t *testing.T, a *runningAgent, proxy *faultProxy, logs *stallWatch
 	if n := proxy.accepted.Load() - conns; f.pulse > 0 && n == 0 {
 		// The driver retries a read once on another connection, so a
 		// reset rarely shows in the log: new connections prove it bit.
-		t.Errorf("%s: the agent opened no new connection: the resets cut none of its connections", f.name)
+		t.Errorf("%s: the agent opened no new connection to the %s: the resets cut none of its connections", f.name, proxy.fronts)
 	} else {
-		t.Logf("%s: the agent opened %d new connections to the source meanwhile", f.name, n)
+		t.Logf("%s: the agent opened %d new connections to the %s meanwhile", f.name, n, proxy.fronts)
 	}
 
 	// Back: the retry backoff (at most 10 s) plus one flush.
@@ -196,6 +208,8 @@ func since(began, at time.Time) string {
 type faultProxy struct {
 	*toxiproxy.Proxy
 	accepted atomic.Int64
+	// fronts names what the proxy stands in front of, for messages.
+	fronts string
 }
 
 func (p *faultProxy) Write(line []byte) (int, error) {
@@ -212,7 +226,7 @@ func startProxy(t *testing.T, upstream string) *faultProxy {
 	// toxiproxy logs every toxic's start and end at trace level through
 	// zerolog's global logger: keep test output to rewind's own lines.
 	zerolog.SetGlobalLevel(zerolog.InfoLevel)
-	p := &faultProxy{}
+	p := &faultProxy{fronts: "source"}
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.New(p))
 	p.Proxy = toxiproxy.NewProxy(server, "source", "127.0.0.1:0", upstream)
 	if err := p.Start(); err != nil {

@@ -88,6 +88,8 @@ func (a *Agent) capture(ctx context.Context, u *unit) error {
 			DrainTimeout:  10 * time.Second,
 			UploadFloor:   a.Config.Capture.UploadStallAfter.Std(),
 			Log:           u.log, Stats: u.stats,
+			// A full or read-only spool pauses capture, never ends it.
+			PauseOnSpoolError: true,
 		}
 		if !u.src.Caps.AtomicOplog {
 			// No no-op entries to prove an idle oplog complete: each

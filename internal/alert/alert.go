@@ -24,6 +24,9 @@ const (
 	OplogWindow    = "oplog_window"
 	StorageErrors  = "storage_errors"
 	SpoolFull      = "spool_full"
+	// SpoolUnwritable fires while capture cannot write its spool (its
+	// filesystem full or read-only) and has paused.
+	SpoolUnwritable = "spool_unwritable"
 	// TopologyChanged fires when a shard is added to or removed from the
 	// sharded cluster the agent captures.
 	TopologyChanged = "topology_changed"
@@ -40,7 +43,7 @@ const (
 )
 
 // Names lists every alert.
-var Names = []string{CaptureLag, Gap, SnapshotFailed, PruneFailed, OplogWindow, StorageErrors, SpoolFull, TopologyChanged, DrillFailed, SourceUnreachable, DeploymentFailed}
+var Names = []string{CaptureLag, Gap, SnapshotFailed, PruneFailed, OplogWindow, StorageErrors, SpoolFull, SpoolUnwritable, TopologyChanged, DrillFailed, SourceUnreachable, DeploymentFailed}
 
 // States of an event.
 const (

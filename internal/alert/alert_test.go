@@ -113,6 +113,9 @@ func TestRules(t *testing.T) {
 		{"spool 81%", Observation{SpoolBytes: 81, SpoolMax: 100}, SpoolFull, ptr(true)},
 		{"spool 80%", Observation{SpoolBytes: 80, SpoolMax: 100}, SpoolFull, ptr(false)},
 		{"spool full flag", Observation{SpoolBytes: 10, SpoolMax: 100, SpoolFull: true}, SpoolFull, ptr(true)},
+		{"spool unwritable", Observation{SpoolWriteKnown: true, SpoolError: "write spool /s: no space left on device"}, SpoolUnwritable, ptr(true)},
+		{"spool written", Observation{SpoolWriteKnown: true}, SpoolUnwritable, ptr(false)},
+		{"no capture", Observation{}, SpoolUnwritable, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -120,6 +120,7 @@ func (m *Monitor) observe(ctx context.Context, now time.Time) Observation {
 		o.OplogWindow, o.WindowKnown = st.OplogWindow()
 		o.OplogFilling = st.OplogFilling()
 		o.SpoolFull = st.SpoolFull.Load()
+		o.SpoolError, o.SpoolWriteKnown = st.SpoolError(), true
 		o.Storage = m.storage.update(now, st.StorageErrors.Load(), st.Segments.Load(), st.LastError())
 	}
 	if m.d.Spool != nil {

@@ -31,6 +31,10 @@ type Observation struct {
 	// while capture has paused reading because the spool is full.
 	SpoolBytes, SpoolMax int64
 	SpoolFull            bool
+	// SpoolError is why capture cannot write its spool (it has paused),
+	// empty while it can; SpoolWriteKnown is false when no capture runs.
+	SpoolError      string
+	SpoolWriteKnown bool
 	// Gap is the newest recorded gap, nil when the repository could not
 	// be read.
 	Gap *GapState
@@ -86,6 +90,7 @@ func evaluate(cfg config.Alerts, o Observation) []Condition {
 	add(windowRule(cfg.OplogWindowBelow.Std(), o))
 	add(storageRule(cfg.StorageErrorsFor.Std(), o.Storage))
 	add(spoolRule(cfg.SpoolAbovePercent, o))
+	add(spoolWriteRule(o))
 	add(topologyRule(o.Topology))
 	return out
 }
@@ -218,6 +223,24 @@ func spoolRule(above int, o Observation) *Condition {
 			pct, o.SpoolBytes, o.SpoolMax, above)
 	} else {
 		c.Summary = fmt.Sprintf("the spool is %.0f%% full, at most %d%%", pct, above)
+	}
+	return c
+}
+
+// spoolWriteRule fires while capture cannot write its spool: it has paused
+// reading the source, whose oplog keeps the entries meanwhile.
+func spoolWriteRule(o Observation) *Condition {
+	if !o.SpoolWriteKnown {
+		return nil
+	}
+	spoolErr := o.SpoolError
+	c := &Condition{Alert: SpoolUnwritable, Active: spoolErr != "", Severity: Critical, Details: map[string]any{}}
+	if c.Active {
+		c.Details["error"] = OneLine(spoolErr)
+		c.Summary = "capture cannot write its spool and has paused (nothing is lost while the source's oplog holds the entries; it goes on by itself once the spool can be written): " +
+			OneLine(spoolErr)
+	} else {
+		c.Summary = "capture writes its spool again"
 	}
 	return c
 }

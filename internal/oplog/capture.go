@@ -70,6 +70,10 @@ type Capture struct {
 	Read func(ctx context.Context, out chan<- bson.Raw) error
 	// CaughtUp is passed to the Tailer (see Tailer.CaughtUp).
 	CaughtUp func(last optime.Timestamp, began time.Time)
+	// PauseOnSpoolError makes a spool write that fails (its filesystem
+	// full or read-only) pause capture and retry until it succeeds, as a
+	// daemon must; unset, the error ends Run, as a one-shot command wants.
+	PauseOnSpoolError bool
 
 	wake chan struct{}
 }
@@ -92,6 +96,7 @@ type Stats struct {
 	sourceDownSince atomic.Int64
 	mu              sync.Mutex
 	lastError       string
+	spoolError      string
 	timeline        string
 	coverage        coverage
 }
@@ -117,6 +122,23 @@ func (s *Stats) Timeline() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.timeline
+}
+
+// SpoolError is why the last spool write failed, empty once one succeeds:
+// while it is set, capture is paused.
+func (s *Stats) SpoolError() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.spoolError
+}
+
+func (s *Stats) setSpoolError(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.spoolError = ""
+	if err != nil {
+		s.spoolError = err.Error()
+	}
 }
 
 func (s *Stats) setError(err error) {
@@ -279,7 +301,11 @@ func (c *Capture) spoolBatch(ctx context.Context, b Batch) error {
 		}
 	}
 	c.Stats.SpoolFull.Store(false)
-	if err := c.Spool.Put(b); err != nil {
+	put := c.Spool.Put
+	if c.PauseOnSpoolError {
+		put = func(b Batch) error { return c.putRetrying(ctx, b) }
+	}
+	if err := put(b); err != nil {
 		return err
 	}
 	select {
@@ -287,6 +313,41 @@ func (c *Capture) spoolBatch(ctx context.Context, b Batch) error {
 	default:
 	}
 	return nil
+}
+
+// spoolRetryMax is the longest wait between two tries of a spool write
+// that failed: capture notices space coming back within it.
+const spoolRetryMax = time.Second
+
+// putRetrying puts b in the spool, retrying while the spool cannot be
+// written (its filesystem full or read-only). Capture pauses meanwhile:
+// the source is not read further and its oplog keeps the entries, so
+// nothing is lost; an upload that frees space, or space freed by hand,
+// lets it go on by itself.
+func (c *Capture) putRetrying(ctx context.Context, b Batch) error {
+	wait := 100 * time.Millisecond
+	for failed := 0; ; failed++ {
+		err := c.Spool.Put(b)
+		if err == nil {
+			if failed > 0 {
+				c.Stats.setSpoolError(nil)
+				c.Log.Info("spool written again: capture goes on", "spool", c.Spool.Dir(), "failed_tries", failed)
+			}
+			return nil
+		}
+		c.Stats.setSpoolError(err)
+		if failed%60 == 0 { // the first failure, then about once a minute
+			c.Log.Error("cannot write the spool: capture is paused, nothing is lost while the source's oplog still holds the entries; it goes on by itself once the spool can be written",
+				"spool", c.Spool.Dir(), "err", err)
+		}
+		select {
+		case <-c.Spool.freed:
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return errStopped // the entries are read again after a restart
+		}
+		wait = min(wait*2, spoolRetryMax)
+	}
 }
 
 // upload sends spooled batches to the sink, oldest first, retrying with
@@ -351,7 +412,8 @@ func (c *Capture) upload(ctx context.Context, batchDone <-chan struct{}) error {
 		backoff = 200 * time.Millisecond
 		c.Stats.setError(nil)
 		if err := c.Spool.Remove(name); err != nil {
-			return fmt.Errorf("after upload: %w", err)
+			// Stored: a spool that cannot be written must not stop uploads.
+			c.Log.Warn("uploaded segment stays in the spool", "err", err)
 		}
 		c.Stats.lastDurable.Store(pack(b.Last))
 		c.Stats.Segments.Add(1)

@@ -37,6 +37,23 @@ func entry(t, i uint32, pad int) bson.Raw {
 	return raw
 }
 
+// feed is a Capture.Read sending n entries of 500 bytes, ten per second
+// of timestamps from (100, 1), counting them in fed, then waits for ctx.
+func feed(n int, fed *atomic.Int64) func(ctx context.Context, out chan<- bson.Raw) error {
+	return func(ctx context.Context, out chan<- bson.Raw) error {
+		for i := range n {
+			select {
+			case out <- entry(100+uint32(i/10), uint32(i%10+1), 500):
+				fed.Add(1)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+}
+
 // With storage down, the spool fills to its bound, then capture stops
 // taking entries (the source is not read further) and says so; when storage
 // returns, every entry arrives, in order, chained, none dropped.
@@ -50,19 +67,7 @@ func TestFullSpoolPausesCaptureAndDropsNothing(t *testing.T) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	c := &Capture{Sink: sink, Spool: spool, FlushInterval: 10 * time.Millisecond, MaxBatchBytes: 8 << 10,
-		DrainTimeout: 30 * time.Second,
-		Read: func(ctx context.Context, out chan<- bson.Raw) error {
-			for i := range n {
-				select {
-				case out <- entry(100+uint32(i/10), uint32(i%10+1), 500):
-					fed.Add(1)
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			<-ctx.Done()
-			return ctx.Err()
-		}}
+		DrainTimeout: 30 * time.Second, Read: feed(n, &fed)}
 	c.Stats = &Stats{}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()

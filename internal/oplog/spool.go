@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/storage"
 )
 
 // Spool is a local directory of batches waiting for upload. Every batch goes
@@ -27,6 +30,10 @@ type Spool struct {
 
 	mu    sync.Mutex
 	bytes int64
+	// uploaded holds batches stored in the repository whose file could
+	// not be removed (a read-only spool): they are skipped, and their
+	// removal retried, so uploads go on past them.
+	uploaded map[string]bool
 	// freed is signalled when an upload shrinks the spool.
 	freed chan struct{}
 }
@@ -36,9 +43,9 @@ const spoolExt = ".bson"
 // OpenSpool opens (creating) the spool directory and counts what it holds.
 func OpenSpool(dir string, maxBytes int64) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create spool %s: %w", dir, err)
+		return nil, fmt.Errorf("create spool %s: %w", dir, storage.DiskError(dir, err))
 	}
-	s := &Spool{dir: dir, maxBytes: maxBytes, freed: make(chan struct{}, 1)}
+	s := &Spool{dir: dir, maxBytes: maxBytes, uploaded: map[string]bool{}, freed: make(chan struct{}, 1)}
 	names, err := s.list()
 	if err != nil {
 		return nil, err
@@ -75,32 +82,44 @@ func (s *Spool) WaitFreed(ctx context.Context) error {
 	}
 }
 
+// Dir is the spool's directory.
+func (s *Spool) Dir() string { return s.dir }
+
 // Put writes b durably: temp file, fsync, rename, fsync of the directory.
+// On error nothing is left behind (the temp file is removed) and the error
+// names the directory, and what to do when its filesystem is full or
+// read-only.
 func (s *Spool) Put(b Batch) error {
-	name := spoolName(b)
+	if err := s.put(b); err != nil {
+		return fmt.Errorf("write spool %s: %w", s.dir, storage.DiskError(s.dir, err))
+	}
+	return nil
+}
+
+func (s *Spool) put(b Batch) error {
 	tmp, err := os.CreateTemp(s.dir, ".tmp-*")
 	if err != nil {
-		return fmt.Errorf("spool batch: %w", err)
+		return err
 	}
 	defer os.Remove(tmp.Name())
 	for _, e := range b.Entries {
 		if _, err := tmp.Write(e); err != nil {
 			tmp.Close()
-			return fmt.Errorf("spool batch: %w", err)
+			return err
 		}
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("spool batch: %w", err)
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("spool batch: %w", err)
+		return err
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, name)); err != nil {
-		return fmt.Errorf("spool batch: %w", err)
+	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, spoolName(b))); err != nil {
+		return err
 	}
 	if err := syncDir(s.dir); err != nil {
-		return fmt.Errorf("spool batch: %w", err)
+		return err
 	}
 	s.mu.Lock()
 	s.bytes += int64(b.Bytes)
@@ -108,11 +127,20 @@ func (s *Spool) Put(b Batch) error {
 	return nil
 }
 
-// Oldest returns the first batch waiting, or ok=false when the spool is empty.
+// Oldest returns the first batch waiting for upload, or ok=false when there
+// is none. Batches uploaded but not removed are skipped (their removal is
+// retried first).
 func (s *Spool) Oldest() (b Batch, name string, ok bool, err error) {
+	s.retryRemovals()
 	names, err := s.list()
-	if err != nil || len(names) == 0 {
+	if err != nil {
 		return b, "", false, err
+	}
+	s.mu.Lock()
+	names = slices.DeleteFunc(names, func(n string) bool { return s.uploaded[n] })
+	s.mu.Unlock()
+	if len(names) == 0 {
+		return b, "", false, nil
 	}
 	b, err = s.read(names[0])
 	return b, names[0], err == nil, err
@@ -128,24 +156,55 @@ func (s *Spool) Newest() (b Batch, ok bool, err error) {
 	return b, err == nil, err
 }
 
-// Remove drops an uploaded batch.
+// Remove drops an uploaded batch. When its file cannot be removed (a
+// read-only spool), the batch is marked uploaded: Oldest skips it and
+// retries the removal, and the error says so.
 func (s *Spool) Remove(name string) error {
 	p := filepath.Join(s.dir, name)
 	fi, err := os.Stat(p)
+	if err == nil {
+		err = os.Remove(p)
+	}
 	if err != nil {
-		return fmt.Errorf("unspool %s: %w", name, err)
+		s.mu.Lock()
+		s.uploaded[name] = true
+		s.mu.Unlock()
+		return fmt.Errorf("remove uploaded batch %s from the spool (skipped, removal retried): %w", name, storage.DiskError(s.dir, err))
 	}
-	if err := os.Remove(p); err != nil {
-		return fmt.Errorf("unspool %s: %w", name, err)
-	}
+	s.freedBytes(name, fi.Size())
+	return nil
+}
+
+// retryRemovals removes the files of batches marked uploaded, where it can.
+func (s *Spool) retryRemovals() {
 	s.mu.Lock()
-	s.bytes -= fi.Size()
+	names := slices.Collect(maps.Keys(s.uploaded))
+	s.mu.Unlock()
+	for _, n := range names {
+		p := filepath.Join(s.dir, n)
+		fi, err := os.Stat(p)
+		if err == nil {
+			err = os.Remove(p)
+		}
+		switch {
+		case err == nil:
+			s.freedBytes(n, fi.Size())
+		case errors.Is(err, fs.ErrNotExist):
+			s.freedBytes(n, 0) // removed by hand
+		}
+	}
+}
+
+// freedBytes accounts for the removal of name's size bytes.
+func (s *Spool) freedBytes(name string, size int64) {
+	s.mu.Lock()
+	delete(s.uploaded, name)
+	s.bytes -= size
 	s.mu.Unlock()
 	select {
 	case s.freed <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // spoolName orders batches by their first timestamp; the previous batch's

@@ -74,7 +74,7 @@ func (s *fileStore) Put(ctx context.Context, key string, r io.Reader) error {
 	dst := s.path(key)
 	f, err := s.createTemp(filepath.Dir(dst))
 	if err != nil {
-		return fmt.Errorf("put object %s: %w", key, err)
+		return fmt.Errorf("put object %s: %w", key, DiskError(s.root, err))
 	}
 	tmp := f.Name()
 	err = writeSynced(ctx, f, r)
@@ -86,9 +86,23 @@ func (s *fileStore) Put(ctx context.Context, key string, r io.Reader) error {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("put object %s: %w", key, err)
+		return fmt.Errorf("put object %s: %w", key, DiskError(s.root, err))
 	}
 	return nil
+}
+
+// DiskError adds to err, from writing under dir on a local filesystem,
+// what to do when that filesystem is full (ENOSPC, EDQUOT) or read-only
+// (EROFS); other errors come back unchanged. The file repository and the
+// agent's spool use it, so both name the path and the remedy alike.
+func DiskError(dir string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return fmt.Errorf("%w (the filesystem holding %s is full: free space on it)", err, dir)
+	case errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("%w (the filesystem holding %s is mounted read-only: remount it read-write)", err, dir)
+	}
+	return err
 }
 
 // createTemp creates a temp file in dir, creating dir as needed. A
