@@ -42,7 +42,9 @@ type step struct {
 //     cannot. A restore builds the snapshot's indexes after the replay, so
 //     during it a collection holds secondary indexes only once a command
 //     touched it (createIndexes, or a DDL entry before which the restore
-//     builds its indexes, indexBuilder.beforeDDL): those go serial.
+//     builds its indexes, indexBuilder.beforeDDL): those go serial, and so
+//     does every collection whose backup has a unique secondary index, as
+//     the target may hold that collection, empty, with its indexes.
 type partitioner struct {
 	lanes       int
 	skipMigrate bool
@@ -57,14 +59,31 @@ func newPartitioner(p Plan, lanes int) *partitioner {
 		serial: map[string]bool{}, serialDB: map[string]bool{}}
 	for _, c := range p.Collections {
 		o := c.Manifest.Options
-		if o == nil {
-			continue
-		}
-		if truthy(o.Lookup("capped")) || o.Lookup("collation").Type == bson.TypeEmbeddedDocument {
+		if o != nil && (truthy(o.Lookup("capped")) || o.Lookup("collation").Type == bson.TypeEmbeddedDocument) ||
+			hasUniqueIndex(c.Manifest.Indexes) {
 			pt.serial[c.Source.String()] = true
 		}
 	}
+	for _, l := range p.Late {
+		if hasUniqueIndex(l.Indexes) {
+			pt.serial[l.Source.String()] = true
+		}
+	}
 	return pt
+}
+
+// hasUniqueIndex reports whether specs (as listIndexes shows them) hold a
+// unique index other than _id's. The restore builds such an index only
+// after the replay, but the target may hold it already: an empty target
+// collection with the backup's options and indexes is not in the way
+// (Check), so the replay writes into it with its indexes on.
+func hasUniqueIndex(specs []bson.Raw) bool {
+	for _, s := range specs {
+		if name, _ := s.Lookup("name").StringValueOK(); name != "_id_" && truthy(s.Lookup("unique")) {
+			return true
+		}
+	}
+	return false
 }
 
 // split cuts entries into steps: consecutive CRUD entries form one run,

@@ -139,8 +139,10 @@ func TestPartitionSplitsAtBarriers(t *testing.T) {
 	}
 }
 
-// A capped or collated collection of the snapshot, and every namespace a
-// command touches (from the batch that holds the command on, as its
+// A capped or collated collection of the snapshot, one whose backup has a
+// unique secondary index (an empty target collection with the backup's
+// indexes is not in the way, so the replay may write into it with them
+// on), and every namespace a command touches (from the batch that holds the command on, as its
 // indexes may be built before the batch), is applied in one lane: a
 // unique secondary index can make two documents conflict, and MongoDB's
 // own secondaries only get away with reordering them by relaxing unique
@@ -150,7 +152,13 @@ func TestPartitionSerializesCollectionsThatNeedIt(t *testing.T) {
 		{Source: Namespace{"app", "log"}, Manifest: repo.CollectionManifest{Options: rawEntry(t, bson.D{{Key: "capped", Value: true}, {Key: "size", Value: 4096}})}},
 		{Source: Namespace{"app", "ci"}, Manifest: repo.CollectionManifest{Options: rawEntry(t, bson.D{{Key: "collation", Value: bson.D{{Key: "locale", Value: "en"}, {Key: "strength", Value: 2}}}})}},
 		{Source: Namespace{"app", "plain"}},
-	}}
+		{Source: Namespace{"app", "uniq"}, Manifest: repo.CollectionManifest{Indexes: []bson.Raw{
+			rawEntry(t, bson.D{{Key: "key", Value: bson.D{{Key: "_id", Value: 1}}}, {Key: "name", Value: "_id_"}}),
+			rawEntry(t, bson.D{{Key: "key", Value: bson.D{{Key: "email", Value: 1}}}, {Key: "name", Value: "email_1"}, {Key: "unique", Value: true}})}}},
+		{Source: Namespace{"app", "idx"}, Manifest: repo.CollectionManifest{Indexes: []bson.Raw{
+			rawEntry(t, bson.D{{Key: "key", Value: bson.D{{Key: "k", Value: 1}}}, {Key: "name", Value: "k_1"}})}}},
+	}, Late: []LateNamespace{{Source: Namespace{"app", "lateuniq"}, Indexes: []bson.Raw{
+		rawEntry(t, bson.D{{Key: "key", Value: bson.D{{Key: "k", Value: 1}}}, {Key: "name", Value: "k_1"}, {Key: "unique", Value: true}})}}}}
 	pt := newPartitioner(p, 8)
 	oneLane := func(ns string) bool {
 		lanes := map[int]bool{}
@@ -159,7 +167,8 @@ func TestPartitionSerializesCollectionsThatNeedIt(t *testing.T) {
 		}
 		return len(lanes) == 1
 	}
-	for ns, want := range map[string]bool{"app.log": true, "app.ci": true, "app.plain": false, "app.u": false} {
+	for ns, want := range map[string]bool{"app.log": true, "app.ci": true, "app.uniq": true, "app.lateuniq": true,
+		"app.plain": false, "app.idx": false, "app.u": false} {
 		if got := oneLane(ns); got != want {
 			t.Errorf("%s in one lane: %v, want %v", ns, got, want)
 		}
