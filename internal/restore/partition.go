@@ -53,23 +53,28 @@ type partitioner struct {
 }
 
 // newPartitioner returns a partitioner for lanes lanes whose serial
-// namespaces start as the plan's capped and collated collections.
+// namespaces start as the plan's collections (and those its range
+// creates) that are capped, collated or have a unique secondary index.
 func newPartitioner(p Plan, lanes int) *partitioner {
 	pt := &partitioner{lanes: max(lanes, 1), skipMigrate: len(p.Parts) > 0,
 		serial: map[string]bool{}, serialDB: map[string]bool{}}
 	for _, c := range p.Collections {
-		o := c.Manifest.Options
-		if o != nil && (truthy(o.Lookup("capped")) || o.Lookup("collation").Type == bson.TypeEmbeddedDocument) ||
-			hasUniqueIndex(c.Manifest.Indexes) {
+		if serialOptions(c.Manifest.Options) || hasUniqueIndex(c.Manifest.Indexes) {
 			pt.serial[c.Source.String()] = true
 		}
 	}
 	for _, l := range p.Late {
-		if hasUniqueIndex(l.Indexes) {
+		if serialOptions(l.Options) || hasUniqueIndex(l.Indexes) {
 			pt.serial[l.Source.String()] = true
 		}
 	}
 	return pt
+}
+
+// serialOptions reports whether collection options (as listCollections
+// shows them) make a collection capped or collated.
+func serialOptions(o bson.Raw) bool {
+	return o != nil && (truthy(o.Lookup("capped")) || o.Lookup("collation").Type == bson.TypeEmbeddedDocument)
 }
 
 // hasUniqueIndex reports whether specs (as listIndexes shows them) hold a
