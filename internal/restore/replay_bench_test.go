@@ -22,8 +22,9 @@ import (
 )
 
 // replayWorkload is an oplog range over a few collections that hold docs
-// documents each before it: half updates ($v:2 diffs, as MongoDB 5.0+
-// logs them), 30 % inserts of new documents, 20 % deletes, in random
+// documents each before it: about half updates ($v:2 diffs, as MongoDB
+// 5.0+ logs them), 30 % inserts of new documents (a little more: an entry
+// that picks a deleted document inserts a new one), 20 % deletes, in random
 // order; with, for every entry, the write a raw client would send to reach
 // the same state (insert, replacement by _id with the post-image, delete
 // by _id): the "same final operations" of the ceiling.
