@@ -77,7 +77,7 @@ not restored by a filtered or merging restore.`,
 	fl.Var(mergeFlag{&f.req.Merge}, "merge", "write into target namespaces that hold data: missing (insert only documents whose _id is absent) or overwrite (replace by _id the documents restored)")
 	fl.BoolVar(&f.req.Drop, "drop", false, "drop and re-create as the backup has them the target namespaces in the way (default: refuse before writing anything)")
 	fl.BoolVar(&f.req.WithUsersAndRoles, "with-users-and-roles", false, "also restore the snapshot's users and roles of the restored databases")
-	countVar(cmd, &f.req.Parallel, "parallel", restore.DefaultParallel, 1, "snapshot objects loaded at once")
+	countVar(cmd, &f.req.Parallel, "parallel", restore.DefaultParallel, 1, "snapshot objects loaded at once, and oplog replay lanes")
 	fl.BoolVar(&f.req.DryRun, "dry-run", false, "print the plan (snapshot, objects and bytes to read, oplog range and entry count, target namespaces) and, with --target, what is in the way there and the estimated time (from a short write probe there, dropped afterwards); change nothing else")
 	f.req.ConnectTimeout = restore.DefaultConnectTimeout
 	fl.Var(connectTimeout{&f.req.ConnectTimeout}, "connect-timeout", "how long to wait for the target deployment (30s, 2m)")

@@ -59,7 +59,7 @@ recognized. A range that renames a collection is refused.`,
 	fl.StringVar(&f.req.Filter, "filter", "", "undo only the documents that match this MongoDB query (Extended JSON) as of --from")
 	fl.BoolVar(&f.req.DryRun, "dry-run", false, "say what would change (counts and the first _ids per namespace); write only the staging")
 	fl.BoolVar(&f.req.Force, "force", false, "put back the documents changed since --to (conflicts) as well")
-	countVar(cmd, &f.req.Parallel, "parallel", restore.DefaultParallel, 1, "snapshot objects loaded at once while staging")
+	countVar(cmd, &f.req.Parallel, "parallel", restore.DefaultParallel, 1, "snapshot objects loaded at once, and oplog replay lanes, while staging")
 	f.req.ConnectTimeout = restore.DefaultConnectTimeout
 	fl.Var(connectTimeout{&f.req.ConnectTimeout}, "connect-timeout", "how long to wait for the target deployment (30s, 2m)")
 	return cmd

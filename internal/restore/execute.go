@@ -20,7 +20,7 @@ import (
 
 // Options configure Execute.
 type Options struct {
-	Parallel int  // chunks loaded at once (default DefaultParallel)
+	Parallel int  // chunks loaded at once, and oplog replay lanes (default DefaultParallel)
 	Drop     bool // drop and re-create target namespaces in the way (see Check)
 	// BatchBytes bounds one insert batch (default 8 MiB): memory stays near
 	// Parallel chunks plus Parallel batches.

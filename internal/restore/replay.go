@@ -57,24 +57,40 @@ func inRange(entries []bson.Raw, from, to, last optime.Timestamp) ([]bson.Raw, o
 	return out, last, nil
 }
 
-// replayOplog applies the plan's oplog range through replay.Applier. Every
-// namespace it writes was listed by Resolve and checked before the first
-// write (the snapshot's collections and views, and Plan.Late).
+// replayOplog applies the plan's oplog range with o.Parallel appliers at
+// once (parallelApplier: partitioned by namespace and _id, each document's
+// entries in order, commands and transactions alone). Every namespace it
+// writes was listed by Resolve and checked before the first write (the
+// snapshot's collections and views, and Plan.Late).
 func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan, o Options, idx *indexBuilder, rep *Report) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rep.touched = map[Namespace]bool{}
-	mapNS := func(db, coll string) (string, string, bool) {
-		tdb, tcoll, ok := p.Mapper.Map(db, coll)
-		if ok {
-			rep.touched[Namespace{tdb, tcoll}] = true
+	// Each applier records the target namespaces it wrote on its own (the
+	// lanes run at once); they are merged at the end.
+	var touched []map[Namespace]bool
+	a := newParallelApplier(p, o.Parallel, func(int) *replay.Applier {
+		mine := map[Namespace]bool{}
+		touched = append(touched, mine)
+		mapNS := func(db, coll string) (string, string, bool) {
+			tdb, tcoll, ok := p.Mapper.Map(db, coll)
+			if ok {
+				mine[Namespace{tdb, tcoll}] = true
+			}
+			return tdb, tcoll, ok
 		}
-		return tdb, tcoll, ok
-	}
-	// A cluster's chunk migrations copy documents between shards: the
-	// entries that say so (fromMigrate) change no logical data.
-	a := &replay.Applier{Client: client, Flavor: p.Flavor, Map: mapNS, Log: o.Log,
-		BypassEmptyTsReplacement: o.Server.BypassEmptyTsReplacement, SkipFromMigrate: len(p.Parts) > 0}
+		// A cluster's chunk migrations copy documents between shards: the
+		// entries that say so (fromMigrate) change no logical data.
+		return &replay.Applier{Client: client, Flavor: p.Flavor, Map: mapNS, Log: o.Log,
+			BypassEmptyTsReplacement: o.Server.BypassEmptyTsReplacement, SkipFromMigrate: len(p.Parts) > 0}
+	})
+	defer func() {
+		rep.touched = map[Namespace]bool{}
+		for _, m := range touched {
+			for ns := range m {
+				rep.touched[ns] = true
+			}
+		}
+	}()
 	var last optime.Timestamp
 	seg := func(s repo.SegmentInfo, read, kept int) {
 		o.Progress.addSegment(int64(read), int64(kept), s.Size)

@@ -35,7 +35,7 @@ type Request struct {
 
 	Target   string // connection string of the target; required unless DryRun
 	Drop     bool   // drop and re-create target namespaces in the way
-	Parallel int    // snapshot objects loaded at once; 0: left out, DefaultParallel (the CLI refuses a given 0)
+	Parallel int    // snapshot objects loaded at once, and oplog replay lanes; 0: left out, DefaultParallel (the CLI refuses a given 0)
 	// ConnectTimeout is how long to wait for the target; 0: left out,
 	// DefaultConnectTimeout. A value the caller was given is read with
 	// ParseConnectTimeout, which refuses 0.

@@ -30,7 +30,7 @@ type UndoRequest struct {
 	Target         string // the deployment to undo in, usually the live one; required (a dry run stages there too)
 	Force          bool   // put back conflicting documents as well
 	DryRun         bool   // say what would change; write only the staging
-	Parallel       int    // snapshot objects loaded at once while staging; 0: DefaultParallel
+	Parallel       int    // snapshot objects loaded at once, and oplog replay lanes, while staging; 0: DefaultParallel
 	ConnectTimeout config.Duration
 }
 

@@ -33,10 +33,11 @@ func (a *Applier) flush(ctx context.Context) error {
 	if len(a.batch) == 0 {
 		return nil
 	}
-	var order []string
-	groups := map[string][]write{}
+	type nsKey struct{ db, coll string } // no string built per write
+	var order []nsKey
+	groups := map[nsKey][]write{}
 	for _, w := range a.batch {
-		k := w.db + "\x00" + w.coll
+		k := nsKey{w.db, w.coll}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}

@@ -17,16 +17,44 @@ type elem struct {
 }
 
 // elems lists the fields of a raw document (or array) in order.
+// It checks the bytes as bson.Raw.Elements does, without its
+// intermediate list: replay calls it for every entry and document.
 func elems(doc bson.Raw) ([]elem, error) {
-	els, err := doc.Elements()
-	if err != nil {
-		return nil, fmt.Errorf("read document: %w", err)
+	if len(doc) == 0 {
+		return nil, nil
 	}
-	out := make([]elem, len(els))
-	for i, e := range els {
-		out[i] = elem{key: e.Key(), val: e.Value()}
+	length, rem, ok := bsoncore.ReadLength(doc)
+	if !ok {
+		return nil, fmt.Errorf("read document: %w", bsoncore.NewInsufficientBytesError(doc, rem))
+	}
+	out := make([]elem, 0, countElems(rem))
+	for length -= 4; length > 1; {
+		el, next, ok := bsoncore.ReadElement(rem)
+		length -= int32(len(el))
+		if !ok {
+			return nil, fmt.Errorf("read document: %w", bsoncore.NewInsufficientBytesError(doc, next))
+		}
+		if err := el.Validate(); err != nil {
+			return nil, fmt.Errorf("read document: %w", err)
+		}
+		out = append(out, elem{key: el.Key(), val: bson.RawValue{Type: bson.Type(el[0]), Value: el.Value().Data}})
+		rem = next
 	}
 	return out, nil
+}
+
+// countElems counts the elements of a document's body (its bytes after the
+// length) before they are checked: the capacity elems needs.
+func countElems(body []byte) int {
+	n := 0
+	for len(body) > 1 {
+		_, rest, ok := bsoncore.ReadElement(body)
+		if !ok {
+			break
+		}
+		n, body = n+1, rest
+	}
+	return n
 }
 
 // build encodes elements as a document.
