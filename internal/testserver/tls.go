@@ -51,7 +51,7 @@ func NewCerts(t testing.TB) *Certs {
 		ServerCertFile: filepath.Join(dir, "server.pem"),
 		ServerKeyFile:  filepath.Join(dir, "server-key.pem"),
 		ClientFile:     filepath.Join(dir, "client.pem"),
-		ClientPassword: "keypw-" + hex.EncodeToString(pw),
+		ClientPassword: "kp&=%/" + hex.EncodeToString(pw), // characters a URI must escape
 		ClientSubject:  "CN=rewind-backup,OU=backup,O=rewind test",
 	}
 	caKey, caCert := newCert(t, &x509.Certificate{
