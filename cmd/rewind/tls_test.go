@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,7 +58,8 @@ func TestTLS(t *testing.T) {
 	}
 	noLeak("snapshot", out+stderr)
 
-	startAgentBinary(t, "--repo", repoURL, "--source", srv.URI(), "--spool-dir", t.TempDir(), "--api-listen", "")
+	agentLog := &lockedBuffer{}
+	startAgentBinaryLog(t, agentLog, "--repo", repoURL, "--source", srv.URI(), "--spool-dir", t.TempDir(), "--api-listen", "")
 	for i := 10; i < 15; i++ {
 		if _, err := orders.InsertOne(ctx, bson.D{{Key: "_id", Value: i}}); err != nil {
 			t.Fatal(err)
@@ -79,6 +82,13 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("the target holds %d orders (%v), want 15: the snapshot's 10 and the 5 captured", n, err)
 	}
 
+	// The agent logs its source at start: with the key file, without its password.
+	log := agentLog.String()
+	if !strings.Contains(log, "agent started") || !strings.Contains(log, "tlsCertificateKeyFilePassword=REDACTED") {
+		t.Fatalf("the agent's log does not show its source redacted:\n%s", log)
+	}
+	noLeak("the agent's log", log)
+
 	// Each piece missing, against a server that is up: refused, and the
 	// error names what to add.
 	quick := "&serverSelectionTimeoutMS=2000"
@@ -95,4 +105,23 @@ func TestTLS(t *testing.T) {
 	plain := "mongodb://" + dst.Host() + "/?directConnection=true" + quick
 	code, _, stderr = cli(t, "snapshot", "--repo", repoURL, "--source", plain)
 	wantFailure(t, code, stderr, 1, "tls=true")
+}
+
+// lockedBuffer is a bytes.Buffer safe for a process's stderr copier and
+// the test to use at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
