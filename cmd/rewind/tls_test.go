@@ -102,6 +102,10 @@ func TestTLS(t *testing.T) {
 	code, _, stderr = cli(t, "snapshot", "--repo", repoURL, "--source", wrongPW)
 	wantFailure(t, code, stderr, 1, "did not decrypt", "check tlsCertificateKeyFilePassword")
 	noLeak("a refused key password", stderr)
+	noFile := strings.Replace(srv.URI(), url.QueryEscape(certs.CAFile), url.QueryEscape(certs.CAFile+".missing"), 1)
+	code, _, stderr = cli(t, "snapshot", "--repo", repoURL, "--source", noFile)
+	wantFailure(t, code, stderr, 2, "tlsCAFile cannot be read", certs.CAFile+".missing")
+	noLeak("a missing CA file", stderr)
 	plain := "mongodb://" + dst.Host() + "/?directConnection=true" + quick
 	code, _, stderr = cli(t, "snapshot", "--repo", repoURL, "--source", plain)
 	wantFailure(t, code, stderr, 1, "tls=true")
