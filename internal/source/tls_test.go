@@ -21,6 +21,8 @@ func TestTLSAdvice(t *testing.T) {
 		{sel + "tls: failed to verify certificate: x509: certificate is valid for db1.example.com, not db2 }, ] }", "a name it was issued for"},
 		{sel + "tls: first record does not look like a TLS handshake }, ] }", "remove tls=true"},
 		{sel + "dial tcp 127.0.0.1:1: connect: connection refused }, ] }", ""},
+		// The same words from a connection lost mid-read, after selection.
+		{"connection(127.0.0.1:1[-9]) incomplete read of message header: connection closed unexpectedly by the other side: EOF", ""},
 	} {
 		got := TLSAdvice(errors.New(c.err))
 		if c.want == "" && got != "" || !strings.Contains(got, c.want) {
