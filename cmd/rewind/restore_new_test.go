@@ -106,7 +106,7 @@ func TestRestoreNewDeployment(t *testing.T) {
 func startAgentBinary(t *testing.T, args ...string) { startAgentBinaryLog(t, io.Discard, args...) }
 
 // startAgentBinaryLog is startAgentBinary with the agent's log (its
-// stderr) also written to log, which must be safe for concurrent use.
+// stderr) also written to log (a file, for a test to read while it runs).
 func startAgentBinaryLog(t *testing.T, log io.Writer, args ...string) {
 	t.Helper()
 	cmd := exec.Command(testbin.Rewind(t), append([]string{"agent"}, args...)...)

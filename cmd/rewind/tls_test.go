@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,7 +57,11 @@ func TestTLS(t *testing.T) {
 	}
 	noLeak("snapshot", out+stderr)
 
-	agentLog := &lockedBuffer{}
+	agentLog, err := os.Create(filepath.Join(t.TempDir(), "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agentLog.Close() }) // after the agent stops: cleanups run last first
 	startAgentBinaryLog(t, agentLog, "--repo", repoURL, "--source", srv.URI(), "--spool-dir", t.TempDir(), "--api-listen", "")
 	for i := 10; i < 15; i++ {
 		if _, err := orders.InsertOne(ctx, bson.D{{Key: "_id", Value: i}}); err != nil {
@@ -83,7 +86,11 @@ func TestTLS(t *testing.T) {
 	}
 
 	// The agent logs its source at start: with the key file, without its password.
-	log := agentLog.String()
+	logBytes, err := os.ReadFile(agentLog.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(logBytes)
 	if !strings.Contains(log, "agent started") || !strings.Contains(log, "tlsCertificateKeyFilePassword=REDACTED") {
 		t.Fatalf("the agent's log does not show its source redacted:\n%s", log)
 	}
@@ -109,23 +116,4 @@ func TestTLS(t *testing.T) {
 	plain := "mongodb://" + dst.Host() + "/?directConnection=true" + quick
 	code, _, stderr = cli(t, "snapshot", "--repo", repoURL, "--source", plain)
 	wantFailure(t, code, stderr, 1, "tls=true")
-}
-
-// lockedBuffer is a bytes.Buffer safe for a process's stderr copier and
-// the test to use at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
