@@ -18,9 +18,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +44,9 @@ type flags struct {
 	dir      string
 	oplogMB  int64
 	logLevel string
+	tlsCert  string
+	tlsKey   string
+	tlsCA    string
 }
 
 func parseFlags() flags {
@@ -50,6 +55,9 @@ func parseFlags() flags {
 	flag.StringVar(&f.dir, "dir", "", "data directory (default: a temporary directory removed on exit)")
 	flag.Int64Var(&f.oplogMB, "oplog-size-mb", 100, "size of the capped local.oplog.rs in MiB (0: no oplog)")
 	flag.StringVar(&f.logLevel, "log-level", "error", "FerretDB log level: debug, info, warn or error")
+	flag.StringVar(&f.tlsCert, "tls-cert-file", "", "PEM certificate: listen with TLS only on --addr (with --tls-key-file)")
+	flag.StringVar(&f.tlsKey, "tls-key-file", "", "PEM private key of --tls-cert-file")
+	flag.StringVar(&f.tlsCA, "tls-ca-file", "", "PEM CA: require every client to present a certificate it signed")
 	flag.Parse()
 	return f
 }
@@ -75,8 +83,13 @@ func run() error {
 		return fmt.Errorf("parse --addr %q: want HOST:PORT, for example 127.0.0.1:0", f.addr)
 	}
 
+	listener, setupURI, removeSock, err := listenerConfig(f)
+	if err != nil {
+		return err
+	}
+	defer removeSock()
 	fdb, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: f.addr},
+		Listener:  listener,
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + dir + "/", // FerretDB wants a directory URI ending with "/"
@@ -89,8 +102,17 @@ func run() error {
 	go func() { done <- fdb.Run(ctx) }()
 
 	// MongoDBURI blocks until the listener is bound, so the port is known.
-	uri := fdb.MongoDBURI() + "?directConnection=true"
-	if err := ensureOplog(ctx, uri, f.oplogMB); err != nil {
+	// With TLS it is mongodb://HOST:PORT/?tls=true.
+	uri := fdb.MongoDBURI()
+	if setupURI == "" {
+		setupURI = uri + "?directConnection=true"
+	}
+	if strings.Contains(uri, "?") {
+		uri += "&directConnection=true"
+	} else {
+		uri += "?directConnection=true"
+	}
+	if err := ensureOplog(ctx, setupURI, f.oplogMB); err != nil {
 		stop()
 		<-done
 		return err
@@ -102,6 +124,38 @@ func run() error {
 		return fmt.Errorf("run ferretdb: %w", err)
 	}
 	return nil
+}
+
+// listenerConfig is plain TCP on --addr, or with --tls-cert-file TLS only
+// on --addr plus a Unix socket in a fresh temporary directory, for this
+// process's own setup (ensureOplog) alone: the server may require client
+// certificates, which the server's own certificate need not be fit for. It
+// returns the setup connection string for the socket ("" without TLS) and
+// a function that removes the socket's directory.
+func listenerConfig(f flags) (ferretdb.ListenerConfig, string, func(), error) {
+	none := func() {}
+	if f.tlsCert == "" {
+		if f.tlsKey != "" || f.tlsCA != "" {
+			return ferretdb.ListenerConfig{}, "", none, errors.New("--tls-key-file and --tls-ca-file need --tls-cert-file")
+		}
+		return ferretdb.ListenerConfig{TCP: f.addr}, "", none, nil
+	}
+	if f.tlsKey == "" {
+		return ferretdb.ListenerConfig{}, "", none, errors.New("--tls-cert-file needs --tls-key-file")
+	}
+	// A short path: a socket's path must fit in 108 bytes.
+	sockDir, err := os.MkdirTemp("", "rts-")
+	if err != nil {
+		return ferretdb.ListenerConfig{}, "", none, fmt.Errorf("create socket directory: %w", err)
+	}
+	sock := filepath.Join(sockDir, "setup.sock")
+	l := ferretdb.ListenerConfig{
+		TLS: f.addr, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, TLSCAFile: f.tlsCA,
+		Unix: sock,
+	}
+	// The driver takes a socket as its path, percent-encoded, for the host.
+	uri := "mongodb://" + url.QueryEscape(sock) + "/?directConnection=true"
+	return l, uri, func() { os.RemoveAll(sockDir) }, nil
 }
 
 // dataDir returns the directory to keep SQLite files in and a function that

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -102,11 +103,15 @@ func TestRestoreNewDeployment(t *testing.T) {
 
 // startAgentBinary runs `rewind agent` until the test ends, then stops it
 // with SIGTERM as a service manager does.
-func startAgentBinary(t *testing.T, args ...string) {
+func startAgentBinary(t *testing.T, args ...string) { startAgentBinaryLog(t, io.Discard, args...) }
+
+// startAgentBinaryLog is startAgentBinary with the agent's log (its
+// stderr) also written to log (a file, for a test to read while it runs).
+func startAgentBinaryLog(t *testing.T, log io.Writer, args ...string) {
 	t.Helper()
 	cmd := exec.Command(testbin.Rewind(t), append([]string{"agent"}, args...)...)
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd.Stderr = io.MultiWriter(&stderr, log)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

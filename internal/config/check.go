@@ -40,6 +40,11 @@ func CheckMongoURI(uri string) error {
 		if err == nil && srv && cs.DirectConnection {
 			err = errors.New("a direct connection cannot be made to a mongodb+srv:// URI")
 		}
+		if err == nil {
+			if ferr := checkTLSFiles(cs); ferr != nil {
+				return fmt.Errorf("%s: %w", redact.URL(uri), ferr)
+			}
+		}
 	}
 	if err == nil {
 		return nil
@@ -50,6 +55,26 @@ func CheckMongoURI(uri string) error {
 	}
 	return fmt.Errorf("%s is not a MongoDB connection string (%s): write mongodb://HOST:PORT/?replicaSet=NAME or mongodb+srv://HOST/",
 		shown, redact.Error(err, uri))
+}
+
+// checkTLSFiles checks that the files the URI's tls* options name can be
+// read, before anything connects: the driver reads them only then, and a
+// path typed wrong is bad input, not a failure of the run.
+func checkTLSFiles(cs *connstring.ConnString) error {
+	for _, f := range []struct{ option, path, want string }{
+		{"tlsCAFile", cs.SSLCaFile, "the PEM file of the CA that signed the server's certificate"},
+		{"tlsCertificateKeyFile", cs.SSLClientCertificateKeyFile, "one PEM file with the client certificate and its key"},
+	} {
+		if f.path == "" {
+			continue
+		}
+		fh, err := os.Open(f.path)
+		if err != nil {
+			return fmt.Errorf("%s cannot be read (%v): give %s", f.option, err, f.want)
+		}
+		fh.Close()
+	}
+	return nil
 }
 
 // withoutSRV turns a mongodb+srv:// URI into the mongodb:// URI the

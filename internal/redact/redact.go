@@ -88,17 +88,61 @@ func URL(raw string) string {
 	}
 	if u.RawQuery != "" {
 		parts := strings.Split(u.RawQuery, "&")
+		secret := secretParts(parts)
 		for i, kv := range parts {
 			k, v, _ := strings.Cut(kv, "=")
-			if uk, err := url.QueryUnescape(k); err == nil && IsSensitiveParam(uk) {
+			switch {
+			case secret[i] && isOption(kv):
 				parts[i] = k + "=" + Mask
-			} else if nv, ok := nestedURL(v); ok {
-				parts[i] = k + "=" + nv
+			case secret[i]:
+				parts[i] = Mask
+			default:
+				if nv, ok := nestedURL(v); ok {
+					parts[i] = k + "=" + nv
+				}
 			}
 		}
 		u.RawQuery = strings.Join(parts, "&")
 	}
 	return u.String()
+}
+
+// secretParts marks the query's "&"-separated parts that hold a secret: a
+// sensitive parameter, and the parts after it that are no option of their
+// own (no "NAME=") — the rest of a secret typed with an unescaped "&", as
+// in tlsCertificateKeyFilePassword=p&ss, which would otherwise show "ss".
+func secretParts(parts []string) []bool {
+	secret := make([]bool, len(parts))
+	inSecret := false
+	for i, kv := range parts {
+		k, _, _ := strings.Cut(kv, "=")
+		uk, err := url.QueryUnescape(k)
+		switch {
+		case err == nil && isOption(kv) && IsSensitiveParam(uk):
+			inSecret = true
+		case inSecret && !isOption(kv):
+		default:
+			inSecret = false
+		}
+		secret[i] = inSecret
+	}
+	return secret
+}
+
+// isOption reports whether a query part looks like NAME=VALUE with a name
+// of letters, digits, '_', '-', '.' and percent-escapes, as every URI
+// option is named.
+func isOption(kv string) bool {
+	k, _, ok := strings.Cut(kv, "=")
+	if !ok || k == "" {
+		return false
+	}
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.' || r == '%') {
+			return false
+		}
+	}
+	return true
 }
 
 // nestedURL redacts a query value that is itself a URL, such as S3's
@@ -165,11 +209,24 @@ func Secrets(raw string) []string {
 	}
 	if _, q, ok := strings.Cut(raw, "?"); ok {
 		q, _, _ = strings.Cut(q, "#")
-		for _, kv := range strings.Split(q, "&") {
-			k, v, _ := strings.Cut(kv, "=")
-			if uk, err := url.QueryUnescape(k); err == nil && IsSensitiveParam(uk) {
+		parts := strings.Split(q, "&")
+		secret := secretParts(parts)
+		for i, kv := range parts {
+			_, v, _ := strings.Cut(kv, "=")
+			switch {
+			case secret[i] && isOption(kv):
+				// The value, and with an unescaped '&' in it the whole of it.
+				whole := v
+				for j := i + 1; j < len(parts) && secret[j] && !isOption(parts[j]); j++ {
+					whole += "&" + parts[j]
+				}
 				add(v, url.QueryUnescape)
-			} else {
+				if whole != v {
+					add(whole, url.QueryUnescape)
+				}
+			case secret[i]:
+				add(kv, url.QueryUnescape)
+			default:
 				// A URL in the query (endpoint=http://KEY:SECRET@host), as
 				// typed and decoded.
 				dv, _ := url.QueryUnescape(v)

@@ -26,6 +26,10 @@ func TestURL(t *testing.T) {
 		{"gs://b?access_token=abc", "gs://b?access_token=REDACTED"},
 		{"mongodb://h/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:FQoG", "mongodb://h/?authMechanism=MONGODB-AWS&authMechanismProperties=REDACTED"},
 		{"mongodb://h/?tls=true&tlsCertificateKeyFilePassword=pw123", "mongodb://h/?tls=true&tlsCertificateKeyFilePassword=REDACTED"},
+		// A secret typed with an unescaped '&' goes whole, up to the next
+		// NAME=VALUE; every tls file option stays.
+		{"mongodb://h/?tlsCAFile=%2Fca.pem&tlsCertificateKeyFilePassword=kp&=%/tail9&x&tlsCertificateKeyFile=/c.pem",
+			"mongodb://h/?tlsCAFile=%2Fca.pem&tlsCertificateKeyFilePassword=REDACTED&REDACTED&REDACTED&tlsCertificateKeyFile=/c.pem"},
 		// A query value that is itself a URL follows the same rule, typed
 		// as is or percent-encoded (re-encoded then).
 		{"s3://bkt/p?endpoint=http://akid:s3cretrepo@127.0.0.1:1&region=us-east-1", "s3://bkt/p?endpoint=http://REDACTED@127.0.0.1:1&region=us-east-1"},
@@ -60,6 +64,11 @@ func TestScrub(t *testing.T) {
 	err := errors.New(`parse "mongodb://backup:hunter2@db1:27017 bad": invalid character`)
 	if got := Error(err, "mongodb://backup:hunter2@db1:27017 bad"); strings.Contains(got, "hunter2") {
 		t.Errorf("Error left the password: %q", got)
+	}
+	// The same secret with an unescaped '&', quoted whole by a parser.
+	raw = "mongodb://h/?tlsCertificateKeyFilePassword=kp&=%/tail9&tls=true"
+	if got := Error(errors.New(`invalid option "=%/tail9" in kp&=%/tail9`), raw); strings.Contains(got, "tail9") || strings.Contains(got, "kp&") {
+		t.Errorf("Error left the rest of the password: %q", got)
 	}
 	if got := Scrub("a abc b", "abc"); got != "a abc b" {
 		t.Errorf("Scrub replaced a 3-byte secret: %q", got)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/redact"
+	"github.com/rewind-backup/rewind/internal/source"
 )
 
 // Target is the deployment a restore writes to, connected, with what rewind
@@ -42,11 +43,17 @@ func Connect(ctx context.Context, uri string, timeout config.Duration) (*Target,
 	}
 	shown := redact.URL(uri)
 	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(timeout.Std()))
+	if advice := source.TLSAdvice(err); advice != "" {
+		return nil, scrubbed(uri, fmt.Errorf("connect to target %s: %s (%w)", shown, advice, err))
+	}
 	if err != nil {
 		return nil, scrubbed(uri, fmt.Errorf("connect to target %s: %w; check the connection string (mongodb://host:port/...)", shown, err))
 	}
 	if err := client.Ping(ctx, nil); err != nil {
 		disconnect(ctx, client)
+		if advice := source.TLSAdvice(err); advice != "" {
+			return nil, scrubbed(uri, fmt.Errorf("connect to target %s: %s (%w)", shown, advice, err))
+		}
 		return nil, scrubbed(uri, fmt.Errorf("connect to target %s: %w; check the connection string, the credentials and that the deployment is up", shown, err))
 	}
 	t, err := Use(ctx, client)

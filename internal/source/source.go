@@ -47,6 +47,9 @@ func Connect(ctx context.Context, uri string) (*Source, error) {
 		opts.SetServerSelectionTimeout(10 * time.Second)
 	}
 	if err := opts.Validate(); err != nil {
+		if advice := TLSAdvice(err); advice != "" {
+			return nil, fmt.Errorf("source URI %s: %s (%v)", safe, advice, scrub(err, uri))
+		}
 		return nil, fmt.Errorf("source URI %s is not valid (%v): use mongodb://host:port/ or mongodb+srv://", safe, scrub(err, uri))
 	}
 	client, err := mongo.Connect(opts)
@@ -163,6 +166,9 @@ func (s *Source) replicaSetID(ctx context.Context) string {
 // explainConnectError turns the driver's errors into advice.
 func explainConnectError(err error) error {
 	msg := err.Error()
+	if advice := TLSAdvice(err); advice != "" {
+		return errors.New(advice)
+	}
 	switch {
 	case mongo.IsTimeout(err) || strings.Contains(msg, "server selection"):
 		return errors.New("no server answered: check the host and port in the URI and that the server is running")

@@ -21,7 +21,8 @@ type process struct {
 	bin     string
 	dir     string // holds data/ and stderr.log
 	oplogMB int
-	addr    string // host:port, fixed after the first start
+	extra   []string // more flags: TLS
+	addr    string   // host:port, fixed after the first start
 	uri     string
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -37,10 +38,11 @@ func (p *process) start(addr string) error {
 	}
 	defer logFile.Close()
 
-	cmd := exec.Command(p.bin,
+	args := append([]string{
 		"--addr", addr,
 		"--dir", filepath.Join(p.dir, "data"),
-		"--oplog-size-mb", fmt.Sprint(p.oplogMB))
+		"--oplog-size-mb", fmt.Sprint(p.oplogMB)}, p.extra...)
+	cmd := exec.Command(p.bin, args...)
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = sysProcAttr()
 	// An os.Pipe rather than StdoutPipe: cmd.Wait (below, in its own

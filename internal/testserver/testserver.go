@@ -26,6 +26,15 @@ type Options struct {
 	// OplogSizeMB is the size of local.oplog.rs (default 100). FerretDB does
 	// not enforce it: simulate rollover by deleting the oldest entries.
 	OplogSizeMB int
+	// TLS makes the server listen with TLS only, with TLS's server
+	// certificate; URI then carries tls=true and tlsCAFile. Against an
+	// external server ($REWIND_TEST_MONGODB_URI) the test is skipped: it
+	// runs with certificates of its own, not ones the test made.
+	TLS *Certs
+	// RequireClientCert (with TLS) makes the server refuse clients without
+	// a certificate signed by TLS's CA; URI then also carries
+	// tlsCertificateKeyFile and tlsCertificateKeyFilePassword.
+	RequireClientCert bool
 }
 
 // Server is one test server: a process this package started, or an external
@@ -48,6 +57,9 @@ func StartWith(t testing.TB, opts Options) *Server {
 	t.Helper()
 	s := &Server{t: t, prefix: newPrefix()}
 	if uri := os.Getenv(EnvURI); uri != "" {
+		if opts.TLS != nil {
+			t.Skip("testserver: a TLS test needs a server started with the certificates it made; $" + EnvURI + " names a deployment that has its own")
+		}
 		s.uri, s.external = uri, true
 	} else {
 		s.startProcess(opts)
@@ -69,11 +81,11 @@ func (s *Server) startProcess(opts Options) {
 	if size <= 0 {
 		size = 100
 	}
-	p := &process{bin: bin, dir: s.t.TempDir(), oplogMB: size}
+	p := &process{bin: bin, dir: s.t.TempDir(), oplogMB: size, extra: tlsArgs(opts)}
 	if err := p.start("127.0.0.1:0"); err != nil {
 		s.t.Fatalf("testserver: %v", err)
 	}
-	s.proc, s.uri = p, p.uri
+	s.proc, s.uri = p, tlsURI(p.uri, opts)
 }
 
 func (s *Server) connect() *mongo.Client {
