@@ -35,9 +35,6 @@ answers. An encrypted repository's entries need --identity.`,
 			if err := rf.require(cmd); err != nil {
 				return err
 			}
-			if limit < 0 {
-				return usagef(cmd, "--limit %d: want 0 (all) or more", limit)
-			}
 			ctx := cmd.Context()
 			r, err := rf.open(ctx)
 			if err != nil {
@@ -56,7 +53,7 @@ answers. An encrypted repository's entries need --identity.`,
 	}
 	rf.add(cmd)
 	rf.addIdentity(cmd)
-	cmd.Flags().IntVar(&limit, "limit", api.DefaultAuditLimit, "list only the newest N entries (0: all)")
+	countVar(cmd, &limit, "limit", api.DefaultAuditLimit, 0, "list only the newest N entries (0: all)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the entries as JSON (GET /api/v1/audit's data)")
 	return cmd
 }

@@ -51,14 +51,12 @@ func printWarning(w io.Writer, msg string) {
 	fmt.Fprintf(w, "rewind: warning: %s\n", msg)
 }
 
-// secretAdvice is, by flag, where its secret should go instead.
+// secretAdvice is, by flag that has no --FLAG-file, where its secret
+// should go instead.
 var secretAdvice = map[string]string{
-	"source":        "put the connection string in a file readable only by you and pass --source-file FILE (or set $REWIND_SOURCE, or source_file: in the config)",
-	"target":        "put the connection string in a file readable only by you and pass --target-file FILE",
 	"config-server": "set $REWIND_CONFIG_SERVER instead, or config_server: in the config file",
 	"shard":         "list the shards under shards: in the config file instead",
 	"repo":          "set $REWIND_REPO instead, or give the credentials through the backend's own environment variables",
-	"scratch":       "set it under drills.scratch in the config file instead",
 }
 
 // warnSecretFlags writes one warning line on w for each flag given on the
@@ -78,7 +76,10 @@ func warnSecretFlags(cmd *cobra.Command, w io.Writer) {
 				continue
 			}
 			advice := secretAdvice[f.Name]
-			if advice == "" {
+			switch {
+			case cmd.Flags().Lookup(f.Name+"-file") != nil:
+				advice = "put it in a file readable only by you and pass --" + f.Name + "-file FILE instead"
+			case advice == "":
 				advice = "give it through an environment variable or the config file instead"
 			}
 			msg := fmt.Sprintf("--%s holds a password (%s): other users of this machine can read it in the process list; %s", f.Name, shown, advice)

@@ -18,7 +18,7 @@ func TestPasswordInAFlagWarns(t *testing.T) {
 		args  []string
 		warns []string
 	}{
-		{[]string{"--source", "mongodb://u:hunter2pw@db1/"}, []string{"rewind: warning: --source holds a password (mongodb://REDACTED@db1/)", "process list", "--source-file FILE"}},
+		{[]string{"--source", "mongodb://u:hunter2pw@db1/"}, []string{"rewind: warning: --source holds a password (mongodb://REDACTED@db1/)", "process list", "--source-file FILE instead"}},
 		{[]string{"--config-server", "mongodb://u:hunter2pw@cfg1/", "--shard", "a=mongodb://u:hunter2pw@a1/"},
 			[]string{"--config-server holds a password (mongodb://REDACTED@cfg1/)", "$REWIND_CONFIG_SERVER", "--shard holds a password (mongodb://REDACTED@a1/)", "shards:"}},
 		{[]string{"--source", "mongodb://db1/"}, nil},
@@ -90,5 +90,35 @@ func TestSourceFile(t *testing.T) {
 	} {
 		code, _, stderr := cli(t, append([]string{"agent", "--check-config", "--repo", "/r"}, tc.args...)...)
 		wantFailure(t, code, stderr, 2, tc.wants...)
+	}
+}
+
+// Every flag that takes a connection string has a --FLAG-file twin, read
+// before anything else: a missing file or both given are usage errors,
+// and the file's value is what the command uses (here a malformed one,
+// refused naming the flag).
+func TestFileFlags(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad")
+	os.WriteFile(bad, []byte("mongodb://u:filepw2@db1:notaport/\n"), 0o600)
+	repo := filepath.Join(dir, "repo")
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"restore", "--repo", repo, "--to", "latest"}, "target"},
+		{[]string{"undo", "--repo", repo, "--from", "1764063000:1", "--to", "latest", "--ns", "a"}, "target"},
+		{[]string{"verify", "--repo", repo}, "restore-to"},
+		{[]string{"drill", "--repo", repo}, "scratch"},
+		{[]string{"checksum"}, "uri"},
+	} {
+		code, _, stderr := cli(t, append(tc.args, "--"+tc.flag+"-file", filepath.Join(dir, "nope"))...)
+		wantFailure(t, code, stderr, 2, "read --"+tc.flag+"-file", "no such file")
+		code, _, stderr = cli(t, append(tc.args, "--"+tc.flag+"-file", bad, "--"+tc.flag, "mongodb://db1/")...)
+		wantFailure(t, code, stderr, 2, "give --"+tc.flag+" or --"+tc.flag+"-file, not both")
+		code, _, stderr = cli(t, append(tc.args, "--"+tc.flag+"-file", bad)...)
+		if code != 2 || !strings.Contains(stderr, "--"+tc.flag) || strings.Contains(stderr, "filepw2") {
+			t.Errorf("%s --%s-file holding a malformed URI: exit %d: %s", tc.args[0], tc.flag, code, stderr)
+		}
 	}
 }

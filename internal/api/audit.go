@@ -28,13 +28,20 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entries, err := s.d.Repo.ReadAuditEntries(r.Context(), limit)
-	if errors.Is(err, repo.ErrNeedIdentity) {
-		WriteError(w, http.StatusServiceUnavailable, CodeUnavailable, "the audit entries are encrypted, as the repository is: give the agent its identity (identity:) to show them, or run `rewind audit --identity ...`")
-		return
-	}
 	if err != nil {
-		s.storageError(w, "read the audit entries", err)
+		s.recordsError(w, "the audit entries", err)
 		return
 	}
 	WriteData(w, http.StatusOK, AuditView{Entries: entries})
+}
+
+// recordsError answers a failed read of records kept in the repository
+// (drill records, audit entries: what names them): 503 saying to give the
+// agent its identity when they are encrypted, else storageError's 503.
+func (s *Server) recordsError(w http.ResponseWriter, what string, err error) {
+	if errors.Is(err, repo.ErrNeedIdentity) {
+		WriteError(w, http.StatusServiceUnavailable, CodeUnavailable, "%s are encrypted, as the repository is: give the agent its identity (identity:) to show them", what)
+		return
+	}
+	s.storageError(w, "read "+what, err)
 }

@@ -93,7 +93,7 @@ func TokenFingerprint(token string) string {
 type AuditEntry struct {
 	ID      string    `bson:"id" json:"id"` // STARTED-xxxxxxxx, the key's last part
 	Started time.Time `bson:"started" json:"started"`
-	Ended   time.Time `bson:"ended,omitzero" json:"ended,omitzero"`
+	Ended   time.Time `bson:"ended,omitempty" json:"ended,omitzero"`
 	// Action is restore, undo, prune, unlock or lock-break.
 	Action string `bson:"action" json:"action"`
 	// Who: the machine, OS user and process that did it, and the actor.
@@ -140,7 +140,7 @@ func (e *AuditEntry) clean(secrets []string) {
 func clip(s string) string {
 	s = strings.ReplaceAll(s, "\n", "; ")
 	if len(s) > maxAuditText {
-		s = s[:maxAuditText] + "..."
+		s = strings.ToValidUTF8(s[:maxAuditText], "") + "..." // (a cut rune goes)
 	}
 	return s
 }

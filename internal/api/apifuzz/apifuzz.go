@@ -2,8 +2,8 @@
 // (the agent's in internal/api, the management API in internal/server):
 // building a request from fuzzed parts, sending it to a handler, and the
 // promises every answer keeps whatever the input: no panic (the handler
-// is called directly, so one fails the fuzz run), no 500 without its
-// cause in the log, every error under /api/ in the JSON envelope, and the
+// is called directly, so one fails the fuzz run), no hang past the
+// request's deadline, no 500 without its cause in the log, every error under /api/ in the JSON envelope, and the
 // API token never echoed back.
 package apifuzz
 
@@ -68,9 +68,14 @@ type Input struct {
 	ContentType string
 }
 
+// hangAfter is how long past its deadline a request may take to be
+// answered before Do calls it a hang.
+const hangAfter = 10 * time.Second
+
 // Do sends in to h with a deadline of d (a request that would connect to
 // a fuzzed host must not stall the run), then checks the answer against
-// the promises above; token is the API's token, which no answer may hold.
+// the promises above, and that it came within hangAfter of the deadline;
+// token is the API's token, which no answer may hold.
 func Do(t *testing.T, h http.Handler, log *Log, token string, in Input, d time.Duration) *httptest.ResponseRecorder {
 	t.Helper()
 	path := "/" + strings.TrimLeft(in.Path, "/")
@@ -89,7 +94,16 @@ func Do(t *testing.T, h http.Handler, log *Log, token string, in Input, d time.D
 	defer cancel()
 	before := log.Len()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req.WithContext(ctx))
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		h.ServeHTTP(rec, req.WithContext(ctx))
+	}()
+	select {
+	case <-answered:
+	case <-time.After(d + hangAfter):
+		t.Fatalf("%s %s: no answer %s after its deadline", req.Method, req.URL, hangAfter)
+	}
 	logged, _ := log.since(before)
 	Check(t, req, rec, logged, token)
 	return rec
