@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -196,16 +197,21 @@ func (a *AuditRecord) Finish(ctx context.Context, err error, detail string) erro
 	return nil
 }
 
+// ErrNotAudited means an action was not done because its audit entry
+// could not be written first; the caller's error adds what that left
+// unchanged.
+var ErrNotAudited = errors.New("not started: its audit entry could not be written")
+
 // Audited runs fn, the part of an action that changes something, between
 // the two writes of its audit entry e: BeginAudit first (an action whose
-// entry cannot be written is not done: the error says so), then Finish
+// entry cannot be written is not done: the error wraps ErrNotAudited), then Finish
 // with fn's error and detail of its result (called only on success). A
 // failed Finish is logged as a warning on log: the action is done.
 func Audited[T any](ctx context.Context, r *Repository, log *slog.Logger, e AuditEntry, fn func() (T, error), detail func(T) string) (T, error) {
 	rec, err := r.BeginAudit(ctx, e)
 	if err != nil {
 		var zero T
-		return zero, fmt.Errorf("%s: %w; nothing was done", e.Action, err)
+		return zero, fmt.Errorf("%s: %w: %w", e.Action, ErrNotAudited, err)
 	}
 	out, err := fn()
 	d := ""

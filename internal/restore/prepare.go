@@ -114,10 +114,14 @@ func (p *Prepared) Execute(ctx context.Context, t *Target, o Options) (Report, e
 	plan := p.Plan
 	e := repo.AuditEntry{Action: repo.AuditRestore, Target: p.Request.Target, Namespaces: p.Request.Include,
 		To: fmt.Sprintf("%s (%s)", p.Request.To, plan.Target)}
-	return repo.Audited(ctx, p.repo, o.Log, e, func() (Report, error) {
+	rep, err := repo.Audited(ctx, p.repo, o.Log, e, func() (Report, error) {
 		rep, wrote, err := execute(ctx, p.repo, t.Client, &plan, o)
 		return rep, stateError(plan, wrote, repo.LostError(ctx, err))
 	}, restoreDetail)
+	if errors.Is(err, repo.ErrNotAudited) {
+		err = stateError(plan, false, repo.LostError(ctx, err))
+	}
+	return rep, err
 }
 
 // Scope is ctx, also cancelled (with the same cause, repo.ErrLockLost)

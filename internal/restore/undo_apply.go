@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -98,7 +99,11 @@ func (u *PreparedUndo) Execute(ctx context.Context, t *Target, o Options) (UndoR
 	}
 	e := repo.AuditEntry{Action: repo.AuditUndo, Target: u.Request.Target, Namespaces: u.Request.Include,
 		To: fmt.Sprintf("after %s (%s) up to %s (%s)", u.Request.From, u.From.Target, u.Request.To, u.To.Target)}
-	return repo.Audited(ctx, u.repo, o.Log, e, run, undoDetail)
+	rep, err := repo.Audited(ctx, u.repo, o.Log, e, run, undoDetail)
+	if errors.Is(err, repo.ErrNotAudited) {
+		err = undoStateError(rep, false, repo.LostError(ctx, err))
+	}
+	return rep, err
 }
 
 func (u *PreparedUndo) execute(ctx context.Context, client *mongo.Client, o Options) (rep UndoReport, wrote bool, err error) {

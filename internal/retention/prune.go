@@ -208,13 +208,17 @@ func Prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, p Policy, n
 	if !res.changes() {
 		return res, nil // deletes nothing: no audit entry
 	}
-	return repo.Audited(ctx, r, log, repo.AuditEntry{Action: repo.AuditPrune}, func() (Result, error) {
+	out, err := repo.Audited(ctx, r, log, repo.AuditEntry{Action: repo.AuditPrune}, func() (Result, error) {
 		err := res.carryOut(ctx, r, lock, log)
 		return res, err
 	}, func(res Result) string {
 		return fmt.Sprintf("deleted %d snapshots, %d segments, %d orphans (%d bytes), copied %d segments",
 			res.DeletedSnapshots, res.DeletedSegments, res.DeletedOrphans, res.DeletedBytes, res.CopiedSegments)
 	})
+	if errors.Is(err, repo.ErrNotAudited) {
+		return res, fmt.Errorf("%w; nothing was deleted", err)
+	}
+	return out, err
 }
 
 // carryOut does what Plan decided: copies the extracts, then deletes in
