@@ -73,7 +73,10 @@ func (f *agentFlags) config(cmd *cobra.Command) (config.Config, error) {
 			cfg.Origins[key] = string(from)
 		}
 	}
-	src, from := f.source.resolve(cmd, cfg.Source.Reveal())
+	src, from, err := f.source.resolveFile(cmd, cfg.Source.Reveal())
+	if err != nil {
+		return cfg, err
+	}
 	cfg.Source = config.Secret(src)
 	note("source", from)
 	cfg.Repo, from = f.repo.resolve(cmd, cfg.Repo)

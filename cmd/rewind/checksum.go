@@ -15,10 +15,11 @@ import (
 )
 
 type checksumFlags struct {
-	uri    string
-	ns     []string
-	at     string
-	asJSON bool
+	uri     string
+	uriFile string // --uri-file
+	ns      []string
+	at      string
+	asJSON  bool
 }
 
 func newChecksumCmd() *cobra.Command {
@@ -42,6 +43,7 @@ cannot read a past point (MongoDB 4.4, FerretDB) refuses --at.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.uri, "uri", "", "connection string of the deployment (required)")
+	fileFlag(cmd, "uri", &f.uriFile)
 	fl.StringArrayVar(&f.ns, "ns", nil, "only these namespaces (db, db.* or db.coll; repeatable); default all")
 	fl.StringVar(&f.at, "at", "", "read as of this point: RFC 3339 time or SECONDS:INCREMENT (MongoDB 5.0+ only); default now")
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
@@ -55,6 +57,9 @@ type checksumJSON struct {
 }
 
 func runChecksum(cmd *cobra.Command, f *checksumFlags) error {
+	if err := readFileFlag(cmd, "uri", f.uriFile, &f.uri); err != nil {
+		return err
+	}
 	if f.uri == "" {
 		return usagef(cmd, "--uri is required: the connection string of the deployment to checksum")
 	}

@@ -21,6 +21,7 @@ type drillFlags struct {
 	sourceIn            *input
 	ns                  []string
 	asJSON, noRecord    bool
+	scratchFile         string // --scratch-file
 }
 
 func newDrillCmd() *cobra.Command {
@@ -60,6 +61,7 @@ could not run.`,
 	rf.addIdentity(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.scratch, "scratch", "", "connection string of an EMPTY scratch deployment to restore into (required; emptied again afterwards)")
+	fileFlag(cmd, "scratch", &f.scratchFile)
 	f.sourceIn = sourceInput.bind(cmd, "connection string of the live source to compare with at the same point")
 	fl.StringVar(&f.to, "to", drill.Latest, "point to drill: latest, random, an RFC 3339 time or SECONDS:INCREMENT")
 	fl.StringArrayVar(&f.ns, "ns", nil, "drill only these namespaces (db, db.* or db.coll; repeatable); default all")
@@ -71,6 +73,9 @@ could not run.`,
 
 func runDrill(cmd *cobra.Command, rf *repoFlags, f *drillFlags) error {
 	if err := rf.require(cmd); err != nil {
+		return err
+	}
+	if err := readFileFlag(cmd, "scratch", f.scratchFile, &f.scratch); err != nil {
 		return err
 	}
 	if f.scratch == "" {

@@ -5,6 +5,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rewind-backup/rewind/internal/repo"
 )
 
 // globalOptions are the flags every command accepts.
@@ -20,7 +22,13 @@ func addGlobalFlags(root *cobra.Command) {
 	f.StringVar(&global.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&global.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
-		return setupLogging(cmd)
+		if err := setupLogging(cmd); err != nil {
+			return err
+		}
+		warnSecretFlags(cmd, cmd.ErrOrStderr())
+		// The audit entries of what this command does name it.
+		cmd.SetContext(repo.WithActor(cmd.Context(), repo.Actor{Via: cmd.CommandPath()}))
+		return nil
 	}
 }
 

@@ -22,13 +22,18 @@ type input struct {
 	flag  string // the flag's name without "--", or "" for an input with no flag
 	env   string // the environment variable
 	alias string // a deprecated variable still read, with a warning
+	// file is the name of a second flag, --FLAG-file, giving a file that
+	// holds the value ("source-file"), "" for none: a password in a file
+	// stays out of the process list.
+	file  string
 	value string // the flag's value
+	path  string // the file flag's value
 }
 
 // The inputs of rewind's commands, by their environment variables.
 var (
 	repoInput     = input{flag: "repo", env: "REWIND_REPO"}
-	sourceInput   = input{flag: "source", env: "REWIND_SOURCE"}
+	sourceInput   = input{flag: "source", env: "REWIND_SOURCE", file: "source-file"}
 	identityInput = input{flag: "identity", env: "REWIND_IDENTITY", alias: "REWIND_IDENTITY_FILE"}
 	apiTokenInput = input{env: "REWIND_API_TOKEN"} // no flag: a token typed on the command line lands in shell history
 )
@@ -53,7 +58,24 @@ func (o origin) describe(key string) string {
 func (in input) bind(cmd *cobra.Command, usage string) *input {
 	b := in
 	cmd.Flags().StringVar(&b.value, in.flag, "", fmt.Sprintf("%s; default $%s", usage, in.env))
+	if in.file != "" {
+		fileFlag(cmd, in.flag, &b.path)
+	}
 	return &b
+}
+
+// resolveFile is resolve with the input's file flag (--NAME-file), which
+// comes first when given (readFileFlag).
+func (in *input) resolveFile(cmd *cobra.Command, fromConfig string) (string, origin, error) {
+	if in.file == "" || !cmd.Flags().Changed(in.file) {
+		v, from := in.resolve(cmd, fromConfig)
+		return v, from, nil
+	}
+	var v string
+	if err := readFileFlag(cmd, in.flag, in.path, &v); err != nil {
+		return "", "", err
+	}
+	return v, origin("--" + in.file), nil
 }
 
 // resolve returns the flag's value if it was given, else the environment
@@ -83,9 +105,9 @@ func (in *input) resolve(cmd *cobra.Command, fromConfig string) (string, origin)
 // malformed one is a usage error naming where it came from. "" when none
 // was given.
 func resolveSource(cmd *cobra.Command, in *input, fromConfig string) (string, origin, error) {
-	uri, from := in.resolve(cmd, fromConfig)
-	if uri == "" {
-		return "", from, nil
+	uri, from, err := in.resolveFile(cmd, fromConfig)
+	if err != nil || uri == "" {
+		return "", from, err
 	}
 	if err := config.CheckMongoURI(uri); err != nil {
 		return "", from, usagef(cmd, "%s: %v", from.describe("source"), err)

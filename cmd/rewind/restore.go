@@ -26,6 +26,8 @@ type restoreFlags struct {
 	to     string   // parsed by restore.ParseWhen
 	rename []string // FROM=TO pairs
 	asJSON bool     // print the result as the API answers it
+	// targetFile is --target-file, a file holding --target.
+	targetFile string
 }
 
 func newRestoreCmd() *cobra.Command {
@@ -70,6 +72,7 @@ not restored by a filtered or merging restore.`,
 	rf.addIdentity(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.req.Target, "target", "", "connection string of the deployment to restore into (required, except for --dry-run)")
+	fileFlag(cmd, "target", &f.targetFile)
 	fl.StringVar(&f.to, "to", "", "restore point: RFC 3339 time, SECONDS:INCREMENT or latest (required)")
 	fl.StringArrayVar(&f.req.Include, "ns", nil, "restore only these namespaces (db, db.* or db.coll; repeatable); default all")
 	fl.StringArrayVar(&f.rename, "rename", nil, "restore a database or collection under a new name: FROM=TO (shop=shop_0930, shop.orders=shop.orders_old; repeatable)")
@@ -116,6 +119,9 @@ func (f *restoreFlags) request(cmd *cobra.Command, rf *repoFlags) (restore.Reque
 		return restore.Request{}, err
 	}
 	req := f.req
+	if err := readFileFlag(cmd, "target", f.targetFile, &req.Target); err != nil {
+		return req, err
+	}
 	var err error
 	if f.to != "" {
 		if req.To, err = restore.ParseWhen(f.to); err != nil {

@@ -36,6 +36,7 @@ a whole deployment, some databases or one collection to any second in the window
 		newStatusCmd(),
 		newSnapshotCmd(),
 		newUnlockCmd(),
+		newAuditCmd(),
 		newListCmd(),
 		newRestoreCmd(),
 		newUndoCmd(),

@@ -19,6 +19,8 @@ import (
 type undoFlags struct {
 	req      restore.UndoRequest
 	from, to string
+	// targetFile is --target-file, a file holding --target.
+	targetFile string
 }
 
 func newUndoCmd() *cobra.Command {
@@ -53,6 +55,7 @@ recognized. A range that renames a collection is refused.`,
 	rf.addIdentity(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.req.Target, "target", "", "connection string of the deployment to undo in, usually the live one (required, also for --dry-run: the versions are staged there)")
+	fileFlag(cmd, "target", &f.targetFile)
 	fl.StringVar(&f.from, "from", "", "the state to put back, the range's exclusive start: an RFC 3339 time means the END of that second (an operation logged in that second is not undone: give the second before it) or SECONDS:INCREMENT (required)")
 	fl.StringVar(&f.to, "to", "", "the range's inclusive end: RFC 3339 time, SECONDS:INCREMENT or latest (required)")
 	fl.StringArrayVar(&f.req.Include, "ns", nil, "undo in these namespaces (db, db.* or db.coll; repeatable; required)")
@@ -72,6 +75,9 @@ func (f *undoFlags) request(cmd *cobra.Command, rf *repoFlags) (restore.UndoRequ
 		return restore.UndoRequest{}, err
 	}
 	req := f.req
+	if err := readFileFlag(cmd, "target", f.targetFile, &req.Target); err != nil {
+		return req, err
+	}
 	var err error
 	if f.from != "" {
 		if req.From, err = restore.ParseFrom(f.from); err != nil {

@@ -21,10 +21,12 @@ import (
 type verifyFlags struct {
 	readData  bool
 	restoreTo string
-	to        string
-	parallel  int
-	memory    int // MiB
-	asJSON    bool
+	// restoreToFile is --restore-to-file, a file holding --restore-to.
+	restoreToFile string
+	to            string
+	parallel      int
+	memory        int // MiB
+	asJSON        bool
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -59,6 +61,7 @@ not healthy.`,
 	fl := cmd.Flags()
 	fl.BoolVar(&f.readData, "read-data", false, "read back and check every segment and chunk")
 	fl.StringVar(&f.restoreTo, "restore-to", "", "connection string of an EMPTY scratch deployment for a trial restore")
+	fileFlag(cmd, "restore-to", &f.restoreToFile)
 	fl.StringVar(&f.to, "to", "", "restore point of the trial restore (RFC 3339 time, SECONDS:INCREMENT or latest); default latest")
 	countVar(cmd, &f.parallel, "parallel", verify.DefaultParallel, 1, "objects read at once with --read-data")
 	countVar(cmd, &f.memory, "read-memory", verify.DefaultReadMemory>>20, 16,
@@ -69,6 +72,9 @@ not healthy.`,
 
 func runVerify(cmd *cobra.Command, rf *repoFlags, f *verifyFlags) error {
 	if err := rf.require(cmd); err != nil {
+		return err
+	}
+	if err := readFileFlag(cmd, "restore-to", f.restoreToFile, &f.restoreTo); err != nil {
 		return err
 	}
 	if f.to != "" && f.restoreTo == "" {

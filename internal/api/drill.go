@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rewind-backup/rewind/internal/drill"
-	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/runs"
 )
 
@@ -89,12 +87,8 @@ func (s *Server) drills(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep, err := drill.LoadReport(r.Context(), s.d.Repo, s.d.Repo.Location(), s.d.Shard, limit, time.Now())
-	if errors.Is(err, repo.ErrNeedIdentity) {
-		WriteError(w, http.StatusServiceUnavailable, CodeUnavailable, "the drill records are encrypted, as the repository is: give the agent its identity (identity:) to show them")
-		return
-	}
 	if err != nil {
-		s.storageError(w, "read the drill records", err)
+		s.recordsError(w, "the drill records", err)
 		return
 	}
 	WriteData(w, http.StatusOK, rep)

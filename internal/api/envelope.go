@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"reflect"
 	"strings"
 
 	"github.com/rewind-backup/rewind/internal/config"
+	"github.com/rewind-backup/rewind/internal/repo"
 )
 
 // envelope is the shape of every /api/v1 answer.
@@ -49,6 +51,15 @@ func WriteData(w http.ResponseWriter, status int, data any) {
 // "message": ...}}; the message says what to do next.
 func WriteError(w http.ResponseWriter, status int, code, format string, args ...any) {
 	writeEnvelope(w, status, envelope{Error: &errorBody{Code: code, Message: fmt.Sprintf(format, args...)}})
+}
+
+// WriteInternal answers 500 with code internal, and logs the same
+// message as an error first: a 500 never goes without its cause in the
+// log (the API's fuzz tests hold every handler to it).
+func WriteInternal(w http.ResponseWriter, log *slog.Logger, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	log.Error("api: internal error", "err", msg)
+	WriteError(w, http.StatusInternalServerError, CodeInternal, "%s", msg)
 }
 
 func writeEnvelope(w http.ResponseWriter, status int, e envelope) {
@@ -104,22 +115,26 @@ func bodyError(err error) error {
 // token_file), and api.public_read for reads. rewind agent and rewind
 // server guard every endpoint with it.
 type Guard struct {
-	token      string
-	publicRead bool
+	token       string
+	fingerprint string // repo.TokenFingerprint(token), for audit entries
+	publicRead  bool
 }
 
 // NewGuard reads the token of c (api.token_file is read now).
 func NewGuard(c config.API) (Guard, error) {
 	tok, err := c.ReadToken()
-	return Guard{token: tok, publicRead: c.PublicRead}, err
+	return Guard{token: tok, fingerprint: repo.TokenFingerprint(tok), publicRead: c.PublicRead}, err
 }
 
 // Wrap answers 401 in the envelope unless the request carries the token,
-// or read is true and api.public_read is set; else it calls h.
+// or read is true and api.public_read is set; else it calls h with the
+// request's context carrying its repo.Actor ("api", the token's
+// fingerprint, the client's address) for the audit entries of what it
+// starts. The token is compared in constant time.
 func (g Guard) Wrap(read bool, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if read && g.publicRead {
-			h(w, r)
+			h(w, r.WithContext(repo.WithActor(r.Context(), repo.Actor{Via: "api", Remote: r.RemoteAddr})))
 			return
 		}
 		if g.token == "" {
@@ -138,7 +153,7 @@ func (g Guard) Wrap(read bool, h http.HandlerFunc) http.HandlerFunc {
 				"%s: send the header \"Authorization: Bearer TOKEN\" with the agent's token (it reads it from api.token, api.token_file or REWIND_API_TOKEN)", what)
 			return
 		}
-		h(w, r)
+		h(w, r.WithContext(repo.WithActor(r.Context(), repo.Actor{Via: "api", Token: g.fingerprint, Remote: r.RemoteAddr})))
 	}
 }
 

@@ -41,7 +41,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	if req.Format != export.Archive {
 		tmp, err := os.MkdirTemp("", "rewind-export-")
 		if err != nil {
-			WriteError(w, http.StatusInternalServerError, CodeInternal, "create a temporary directory for the export: %v", err)
+			WriteInternal(w, s.d.Log, "create a temporary directory for the export: %v", err)
 			return
 		}
 		defer os.RemoveAll(tmp)

@@ -14,6 +14,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/browse"
 	"github.com/rewind-backup/rewind/internal/checksum"
 	"github.com/rewind-backup/rewind/internal/config"
+	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
 )
 
@@ -280,7 +281,7 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 		WriteData(w, http.StatusOK, view)
 		return
 	}
-	j := s.runRestore(p)
+	j := s.runRestore(repo.ActorFrom(r.Context()), p)
 	WriteData(w, http.StatusAccepted, restoreJob{Job: j, Plan: view})
 }
 
@@ -322,9 +323,10 @@ func EstimateOf(e restore.Estimate, err error) *EstimateView {
 		IndexRate: restore.IndexRate, DocumentBytes: e.DocBytes, Summary: e.String()}
 }
 
-// runRestore starts the restore job; it owns p and releases it.
-func (s *Server) runRestore(p *restore.Prepared) Job {
-	return s.targetJob("restore", p.Request.Target, p.Request.ConnectTimeout, p.Release, s.metrics.observeRestore,
+// runRestore starts the restore job for actor (its audit entry's who);
+// it owns p and releases it.
+func (s *Server) runRestore(actor repo.Actor, p *restore.Prepared) Job {
+	return s.targetJob(actor, "restore", p.Request.Target, p.Request.ConnectTimeout, p.Release, s.metrics.observeRestore,
 		func(ctx context.Context, t *restore.Target, o restore.Options) (any, error) {
 			rep, err := p.Execute(ctx, t, o)
 			if err != nil {
@@ -338,7 +340,8 @@ func (s *Server) runRestore(p *restore.Prepared) Job {
 // runs fn there with a live restore.Progress: "connecting to the target"
 // until fn starts. release (the plan's lock) is called when it ends;
 // observe (nil: none) gets its duration and error, connecting included.
-func (s *Server) targetJob(kind, uri string, timeout config.Duration, release func(), observe func(time.Duration, error),
+// The job runs as actor: the audit entry fn's restore or undo records.
+func (s *Server) targetJob(actor repo.Actor, kind, uri string, timeout config.Duration, release func(), observe func(time.Duration, error),
 	fn func(context.Context, *restore.Target, restore.Options) (any, error)) Job {
 	prog := &restore.Progress{}
 	var executing atomic.Bool // Progress.Line is meaningless before fn starts it
@@ -353,7 +356,7 @@ func (s *Server) targetJob(kind, uri string, timeout config.Duration, release fu
 		}
 		return rp
 	}
-	return s.jobs.start(s.jobContext(), s.d.Log, kind, progress, func(ctx context.Context) (result any, err error) {
+	return s.jobs.start(repo.WithActor(s.jobContext(), actor), s.d.Log, kind, progress, func(ctx context.Context) (result any, err error) {
 		defer release()
 		if observe != nil {
 			defer func(started time.Time) { observe(time.Since(started), err) }(time.Now())

@@ -35,6 +35,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/oplog", s.auth(false, s.oplog))
 	mux.HandleFunc("GET /api/v1/history", s.auth(false, s.history))
 	mux.HandleFunc("GET /api/v1/export", s.auth(false, s.export))
+	mux.HandleFunc("GET /api/v1/audit", s.auth(false, s.audit))
 	mux.HandleFunc("GET /api/v1/alerts", s.auth(true, s.alerts))
 	mux.HandleFunc("GET /api/v1/drills", s.auth(true, s.drills))
 	// The dashboard's page and assets hold no data: they need no token.

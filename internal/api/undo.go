@@ -8,6 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rewind-backup/rewind/internal/browse"
+	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
 )
 
@@ -123,7 +124,7 @@ func (s *Server) startUndo(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	j := s.targetJob("undo", req.Target, req.ConnectTimeout, u.Release, nil,
+	j := s.targetJob(repo.ActorFrom(r.Context()), "undo", req.Target, req.ConnectTimeout, u.Release, nil,
 		func(ctx context.Context, t *restore.Target, o restore.Options) (any, error) {
 			rep, err := u.Execute(ctx, t, o)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -23,6 +24,10 @@ type Config struct {
 	// member, or a sharded cluster's mongos (its shards are then found
 	// through it and captured directly).
 	Source Secret `yaml:"source"`
+	// SourceFile is a file holding Source (one trailing newline trimmed),
+	// read when the config is loaded: a password kept out of the config
+	// file and the process list. Not with Source.
+	SourceFile string `yaml:"source_file"`
 	// Shards name a sharded cluster's shards explicitly, for operators
 	// who cannot reach mongos: each shard's name (as in config.shards) and
 	// the connection string of its replica set. Not with Source.
@@ -228,8 +233,27 @@ func Load(path string) (Config, error) {
 		if err := decode(data, &cfg); err != nil {
 			return cfg, fmt.Errorf("config %s: %w", path, err)
 		}
+		if err := cfg.readSourceFile(); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
 	}
 	return cfg, nil
+}
+
+// readSourceFile sets Source from SourceFile, when given.
+func (c *Config) readSourceFile() error {
+	if c.SourceFile == "" {
+		return nil
+	}
+	if c.Source != "" {
+		return fmt.Errorf("set source or source_file, not both")
+	}
+	s, warning, err := ReadSecretFile(c.SourceFile, "source_file")
+	if warning != "" {
+		slog.Warn(warning)
+	}
+	c.Source = Secret(s)
+	return err
 }
 
 // decode parses YAML strictly into cfg, keeping the defaults already in it.

@@ -138,8 +138,8 @@ func ParseServer(data []byte) (Server, error) {
 	}
 	s := Server{Defaults: f.Config, StateDir: f.StateDir, MaxDeployments: f.MaxDeployments, RepoPrefix: f.RepoPrefix}
 	var errs []error
-	if f.Source != "" || f.Repo != "" || len(f.Shards) > 0 || f.ConfigServer != "" {
-		errs = append(errs, errors.New("source, shards, config_server and repo belong to each entry of deployments:, not to the top level"))
+	if f.Source != "" || f.SourceFile != "" || f.Repo != "" || len(f.Shards) > 0 || f.ConfigServer != "" {
+		errs = append(errs, errors.New("source, source_file, shards, config_server and repo belong to each entry of deployments:, not to the top level"))
 	}
 	if s.RepoPrefix != "" {
 		if err := storage.CheckURL(s.RepoPrefix); err != nil {
@@ -158,7 +158,7 @@ func ParseServer(data []byte) (Server, error) {
 		raw, err := yaml.Marshal(&n)
 		if err == nil {
 			var d Deployment
-			if d, err = s.ParseDeployment(raw); err == nil {
+			if d, err = s.patch(Deployment{Config: s.Defaults}, raw, true); err == nil {
 				s.Deployments = append(s.Deployments, d)
 			}
 		}
@@ -184,6 +184,13 @@ func (s Server) ParseDeployment(doc []byte) (Deployment, error) {
 // others stay (PATCH /api/v1/deployments/{name}). A doc that renames the
 // deployment is refused.
 func (s Server) PatchDeployment(d Deployment, doc []byte) (Deployment, error) {
+	return s.patch(d, doc, false)
+}
+
+// patch is PatchDeployment; fromFile allows source_file, which only the
+// server's own file may give: an API client must not make the server read
+// its local files.
+func (s Server) patch(d Deployment, doc []byte, fromFile bool) (Deployment, error) {
 	var probe map[string]any
 	if err := yaml.Unmarshal(doc, &probe); err != nil {
 		return d, fmt.Errorf("read deployment: %v", err)
@@ -193,11 +200,19 @@ func (s Server) PatchDeployment(d Deployment, doc []byte) (Deployment, error) {
 			return d, fmt.Errorf("%s: is the server's (top level of its file), not a deployment's", k)
 		}
 	}
+	if _, ok := probe["source_file"]; ok && !fromFile {
+		return d, errors.New("source_file: is read only from the server's file; give source (the connection string) instead")
+	}
 	e := entry{Name: d.Name, Config: d.Config}
 	e.Origins = nil
+	e.SourceFile = ""
 	if err := decode(doc, &e); err != nil {
 		return d, err
 	}
+	if err := e.readSourceFile(); err != nil {
+		return d, fmt.Errorf("deployment %q: %w", e.Name, err)
+	}
+	e.SourceFile = "" // read: the deployment holds its source
 	if d.Name != "" && e.Name != d.Name {
 		return d, fmt.Errorf("name: %q cannot be renamed to %q; add a new deployment instead", d.Name, e.Name)
 	}

@@ -54,6 +54,9 @@ const (
 	KindClusterManifest Kind = 12
 	// KindBalancer records a balancer a cluster snapshot stopped.
 	KindBalancer Kind = 13
+	// KindAudit is an audit entry (audit/): who restored, undid, pruned or
+	// broke a lock.
+	KindAudit Kind = 14
 )
 
 // String names the kind in messages.
@@ -63,7 +66,7 @@ func (k Kind) String() string {
 		KindTimeline: "timeline", KindChunk: "snapshot chunk", KindManifest: "snapshot manifest",
 		KindHeartbeat: "heartbeat", KindLock: "lock", KindIndex: "oplog segment index",
 		KindTopology: "cluster topology", KindDrill: "drill record", KindClusterManifest: "cluster snapshot manifest",
-		KindBalancer: "balancer record",
+		KindBalancer: "balancer record", KindAudit: "audit entry",
 	}
 	if n, ok := names[k]; ok {
 		return n
@@ -76,7 +79,7 @@ func (k Kind) String() string {
 // those are compressed and encrypted; metadata objects must stay readable
 // by a writer that has no identity.
 func (k Kind) isData() bool {
-	return k == KindSegment || k == KindChunk || k == KindManifest || k == KindIndex || k == KindDrill || k == KindClusterManifest
+	return k == KindSegment || k == KindChunk || k == KindManifest || k == KindIndex || k == KindDrill || k == KindClusterManifest || k == KindAudit
 }
 
 // codec turns plaintext into envelopes and back. It is safe for concurrent

@@ -185,11 +185,13 @@ func FuzzDecodeLock(f *testing.F) {
 	})
 }
 
-// FuzzDecodeMetadata covers the BSON metadata objects read through getBSON
-// (timeline, gap, heartbeat).
+// FuzzDecodeMetadata covers the BSON records read through getBSON
+// (timeline, gap, heartbeat, audit entry).
 func FuzzDecodeMetadata(f *testing.F) {
 	for _, v := range []any{TimelineInfo{Shard: "rs0", ID: "t1", Flavor: "ferretdb"},
-		Gap{Shard: "rs0", Before: tsOf(1, 1), After: tsOf(2, 1)}, Heartbeat{Shard: "rs0", Lag: time.Second}} {
+		Gap{Shard: "rs0", Before: tsOf(1, 1), After: tsOf(2, 1)}, Heartbeat{Shard: "rs0", Lag: time.Second},
+		AuditEntry{ID: "20261130T010203.004Z-1a2b3c4d", Action: AuditRestore, Actor: Actor{Via: "api", Token: "sha256:00000000"},
+			Namespaces: []string{"shop.orders"}, Started: time.Unix(1, 0), Outcome: AuditOK}} {
 		b, _ := bson.Marshal(v)
 		f.Add(b)
 	}
@@ -197,9 +199,11 @@ func FuzzDecodeMetadata(f *testing.F) {
 		var tl TimelineInfo
 		var g Gap
 		var hb Heartbeat
+		var ae AuditEntry
 		_ = bson.Unmarshal(payload, &tl)
 		_ = bson.Unmarshal(payload, &g)
 		_ = bson.Unmarshal(payload, &hb)
+		_ = bson.Unmarshal(payload, &ae)
 	})
 }
 

@@ -238,6 +238,10 @@ func (r *Repository) conflicting(ctx context.Context, self LockInfo, o LockOptio
 			if err := r.deleteIfExists(ctx, lockKey(other.ID)); err != nil {
 				return nil, err
 			}
+			e := AuditEntry{Action: AuditLockBreak, Detail: "removed the abandoned (stale, or its process gone) " + lockHolder(other) + " to take a " + string(o.Kind) + " lock for " + o.Purpose}
+			if err := r.RecordAudit(ctx, e); err != nil {
+				return nil, err
+			}
 		case conflicts(self, other):
 			out = append(out, other)
 		}
@@ -307,21 +311,36 @@ func (r *Repository) BreakLocks(ctx context.Context, staleOnly bool, staleAfter 
 	}
 	n := 0
 	for _, i := range infos {
-		if staleOnly {
-			payload, _, err := r.getObject(ctx, i.Key, KindLock)
-			if err == nil {
-				info, derr := decodeLock(payload)
-				if derr == nil && !info.Stale(now, staleAfter) {
-					continue
-				}
-			} else if errors.Is(err, storage.ErrNotFound) {
+		// An undecodable lock is removed in either mode, named by its key.
+		holder := "undecodable lock " + i.Key
+		payload, _, err := r.getObject(ctx, i.Key, KindLock)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // released since the listing
+		}
+		if info, derr := decodeLock(payload); err == nil && derr == nil {
+			if staleOnly && !info.Stale(now, staleAfter) {
 				continue
 			}
+			holder = lockHolder(info)
 		}
 		if err := r.deleteIfExists(ctx, i.Key); err != nil {
 			return n, err
 		}
 		n++
+		// The entry follows the delete: a lock is removed to unblock
+		// others, and a repository whose storage refuses the entry has
+		// bigger problems than one lock.
+		if err := r.RecordAudit(ctx, AuditEntry{Action: AuditUnlock, Detail: "removed the " + holder}); err != nil {
+			return n, err
+		}
 	}
 	return n, nil
+}
+
+// lockHolder names a lock and its holder for an audit entry: "agent lock
+// 1a2b3c4d5e6f7a8b (exclusive, host db1, pid 42, refreshed
+// 2026-11-30T01:00:00Z)".
+func lockHolder(l LockInfo) string {
+	return fmt.Sprintf("%s lock %s (%s, host %s, pid %d, refreshed %s)", l.Purpose, l.ID, l.Kind, l.Host, l.PID,
+		l.Refreshed.UTC().Format(time.RFC3339))
 }

@@ -101,7 +101,9 @@ func (p *Prepared) Check(ctx context.Context, t *Target) ([]Finding, error) {
 }
 
 // Execute carries the plan out on the target with the request's Drop and
-// Parallel (see Execute); o gives the progress and the log. A restore cut
+// Parallel (see Execute); o gives the progress and the log. It records an
+// audit entry in the repository (repo.Audited), with the actor of ctx,
+// before it writes to the target, and its outcome after. A restore cut
 // short by a lost lock says so, and, as every failed restore, what the
 // target holds now.
 func (p *Prepared) Execute(ctx context.Context, t *Target, o Options) (Report, error) {
@@ -110,8 +112,16 @@ func (p *Prepared) Execute(ctx context.Context, t *Target, o Options) (Report, e
 	o.Drop, o.Parallel, o.Server = p.Request.Drop, p.Request.Parallel, &t.Server
 	o.Checksum = o.Checksum || p.Request.Checksum
 	plan := p.Plan
-	rep, wrote, err := execute(ctx, p.repo, t.Client, &plan, o)
-	return rep, stateError(plan, wrote, repo.LostError(ctx, err))
+	e := repo.AuditEntry{Action: repo.AuditRestore, Target: p.Request.Target, Namespaces: p.Request.Include,
+		To: fmt.Sprintf("%s (%s)", p.Request.To, plan.Target)}
+	rep, err := repo.Audited(ctx, p.repo, o.Log, e, func() (Report, error) {
+		rep, wrote, err := execute(ctx, p.repo, t.Client, &plan, o)
+		return rep, stateError(plan, wrote, repo.LostError(ctx, err))
+	}, restoreDetail)
+	if errors.Is(err, repo.ErrNotAudited) {
+		err = stateError(plan, false, repo.LostError(ctx, err))
+	}
+	return rep, err
 }
 
 // Scope is ctx, also cancelled (with the same cause, repo.ErrLockLost)

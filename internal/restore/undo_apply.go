@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -80,7 +81,8 @@ type UndoReport struct {
 // It then writes namespace by namespace, reading the target's versions
 // again first, so a document written since the comparison becomes a
 // conflict. The staging is dropped however it ends. An undo that stops
-// after its first write says so; running it again finishes it.
+// after its first write says so; running it again finishes it. Unless a
+// dry run, it is recorded in the repository's audit entries, as a restore.
 func (u *PreparedUndo) Execute(ctx context.Context, t *Target, o Options) (UndoReport, error) {
 	ctx, done := lockScope(ctx, u.held)
 	defer done()
@@ -88,8 +90,20 @@ func (u *PreparedUndo) Execute(ctx context.Context, t *Target, o Options) (UndoR
 	if err := o.defaults(ctx, t.Client); err != nil {
 		return UndoReport{}, err
 	}
-	rep, wrote, err := u.execute(ctx, t.Client, o)
-	return rep, undoStateError(rep, wrote, repo.LostError(ctx, err))
+	run := func() (UndoReport, error) {
+		rep, wrote, err := u.execute(ctx, t.Client, o)
+		return rep, undoStateError(rep, wrote, repo.LostError(ctx, err))
+	}
+	if u.Request.DryRun { // writes only its staging: not audited
+		return run()
+	}
+	e := repo.AuditEntry{Action: repo.AuditUndo, Target: u.Request.Target, Namespaces: u.Request.Include,
+		To: fmt.Sprintf("after %s (%s) up to %s (%s)", u.Request.From, u.From.Target, u.Request.To, u.To.Target)}
+	rep, err := repo.Audited(ctx, u.repo, o.Log, e, run, undoDetail)
+	if errors.Is(err, repo.ErrNotAudited) {
+		err = undoStateError(rep, false, repo.LostError(ctx, err))
+	}
+	return rep, err
 }
 
 func (u *PreparedUndo) execute(ctx context.Context, client *mongo.Client, o Options) (rep UndoReport, wrote bool, err error) {

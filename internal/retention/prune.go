@@ -201,6 +201,8 @@ func indexOrphans(ctx context.Context, r *repo.Repository, shard string, visible
 // moment: extracted segments are copied before their originals go; a
 // snapshot's manifest goes before its chunks; segments go from the outer
 // ends of a timeline inwards, so what is left is always one unbroken run.
+// A prune that deletes something is recorded in the repository's audit
+// entries (repo.Audited), which it never deletes.
 func Prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, p Policy, now time.Time, log *slog.Logger) (Result, error) {
 	if log == nil {
 		log = slog.Default()
@@ -211,27 +213,43 @@ func Prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, p Policy, n
 	}
 	defer res.logHeld(log)
 	if !res.changes() {
-		return res, nil
+		return res, nil // deletes nothing: no audit entry
 	}
+	out, err := repo.Audited(ctx, r, log, repo.AuditEntry{Action: repo.AuditPrune}, func() (Result, error) {
+		err := res.carryOut(ctx, r, lock, log)
+		return res, err
+	}, func(res Result) string {
+		return fmt.Sprintf("deleted %d snapshots, %d segments, %d orphans (%d bytes), copied %d segments",
+			res.DeletedSnapshots, res.DeletedSegments, res.DeletedOrphans, res.DeletedBytes, res.CopiedSegments)
+	})
+	if errors.Is(err, repo.ErrNotAudited) {
+		return res, fmt.Errorf("%w; nothing was deleted", err)
+	}
+	return out, err
+}
+
+// carryOut does what Plan decided: copies the extracts, then deletes in
+// deleting mode.
+func (res *Result) carryOut(ctx context.Context, r *repo.Repository, lock *repo.Lock, log *slog.Logger) error {
 	for _, d := range res.Decisions {
 		for _, ex := range d.Extracts {
 			n, err := copyExtract(ctx, r, ex)
 			res.CopiedSegments += n
 			if err != nil {
-				return res, err
+				return err
 			}
 		}
 	}
 	if err := lock.BeginDelete(ctx); err != nil {
-		return res, fmt.Errorf("prune: %w", err)
+		return fmt.Errorf("prune: %w", err)
 	}
 	defer endDelete(ctx, lock)
 	if err := res.deleteAll(ctx, r, lock); err != nil {
-		return res, err
+		return err
 	}
 	log.Info("pruned the repository", "snapshots", res.DeletedSnapshots, "segments", res.DeletedSegments,
 		"orphans", res.DeletedOrphans, "copied_segments", res.CopiedSegments, "bytes", res.DeletedBytes)
-	return res, nil
+	return nil
 }
 
 // endDelete leaves deleting mode once the deletes are done or failed, so

@@ -83,7 +83,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	case err == errClash:
 		api.WriteError(w, http.StatusConflict, api.CodeConflict, "%s; nothing was saved", s.clash(spec, ""))
 	case err != nil:
-		api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "%v; the deployment was not added", err)
+		api.WriteInternal(w, s.Log, "%v; the deployment was not added", err)
 	default:
 		s.Log.Info("deployment added over the API", "deployment", spec.Name, "repo", redact.URL(spec.Config.Repo))
 		api.WriteData(w, http.StatusCreated, s.viewOf(r.Context(), d))
@@ -139,7 +139,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.saveLocked(spec.Name, docs); err != nil {
 		s.mu.Unlock()
-		api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "%v; nothing was changed", err)
+		api.WriteInternal(w, s.Log, "%v; nothing was changed", err)
 		return
 	}
 	s.removeLocked(spec.Name)
@@ -171,7 +171,7 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.saveLocked(d.spec.Name, nil); err != nil {
 		s.mu.Unlock()
-		api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "%v; the deployment was not removed", err)
+		api.WriteInternal(w, s.Log, "%v; the deployment was not removed", err)
 		return
 	}
 	s.removeLocked(d.spec.Name)

@@ -204,7 +204,7 @@ func shardIDs(ctx context.Context, r *repo.Repository) ([]string, error) {
 	return ids, nil
 }
 
-var knownPrefixes = []string{"config", "oplog/", "oplog-index/", "timelines/", "gaps/", "snapshots/", "data/", "heartbeats/", "locks/", "topology/", "drills/", "clusters/", "balancer"}
+var knownPrefixes = []string{"config", "oplog/", "oplog-index/", "timelines/", "gaps/", "snapshots/", "data/", "heartbeats/", "locks/", "topology/", "drills/", "clusters/", "balancer", "audit/"}
 
 func (rep *Report) checkUnknown(keys map[string]storage.Info) {
 	for k := range keys {
