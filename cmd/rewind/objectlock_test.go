@@ -83,6 +83,28 @@ func TestObjectLockSurvivesAnAttack(t *testing.T) {
 		}
 	}
 
+	// Audit entries are rewritten with their outcome: on a locked
+	// repository too, both restores read back as finished.
+	code, out, stderr = cli(t, "audit", "--repo", url, "--json")
+	var audit struct {
+		Entries []struct{ Action, Outcome string } `json:"entries"`
+	}
+	if err := json.Unmarshal([]byte(out), &audit); code != 0 || err != nil {
+		t.Fatalf("audit --json: %d %v\n%s%s", code, err, out, stderr)
+	}
+	restores := 0
+	for _, e := range audit.Entries {
+		if e.Action == "restore" {
+			restores++
+			if e.Outcome != "ok" {
+				t.Errorf("a restore's audit entry reads %q on the locked repository, want ok", e.Outcome)
+			}
+		}
+	}
+	if restores != 2 {
+		t.Errorf("the audit lists %d restores, want 2:\n%s", restores, out)
+	}
+
 	// The policy drops the first snapshot; the lock keeps it, and says
 	// until when, in the dry run and in the prune itself.
 	var l listJSON

@@ -33,11 +33,13 @@ func (l ObjectLock) RetainedUntil(written time.Time) time.Time {
 
 // MutableKey reports whether rewind rewrites or removes key as part of
 // normal work, whatever the object lock: locks, heartbeats, the balancer
-// record and drill records. They carry no retention (a lock could not be
-// released) and nothing a restore needs.
+// record, drill records and audit entries (written "started", then
+// rewritten with their outcome: a locked store reads a key's oldest
+// version, which would keep "started" for ever). They carry no retention
+// (a lock could not be released) and nothing a restore needs.
 func MutableKey(key string) bool {
 	return strings.HasPrefix(key, prefixLocks) || strings.HasPrefix(key, prefixHeartbeats) ||
-		strings.HasPrefix(key, prefixDrills) || key == balancerKey
+		strings.HasPrefix(key, prefixDrills) || strings.HasPrefix(key, prefixAudit) || key == balancerKey
 }
 
 // lockStore returns the store a repository with lock writes through: a
