@@ -58,9 +58,21 @@ type Tailer struct {
 	// each batch, the commit point): one that gets no answer within it
 	// fails, the connection is dropped, and Run retries on a new one. A
 	// blackholed or half-open connection would otherwise block capture
-	// forever without a word. Zero means DefaultStallTimeout.
+	// forever without a word. Zero means DefaultStallTimeout. While the
+	// source still answers a ping after a stall (slow, not gone), the bound
+	// doubles on each further stall, up to maxStallGrowth times it, and
+	// returns to StallTimeout after a read that took less than half of
+	// it: see allowSlow.
 	StallTimeout time.Duration
+
+	// slow is the stall bound grown by allowSlow; zero: StallTimeout.
+	slow time.Duration
 }
+
+// maxStallGrowth caps how far allowSlow grows the stall bound: far, since
+// a ping proved the source alive, and an abandoned request may go on
+// loading the server, so the next needs longer still.
+const maxStallGrowth = 64
 
 // DefaultStallTimeout is how long capture waits for any one answer from the
 // source before it calls the connection stalled, logs it and reconnects. It
@@ -100,6 +112,7 @@ func (t *Tailer) Run(ctx context.Context, out chan<- bson.Raw) error {
 			return ctx.Err()
 		case err != nil:
 			log.Warn("oplog read failed; retrying", "after", last.String(), "err", err, "backoff", backoff)
+			t.allowSlow(ctx, err, log)
 			sleep(ctx, backoff)
 			backoff = min(backoff*2, t.maxRetry())
 			continue
@@ -134,10 +147,41 @@ const (
 )
 
 func (t *Tailer) stallTimeout() time.Duration {
+	if t.slow > 0 {
+		return t.slow
+	}
+	return t.baseStall()
+}
+
+func (t *Tailer) baseStall() time.Duration {
 	if t.StallTimeout > 0 {
 		return t.StallTimeout
 	}
 	return DefaultStallTimeout
+}
+
+// allowSlow grows the stall bound after a stall when the source answers a
+// ping within the base bound (at least a second): the connection works, the server is only
+// slow to answer the oplog request (an overloaded primary; FerretDB
+// scanning a long oplog under load). A fixed bound would retry the same
+// too-slow request for ever, so capture would never catch up. A dead or
+// blackholed connection does not answer the ping and keeps the base
+// bound, so such stalls are still noticed within it.
+func (t *Tailer) allowSlow(ctx context.Context, err error, log *slog.Logger) {
+	var stall *stallError
+	if !errors.As(err, &stall) {
+		return
+	}
+	base := t.baseStall()
+	pctx, cancel := context.WithTimeout(ctx, max(base, time.Second))
+	defer cancel()
+	if t.Source.Client.Ping(pctx, nil) != nil {
+		return
+	}
+	if grown := min(2*t.stallTimeout(), maxStallGrowth*base); grown > t.stallTimeout() {
+		t.slow = grown
+		log.Info("the source answers pings but not the oplog request in time: allowing it longer", "bound", grown)
+	}
 }
 
 // bounded runs one request to the source with at most d to answer, and
@@ -154,10 +198,22 @@ func stalled(ctx, rctx context.Context, d time.Duration, err error) error {
 	// The driver's socket deadline can fire a moment before rctx's timer,
 	// so the deadline itself is compared, not rctx.Err.
 	if deadline, _ := rctx.Deadline(); err != nil && ctx.Err() == nil && !time.Now().Before(deadline) {
-		return fmt.Errorf("the source sent no answer within %s (stalled connection; reconnecting): %w", d, err)
+		return &stallError{d: d, err: err}
 	}
 	return err
 }
+
+// stallError is a request to the source that got no answer within d.
+type stallError struct {
+	d   time.Duration
+	err error
+}
+
+func (e *stallError) Error() string {
+	return fmt.Sprintf("the source sent no answer within %s (stalled connection; reconnecting): %v", e.d, e.err)
+}
+
+func (e *stallError) Unwrap() error { return e.err }
 
 func (t *Tailer) maxRetry() time.Duration {
 	if t.Retry > 0 {
@@ -172,9 +228,13 @@ func (t *Tailer) maxRetry() time.Duration {
 // last and the next entry fell off the oplog.
 func (t *Tailer) readOnce(ctx context.Context, last *optime.Timestamp, inclusive *bool, out chan<- bson.Raw) (int, error) {
 	filter := bson.D{{Key: "ts", Value: bson.D{{Key: "$gte", Value: bson.Timestamp{T: last.T, I: last.I}}}}}
+	opened := time.Now()
 	cur, err := bounded(ctx, t.stallTimeout(), func(ctx context.Context) (*mongo.Cursor, error) { return t.open(ctx, filter) })
 	if err != nil {
 		return 0, err
+	}
+	if time.Since(opened) < t.baseStall()/2 {
+		t.slow = 0 // the source answers quickly again (see allowSlow)
 	}
 	defer func() {
 		// Bounded: closing a cursor on a server that went away must not hang.
