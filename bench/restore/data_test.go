@@ -2,13 +2,16 @@ package restorebench
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
-	"github.com/rewind-backup/rewind/bench/benchtool"
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/rewind-backup/rewind/bench/benchtool"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -46,6 +49,72 @@ type dataset struct {
 	colls [][]bson.Raw
 	docs  int
 	size  int64
+}
+
+// shapeEnv names a data set by its shape instead of its size (see
+// generateBench).
+const shapeEnv = "REWIND_BENCH_SHAPE"
+
+// generateBench is the benchmark's data set: $REWIND_BENCH_SHAPE,
+// "COLLSxDOCSxBYTES" (4x8000x1024 is issue 16's held-out set: 4
+// collections of 8,000 documents of ~1 KiB, 32 MB), else the
+// $REWIND_BENCH_MB set of generate.
+func generateBench(tb testing.TB) dataset {
+	s := os.Getenv(shapeEnv)
+	if s == "" {
+		return generate(dataMB())
+	}
+	var n [3]int
+	parts := strings.Split(s, "x")
+	for i := range n {
+		if len(parts) != 3 {
+			break
+		}
+		v, err := strconv.Atoi(parts[i])
+		if err != nil || v <= 0 {
+			break
+		}
+		n[i] = v
+	}
+	if n[2] < 256 {
+		tb.Fatalf("%s=%q: want COLLSxDOCSxBYTES, e.g. 4x8000x1024 (documents of at least 256 bytes)", shapeEnv, s)
+	}
+	var d dataset
+	for c := range n[0] {
+		rng := rand.New(rand.NewPCG(uint64(c), 42))
+		var docs []bson.Raw
+		for i := range n[1] {
+			doc := genDocOf(rng, c*10_000_000+i, n[2])
+			docs = append(docs, doc)
+			d.size += int64(len(doc))
+		}
+		d.colls = append(d.colls, docs)
+		d.docs += len(docs)
+	}
+	return d
+}
+
+// genDocOf is benchtool.GenDoc's document at about size bytes: the same
+// fields, half of the payload random (as hex), half text.
+func genDocOf(rng *rand.Rand, i, size int) bson.Raw {
+	payload := size - 100 // the other fields and the BSON framing
+	random := make([]byte, payload/4)
+	for j := range random {
+		random[j] = byte(rng.IntN(256))
+	}
+	text := strings.Repeat(fmt.Sprintf("order %d for customer %d; ", i, rng.IntN(1000)), 20)
+	d, err := bson.Marshal(bson.D{
+		{Key: "_id", Value: int64(i)},
+		{Key: "customer", Value: rng.IntN(100000)},
+		{Key: "amount", Value: rng.Float64() * 1000},
+		{Key: "tags", Value: bson.A{"a", "b", rng.IntN(10)}},
+		{Key: "blob", Value: hex.EncodeToString(random)},
+		{Key: "note", Value: text[:min(len(text), payload/2)]},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return d
 }
 
 func generate(totalMB int) dataset {
