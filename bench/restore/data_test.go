@@ -2,7 +2,6 @@ package restorebench
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -84,35 +83,12 @@ func generateBench(tb testing.TB) dataset {
 		rng := rand.New(rand.NewPCG(uint64(c), 42))
 		var docs []bson.Raw
 		for i := range n[1] {
-			doc := genDocOf(rng, c*10_000_000+i, n[2])
+			doc := benchtool.GenDocPayload(rng, c*10_000_000+i, n[2]-100)
 			docs = append(docs, doc)
 			d.size += int64(len(doc))
 		}
 		d.colls = append(d.colls, docs)
 		d.docs += len(docs)
-	}
-	return d
-}
-
-// genDocOf is benchtool.GenDoc's document at about size bytes: the same
-// fields, half of the payload random (as hex), half text.
-func genDocOf(rng *rand.Rand, i, size int) bson.Raw {
-	payload := size - 100 // the other fields and the BSON framing
-	random := make([]byte, payload/4)
-	for j := range random {
-		random[j] = byte(rng.IntN(256))
-	}
-	text := strings.Repeat(fmt.Sprintf("order %d for customer %d; ", i, rng.IntN(1000)), 20)
-	d, err := bson.Marshal(bson.D{
-		{Key: "_id", Value: int64(i)},
-		{Key: "customer", Value: rng.IntN(100000)},
-		{Key: "amount", Value: rng.Float64() * 1000},
-		{Key: "tags", Value: bson.A{"a", "b", rng.IntN(10)}},
-		{Key: "blob", Value: hex.EncodeToString(random)},
-		{Key: "note", Value: text[:min(len(text), payload/2)]},
-	})
-	if err != nil {
-		panic(err)
 	}
 	return d
 }

@@ -2,7 +2,6 @@ package restore_test
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -12,11 +11,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rewind-backup/rewind/internal/catalog"
-	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
 	"github.com/rewind-backup/rewind/internal/snapshot"
-	"github.com/rewind-backup/rewind/internal/source"
-	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
 
@@ -38,20 +34,8 @@ func TestQuietSnapshotNeedsNoReplay(t *testing.T) {
 		_, err := srv.Client().Database(db).Collection(coll).InsertMany(ctx, docs)
 		must(t, err)
 	}
-	url := "file://" + filepath.Join(t.TempDir(), "repo")
-	st, err := storage.Open(ctx, url)
-	must(t, err)
-	t.Cleanup(func() { st.Close() })
-	r, err := repo.Init(ctx, st, repo.InitOptions{Location: url})
-	must(t, err)
-	src, err := source.Connect(ctx, srv.URI())
-	must(t, err)
-	t.Cleanup(func() {
-		cctx, cancel := cleanupContext()
-		defer cancel()
-		src.Close(cctx)
-	})
-	_, err = snapshot.Take(ctx, src, r, snapshot.Options{Parallel: 1, Log: testLogger(t)})
+	r, src := newRepoAndSource(t, srv)
+	_, err := snapshot.Take(ctx, src, r, snapshot.Options{Parallel: 1, Log: testLogger(t)})
 	must(t, err)
 
 	tgt := testserver.Start(t)
