@@ -232,8 +232,12 @@ const DocSize = 2048
 
 // GenDoc builds document i: a few typed fields and a payload that is half
 // random (incompressible) and half text, so compression has work to do.
-func GenDoc(rng *rand.Rand, i int) bson.Raw {
-	random := make([]byte, DocSize/4)
+func GenDoc(rng *rand.Rand, i int) bson.Raw { return GenDocPayload(rng, i, DocSize) }
+
+// GenDocPayload is GenDoc with a payload of about payload bytes (half
+// random bytes as hex, half text); the other fields add ~100 bytes.
+func GenDocPayload(rng *rand.Rand, i, payload int) bson.Raw {
+	random := make([]byte, payload/4)
 	for j := range random {
 		random[j] = byte(rng.IntN(256))
 	}
@@ -244,7 +248,7 @@ func GenDoc(rng *rand.Rand, i int) bson.Raw {
 		{Key: "amount", Value: rng.Float64() * 1000},
 		{Key: "tags", Value: bson.A{"a", "b", rng.IntN(10)}},
 		{Key: "blob", Value: hex.EncodeToString(random)},
-		{Key: "note", Value: text[:min(len(text), DocSize/2)]},
+		{Key: "note", Value: text[:min(len(text), payload/2)]},
 	})
 	if err != nil {
 		panic(err)

@@ -53,11 +53,11 @@ func setup(ctx context.Context, b *testing.B) fixture {
 		b.Fatalf("this benchmark restores into fresh servers it starts itself: unset %s", testserver.EnvURI)
 	}
 	f.db = src.DB("bench")
-	f.d = generate(dataMB())
+	f.d = generateBench(b)
 	t0 := time.Now()
 	insertAll(ctx, b, src.Client(), f.db, f.d, parallel)
 	b.Logf("loaded %d documents, %.1f MiB of BSON in %d collections (%s is %.1f MiB, the others %.1f MiB) in %s",
-		f.d.docs, mib(f.d.size), benchColls, collName(0), mib(f.d.bytesOf(0)), mib(f.d.bytesOf(1)), time.Since(t0).Round(time.Second))
+		f.d.docs, mib(f.d.size), len(f.d.colls), collName(0), mib(f.d.bytesOf(0)), mib(f.d.bytesOf(1)), time.Since(t0).Round(time.Second))
 	dir := b.TempDir()
 	f.repoURL = "file://" + filepath.Join(dir, "repo")
 	f.archive = filepath.Join(dir, "archive")
@@ -127,7 +127,7 @@ func single(ctx context.Context, b *testing.B, f fixture) {
 		"--to", "latest", "--ns", ns, "--dry-run")
 	stored, total := chunkBytes(ctx, b, f, collName(c))
 	b.Logf("one collection of %d: %s, %d documents, %.1f MiB:\n%s\n%s\nrewind/mongorestore time %.2f\nrewind read %s (restore report: %s); its chunks are %.2f MiB stored of the repository's %.2f MiB of chunks; mongorestore reads the whole %.1f MiB archive\nrewind restore --dry-run of the same (start, lock, catalog, plan, count oplog entries; no target): %.2f s\nrewind restore --ns output:\n%s",
-		benchColls, ns, docs, mib(size), row(rw, docs, size), row(mr, docs, size), ratio(rw, mr),
+		len(f.d.colls), ns, docs, mib(size), row(rw, docs, size), row(mr, docs, size), ratio(rw, mr),
 		grab(rw.Stdout, `snapshot objects\s+(.*)`), grab(rw.Stdout, `bytes read\s+(.*)`), mib(stored), mib(total), mib(diskBytes(b, f.archive)), dry.Elapsed.Seconds(), rw.Stdout)
 	b.ReportMetric(ratio(rw, mr), "one-coll-rewind/mongorestore")
 }
@@ -139,14 +139,14 @@ func checkCounts(ctx context.Context, b *testing.B, tgt *testserver.Server, f fi
 	if err != nil {
 		b.Fatal(err)
 	}
-	want := benchColls
+	want := len(f.d.colls)
 	if only >= 0 {
 		want = 1
 	}
 	if len(names) != want {
 		b.Fatalf("target holds collections %v, want %d", names, want)
 	}
-	for c := range benchColls {
+	for c := range f.d.colls {
 		if only >= 0 && c != only {
 			continue
 		}

@@ -3,12 +3,14 @@ package restorebench
 import (
 	"context"
 	"fmt"
-	"github.com/rewind-backup/rewind/bench/benchtool"
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/rewind-backup/rewind/bench/benchtool"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -46,6 +48,49 @@ type dataset struct {
 	colls [][]bson.Raw
 	docs  int
 	size  int64
+}
+
+// shapeEnv names a data set by its shape instead of its size (see
+// generateBench).
+const shapeEnv = "REWIND_BENCH_SHAPE"
+
+// generateBench is the benchmark's data set: $REWIND_BENCH_SHAPE,
+// "COLLSxDOCSxBYTES" (4x8000x1024 is issue 16's held-out set: 4
+// collections of 8,000 documents of ~1 KiB, 32 MB), else the
+// $REWIND_BENCH_MB set of generate.
+func generateBench(tb testing.TB) dataset {
+	s := os.Getenv(shapeEnv)
+	if s == "" {
+		return generate(dataMB())
+	}
+	var n [3]int
+	parts := strings.Split(s, "x")
+	for i := range n {
+		if len(parts) != 3 {
+			break
+		}
+		v, err := strconv.Atoi(parts[i])
+		if err != nil || v <= 0 {
+			break
+		}
+		n[i] = v
+	}
+	if n[2] < 256 {
+		tb.Fatalf("%s=%q: want COLLSxDOCSxBYTES, e.g. 4x8000x1024 (documents of at least 256 bytes)", shapeEnv, s)
+	}
+	var d dataset
+	for c := range n[0] {
+		rng := rand.New(rand.NewPCG(uint64(c), 42))
+		var docs []bson.Raw
+		for i := range n[1] {
+			doc := benchtool.GenDocPayload(rng, c*10_000_000+i, n[2]-100)
+			docs = append(docs, doc)
+			d.size += int64(len(doc))
+		}
+		d.colls = append(d.colls, docs)
+		d.docs += len(docs)
+	}
+	return d
 }
 
 func generate(totalMB int) dataset {

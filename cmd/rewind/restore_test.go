@@ -108,8 +108,15 @@ func TestListAndRestore(t *testing.T) {
 	snap := l.Shards[0].Snapshots[0].ID
 
 	base := []string{"restore", "--repo", url, "--identity", key, "--target", srv2.URI()}
+	// Nothing wrote during the copy: on FerretDB its data holds the entry at
+	// the snapshot's start, which is not replayed; MongoDB's majority copy
+	// replays it (restore.Plan.StartInData).
+	entries := "1"
+	if srv.FerretDB() {
+		entries = "0"
+	}
 	code, out, stderr = cli(t, append(base, "--to", "latest", "--dry-run")...)
-	if code != 0 || !strings.Contains(out, "dry run") || !strings.Contains(out, snap) || !regexp.MustCompile(`oplog entries +1\n`).MatchString(out) ||
+	if code != 0 || !strings.Contains(out, "dry run") || !strings.Contains(out, snap) || !regexp.MustCompile(`oplog entries +`+entries+`\n`).MatchString(out) ||
 		!strings.Contains(out, "absent or empty") ||
 		!strings.Contains(out, db+".orders") || !regexp.MustCompile(`estimated time +about \S+: load .* probed`).MatchString(flat(out)) {
 		t.Fatalf("dry run: %d\n%s\n%s", code, out, stderr)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,11 +12,8 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/oracle"
-	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
 	"github.com/rewind-backup/rewind/internal/snapshot"
-	"github.com/rewind-backup/rewind/internal/source"
-	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
 	"github.com/rewind-backup/rewind/internal/workload"
 )
@@ -30,19 +26,7 @@ import (
 func TestSnapshotAloneRestoresToItsEnd(t *testing.T) {
 	ctx := context.Background()
 	srv := testserver.Start(t)
-	url := "file://" + filepath.Join(t.TempDir(), "repo")
-	st, err := storage.Open(ctx, url)
-	must(t, err)
-	t.Cleanup(func() { st.Close() })
-	r, err := repo.Init(ctx, st, repo.InitOptions{Location: url})
-	must(t, err)
-	src, err := source.Connect(ctx, srv.URI())
-	must(t, err)
-	t.Cleanup(func() {
-		cctx, cancel := cleanupContext()
-		defer cancel()
-		src.Close(cctx)
-	})
+	r, src := newRepoAndSource(t, srv)
 
 	base := srv.Workload(21)
 	// Data for the copy to take a while (some documents near 1 MiB); only

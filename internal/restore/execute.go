@@ -322,9 +322,16 @@ func countTargets(ctx context.Context, client *mongo.Client, p Plan, rep Report,
 			all = append(all, CollectionPlan{Source: l.Source, Target: l.Target})
 		}
 	}
-	// A collection no oplog entry touched holds exactly what was loaded (an
-	// insert that fails fails the restore). Commands (renames, drops,
-	// applyOps) can touch any collection: then every one is counted.
+	// A collection no replayed entry wrote reports what was loaded: the
+	// load's acknowledged inserts put exactly those documents into a
+	// collection the check found absent or empty (an insert that fails,
+	// a duplicate included, fails the restore). Not proven without a
+	// count: that no other client wrote there since (a count would show
+	// its documents); a restore expects its targets to itself. A count is
+	// asked (a scan on FerretDB) only where the replay wrote: there the
+	// report must say what the replay left.
+	// Commands (renames, drops, applyOps) can touch any collection: then
+	// every one is counted.
 	countAll := rep.Replay.Commands > 0
 	for _, c := range all {
 		if !countAll && !rep.touched[c.Target] {

@@ -109,6 +109,27 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	return fx
 }
 
+// newRepoAndSource is a new file repository and a connection to srv as a
+// source, both closed when the test ends.
+func newRepoAndSource(t *testing.T, srv *testserver.Server) (*repo.Repository, *source.Source) {
+	t.Helper()
+	ctx := context.Background()
+	url := "file://" + filepath.Join(t.TempDir(), "repo")
+	st, err := storage.Open(ctx, url)
+	must(t, err)
+	t.Cleanup(func() { st.Close() })
+	r, err := repo.Init(ctx, st, repo.InitOptions{Location: url})
+	must(t, err)
+	src, err := source.Connect(ctx, srv.URI())
+	must(t, err)
+	t.Cleanup(func() {
+		cctx, cancel := cleanupContext()
+		defer cancel()
+		src.Close(cctx)
+	})
+	return r, src
+}
+
 func startAgent(t *testing.T, srv *testserver.Server, url string) *agent.Agent {
 	t.Helper()
 	cfg := config.Default()

@@ -13,8 +13,8 @@ import (
 const mergeBatch = 1000
 
 // readOplog calls fn with the plan's oplog range (ReplayFrom <= ts <=
-// Target), in timestamp order, a batch at a time, and seg after each
-// segment is read (its entries, and those in the range). A replica set's
+// Target; ReplayFrom < ts with StartInData), in timestamp order, a batch
+// at a time, and seg after each segment is read (its entries, and those in the range). A replica set's
 // range is its segments in order; a cluster's (Parts) is every shard's
 // range merged by ts, so that a command logged on every shard (a drop, a
 // create) is replayed once at its place among the others' writes. A
@@ -95,7 +95,11 @@ type partCursor struct {
 }
 
 func newPartCursor(ctx context.Context, r *repo.Repository, p *Plan) *partCursor {
-	return &partCursor{plan: p, ch: readAhead(ctx, r, p.Segments), prev: p.Snapshot.End}
+	c := &partCursor{plan: p, ch: readAhead(ctx, r, p.Segments), prev: p.Snapshot.End}
+	if p.StartInData {
+		c.last = p.ReplayFrom // inRange keeps only entries after last
+	}
+	return c
 }
 
 // next reads the next segment's entries in the range into buf (none when

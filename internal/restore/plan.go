@@ -43,9 +43,15 @@ type Plan struct {
 	Users       []bson.Raw
 	Roles       []bson.Raw
 
-	// Replay entries with ReplayFrom <= ts <= Target from Segments.
+	// Replay entries with ReplayFrom <= ts <= Target from Segments; with
+	// StartInData, ReplayFrom < ts <= Target.
 	ReplayFrom optime.Timestamp
-	Segments   []repo.SegmentInfo
+	// StartInData: the snapshot's data is sure to hold the effect of the
+	// entry at ReplayFrom (its start; see startInData), so the replay
+	// neither counts nor applies it: a snapshot taken while nothing wrote
+	// needs no replay at all. Its segment is still read.
+	StartInData bool
+	Segments    []repo.SegmentInfo
 	// Parts are a sharded cluster's shards, each planned to Target on its
 	// own (its window, snapshot, ReplayFrom and Segments); nil for a
 	// replica set. The plan itself then merges them: Snapshot's manifest
@@ -130,7 +136,8 @@ func buildShard(sh catalog.Shard, when When) (Plan, error) {
 		return Plan{}, err
 	}
 	snap, _ := sh.Snapshot(w.Snapshot)
-	p := Plan{Shard: sh.ID, Request: when, Target: target, Window: w, Snapshot: snap, ReplayFrom: snap.Start}
+	p := Plan{Shard: sh.ID, Request: when, Target: target, Window: w, Snapshot: snap, ReplayFrom: snap.Start,
+		StartInData: startInData(snap.Manifest)}
 	recorded := snap.Manifest.Flavor
 	if tl, ok := sh.Timeline(w.Timeline); ok {
 		if tl.Info != nil && tl.Info.Flavor != "" {
@@ -149,6 +156,21 @@ func buildShard(sh catalog.Shard, when When) (Plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// startInData reports whether a snapshot's data is sure to hold the
+// effect of the oplog entry at its start, which is the newest entry logged
+// before the copy began (snapshot.Take). It is on FerretDB: it logs a
+// write's entry after the write's data change, and the copy reads every
+// write already made (one node, no majority reads). It is not sure:
+//   - on an empty oplog (FromEmptyOplog), whose start is a clock anchor:
+//     an entry at it was logged after the anchor, maybe after the copy;
+//   - on MongoDB, whose copy reads with readConcern "majority": the
+//     newest entry may not be majority committed when the copy's read
+//     begins, and the data the copy sees can lack it. The entry is then
+//     replayed, idempotently, as before.
+func startInData(m repo.Manifest) bool {
+	return !m.FromEmptyOplog && m.Flavor == string(source.FerretDB)
 }
 
 func pickShard(cat catalog.Catalog) (catalog.Shard, error) {

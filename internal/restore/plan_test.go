@@ -322,3 +322,26 @@ func TestBuildEmptySnapshot(t *testing.T) {
 		t.Fatalf("--ns shop in an empty snapshot: %v", err)
 	}
 }
+
+// The entry at a snapshot's start is left out of the replay only where the
+// copy is sure to have seen it: FerretDB, not from an empty oplog's clock
+// anchor. MongoDB's copy reads at majority, and a manifest that names no
+// flavor came from MongoDB.
+func TestStartInData(t *testing.T) {
+	tests := []struct {
+		flavor    string
+		fromEmpty bool
+		want      bool
+	}{
+		{"ferretdb", false, true},
+		{"ferretdb", true, false},
+		{"mongodb", false, false},
+		{"", false, false},
+	}
+	for _, tt := range tests {
+		m := repo.Manifest{Flavor: tt.flavor, FromEmptyOplog: tt.fromEmpty}
+		if got := startInData(m); got != tt.want {
+			t.Errorf("flavor %q, from an empty oplog %v: startInData %v, want %v", tt.flavor, tt.fromEmpty, got, tt.want)
+		}
+	}
+}
