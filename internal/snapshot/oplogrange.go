@@ -69,8 +69,40 @@ func newOplogRange(ctx context.Context, src *source.Source, r *repo.Repository, 
 		if g.start, err = src.ClockTimestamp(ctx); err != nil {
 			return nil, fmt.Errorf("note the snapshot's start on an empty oplog: %w", err)
 		}
+		return g, nil
+	}
+	if err := waitMajority(ctx, src, g.start, o.WaitTimeout); err != nil {
+		return nil, err
 	}
 	return g, nil
+}
+
+// waitMajority waits until a majority of the replica set has written
+// start. The copy reads with readConcern "majority", which sees the
+// majority commit point, not the newest entry: a write logged before start
+// but not yet majority-committed would be missing from the copy, and the
+// replay, which begins at start, would never bring it back. Secondaries
+// usually trail by milliseconds; a set whose majority is down makes the
+// snapshot wait up to timeout and fail, saying why.
+func waitMajority(ctx context.Context, src *source.Source, start optime.Timestamp, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		committed, err := src.MajorityCommitted(ctx)
+		if err != nil {
+			return fmt.Errorf("wait for the snapshot's start to be majority-committed: %w", err)
+		}
+		if !committed.Before(start) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the snapshot's start %s is not majority-committed after %s (majority commit point %s): check the replica set's secondaries with rs.status()", start, timeout, committed)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // endFromCapture reports whether the own capture's first complete read
