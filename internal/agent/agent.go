@@ -71,6 +71,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.Log = slog.Default()
 	}
 	if a.HeartbeatEvery <= 0 {
+		a.HeartbeatEvery = a.Config.Capture.HeartbeatInterval.Std()
+	}
+	if a.HeartbeatEvery <= 0 {
 		a.HeartbeatEvery = 10 * time.Second
 	}
 	if a.TopologyEvery <= 0 {

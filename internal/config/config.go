@@ -92,6 +92,10 @@ type Capture struct {
 	CompactAfter Duration `yaml:"compact_after"`
 	// CompactTargetBytes is the size merged segments aim for.
 	CompactTargetBytes int64 `yaml:"compact_target_bytes"`
+	// HeartbeatInterval is how often each shard's heartbeat object (how
+	// far capture is durable and covered, read by `rewind status`, `list`
+	// and snapshots taken while the agent captures) is rewritten.
+	HeartbeatInterval Duration `yaml:"heartbeat_interval"`
 }
 
 // Snapshot schedules base snapshots.
@@ -207,6 +211,7 @@ func Default() Config {
 			CompactInterval:    Duration(5 * time.Minute),
 			CompactAfter:       Duration(10 * time.Minute),
 			CompactTargetBytes: 64 << 20,
+			HeartbeatInterval:  Duration(10 * time.Second),
 		},
 		Snapshot:  Snapshot{Every: Duration(24 * time.Hour), Parallel: 4},
 		Retention: Retention{RestoreWindow: Duration(7 * 24 * time.Hour), PruneInterval: Duration(time.Hour)},
@@ -297,6 +302,11 @@ func (c Config) Validate() error {
 	}
 	if c.Capture.UploadStallAfter < 0 {
 		errs = append(errs, errors.New("capture.upload_stall_after must not be negative (0: the default, 30s)"))
+	}
+	if h := c.Capture.HeartbeatInterval.Std(); h <= 0 || h > 20*time.Second {
+		// status counts an agent whose heartbeat is older than 30 s as not
+		// running: a slower heartbeat would make a live agent look dead.
+		errs = append(errs, fmt.Errorf("%s must be more than 0 and at most 20s (the default is 10s)", c.named("capture.heartbeat_interval")))
 	}
 	if c.Capture.SpoolMaxBytes < c.Capture.MaxSegmentBytes {
 		errs = append(errs, errors.New("capture.spool_max_bytes must be at least capture.max_segment_bytes"))

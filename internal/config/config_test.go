@@ -59,8 +59,9 @@ func TestLoadRefusesBadDuration(t *testing.T) {
 func TestValidateNamesEveryProblem(t *testing.T) {
 	cfg := Default()
 	cfg.Capture.FlushInterval = 0
+	cfg.Capture.HeartbeatInterval = Duration(-time.Second)
 	err := cfg.Validate()
-	for _, want := range []string{"source is not set", "repo is not set", "flush_interval"} {
+	for _, want := range []string{"source is not set", "repo is not set", "flush_interval", "capture.heartbeat_interval must be more than 0"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to mention %q", err, want)
 		}

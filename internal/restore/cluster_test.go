@@ -1,12 +1,16 @@
 package restore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,7 +19,6 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/cluster"
-	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/oracle"
 	"github.com/rewind-backup/rewind/internal/repo"
@@ -23,6 +26,7 @@ import (
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/storage"
+	"github.com/rewind-backup/rewind/internal/testbin"
 	"github.com/rewind-backup/rewind/internal/testserver"
 	"github.com/rewind-backup/rewind/internal/workload"
 )
@@ -86,19 +90,59 @@ func (c *standIn) initRepo(t *testing.T) (string, *repo.Repository) {
 	return url, r
 }
 
-// startAgent runs the cluster's agent in-process.
-func (c *standIn) startAgent(t *testing.T, url string) {
+// agentProcess is `rewind agent` capturing the stand-in cluster as a child
+// process, which the oracle kills with SIGKILL and starts again.
+type agentProcess struct {
+	bin, cfgPath string
+	cmd          *exec.Cmd
+	done         chan struct{}
+	stderr       *bytes.Buffer
+}
+
+// startAgent writes the cluster's agent config (heartbeats every 500 ms, so
+// a snapshot waiting for the agent to cover its range waits that long, not
+// 10 s) and starts `rewind agent` with it.
+func (c *standIn) startAgent(t *testing.T, url string) *agentProcess {
 	t.Helper()
-	cfg := config.Default()
-	cfg.API.Listen = "127.0.0.1:0"
-	cfg.Repo, cfg.ConfigServer = url, config.Secret(c.cfg.URI())
+	dir := t.TempDir()
+	var b strings.Builder
+	fmt.Fprintf(&b, "repo: %q\nconfig_server: %q\nshards:\n", url, c.cfg.URI())
 	for _, n := range c.names {
-		cfg.Shards = append(cfg.Shards, config.ShardSource{Name: n, URI: config.Secret(c.shards[n].URI())})
+		fmt.Fprintf(&b, "  - name: %q\n    uri: %q\n", n, c.shards[n].URI())
 	}
-	cfg.Capture.FlushInterval = config.Duration(200 * time.Millisecond)
-	cfg.Capture.SpoolDir = filepath.Join(t.TempDir(), "spool")
-	cfg.Snapshot.Every = 0
-	runAgent(t, cfg)
+	fmt.Fprintf(&b, "capture:\n  flush_interval: 200ms\n  heartbeat_interval: 500ms\n  spool_dir: %q\n", filepath.Join(dir, "spool"))
+	b.WriteString("snapshot:\n  every: 0s\napi:\n  listen: \"\"\n")
+	p := &agentProcess{bin: testbin.Rewind(t), cfgPath: filepath.Join(dir, "rewind.yaml")}
+	must(t, os.WriteFile(p.cfgPath, []byte(b.String()), 0o600))
+	p.start(t)
+	t.Cleanup(p.kill)
+	return p
+}
+
+func (p *agentProcess) start(t *testing.T) {
+	t.Helper()
+	p.cmd = exec.Command(p.bin, "agent", "--config", p.cfgPath)
+	p.stderr, p.done = &bytes.Buffer{}, make(chan struct{})
+	p.cmd.Stderr = p.stderr
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	must(t, p.cmd.Start())
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+}
+
+// kill ends the agent with SIGKILL, as a crash would.
+func (p *agentProcess) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// running fails the test with the agent's log if it has exited.
+func (p *agentProcess) running(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.done:
+		t.Fatalf("the agent exited (%v); its log:\n%s", p.cmd.ProcessState, p.stderr)
+	default:
+	}
 }
 
 // snapshotShard takes one shard's snapshot into the cluster repository
@@ -240,11 +284,13 @@ func (rt *router) mark(ctx context.Context, t *testing.T, rec *oracle.Recorder) 
 }
 
 // TestClusterOracle captures a stand-in cluster of three shards (one idle
-// for the whole run) with one agent, takes per-shard snapshots (two of the
-// busy shards' while the router writes), and restores the cluster, merged
-// into one fresh server, to ≥ 30 random cluster marks: whole, one
+// for the whole run) with one agent process, takes per-shard snapshots (two
+// of the busy shards' while the router writes), and restores the cluster,
+// merged into one fresh server, to ≥ 30 random cluster marks: whole, one
 // database, one collection, renamed. Every restore must equal the mirror's
-// state at the mark.
+// state at the mark. Mid-run the agent is killed with SIGKILL (and started
+// again ten writes later) and shard beta's server is restarted: marks
+// across both stay restorable and exact.
 func TestClusterOracle(t *testing.T) {
 	seed := uint64(envInt(t, "REWIND_ORACLE_SEED", time.Now().UnixNano()%1e9))
 	points := int(envInt(t, "REWIND_ORACLE_POINTS", 32))
@@ -256,7 +302,7 @@ func TestClusterOracle(t *testing.T) {
 		rt.step(ctx, t)
 	}
 	url, r := c.initRepo(t)
-	c.startAgent(t, url)
+	ag := c.startAgent(t, url)
 	for _, n := range c.names {
 		waitFor(t, 30*time.Second, "the agent captures shard "+n, func() bool {
 			_, err := r.ReadHeartbeat(ctx, n)
@@ -269,21 +315,34 @@ func TestClusterOracle(t *testing.T) {
 	idleFrom, err := oracle.LastOplogTS(ctx, c.shards["idle"].Client())
 	must(t, err)
 	rec := &oracle.Recorder{Client: c.mirror.Client(), Filter: oracle.Filter{Include: c.dbs}, KeepDocs: true}
-	var marks []oracle.Mark
+	var marks, faulted []oracle.Mark
 	for i := range 500 {
 		rt.step(ctx, t)
 		switch i {
+		case 120:
+			ag.running(t)
+			ag.kill()
+			t.Logf("write %d: the agent was killed with SIGKILL", i)
+		case 130:
+			ag.start(t)
 		case 200:
 			c.snapshotShard(t, r, "alpha")
 		case 300:
 			c.snapshotShard(t, r, "beta")
+		case 400:
+			c.shards["beta"].Restart()
+			t.Logf("write %d: shard beta's server was restarted", i)
 		}
 		if i%15 == 14 {
 			marks = append(marks, rt.mark(ctx, t, rec))
+			if i == 134 || i == 404 { // the first marks after the kill and after the restart
+				faulted = append(faulted, marks[len(marks)-1])
+			}
 		}
 	}
 	last := marks[len(marks)-1].TS
 	waitFor(t, 60*time.Second, "every shard's covered-through time passes the last mark", func() bool {
+		ag.running(t)
 		cat, err := catalog.Load(ctx, r)
 		must(t, err)
 		ws := cat.ClusterWindows()
@@ -305,16 +364,19 @@ func TestClusterOracle(t *testing.T) {
 		}
 	}
 	t.Logf("%d marks, %d restorable; cluster windows %+v", len(marks), len(restorable), windows)
-	if len(restorable) < 20 {
-		t.Fatalf("only %d marks are restorable", len(restorable))
+	if len(restorable) != len(marks) { // every mark follows every shard's first snapshot
+		t.Fatalf("only %d of %d marks are restorable: the kill or the restart broke a window", len(restorable), len(marks))
 	}
 
 	target := testserver.Start(t)
 	nss := rt.namespaces()
 	for i := range points {
 		m := restorable[rt.rng.IntN(len(restorable))]
-		if i == 0 {
+		switch {
+		case i == 0:
 			m = restorable[len(restorable)-1]
+		case i <= len(faulted):
+			m = faulted[i-1]
 		}
 		db, ns := c.dbs[rt.rng.IntN(len(c.dbs))], nss[rt.rng.IntN(len(nss))]
 		var kind string
