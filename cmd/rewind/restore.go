@@ -337,6 +337,13 @@ func printReport(w io.Writer, width int, rep restore.Report) error {
 		phases[i] = fmt.Sprintf("%s %s", ph.Name, ph.Duration.Round(time.Millisecond))
 	}
 	p.fact("time spent", strings.Join(phases, ", "))
+	if sh := rep.Sharding; sh != nil {
+		p.fact("sharded target", fmt.Sprintf("%d databases created, %d collections sharded, %d zone ranges set (routing of cluster snapshot %q)",
+			len(sh.Databases), len(sh.Collections), len(sh.Zones), sh.From))
+		for _, sk := range sh.Skipped {
+			p.fact("not carried over", sk)
+		}
+	}
 	if len(rep.Namespaces) == 0 && rep.Views == 0 {
 		p.fact("namespaces", restore.EmptyNote)
 		return p.err

@@ -209,6 +209,11 @@ type RestoreResult struct {
 	// into staging on the target: Documents counts what was staged), is
 	// what reached the target; each namespace has its own.
 	Merged *MergedCounts `json:"merged,omitempty"`
+	// Sharding, for a restore into a sharded cluster through its mongos,
+	// is how the data was placed: databases on their old primary shards,
+	// collections sharded with their old keys, zone ranges, and what was
+	// not carried over.
+	Sharding *restore.Sharding `json:"sharding,omitempty"`
 }
 
 // PhaseTime is one step of a restore and its duration.
@@ -430,6 +435,7 @@ func restoreResult(rep restore.Report) RestoreResult {
 		out.Note = restore.EmptyNote
 	}
 	out.Checksums = rep.Checksums
+	out.Sharding = rep.Sharding
 	out.Phases = []PhaseTime{}
 	for _, ph := range rep.Phases {
 		out.Phases = append(out.Phases, PhaseTime{Name: ph.Name, Seconds: ph.Duration.Seconds()})

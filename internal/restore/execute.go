@@ -34,6 +34,10 @@ type Options struct {
 	// every target collection it wrote (Report.Checksums, the phase
 	// "checksum").
 	Checksum bool
+
+	// shard: the target is a mongos and the restore writes its targets
+	// directly: place them as the routing metadata says (Sharding).
+	shard bool
 }
 
 func (o *Options) defaults(ctx context.Context, client *mongo.Client) error {
@@ -108,6 +112,9 @@ type Report struct {
 	// Checksums are the content checksums of the target collections, by
 	// namespace, when Options.Checksum asked for them.
 	Checksums []checksum.Sum
+	// Sharding is what a restore into a sharded cluster (through its
+	// mongos) did to place the data; nil for any other target.
+	Sharding *Sharding
 
 	touched map[Namespace]bool // target namespaces the replay wrote to
 }
@@ -135,9 +142,14 @@ func execute(ctx context.Context, r *repo.Repository, client *mongo.Client, p *P
 	start := time.Now()
 	o.Progress.start(*p)
 	clock := &phaseClock{progress: o.Progress, last: start}
+	mongos := o.Server != nil && o.Server.Mongos
 	if p.Staged() {
+		if mongos {
+			o.Log.Warn("a filtered or merging restore into a sharded cluster writes through mongos but does not shard the target collections it creates: shard them with shardCollection before the restore if they must be sharded")
+		}
 		rep, wrote, err = executeStaged(ctx, r, client, p, o, clock)
 	} else {
+		o.shard = mongos
 		rep, wrote, err = executeDirect(ctx, r, client, p, o, clock)
 	}
 	if err != nil {
@@ -169,8 +181,20 @@ func executeDirect(ctx context.Context, r *repo.Repository, client *mongo.Client
 	}
 	wrote = true
 	clock.enter("create")
+	var sh *Sharding
+	if o.shard {
+		if sh, err = prepareSharded(ctx, r, client, *p, o.Log); err != nil {
+			return rep, wrote, err
+		}
+		rep.Sharding = sh
+	}
 	if err := createCollections(ctx, client, *p); err != nil {
 		return rep, wrote, err
+	}
+	if sh != nil {
+		if err := sh.shardCollections(ctx, client); err != nil {
+			return rep, wrote, err
+		}
 	}
 	if err := createViews(ctx, client, *p); err != nil {
 		return rep, wrote, err

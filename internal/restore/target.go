@@ -32,6 +32,10 @@ type Server struct {
 	// field on insert, update and delete, and the restore's writes send it so
 	// a top-level Timestamp(0, 0) is kept as written (see emptyTsBypass).
 	BypassEmptyTsReplacement bool
+	// Mongos: the target is a sharded cluster's mongos (hello answers msg
+	// "isdbgrid"). A restore then creates each database on its old primary
+	// shard and shards each collection with its old key before loading.
+	Mongos bool
 }
 
 // Connect connects to the target deployment at uri, waits up to timeout for
@@ -72,7 +76,13 @@ func Use(ctx context.Context, client *mongo.Client) (*Target, error) {
 	if err := client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
 		return nil, fmt.Errorf("ask the target's server its version (buildInfo): %w", err)
 	}
-	return &Target{Client: client, Server: serverOf(info)}, nil
+	var hello bson.Raw
+	if err := client.Database("admin").RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
+		return nil, fmt.Errorf("ask the target's server what it is (hello): %w", err)
+	}
+	s := serverOf(info)
+	s.Mongos = isMongos(hello)
+	return &Target{Client: client, Server: s}, nil
 }
 
 // Close disconnects a client Connect made (given 10 s, even when ctx is
