@@ -21,12 +21,12 @@ type Sharding struct {
 	// From names the cluster snapshot whose routing metadata was used
 	// ("" when the repository holds none at or before the restore point:
 	// every collection is then restored unsharded).
-	From        string               `json:"from"`
-	Databases   []ShardedDatabase    `json:"databases"`
-	Collections []ShardedCollection  `json:"collections"`
-	Zones       []ShardedZoneRange   `json:"zones"`
-	Skipped     []string             `json:"skipped"` // what was not carried over, each with the reason and the command to run
-	commands    []bson.D             // in the order they are run
+	From        string              `json:"from"`
+	Databases   []ShardedDatabase   `json:"databases"`
+	Collections []ShardedCollection `json:"collections"`
+	Zones       []ShardedZoneRange  `json:"zones"`
+	Skipped     []string            `json:"skipped"` // what was not carried over, each with the reason and the command to run
+	commands    []bson.D            // in the order they are run
 	log         *slog.Logger
 }
 
