@@ -94,7 +94,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.OnStarted != nil {
 		a.OnStarted()
 	}
-	for _, u := range w.units {
+	for _, u := range w.allUnits() {
 		u.log.Info("agent started", "source", a.Config.Source, "repo", redact.URL(a.Config.Repo),
 			"flavor", u.src.Flavor, "shard", u.shard, "resume_after", u.resume.After.String(), "timeline", u.resume.Timeline)
 	}
@@ -103,7 +103,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	capCtx, stopCapture := context.WithCancel(gctx)
 	defer stopCapture()
 	g.Go(func() error { return w.holdLock(gctx, a.Log, a.lockOptions(time.Minute)) })
-	for _, u := range w.units {
+	w.startUnit = func(u *unit) {
 		g.Go(func() error { return a.compactor(w, u).run(capCtx) })
 		g.Go(func() error {
 			// The source's oplog is measured at least every 5 s (lag,
@@ -117,6 +117,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		})
 	}
+	for _, u := range w.allUnits() {
+		w.startUnit(u)
+	}
 	g.Go(func() error { return a.scheduler(w).run(capCtx) })
 	// Prune keeps every part of a kept cluster snapshot together.
 	g.Go(func() error { return a.pruner(w).run(capCtx) })
@@ -125,7 +128,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	} else {
 		if a.Config.Drills.Every > 0 {
 			a.Log.Warn("sharded cluster: the agent runs no restore drill yet (drills.every is ignored); `rewind drill` does not drill a cluster either",
-				"shards", w.cluster.topo.Names())
+				"shards", w.cluster.topology().Names())
 		}
 		g.Go(func() error { return a.watchTopology(capCtx, w) })
 	}
@@ -140,7 +143,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	})
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) || (err == nil && ctx.Err() != nil) {
-		for _, u := range w.units {
+		for _, u := range w.allUnits() {
 			u.log.Info("agent stopped", "last_durable", u.stats.LastDurable().String())
 		}
 		return nil
@@ -195,8 +198,9 @@ func (a *Agent) Gatherer() prometheus.Gatherer {
 
 // apiUnits are the writer's capture units as the API's metrics see them.
 func apiUnits(w *writer) []api.Unit {
-	out := make([]api.Unit, len(w.units))
-	for i, u := range w.units {
+	units := w.allUnits()
+	out := make([]api.Unit, len(units))
+	for i, u := range units {
 		out[i] = api.Unit{Shard: u.shard, Stats: u.stats, Spool: u.spool}
 	}
 	return out
@@ -235,7 +239,7 @@ func (a *Agent) heartbeat(ctx context.Context, w *writer) error {
 	t := time.NewTicker(a.HeartbeatEvery)
 	defer t.Stop()
 	for {
-		for _, u := range w.units {
+		for _, u := range w.allUnits() {
 			st := u.stats
 			hb := repo.Heartbeat{Shard: u.shard, Host: host, PID: os.Getpid(), Version: a.Version,
 				Started: started, Updated: time.Now(), LastDurable: st.LastDurable(), Lag: st.Lag(),

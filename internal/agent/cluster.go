@@ -3,10 +3,12 @@ package agent
 import (
 	"context"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/alert"
+	"github.com/rewind-backup/rewind/internal/api"
 	"github.com/rewind-backup/rewind/internal/cluster"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/source"
@@ -14,6 +16,7 @@ import (
 
 // clusterState is what the agent knows of the sharded cluster it captures.
 type clusterState struct {
+	mu   sync.Mutex // guards topo: a shard that joins is added to it
 	topo cluster.Topology
 	// configUnit captures the config server (or, with an 8.0 config
 	// shard, the shard named "config"), whose config.shards is watched;
@@ -49,10 +52,66 @@ func (a *Agent) addClusterUnits(w *writer, d *source.Deployment) {
 // the replica set names their servers report.
 func (w *writer) seenCluster() repo.Cluster {
 	srcs := map[string]*source.Source{}
-	for _, u := range w.units {
+	for _, u := range w.allUnits() {
 		srcs[u.shard] = u.src
 	}
-	return *source.RecordCluster(w.cluster.topo, srcs).Cluster
+	return *source.RecordCluster(w.cluster.topology(), srcs).Cluster
+}
+
+// topology is the cluster as the agent captures it now.
+func (cs *clusterState) topology() cluster.Topology {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	t := cs.topo
+	t.Shards = slices.Clone(t.Shards)
+	return t
+}
+
+// captureAdded starts capturing the shards that joined the cluster while
+// the agent runs, as it captures those it started with: each connected
+// with the connection string built from the config server's (the same
+// credentials and options), with its own spool and timelines, from its
+// oplog's newest entry on. The data it held before is in the next cluster
+// snapshot, which the change makes due. A shard that cannot be captured is
+// logged with what to do; the others go on.
+func (a *Agent) captureAdded(ctx context.Context, w *writer, topo cluster.Topology, added []string) {
+	for _, name := range added {
+		sh, ok := topo.Shard(name)
+		if !ok || slices.ContainsFunc(w.allUnits(), func(u *unit) bool { return u.shard == name }) {
+			continue
+		}
+		if err := a.startShard(ctx, w, sh); err != nil {
+			if ctx.Err() == nil {
+				a.Log.Error("capture of the added shard failed to start; fix the cause and restart the agent to capture it", "shard", name, "err", err)
+			}
+			continue
+		}
+		a.Log.Info("capturing the added shard", "shard", name)
+	}
+}
+
+// startShard connects one shard, opens its unit and starts its capture.
+func (a *Agent) startShard(ctx context.Context, w *writer, sh cluster.Shard) error {
+	src, err := source.Connect(ctx, sh.URI)
+	if err != nil {
+		return err
+	}
+	u := &unit{src: src, shard: sh.Name, stats: newStats(), log: a.Log.With("shard", sh.Name)}
+	if err := w.openUnit(ctx, u, spoolDir(w.spoolBase, u, true), a.Config.Capture.SpoolMaxBytes); err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = src.Close(cctx)
+		return err
+	}
+	w.cluster.mu.Lock()
+	w.cluster.topo.Shards = append(w.cluster.topo.Shards, sh)
+	w.cluster.mu.Unlock()
+	w.addUnit(u)
+	if srv := a.api.Load(); srv != nil {
+		srv.AddUnit(api.Unit{Shard: u.shard, Stats: u.stats, Spool: u.spool})
+	}
+	w.startUnit(u)
+	return nil
 }
 
 // watchTopology records the cluster's topology when the repository does not
@@ -99,6 +158,7 @@ func (a *Agent) watchTopology(ctx context.Context, w *writer) error {
 		next.ConfigServer = current.ConfigServer
 		if !slices.Equal(next.Names(), current.Names()) {
 			a.recordTopology(ctx, w, &current, next)
+			a.captureAdded(ctx, w, topo, diffNames(next.Names(), current.Names()))
 			current = next
 		}
 	}
@@ -118,7 +178,7 @@ func (a *Agent) recordTopology(ctx context.Context, w *writer, prev *repo.Cluste
 		a.Log.Info("recorded the cluster's topology", "shards", next.Names(), "config_server", next.ConfigServer)
 		return
 	}
-	a.Log.Error("the cluster's shards changed: the cluster's restore window breaks here, like at a gap, until the next cluster snapshot; restart the agent to capture an added shard",
+	a.Log.Error("the cluster's shards changed: the cluster's restore window breaks here, like at a gap, until the next cluster snapshot; an added shard is captured from now on",
 		"added", rec.Added, "removed", rec.Removed, "shards", next.Names(), "at", rec.At.UTC().Format(time.RFC3339))
 	w.cluster.changed.Store(&alert.TopologyChange{At: rec.At, Added: rec.Added, Removed: rec.Removed})
 }

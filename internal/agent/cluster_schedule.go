@@ -22,11 +22,12 @@ type clusterSnapshots struct {
 
 // deployment is the cluster as the agent's units are connected to it.
 func (c *clusterSnapshots) deployment() *source.Deployment {
-	d := &source.Deployment{Cluster: &c.w.cluster.topo}
-	for _, u := range c.w.units {
-		sh, ok := c.w.cluster.topo.Shard(u.shard)
+	topo := c.w.cluster.topology()
+	d := &source.Deployment{Cluster: &topo}
+	for _, u := range c.w.allUnits() {
+		sh, ok := topo.Shard(u.shard)
 		if !ok {
-			sh = c.w.cluster.topo.ConfigServer
+			sh = topo.ConfigServer
 		}
 		d.Members = append(d.Members, source.Member{Shard: sh, Source: u.src})
 	}
@@ -55,7 +56,7 @@ func (c *clusterSnapshots) take(ctx context.Context, s *scheduler) error {
 }
 
 func (c *clusterSnapshots) coveredThrough(shard string) optime.Timestamp {
-	for _, u := range c.w.units {
+	for _, u := range c.w.allUnits() {
 		if u.shard == shard {
 			return u.stats.CoveredThrough()
 		}
@@ -76,7 +77,7 @@ func (c *clusterSnapshots) due(ctx context.Context, s *scheduler) (bool, string)
 		return true, "the repository has no cluster snapshot"
 	}
 	started := repo.SnapshotRef{ID: ids[len(ids)-1]}.Started()
-	for _, u := range c.w.units {
+	for _, u := range c.w.allUnits() {
 		gaps, err := c.w.repo.ListGaps(ctx, u.shard)
 		if err != nil {
 			s.log.Warn("list gaps failed", "shard", u.shard, "err", err)

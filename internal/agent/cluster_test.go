@@ -170,15 +170,7 @@ func TestClusterCapturesEveryShard(t *testing.T) {
 		t.Errorf("status cluster %+v, want shards alpha,beta,idle", ov.Cluster)
 	}
 	// The capture metrics: one series per shard, labelled.
-	var labelled []string
-	for _, m := range scrapeAgent(t, a)["rewind_last_durable_timestamp_seconds"].GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "shard" {
-				labelled = append(labelled, l.GetValue())
-			}
-		}
-	}
-	if slices.Sort(labelled); strings.Join(labelled, ",") != "alpha,beta,config,idle" {
+	if labelled := labelled(t, a, "rewind_last_durable_timestamp_seconds"); strings.Join(labelled, ",") != "alpha,beta,config,idle" {
 		t.Errorf("rewind_last_durable_timestamp_seconds shards %v, want alpha,beta,config,idle", labelled)
 	}
 	// The agent prunes a cluster too (every second here): runs, no failure.
@@ -267,7 +259,8 @@ func TestClusterCaptureSurvivesKill9(t *testing.T) {
 }
 
 // A shard added to config.shards while the agent captures, then removed, is
-// recorded in the repository with its time, logged and alerted.
+// recorded in the repository with its time, logged and alerted; the added
+// shard is captured from then on, without a restart, and has its metrics.
 func TestClusterTopologyChange(t *testing.T) {
 	t.Parallel()
 	c := startStandIn(t, "alpha")
@@ -304,6 +297,16 @@ func TestClusterTopologyChange(t *testing.T) {
 	if !strings.Contains(logText(logs), "the cluster's shards changed") || !strings.Contains(logText(logs), "added=[gamma]") {
 		t.Errorf("the change is not logged:\n%s", logText(logs))
 	}
+	gamma := c.shards["gamma"]
+	runWorkload(t, gamma, 3, 1<<20, "joined", func(c *workload.Config) { c.Rate, c.Duration = 100, 2*time.Second })
+	newest := newestOplogTS(t, gamma.Client())
+	waitDurable(t, func() optime.Timestamp { return shardDurable(t, r, "gamma") }, newest, 60*time.Second)
+	if !strings.Contains(logText(logs), `msg="capturing the added shard" shard=gamma`) {
+		t.Errorf("the start of the added shard's capture is not logged:\n%s", logText(logs))
+	}
+	if got := labelled(t, ra, "rewind_last_durable_timestamp_seconds"); !slices.Contains(got, "gamma") {
+		t.Errorf("rewind_last_durable_timestamp_seconds has shards %v, want gamma among them", got)
+	}
 
 	_, err := c.cfg.Client().Database("config").Collection("shards").DeleteOne(context.Background(), bson.D{{Key: "_id", Value: "gamma"}})
 	must(t, err)
@@ -316,6 +319,21 @@ func TestClusterTopologyChange(t *testing.T) {
 	if ov.Cluster == nil || ov.Cluster.TopologyChanged == nil {
 		t.Errorf("status does not show the topology change: %+v", ov.Cluster)
 	}
+}
+
+// labelled lists the shard labels of a metric the agent exposes, sorted.
+func labelled(t *testing.T, a *runningAgent, metric string) []string {
+	t.Helper()
+	var out []string
+	for _, m := range scrapeAgent(t, a)[metric].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "shard" {
+				out = append(out, l.GetValue())
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func waitTopology(t *testing.T, r *repo.Repository, ok func([]repo.Topology) bool) []repo.Topology {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +23,15 @@ type writer struct {
 	// unit is the first unit: a replica set's only one, whose shard the
 	// snapshot schedule, the API and the alerts follow.
 	*unit
-	units []*unit
+	// units are every unit; a cluster's agent adds one while it runs when
+	// a shard joins the cluster (unitsMu; read them with allUnits).
+	unitsMu sync.Mutex
+	units   []*unit
+	// startUnit runs a unit's capture, set once Run starts the first ones.
+	startUnit func(*unit)
+	// spoolBase is the agent's spool directory (a cluster's units each
+	// have a subdirectory).
+	spoolBase string
 	// cluster is the sharded cluster captured, nil for a replica set.
 	cluster *clusterState
 	repo    *repo.Repository
@@ -74,7 +83,8 @@ func (a *Agent) open(ctx context.Context) (*writer, error) {
 	if dir == "" {
 		dir = defaultSpoolDir(w.repo.Config().ID)
 	}
-	for _, u := range w.units {
+	w.spoolBase = dir
+	for _, u := range w.allUnits() {
 		if err := w.openUnit(ctx, u, spoolDir(dir, u, w.cluster != nil), a.Config.Capture.SpoolMaxBytes); err != nil {
 			return nil, err
 		}
@@ -107,10 +117,19 @@ func (a *Agent) connect(ctx context.Context, w *writer) error {
 
 // addUnit adds a connected unit; the first becomes the writer's primary.
 func (w *writer) addUnit(u *unit) {
+	w.unitsMu.Lock()
+	defer w.unitsMu.Unlock()
 	if w.unit == nil {
 		w.unit = u
 	}
 	w.units = append(w.units, u)
+}
+
+// allUnits are the units now, a copy.
+func (w *writer) allUnits() []*unit {
+	w.unitsMu.Lock()
+	defer w.unitsMu.Unlock()
+	return slices.Clone(w.units)
 }
 
 // lockOptions are the writer lock's, timed by the lock section; wait is
@@ -176,7 +195,7 @@ func (w *writer) close() {
 	if w.lock != nil {
 		_ = w.lock.Unlock(ctx)
 	}
-	for _, u := range w.units {
+	for _, u := range w.allUnits() {
 		_ = u.src.Close(ctx)
 	}
 	if w.store != nil {

@@ -97,15 +97,15 @@ func evaluate(cfg config.Alerts, o Observation) []Condition {
 
 // topologyRule fires once a shard was added or removed: the cluster's
 // restore window breaks there until a cluster snapshot is taken after it
-// (the agent takes one after a topology change). It stays firing while the
-// agent runs: restart the agent to capture an added shard.
+// (the agent takes one after a topology change, and captures an added
+// shard from when it sees it). It stays firing while the agent runs.
 func topologyRule(t *TopologyChange) *Condition {
 	if t == nil {
 		return nil
 	}
 	return &Condition{Alert: TopologyChanged, Active: true, Severity: Critical,
 		Details: map[string]any{"at": t.At.UTC().Format(time.RFC3339), "added": t.Added, "removed": t.Removed},
-		Summary: fmt.Sprintf("the cluster's shards changed at %s (added %v, removed %v): no cluster restore reaches across it until a cluster snapshot is taken after it; restart the agent to capture an added shard",
+		Summary: fmt.Sprintf("the cluster's shards changed at %s (added %v, removed %v): no cluster restore reaches across it until a cluster snapshot is taken after it (the agent takes one when snapshots are scheduled, and captures an added shard from now on)",
 			t.At.UTC().Format(time.RFC3339), t.Added, t.Removed)}
 }
 

@@ -172,6 +172,11 @@ func (s *Server) Serve(ctx context.Context) {
 	s.jobs.wait(10 * time.Second)
 }
 
+// AddUnit exposes the metrics of a shard whose capture started after the
+// server did (a shard that joined the cluster). A shard already exposed
+// is left as it is.
+func (s *Server) AddUnit(u Unit) { s.metrics.addUnit(u) }
+
 // Gatherer is the server's Prometheus registry: the agent's metrics, the
 // Go runtime's and the process's.
 func (s *Server) Gatherer() prometheus.Gatherer { return s.metrics.reg }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,12 +25,14 @@ type metrics struct {
 	restoreDur   prometheus.Histogram
 	restoreFail  prometheus.Counter
 	drills       *drillMetrics
+	mu           sync.Mutex      // guards shards
+	shards       map[string]bool // shards whose capture metrics are registered
 }
 
 var durationBuckets = prometheus.ExponentialBuckets(0.5, 2, 14) // 0.5 s .. about 2 h
 
 func newMetrics(d Deps) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry()}
+	m := &metrics{reg: prometheus.NewRegistry(), shards: map[string]bool{}}
 	m.snapshotDur = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "rewind_snapshot_duration_seconds",
 		Help: "Duration of snapshots, scheduled or requested through the API.", Buckets: durationBuckets})
 	m.snapshotFail = prometheus.NewCounter(prometheus.CounterOpts{Name: "rewind_snapshot_failures_total",
@@ -67,8 +70,20 @@ func (m *metrics) registerCapture(d Deps) {
 	}
 }
 
+// addUnit is registerUnit for a unit that may already be registered
+// (the server was built after the unit started).
+func (m *metrics) addUnit(u Unit) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.shards[u.Shard] {
+		return
+	}
+	m.registerUnit(u)
+}
+
 // registerUnit exposes one shard's capture numbers, labelled shard.
 func (m *metrics) registerUnit(u Unit) {
+	m.shards[u.Shard] = true
 	st, shard := u.Stats, prometheus.Labels{"shard": u.Shard}
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rewind_capture_lag_seconds", ConstLabels: shard,
