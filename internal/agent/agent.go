@@ -222,6 +222,15 @@ func (a *Agent) alertMonitor(w *writer) *alert.Monitor {
 		Runs: a.runs, Version: a.Version, Deployment: a.Deployment, Log: a.Log}
 	if w.cluster != nil {
 		d.Topology = w.cluster.changed.Load
+		// Every shard's capture is watched on its own: one shard failing
+		// fires an alert naming it, whichever shard it is.
+		d.Units = func() []alert.Unit {
+			var out []alert.Unit
+			for _, u := range w.allUnits() {
+				out = append(out, alert.Unit{Shard: u.shard, Stats: u.stats, Spool: u.spool})
+			}
+			return out
+		}
 	}
 	return alert.New(d)
 }

@@ -354,3 +354,55 @@ func logText(l *lockedWriter) string {
 	defer l.mu.Unlock()
 	return l.w.String()
 }
+
+// One shard's source failing, and not the agent's first, fires an alert
+// naming that shard (its event's shard and summary), while the other
+// shards' capture alerts stay quiet; it resolves once the shard is back.
+func TestClusterShardAlert(t *testing.T) {
+	t.Parallel()
+	c := startStandIn(t, "alpha", "beta")
+	url := newRepo(t)
+	cfg := c.config(t, url)
+	cfg.Alerts.CheckInterval = config.Duration(200 * time.Millisecond)
+	cfg.Alerts.SourceUnreachableFor = config.Duration(time.Second)
+	cfg.API.PublicRead = true
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &agent.Agent{Config: cfg, HeartbeatEvery: 500 * time.Millisecond, Log: testLogger(t)}
+	ra := &runningAgent{Agent: a, cancel: cancel, done: make(chan error, 1)}
+	go func() { ra.done <- a.Run(ctx) }()
+	t.Cleanup(func() { ra.stop(t) })
+	r := openRepo(t, url)
+	waitFor(t, 30*time.Second, "the agent captures shard beta", func() bool {
+		_, err := r.ReadHeartbeat(context.Background(), "beta")
+		return err == nil
+	})
+
+	c.shards["beta"].Kill()
+	var fired alert.Event
+	waitFor(t, 60*time.Second, "source_unreachable fires for shard beta", func() bool {
+		for _, f := range getAlerts(t, ra).Firing {
+			if f.Alert == alert.SourceUnreachable && f.Shard == "beta" {
+				fired = f
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.HasPrefix(fired.Summary, "shard beta: ") {
+		t.Errorf("the alert's summary does not name the shard: %q", fired.Summary)
+	}
+	for _, f := range getAlerts(t, ra).Firing {
+		if f.Shard == "alpha" {
+			t.Errorf("shard alpha's capture alert %s fires while only beta failed: %s", f.Alert, f.Summary)
+		}
+	}
+	c.shards["beta"].Restart()
+	waitFor(t, 60*time.Second, "source_unreachable for shard beta resolves", func() bool {
+		for _, f := range getAlerts(t, ra).Firing {
+			if f.Alert == alert.SourceUnreachable {
+				return false
+			}
+		}
+		return true
+	})
+}

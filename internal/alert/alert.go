@@ -87,7 +87,11 @@ type Event struct {
 // Condition is what a rule finds: whether its alert's condition holds now,
 // and how to describe it.
 type Condition struct {
-	Alert    string
+	Alert string
+	// Shard names the shard a capture alert is about in a sharded
+	// cluster ("" for the agent's own, or the replica set's): each
+	// shard's alert fires and resolves on its own, its event naming it.
+	Shard    string
 	Active   bool
 	Severity string
 	Summary  string
@@ -133,19 +137,23 @@ func (t *tracker) update(now time.Time, base Event, conds []Condition) []Event {
 	for _, c := range conds {
 		ev := base
 		ev.Alert, ev.Severity, ev.Summary, ev.Details = c.Alert, c.Severity, c.Summary, c.Details
-		cur, firing := t.firing[c.Alert]
+		key := c.Alert
+		if c.Shard != "" {
+			ev.Shard, key = c.Shard, c.Alert+"@"+c.Shard
+		}
+		cur, firing := t.firing[key]
 		switch {
 		case c.Active && !firing:
 			ev.State, ev.Started = Firing, now
-			t.firing[c.Alert] = ev
+			t.firing[key] = ev
 			out = append(out, ev)
 		case c.Active:
 			ev.State, ev.Started = Firing, cur.Started // still firing: fresh numbers, no event
-			t.firing[c.Alert] = ev
+			t.firing[key] = ev
 		case firing:
 			end := now
 			ev.State, ev.Started, ev.Resolved = Resolved, cur.Started, &end
-			delete(t.firing, c.Alert)
+			delete(t.firing, key)
 			out = append(out, ev)
 		}
 	}
@@ -161,8 +169,12 @@ func (t *tracker) update(now time.Time, base Event, conds []Condition) []Event {
 func (t *tracker) isFiring(name string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	_, ok := t.firing[name]
-	return ok
+	for _, ev := range t.firing {
+		if ev.Alert == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *tracker) view() View {
@@ -176,7 +188,12 @@ func (t *tracker) view() View {
 	for _, ev := range t.firing {
 		v.Firing = append(v.Firing, ev)
 	}
-	sort.Slice(v.Firing, func(a, b int) bool { return v.Firing[a].Alert < v.Firing[b].Alert })
+	sort.Slice(v.Firing, func(a, b int) bool {
+		if v.Firing[a].Alert != v.Firing[b].Alert {
+			return v.Firing[a].Alert < v.Firing[b].Alert
+		}
+		return v.Firing[a].Shard < v.Firing[b].Shard
+	})
 	for i := len(t.history) - 1; i >= 0; i-- {
 		v.Recent = append(v.Recent, t.history[i])
 	}

@@ -31,11 +31,22 @@ type Deps struct {
 	// Topology, when set, returns the newest change of the cluster's
 	// shards (nil while none): set for a sharded cluster only.
 	Topology func() *TopologyChange
+	// Units, when set (a sharded cluster), returns every shard's capture
+	// now: the capture alerts are then evaluated for each shard on its
+	// own, each event naming its shard, instead of from Stats and Spool.
+	Units func() []Unit
 	Version  string
 	// Deployment is the deployment's name under rewind server ("" for
 	// rewind agent); every event carries it.
 	Deployment string
 	Log        *slog.Logger
+}
+
+// Unit is one shard's capture, as the alerts watch it.
+type Unit struct {
+	Shard string
+	Stats *oplog.Stats
+	Spool *oplog.Spool
 }
 
 // Monitor evaluates the alerts every check_interval and sends what changes.
@@ -45,6 +56,8 @@ type Monitor struct {
 	notifier *Notifier
 	base     Event
 	storage  storageWatch
+	// shardStorage follows each shard's storage errors (Units).
+	shardStorage map[string]*storageWatch
 	// gapCovered is the newest gap known to have a snapshot after it, so
 	// its snapshots are not read again at every check.
 	gapCovered optime.Timestamp
@@ -69,7 +82,7 @@ func New(d Deps) *Monitor {
 		d.Log = slog.Default()
 	}
 	host, _ := os.Hostname()
-	return &Monitor{d: d, tracker: newTracker(historyLen), notifier: NewNotifier(d.Config.Webhooks, d.Log),
+	return &Monitor{d: d, tracker: newTracker(historyLen), notifier: NewNotifier(d.Config.Webhooks, d.Log), shardStorage: map[string]*storageWatch{},
 		base: Event{Deployment: d.Deployment, Shard: d.Shard, SourceHost: SourceHosts(d.Source.Reveal()), Details: map[string]any{},
 			Agent: AgentInfo{Host: host, PID: os.Getpid(), Version: d.Version}}}
 }
@@ -105,26 +118,26 @@ func (m *Monitor) Run(ctx context.Context) error {
 
 // Check evaluates every alert once and sends the events it causes.
 func (m *Monitor) Check(ctx context.Context, now time.Time) []Event {
-	events := m.tracker.update(now, m.base, evaluate(m.d.Config, m.observe(ctx, now)))
+	conds := evaluate(m.d.Config, m.observe(ctx, now))
+	if m.d.Units != nil {
+		for _, u := range m.d.Units() {
+			for _, c := range evaluateCapture(m.d.Config, m.observeUnit(now, u)) {
+				c.Shard, c.Summary = u.Shard, "shard "+u.Shard+": "+c.Summary
+				conds = append(conds, c)
+			}
+		}
+	}
+	events := m.tracker.update(now, m.base, conds)
 	send(m.d.Log, m.notifier, events)
 	return events
 }
 
-// observe reads the agent's live state.
+// observe reads the agent's live state (its capture's too, unless each
+// shard's is observed on its own: Units).
 func (m *Monitor) observe(ctx context.Context, now time.Time) Observation {
 	var o Observation
-	if st := m.d.Stats; st != nil {
-		o.LagKnown = !st.SourceNewest().IsZero()
-		o.Lag = st.Lag()
-		o.SourceDown = st.SourceDownFor(now)
-		o.OplogWindow, o.WindowKnown = st.OplogWindow()
-		o.OplogFilling = st.OplogFilling()
-		o.SpoolFull = st.SpoolFull.Load()
-		o.SpoolError, o.SpoolWriteKnown = st.SpoolError(), true
-		o.Storage = m.storage.update(now, st.StorageErrors.Load(), st.Segments.Load(), st.LastError())
-	}
-	if m.d.Spool != nil {
-		o.SpoolBytes, o.SpoolMax = m.d.Spool.Bytes(), m.d.SpoolMax
+	if m.d.Units == nil {
+		observeCapture(&o, now, m.d.Stats, m.d.Spool, m.d.SpoolMax, &m.storage)
 	}
 	if m.d.Runs != nil {
 		if r, ok := m.d.Runs.Last(runs.Snapshot); ok {
@@ -150,6 +163,35 @@ func (m *Monitor) observe(ctx context.Context, now time.Time) Observation {
 		o.Topology = m.d.Topology()
 	}
 	return o
+}
+
+// observeUnit reads one shard's capture.
+func (m *Monitor) observeUnit(now time.Time, u Unit) Observation {
+	var o Observation
+	sw := m.shardStorage[u.Shard]
+	if sw == nil {
+		sw = &storageWatch{}
+		m.shardStorage[u.Shard] = sw
+	}
+	observeCapture(&o, now, u.Stats, u.Spool, m.d.SpoolMax, sw)
+	return o
+}
+
+// observeCapture fills o's capture fields from one capture's numbers.
+func observeCapture(o *Observation, now time.Time, st *oplog.Stats, sp *oplog.Spool, spoolMax int64, sw *storageWatch) {
+	if st != nil {
+		o.LagKnown = !st.SourceNewest().IsZero()
+		o.Lag = st.Lag()
+		o.SourceDown = st.SourceDownFor(now)
+		o.OplogWindow, o.WindowKnown = st.OplogWindow()
+		o.OplogFilling = st.OplogFilling()
+		o.SpoolFull = st.SpoolFull.Load()
+		o.SpoolError, o.SpoolWriteKnown = st.SpoolError(), true
+		o.Storage = sw.update(now, st.StorageErrors.Load(), st.Segments.Load(), st.LastError())
+	}
+	if sp != nil {
+		o.SpoolBytes, o.SpoolMax = sp.Bytes(), spoolMax
+	}
 }
 
 // snapshotSince reports whether the repository holds a complete snapshot

@@ -81,17 +81,26 @@ func evaluate(cfg config.Alerts, o Observation) []Condition {
 			out = append(out, *c)
 		}
 	}
-	add(lagRule(cfg.LagAbove.Std(), o))
-	add(sourceRule(cfg.SourceUnreachableFor.Std(), o.SourceDown))
+	out = append(out, evaluateCapture(cfg, o)...)
 	add(gapRule(o.Gap))
 	add(runRule(SnapshotFailed, "snapshot", o.Snapshot))
 	add(runRule(PruneFailed, "prune", o.Prune))
 	add(runRule(DrillFailed, "restore drill", o.Drill))
-	add(windowRule(cfg.OplogWindowBelow.Std(), o))
-	add(storageRule(cfg.StorageErrorsFor.Std(), o.Storage))
-	add(spoolRule(cfg.SpoolAbovePercent, o))
-	add(spoolWriteRule(o))
 	add(topologyRule(o.Topology))
+	return out
+}
+
+// evaluateCapture applies the rules about one capture (one shard's): lag,
+// source, oplog window, storage and spool.
+func evaluateCapture(cfg config.Alerts, o Observation) []Condition {
+	var out []Condition
+	for _, c := range []*Condition{lagRule(cfg.LagAbove.Std(), o), sourceRule(cfg.SourceUnreachableFor.Std(), o.SourceDown),
+		windowRule(cfg.OplogWindowBelow.Std(), o), storageRule(cfg.StorageErrorsFor.Std(), o.Storage),
+		spoolRule(cfg.SpoolAbovePercent, o), spoolWriteRule(o)} {
+		if c != nil {
+			out = append(out, *c)
+		}
+	}
 	return out
 }
 
