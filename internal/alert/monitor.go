@@ -34,8 +34,8 @@ type Deps struct {
 	// Units, when set (a sharded cluster), returns every shard's capture
 	// now: the capture alerts are then evaluated for each shard on its
 	// own, each event naming its shard, instead of from Stats and Spool.
-	Units func() []Unit
-	Version  string
+	Units   func() []Unit
+	Version string
 	// Deployment is the deployment's name under rewind server ("" for
 	// rewind agent); every event carries it.
 	Deployment string
