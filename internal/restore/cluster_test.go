@@ -73,14 +73,20 @@ func (c *standIn) inputs() cluster.Inputs {
 // --shard ... --config-server ...` does.
 func (c *standIn) initRepo(t *testing.T) (string, *repo.Repository) {
 	t.Helper()
-	ctx := context.Background()
-	d, err := source.OpenDeployment(ctx, c.inputs())
+	d, err := source.OpenDeployment(context.Background(), c.inputs())
 	must(t, err)
 	defer func() {
 		cctx, cancel := cleanupContext()
 		defer cancel()
 		d.Close(cctx)
 	}()
+	return initRepoFor(t, d)
+}
+
+// initRepoFor initializes a file repository for the deployment d.
+func initRepoFor(t *testing.T, d *source.Deployment) (string, *repo.Repository) {
+	t.Helper()
+	ctx := context.Background()
 	url := "file://" + filepath.Join(t.TempDir(), "repo")
 	st, err := storage.Open(ctx, url)
 	must(t, err)

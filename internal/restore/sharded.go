@@ -156,12 +156,6 @@ func (s *Sharding) addZone(target Namespace, z bson.Raw, carried map[string]bool
 	s.commands = append(s.commands, bson.D{{Key: "updateZoneKeyRange", Value: ns}, {Key: "min", Value: lo}, {Key: "max", Value: hi}, {Key: "zone", Value: tag}})
 }
 
-// isMongos reports whether hello's reply is a mongos's (msg "isdbgrid").
-func isMongos(hello bson.Raw) bool {
-	msg, _ := hello.Lookup("msg").StringValueOK()
-	return msg == "isdbgrid"
-}
-
 // targetShards lists the sharded target's shards (listShards through its
 // mongos) with the zones each carries.
 func targetShards(ctx context.Context, client *mongo.Client) (map[string][]string, error) {

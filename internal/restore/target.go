@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/rewind-backup/rewind/internal/cluster"
 	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/redact"
 	"github.com/rewind-backup/rewind/internal/source"
@@ -81,7 +82,7 @@ func Use(ctx context.Context, client *mongo.Client) (*Target, error) {
 		return nil, fmt.Errorf("ask the target's server what it is (hello): %w", err)
 	}
 	s := serverOf(info)
-	s.Mongos = isMongos(hello)
+	s.Mongos = cluster.IsRouter(hello)
 	return &Target{Client: client, Server: s}, nil
 }
 
