@@ -237,6 +237,10 @@ func TestClusterDashboardInBrowser(t *testing.T) {
 		t.Errorf("the config server's row is labelled %q; want it marked", rows[3].Label)
 	}
 
+	if table := tb.Get(t, b, "read the windows table", chromedp.Text("#windows tbody")); !strings.Contains(table, tl.Windows[0].From.Time) ||
+		!strings.Contains(table, "each shard's own") {
+		t.Errorf("the windows table does not list the cluster window from %s, each shard from its own snapshot:\n%s", tl.Windows[0].From.Time, table)
+	}
 	// Click the middle of the last cluster window: the plan is the
 	// cluster's, to that second.
 	w := tl.Windows[len(tl.Windows)-1]

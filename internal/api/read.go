@@ -111,6 +111,8 @@ func (s *Server) loadShard(ctx context.Context) (catalog.Shard, error) {
 }
 
 func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
+	// A cluster's view needs every shard (catalog.Load); a replica set's
+	// reads its one shard only, as it always did.
 	if s.d.Repo.Config().Source.Cluster != nil {
 		cat, err := catalog.Load(r.Context(), s.d.Repo)
 		if err != nil {

@@ -208,7 +208,7 @@ function renderWindowsTable(tl) {
   const shown = state.allWindows ? all : all.slice(0, WINDOW_ROWS);
   for (const w of shown) {
     const tr = document.createElement("tr");
-    cell(tr, tsText(w.from), "mono"); cell(tr, tsText(w.to), "mono"); cell(tr, w.snapshot, "mono");
+    cell(tr, tsText(w.from), "mono"); cell(tr, tsText(w.to), "mono"); cell(tr, w.snapshot || (tl.cluster ? "each shard's own" : ""), "mono");
     const b = document.createElement("button");
     b.type = "button"; b.textContent = "restore to its end";
     b.addEventListener("click", () => { state.chosen = w.to.t; $("r-to").value = w.to.t + ":" + w.to.i; formChanged(); renderTimeline(); });
