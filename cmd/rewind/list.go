@@ -44,17 +44,8 @@ type clusterListJSON struct {
 	Windows []status.Window `json:"windows"`
 }
 
-type shardListJSON struct {
-	Shard string `json:"shard"`
-	// CoveredThrough is how far the shard's oplog is known complete (its
-	// heartbeat's), for a cluster's shard; a cluster's shard windows on its
-	// newest timeline reach it.
-	CoveredThrough *status.TS        `json:"covered_through,omitempty"`
-	Windows        []status.Window   `json:"windows"`
-	Gaps           []status.Gap      `json:"gaps"`
-	Snapshots      []status.Snapshot `json:"snapshots"`
-	Timelines      []status.Timeline `json:"timelines"`
-}
+// shardListJSON is one shard's part, shared with GET /api/v1/timeline.
+type shardListJSON = status.ShardList
 
 func newListCmd() *cobra.Command {
 	var rf repoFlags
@@ -99,18 +90,9 @@ Reading snapshot manifests of an encrypted repository needs --identity.`,
 }
 
 func listOf(cat catalog.Catalog) listJSON {
-	out := listJSON{Shards: []shardListJSON{}}
+	out := listJSON{Shards: status.ListShards(cat)}
 	if len(cat.Cluster) > 0 {
 		out.Cluster = &clusterListJSON{Shards: cat.Cluster, Windows: status.Windows(cat.ClusterWindows())}
-	}
-	for _, sh := range cat.Shards {
-		h := repo.History{Timelines: sh.Timelines, Gaps: sh.Gaps}
-		s := shardListJSON{Shard: sh.ID, Windows: status.Windows(sh.Windows),
-			Gaps: status.Gaps(h), Snapshots: status.Snapshots(sh.Snapshots), Timelines: status.Timelines(h)}
-		if out.Cluster != nil {
-			s.Windows, s.CoveredThrough = status.Windows(sh.Reach()), status.ToTS(sh.Covered)
-		}
-		out.Shards = append(out.Shards, s)
 	}
 	return out
 }

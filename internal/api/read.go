@@ -3,9 +3,12 @@ package api
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/catalog"
+	"github.com/rewind-backup/rewind/internal/cluster"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/status"
@@ -65,7 +68,12 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	WriteData(w, http.StatusOK, st)
 }
 
-// TimelineView is GET /api/v1/timeline: what can be restored.
+// TimelineView is GET /api/v1/timeline: what can be restored. For a
+// replica set it is the agent's shard's. For a sharded cluster, Windows and
+// Span are the cluster's windows (catalog.Catalog.ClusterWindows: the
+// points every shard can be restored to; they name no snapshot or
+// timeline), Shard names its shards joined with ",", the top-level Gaps,
+// Timelines and Snapshots are empty, and Shards holds each shard's own.
 type TimelineView struct {
 	Shard     string     `json:"shard"`
 	Windows   []Window   `json:"windows"`
@@ -73,6 +81,25 @@ type TimelineView struct {
 	Gaps      []Gap      `json:"gaps"`
 	Timelines []Timeline `json:"timelines"`
 	Snapshots []Snapshot `json:"snapshots"`
+	// Cluster is true for a sharded cluster's repository (absent for a
+	// replica set's).
+	Cluster bool `json:"cluster,omitempty"`
+	// Shards are a cluster's shards and config server, as `rewind list
+	// --json` shows them, in name order (absent for a replica set).
+	Shards []ShardTimeline `json:"shards,omitempty"`
+}
+
+// ShardTimeline is one shard of a sharded cluster in GET /api/v1/timeline:
+// the shard's part of `rewind list --json` and its windows merged where
+// they touch.
+type ShardTimeline struct {
+	status.ShardList
+	Span []Window `json:"span"`
+	// ConfigServer marks the config server's timelines: captured, and
+	// not part of the cluster's windows, since a cluster restore does not
+	// restore its data (the routing metadata comes from the cluster
+	// snapshot).
+	ConfigServer bool `json:"config_server,omitempty"`
 }
 
 func (s *Server) loadShard(ctx context.Context) (catalog.Shard, error) {
@@ -84,6 +111,17 @@ func (s *Server) loadShard(ctx context.Context) (catalog.Shard, error) {
 }
 
 func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
+	// A cluster's view needs every shard (catalog.Load); a replica set's
+	// reads its one shard only, as it always did.
+	if s.d.Repo.Config().Source.Cluster != nil {
+		cat, err := catalog.Load(r.Context(), s.d.Repo)
+		if err != nil {
+			s.storageError(w, "load the catalog", err)
+			return
+		}
+		WriteData(w, http.StatusOK, clusterTimeline(cat))
+		return
+	}
 	sh, err := s.loadShard(r.Context())
 	if err != nil {
 		s.storageError(w, "load the catalog", err)
@@ -93,6 +131,22 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 	v := TimelineView{Shard: sh.ID, Windows: status.Windows(sh.Windows), Span: status.Windows(sh.Span()), Gaps: status.Gaps(h),
 		Timelines: status.Timelines(h), Snapshots: status.Snapshots(sh.Snapshots)}
 	WriteData(w, http.StatusOK, v)
+}
+
+// clusterTimeline is a sharded cluster's timeline view. Its windows are
+// already merged (intersections of the shards' spans), so they are its
+// span too.
+func clusterTimeline(cat catalog.Catalog) TimelineView {
+	cw := status.Windows(cat.ClusterWindows())
+	v := TimelineView{Shard: strings.Join(cat.Cluster, ","), Windows: cw, Span: cw, Gaps: []Gap{},
+		Timelines: []Timeline{}, Snapshots: []Snapshot{}, Cluster: true, Shards: []ShardTimeline{}}
+	for i, l := range status.ListShards(cat) {
+		sh := cat.Shards[i]
+		v.Shards = append(v.Shards, ShardTimeline{ShardList: l, Span: status.Windows(catalog.Shard{Windows: sh.Reach()}.Span()),
+			ConfigServer: sh.ID == cluster.ConfigShardName && !slices.Contains(cat.Cluster, sh.ID)})
+	}
+	slices.SortFunc(v.Shards, func(a, b ShardTimeline) int { return strings.Compare(a.Shard, b.Shard) })
+	return v
 }
 
 func (s *Server) snapshots(w http.ResponseWriter, r *http.Request) {

@@ -4,13 +4,14 @@
 // always put into the page as text (textContent), never as HTML.
 "use strict";
 
-const state = { timeline: null, status: null, range: 0, chosen: null, planKey: null, jobsRunning: false };
+const state = { timeline: null, status: null, range: 0, chosen: null, planKey: null, jobsRunning: false, height: 110 };
 
 // ---- status -----------------------------------------------------------------
 
 function renderStatus(st) {
-  $("shard").textContent = "shard " + st.shard;
-  const alive = st.agent && st.agent.alive;
+  $("shard").textContent = st.cluster ? "cluster of shards " + st.cluster.shards.join(", ") : "shard " + st.shard;
+  // A cluster's line has no heartbeat of its own: its shards' are the agent's.
+  const alive = (st.cluster ? st.shards : [st]).some((s) => s.agent && s.agent.alive);
   const capErr = st.capture && st.capture.last_error;
   if (!alive) setText("st-state", "agent heartbeat is stale", "state-bad");
   else if (capErr) setText("st-state", "capturing with errors", "state-warn");
@@ -42,14 +43,17 @@ async function refreshAlerts() {
 
 // ---- timeline -----------------------------------------------------------------
 
-// domain is the time range drawn: everything captured, or the last `range` seconds.
+// domain is the time range drawn: everything captured (a cluster's shards
+// too), or the last `range` seconds.
 function domain(tl) {
   let lo = Infinity, hi = -Infinity;
   const see = (ts) => { if (ts) { lo = Math.min(lo, ts.t); hi = Math.max(hi, ts.t); } };
-  for (const x of tl.timelines || []) { see(x.first); see(x.last); }
-  for (const w of tl.span || []) { see(w.from); see(w.to); }
-  for (const g of tl.gaps || []) { see(g.before); see(g.after); }
-  for (const s of tl.snapshots || []) { see(s.start); see(s.end); }
+  for (const part of [tl].concat(tl.shards || [])) {
+    for (const x of part.timelines || []) { see(x.first); see(x.last); }
+    for (const w of part.span || []) { see(w.from); see(w.to); }
+    for (const g of part.gaps || []) { see(g.before); see(g.after); }
+    for (const s of part.snapshots || []) { see(s.start); see(s.end); }
+  }
   if (!isFinite(lo)) return null;
   if (state.range > 0) lo = Math.max(lo, hi - state.range);
   const pad = Math.max(1, (hi - lo) * 0.02);
@@ -68,23 +72,61 @@ function rect(svg, cls, x0, x1, y, h, title) {
   return r;
 }
 
+// A row's layout in the svg's units (1 unit = 1 px vertically): its height
+// and, per kind of mark, its [y offset, height]. The top row is the
+// repository's (a cluster's: its windows); each shard of a cluster gets a
+// thinner one under it, its name on top (rowLabel).
+const TOP_ROW = { h: 110, captured: [8, 18], window: [30, 34], gap: [4, 64], snap: [70, 20] };
+const SHARD_ROW = { h: 36, captured: [16, 5], window: [22, 10], gap: [1, 34], snap: [16, 18] };
+
+// drawRow draws one part's captured timelines, windows, gaps and snapshots
+// at height y; say prefixes the tooltips ("" or "shard NAME: ").
+function drawRow(parent, part, x, y, row, say) {
+  const mark = (cls, x0, x1, title) => rect(parent, cls, x0, x1, y + row[cls][0], row[cls][1], say + title);
+  for (const l of part.timelines || []) mark("captured", x(l.first.t), x(l.last.t), "oplog captured " + tsText(l.first) + " .. " + tsText(l.last));
+  for (const w of part.span || []) mark("window", x(w.from.t), x(w.to.t), "restorable " + tsText(w.from) + " .. " + tsText(w.to));
+  for (const g of part.gaps || []) mark("gap", x(g.before.t), x(g.after.t), "gap: entries after " + tsText(g.before) + " and before " + tsText(g.after) + " were lost");
+  for (const s of part.snapshots || []) mark("snap", x(s.end.t) - 1, x(s.end.t) + 1, "snapshot " + s.id + " consistent at " + tsText(s.end));
+}
+
 function renderTimeline() {
-  const tl = state.timeline, svg = $("timeline"), axis = $("axis");
-  svg.replaceChildren(); axis.replaceChildren();
+  const tl = state.timeline, svg = $("timeline"), axis = $("axis"), labels = $("row-labels");
+  svg.replaceChildren(); axis.replaceChildren(); labels.replaceChildren();
+  const shards = (tl && tl.shards) || [];
+  state.height = TOP_ROW.h + shards.length * SHARD_ROW.h;
+  svg.setAttribute("viewBox", "0 0 1000 " + state.height);
+  svg.style.height = state.height + "px";
   if (!tl) return;
   const d = domain(tl);
   state.domain = d;
   if (!d) return;
   const x = (t) => Math.min(1000, Math.max(0, (t - d[0]) / (d[1] - d[0]) * 1000));
-  for (const l of tl.timelines || []) rect(svg, "captured", x(l.first.t), x(l.last.t), 8, 18, "oplog captured " + tsText(l.first) + " .. " + tsText(l.last));
-  for (const w of tl.span || []) rect(svg, "window", x(w.from.t), x(w.to.t), 30, 34, "restorable " + tsText(w.from) + " .. " + tsText(w.to)).dataset.window = "1";
-  for (const g of tl.gaps || []) rect(svg, "gap", x(g.before.t), x(g.after.t), 4, 64, "gap: entries after " + tsText(g.before) + " and before " + tsText(g.after) + " were lost");
-  for (const s of tl.snapshots || []) rect(svg, "snap", x(s.end.t) - 1, x(s.end.t) + 1, 70, 20, "snapshot " + s.id + " consistent at " + tsText(s.end));
+  drawRow(svg, tl, x, 0, TOP_ROW, tl.cluster ? "cluster: " : "");
+  if (tl.cluster) rowLabel(labels, 0, "cluster", "every shard restorable");
+  shards.forEach((sh, k) => {
+    const y = TOP_ROW.h + k * SHARD_ROW.h, g = document.createElementNS(SVG, "g");
+    g.setAttribute("class", "shard-row" + (sh.config_server ? " config-server" : ""));
+    g.dataset.shard = sh.shard;
+    rect(g, "row-rule", 0, 1000, y, 1, "");
+    svg.appendChild(g);
+    drawRow(g, sh, x, y, SHARD_ROW, "shard " + sh.shard + ": ");
+    rowLabel(labels, y, sh.shard, sh.config_server ? "config server: captured, not restored" : "");
+  });
   if (state.chosen !== null) {
     const l = line(svg, "chosen", x(state.chosen));
     l.id = "chosen-line";
   }
   drawAxis(axis, d[0], d[1]);
+}
+
+// rowLabel names a row of the timeline at height y, over its left end.
+function rowLabel(box, y, name, note) {
+  const s = document.createElement("span");
+  s.className = "row-label";
+  s.dataset.row = name;
+  s.style.top = y + "px";
+  s.textContent = name + (note ? " (" + note + ")" : "");
+  box.appendChild(s);
 }
 
 // drawAxis labels a time axis from second lo to hi (UTC): the date once,
@@ -109,7 +151,7 @@ function drawAxis(axis, lo, hi) {
 function line(svg, cls, px) {
   const l = document.createElementNS(SVG, "line");
   l.setAttribute("class", cls);
-  l.setAttribute("x1", px); l.setAttribute("x2", px); l.setAttribute("y1", 0); l.setAttribute("y2", 110);
+  l.setAttribute("x1", px); l.setAttribute("x2", px); l.setAttribute("y1", 0); l.setAttribute("y2", state.height);
   svg.appendChild(l);
   return l;
 }
@@ -166,7 +208,7 @@ function renderWindowsTable(tl) {
   const shown = state.allWindows ? all : all.slice(0, WINDOW_ROWS);
   for (const w of shown) {
     const tr = document.createElement("tr");
-    cell(tr, tsText(w.from), "mono"); cell(tr, tsText(w.to), "mono"); cell(tr, w.snapshot, "mono");
+    cell(tr, tsText(w.from), "mono"); cell(tr, tsText(w.to), "mono"); cell(tr, w.snapshot || (tl.cluster ? "each shard's own" : ""), "mono");
     const b = document.createElement("button");
     b.type = "button"; b.textContent = "restore to its end";
     b.addEventListener("click", () => { state.chosen = w.to.t; $("r-to").value = w.to.t + ":" + w.to.i; formChanged(); renderTimeline(); });
