@@ -20,28 +20,59 @@ const mergeBatch = 1000
 // create) is replayed once at its place among the others' writes. A
 // segment that cannot be read is named with the last restore point
 // before it (segmentError).
+//
+// Last, fn gets the commit entries, logged after Target, of the prepared
+// transactions that are open at Target yet committed at or before it
+// (txnWatch): the state at Target holds them.
 func (p *Plan) readOplog(ctx context.Context, r *repo.Repository, seg func(s repo.SegmentInfo, read, kept int), fn func([]bson.Raw) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	w := txnWatch{match: p.Mapper.Match}
+	var cs []*partCursor
+	var err error
 	if len(p.Parts) == 0 {
-		c := newPartCursor(ctx, r, p)
-		for {
-			if err := c.next(seg); err != nil {
-				return err
-			}
-			if c.done {
-				return ctx.Err()
-			}
-			if err := fn(c.buf); err != nil {
-				return err
-			}
-			c.buf, c.ts = nil, nil
+		cs = []*partCursor{newPartCursor(ctx, r, p)}
+		err = readOne(cs[0], &w, seg, fn)
+	} else {
+		for i := range p.Parts {
+			cs = append(cs, newPartCursor(ctx, r, &p.Parts[i]))
 		}
+		err = readMerged(cs, &w, seg, fn)
 	}
-	cs := make([]*partCursor, len(p.Parts))
-	for i := range p.Parts {
-		cs[i] = newPartCursor(ctx, r, &p.Parts[i])
+	if err == nil {
+		err = ctx.Err()
 	}
+	if err != nil {
+		return err
+	}
+	commits, err := w.lookAhead(ctx, r, cs)
+	if err != nil || len(commits) == 0 {
+		return err
+	}
+	return fn(commits)
+}
+
+// readOne reads one shard's range, a segment's entries at a time.
+func readOne(c *partCursor, w *txnWatch, seg func(s repo.SegmentInfo, read, kept int), fn func([]bson.Raw) error) error {
+	for {
+		if err := c.next(seg); err != nil {
+			return err
+		}
+		if c.done {
+			return nil
+		}
+		for _, e := range c.buf {
+			w.see(0, e)
+		}
+		if err := fn(c.buf); err != nil {
+			return err
+		}
+		c.buf, c.ts = nil, nil
+	}
+}
+
+// readMerged reads every shard's range merged by ts.
+func readMerged(cs []*partCursor, w *txnWatch, seg func(s repo.SegmentInfo, read, kept int), fn func([]bson.Raw) error) error {
 	for {
 		for _, c := range cs {
 			for len(c.buf) == 0 && !c.done {
@@ -50,9 +81,9 @@ func (p *Plan) readOplog(ctx context.Context, r *repo.Repository, seg func(s rep
 				}
 			}
 		}
-		batch := mergeHeads(cs)
+		batch := mergeHeads(cs, w.see)
 		if len(batch) == 0 {
-			return ctx.Err()
+			return nil
 		}
 		if err := fn(batch); err != nil {
 			return err
@@ -62,19 +93,21 @@ func (p *Plan) readOplog(ctx context.Context, r *repo.Repository, seg func(s rep
 
 // mergeHeads takes entries in (ts, shard) order from the cursors' buffers
 // until one of them runs dry (it must be refilled before the merge may go
-// on) or the batch is full.
-func mergeHeads(cs []*partCursor) []bson.Raw {
+// on) or the batch is full, and shows each to see with its cursor's index.
+func mergeHeads(cs []*partCursor, see func(part int, e bson.Raw)) []bson.Raw {
 	var batch []bson.Raw
 	for len(batch) < mergeBatch {
-		var head *partCursor
-		for _, c := range cs {
-			if len(c.buf) > 0 && (head == nil || c.ts[0].Before(head.ts[0])) {
-				head = c
+		h := -1
+		for i, c := range cs {
+			if len(c.buf) > 0 && (h < 0 || c.ts[0].Before(cs[h].ts[0])) {
+				h = i
 			}
 		}
-		if head == nil {
+		if h < 0 {
 			break
 		}
+		head := cs[h]
+		see(h, head.buf[0])
 		batch = append(batch, head.buf[0])
 		head.buf, head.ts = head.buf[1:], head.ts[1:]
 		if len(head.buf) == 0 && !head.done {

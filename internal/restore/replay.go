@@ -63,6 +63,13 @@ func inRange(entries []bson.Raw, from, to, last optime.Timestamp) ([]bson.Raw, o
 // writes was listed by Resolve and checked before the first write (the
 // snapshot's collections and views, and Plan.Late).
 func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan, o Options, idx *indexBuilder, rep *Report) error {
+	return replayInto(ctx, r, func(a *replay.Applier) { a.Client = client }, p, o, idx, rep)
+}
+
+// replayInto is replayOplog with the appliers' target set by into: the
+// client, or (the cluster vector tests) a replay.Memory, which is not
+// safe for concurrent use, so o.Parallel must then be 1.
+func replayInto(ctx context.Context, r *repo.Repository, into func(*replay.Applier), p Plan, o Options, idx *indexBuilder, rep *Report) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Each applier records the target namespaces it wrote on its own (the
@@ -80,8 +87,10 @@ func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, 
 		}
 		// A cluster's chunk migrations copy documents between shards: the
 		// entries that say so (fromMigrate) change no logical data.
-		return &replay.Applier{Client: client, Flavor: p.Flavor, Map: mapNS, Log: o.Log,
+		a := &replay.Applier{Flavor: p.Flavor, Map: mapNS, Log: o.Log,
 			BypassEmptyTsReplacement: o.Server.BypassEmptyTsReplacement, SkipFromMigrate: len(p.Parts) > 0}
+		into(a)
+		return a
 	})
 	defer func() {
 		rep.touched = map[Namespace]bool{}
@@ -96,8 +105,12 @@ func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, 
 		o.Progress.addSegment(int64(read), int64(kept), s.Size)
 	}
 	err := p.readOplog(ctx, r, seg, func(batch []bson.Raw) error {
+		// The look-ahead's commits come last, logged after Target: the
+		// last restore point applied stays at or before it.
 		if len(batch) > 0 {
-			last, _ = optime.OfEntry(batch[len(batch)-1])
+			if ts, _ := optime.OfEntry(batch[len(batch)-1]); !ts.After(p.Target) {
+				last = ts
+			}
 		}
 		batch = p.restrict(batch)
 		if err := idx.beforeDDL(ctx, batch); err != nil {
@@ -115,7 +128,7 @@ func replayOplog(ctx context.Context, r *repo.Repository, client *mongo.Client, 
 		return err
 	}
 	if n := a.Pending(); n > 0 {
-		o.Log.Info("transactions still open at the restore point are not applied", "count", n)
+		o.Log.Info("transactions not committed at the restore point are not applied (open, aborted, or committed after it)", "count", n)
 	}
 	rep.LastApplied = last
 	return nil

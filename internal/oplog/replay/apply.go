@@ -71,6 +71,7 @@ type Applier struct {
 	BypassEmptyTsReplacement bool
 
 	txns     map[string]*txn // open transactions by lsid+txnNumber
+	decided  map[string]int  // cross-shard transactions already decided: other shards' decisions still to come
 	temp     map[string]bool // source namespaces created with temp: true
 	batch    []write         // CRUD writes not yet sent
 	deferred []deferredIndex // with DeferIndexes: indexes to build at the end
