@@ -37,6 +37,9 @@ type standIn struct {
 	cfg    *testserver.Server
 	mirror *testserver.Server
 	dbs    []string // the databases the router writes (same names on every shard)
+	// noConfig leaves the config server out of inputs and the agent, as
+	// `--shard` without `--config-server` does.
+	noConfig bool
 }
 
 func startStandIn(t *testing.T, names ...string) *standIn {
@@ -59,10 +62,26 @@ func startStandIn(t *testing.T, names ...string) *standIn {
 
 func (c *standIn) inputs() cluster.Inputs {
 	in := cluster.Inputs{ConfigServer: c.cfg.URI()}
+	if c.noConfig {
+		in.ConfigServer = ""
+	}
 	for _, n := range c.names {
 		in.Shards = append(in.Shards, cluster.Shard{Name: n, URI: c.shards[n].URI()})
 	}
 	return in
+}
+
+// open connects to the cluster's members until the test ends.
+func (c *standIn) open(t *testing.T) *source.Deployment {
+	t.Helper()
+	d, err := source.OpenDeployment(context.Background(), c.inputs())
+	must(t, err)
+	t.Cleanup(func() {
+		cctx, cancel := cleanupContext()
+		defer cancel()
+		d.Close(cctx)
+	})
+	return d
 }
 
 // initRepo initializes a repository for the cluster, as `rewind init
@@ -70,13 +89,7 @@ func (c *standIn) inputs() cluster.Inputs {
 func (c *standIn) initRepo(t *testing.T) (string, *repo.Repository) {
 	t.Helper()
 	ctx := context.Background()
-	d, err := source.OpenDeployment(ctx, c.inputs())
-	must(t, err)
-	defer func() {
-		cctx, cancel := cleanupContext()
-		defer cancel()
-		d.Close(cctx)
-	}()
+	d := c.open(t)
 	url := "file://" + filepath.Join(t.TempDir(), "repo")
 	st, err := storage.Open(ctx, url)
 	must(t, err)
@@ -92,6 +105,9 @@ func (c *standIn) startAgent(t *testing.T, url string) {
 	cfg := config.Default()
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.Repo, cfg.ConfigServer = url, config.Secret(c.cfg.URI())
+	if c.noConfig {
+		cfg.ConfigServer = ""
+	}
 	for _, n := range c.names {
 		cfg.Shards = append(cfg.Shards, config.ShardSource{Name: n, URI: config.Secret(c.shards[n].URI())})
 	}
@@ -99,6 +115,27 @@ func (c *standIn) startAgent(t *testing.T, url string) {
 	cfg.Capture.SpoolDir = filepath.Join(t.TempDir(), "spool")
 	cfg.Snapshot.Every = 0
 	runAgent(t, cfg)
+}
+
+// waitCaptured waits until the agent has captured shard (its heartbeat).
+func waitCaptured(t *testing.T, r *repo.Repository, shard string) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "the agent captures shard "+shard, func() bool {
+		_, err := r.ReadHeartbeat(context.Background(), shard)
+		return err == nil
+	})
+}
+
+// waitClusterWindow waits until the cluster's windows reach ts: every
+// shard's covered-through time has passed it.
+func waitClusterWindow(t *testing.T, r *repo.Repository, ts optime.Timestamp) {
+	t.Helper()
+	waitFor(t, 60*time.Second, "every shard's covered-through time reaches "+ts.String(), func() bool {
+		cat, err := catalog.Load(context.Background(), r)
+		must(t, err)
+		ws := cat.ClusterWindows()
+		return len(ws) > 0 && !ws[len(ws)-1].To.Before(ts)
+	})
 }
 
 // snapshotShard takes one shard's snapshot into the cluster repository
@@ -258,10 +295,7 @@ func TestClusterOracle(t *testing.T) {
 	url, r := c.initRepo(t)
 	c.startAgent(t, url)
 	for _, n := range c.names {
-		waitFor(t, 30*time.Second, "the agent captures shard "+n, func() bool {
-			_, err := r.ReadHeartbeat(ctx, n)
-			return err == nil
-		})
+		waitCaptured(t, r, n)
 		c.snapshotShard(t, r, n)
 	}
 
@@ -282,13 +316,7 @@ func TestClusterOracle(t *testing.T) {
 			marks = append(marks, rt.mark(ctx, t, rec))
 		}
 	}
-	last := marks[len(marks)-1].TS
-	waitFor(t, 60*time.Second, "every shard's covered-through time passes the last mark", func() bool {
-		cat, err := catalog.Load(ctx, r)
-		must(t, err)
-		ws := cat.ClusterWindows()
-		return len(ws) > 0 && !ws[len(ws)-1].To.Before(last)
-	})
+	waitClusterWindow(t, r, marks[len(marks)-1].TS)
 	if ts, err := oracle.LastOplogTS(ctx, c.shards["idle"].Client()); err != nil || ts != idleFrom {
 		t.Fatalf("the idle shard was written during the run: newest entry %s, was %s (%v)", ts, idleFrom, err)
 	}

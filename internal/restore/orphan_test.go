@@ -2,7 +2,6 @@ package restore_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,14 +9,10 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
-	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/cluster"
-	"github.com/rewind-backup/rewind/internal/config"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/restore"
 	"github.com/rewind-backup/rewind/internal/snapshot"
-	"github.com/rewind-backup/rewind/internal/source"
-	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
 
@@ -104,52 +99,16 @@ func placeOrphans(t *testing.T, c *standIn) (db string, want map[string][]bson.D
 func snapshotCluster(t *testing.T, c *standIn, noConfig bool) (*repo.Repository, repo.ClusterManifest) {
 	t.Helper()
 	ctx := context.Background()
-	in := c.inputs()
-	if noConfig {
-		in.ConfigServer = ""
-	}
-	d, err := source.OpenDeployment(ctx, in)
-	must(t, err)
-	defer func() {
-		cctx, cancel := cleanupContext()
-		defer cancel()
-		d.Close(cctx)
-	}()
-	url := "file://" + filepath.Join(t.TempDir(), "repo")
-	st, err := storage.Open(ctx, url)
-	must(t, err)
-	t.Cleanup(func() { st.Close() })
-	r, err := repo.Init(ctx, st, repo.InitOptions{Location: url, Source: d.Record()})
-	must(t, err)
-
-	cfg := config.Default()
-	cfg.API.Listen = "127.0.0.1:0"
-	cfg.Repo = url
-	if !noConfig {
-		cfg.ConfigServer = config.Secret(c.cfg.URI())
-	}
+	c.noConfig = noConfig
+	url, r := c.initRepo(t)
+	c.startAgent(t, url)
 	for _, n := range c.names {
-		cfg.Shards = append(cfg.Shards, config.ShardSource{Name: n, URI: config.Secret(c.shards[n].URI())})
+		waitCaptured(t, r, n)
 	}
-	cfg.Capture.FlushInterval = config.Duration(200 * time.Millisecond)
-	cfg.Capture.SpoolDir = filepath.Join(t.TempDir(), "spool")
-	cfg.Snapshot.Every = 0
-	runAgent(t, cfg)
-	for _, n := range c.names {
-		waitFor(t, 30*time.Second, "the agent captures shard "+n, func() bool {
-			_, err := r.ReadHeartbeat(ctx, n)
-			return err == nil
-		})
-	}
-	m, err := snapshot.TakeCluster(ctx, d, r, snapshot.ClusterOptions{Options: snapshot.Options{Parallel: 2,
+	m, err := snapshot.TakeCluster(ctx, c.open(t), r, snapshot.ClusterOptions{Options: snapshot.Options{Parallel: 2,
 		Capture: snapshot.CaptureByAgent, Log: testLogger(t)}})
 	must(t, err)
-	waitFor(t, 60*time.Second, "the cluster window reaches the snapshot's T", func() bool {
-		cat, err := catalog.Load(ctx, r)
-		must(t, err)
-		ws := cat.ClusterWindows()
-		return len(ws) > 0 && !ws[len(ws)-1].To.Before(m.T)
-	})
+	waitClusterWindow(t, r, m.T)
 	return r, m
 }
 
