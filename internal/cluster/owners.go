@@ -125,7 +125,8 @@ func (o *Owners) addChunk(c bson.Raw, byUUID map[string]string) error {
 	var ns string
 	if _, id, ok := c.Lookup("uuid").BinaryOK(); ok {
 		ns = byUUID[string(id)]
-	} else {
+	}
+	if ns == "" { // before 5.0, or a uuid config.collections does not give
 		ns, _ = c.Lookup("ns").StringValueOK()
 	}
 	r := o.sharded[ns]

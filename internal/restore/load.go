@@ -61,7 +61,7 @@ func load(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan,
 			}
 		}
 		mu.Unlock()
-		o.Progress.addChunk(int64(len(docs)+int(counts.skipped)), j.ref.Bytes)
+		o.Progress.addChunk(int64(len(docs))+counts.skipped, j.ref.Bytes) // skipped ones are done too
 		return nil
 	})
 	logOrphans(o.Log, p, bySource)
