@@ -368,6 +368,9 @@ func TestClusterOracle(t *testing.T) {
 		if len(p.Parts) != len(c.names) {
 			t.Fatalf("point %d: planned %d shards, want %d", i, len(p.Parts), len(c.names))
 		}
+		if !strings.HasPrefix(p.Orphans, restore.OrphansNotSkipped+": the shards' snapshots are not the parts of one cluster snapshot") {
+			t.Fatalf("point %d: per-shard snapshots taken one by one, yet the plan says %q", i, p.Orphans)
+		}
 		if err := oracle.Compare(ctx, target.Client(), m, f); err != nil {
 			t.Fatalf("point %d (%s at mark %d, %s, snapshots %s): %v", i, kind, m.N, m.TS, p.Snapshot.ID, err)
 		}
