@@ -283,6 +283,9 @@ func printPlan(w io.Writer, width int, plan restore.Plan, dry bool) error {
 	if plan.Staged() {
 		p.fact("documents", stagedText(plan))
 	}
+	if plan.Orphans != "" {
+		p.fact("orphans", plan.Orphans)
+	}
 	if plan.Empty() {
 		p.fact("namespaces", restore.EmptyNote)
 	} else {
@@ -325,6 +328,9 @@ func printReport(w io.Writer, width int, rep restore.Report) error {
 		p.fact("documents staged", fmt.Sprintf("%d loaded as of the restore point into staging databases on the target (dropped since)", rep.Documents))
 	} else {
 		p.fact("documents loaded", fmt.Sprint(rep.Documents))
+	}
+	if rep.OrphansSkipped > 0 {
+		p.fact("orphans skipped", fmt.Sprintf("%d (a shard held them without owning them; per namespace in `--json`)", rep.OrphansSkipped))
 	}
 	p.fact("oplog entries", fmt.Sprintf("%d replayed (%d inserts, %d updates, %d deletes, %d commands, %d skipped); last %s",
 		rep.Entries, rep.Replay.Inserts, rep.Replay.Updates, rep.Replay.Deletes, rep.Replay.Commands, rep.Replay.Skipped, last))

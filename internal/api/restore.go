@@ -125,6 +125,10 @@ type PlanView struct {
 	// Estimate is how long the restore should take on the target (a dry
 	// run with a target: restore.Estimate probes its write rate).
 	Estimate *EstimateView `json:"estimate,omitempty"`
+	// Orphans, for a sharded cluster, says whether the load skips
+	// orphaned documents ("skipped: ...") or not and why ("not skipped:
+	// ..."): restore.Plan.Orphans.
+	Orphans string `json:"orphans,omitempty"`
 }
 
 // EstimateView is restore.Estimate in seconds: Total = setup + load
@@ -158,6 +162,9 @@ type NSMapping struct {
 	Late bool `json:"late,omitempty"`
 	// Merged is what a filtered or merging restore did here (results only).
 	Merged *MergedCounts `json:"merged,omitempty"`
+	// OrphansSkipped counts, for a cluster, the snapshot's documents not
+	// loaded because their shard did not own them (results only).
+	OrphansSkipped int64 `json:"orphans_skipped,omitempty"`
 }
 
 // MergedCounts count what a filtered or merging restore did with the
@@ -214,6 +221,10 @@ type RestoreResult struct {
 	// collections sharded with their old keys, zone ranges, and what was
 	// not carried over.
 	Sharding *restore.Sharding `json:"sharding,omitempty"`
+	// OrphansSkipped counts, for a cluster, the snapshot's documents not
+	// loaded because their shard did not own them (per namespace in
+	// Namespaces).
+	OrphansSkipped int64 `json:"orphans_skipped,omitempty"`
 }
 
 // PhaseTime is one step of a restore and its duration.
@@ -414,6 +425,7 @@ func planView(p restore.Plan) PlanView {
 		v.Filter = json.RawMessage(browse.DocJSON(p.Filter))
 	}
 	v.Merge = string(p.Merge)
+	v.Orphans = p.Orphans
 	return v
 }
 
@@ -422,7 +434,7 @@ func restoreResult(rep restore.Report) RestoreResult {
 		Entries: rep.Entries, Bytes: rep.Bytes, Seconds: rep.Duration.Seconds(), Indexes: rep.Indexes,
 		Namespaces: []NSMapping{}}
 	for _, n := range rep.Namespaces {
-		m := NSMapping{Source: n.Source.String(), Target: n.Target.String(), Documents: n.Final}
+		m := NSMapping{Source: n.Source.String(), Target: n.Target.String(), Documents: n.Final, OrphansSkipped: n.OrphansSkipped}
 		if rep.Staged {
 			m.Merged = mergedCounts(n.Merged)
 		}
@@ -436,6 +448,7 @@ func restoreResult(rep restore.Report) RestoreResult {
 	}
 	out.Checksums = rep.Checksums
 	out.Sharding = rep.Sharding
+	out.OrphansSkipped = rep.OrphansSkipped
 	out.Phases = []PhaseTime{}
 	for _, ph := range rep.Phases {
 		out.Phases = append(out.Phases, PhaseTime{Name: ph.Name, Seconds: ph.Duration.Seconds()})

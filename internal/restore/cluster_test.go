@@ -41,6 +41,9 @@ type standIn struct {
 	cfg    *testserver.Server
 	mirror *testserver.Server
 	dbs    []string // the databases the router writes (same names on every shard)
+	// noConfig leaves the config server out of inputs and the agent, as
+	// `--shard` without `--config-server` does.
+	noConfig bool
 }
 
 func startStandIn(t *testing.T, names ...string) *standIn {
@@ -63,24 +66,33 @@ func startStandIn(t *testing.T, names ...string) *standIn {
 
 func (c *standIn) inputs() cluster.Inputs {
 	in := cluster.Inputs{ConfigServer: c.cfg.URI()}
+	if c.noConfig {
+		in.ConfigServer = ""
+	}
 	for _, n := range c.names {
 		in.Shards = append(in.Shards, cluster.Shard{Name: n, URI: c.shards[n].URI()})
 	}
 	return in
 }
 
+// open connects to the cluster's members until the test ends.
+func (c *standIn) open(t *testing.T) *source.Deployment {
+	t.Helper()
+	d, err := source.OpenDeployment(context.Background(), c.inputs())
+	must(t, err)
+	t.Cleanup(func() {
+		cctx, cancel := cleanupContext()
+		defer cancel()
+		d.Close(cctx)
+	})
+	return d
+}
+
 // initRepo initializes a repository for the cluster, as `rewind init
 // --shard ... --config-server ...` does.
 func (c *standIn) initRepo(t *testing.T) (string, *repo.Repository) {
 	t.Helper()
-	d, err := source.OpenDeployment(context.Background(), c.inputs())
-	must(t, err)
-	defer func() {
-		cctx, cancel := cleanupContext()
-		defer cancel()
-		d.Close(cctx)
-	}()
-	return initRepoFor(t, d)
+	return initRepoFor(t, c.open(t))
 }
 
 // initRepoFor initializes a file repository for the deployment d.
@@ -112,7 +124,11 @@ func (c *standIn) startAgent(t *testing.T, url string) *agentProcess {
 	t.Helper()
 	dir := t.TempDir()
 	var b strings.Builder
-	fmt.Fprintf(&b, "repo: %q\nconfig_server: %q\nshards:\n", url, c.cfg.URI())
+	fmt.Fprintf(&b, "repo: %q\n", url)
+	if !c.noConfig {
+		fmt.Fprintf(&b, "config_server: %q\n", c.cfg.URI())
+	}
+	b.WriteString("shards:\n")
 	for _, n := range c.names {
 		fmt.Fprintf(&b, "  - name: %q\n    uri: %q\n", n, c.shards[n].URI())
 	}
@@ -149,6 +165,27 @@ func (p *agentProcess) running(t *testing.T) {
 		t.Fatalf("the agent exited (%v); its log:\n%s", p.cmd.ProcessState, p.stderr)
 	default:
 	}
+}
+
+// waitCaptured waits until the agent has captured shard (its heartbeat).
+func waitCaptured(t *testing.T, r *repo.Repository, shard string) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "the agent captures shard "+shard, func() bool {
+		_, err := r.ReadHeartbeat(context.Background(), shard)
+		return err == nil
+	})
+}
+
+// waitClusterWindow waits until the cluster's windows reach ts: every
+// shard's covered-through time has passed it.
+func waitClusterWindow(t *testing.T, r *repo.Repository, ts optime.Timestamp) {
+	t.Helper()
+	waitFor(t, 60*time.Second, "every shard's covered-through time reaches "+ts.String(), func() bool {
+		cat, err := catalog.Load(context.Background(), r)
+		must(t, err)
+		ws := cat.ClusterWindows()
+		return len(ws) > 0 && !ws[len(ws)-1].To.Before(ts)
+	})
 }
 
 // snapshotShard takes one shard's snapshot into the cluster repository
@@ -310,10 +347,7 @@ func TestClusterOracle(t *testing.T) {
 	url, r := c.initRepo(t)
 	ag := c.startAgent(t, url)
 	for _, n := range c.names {
-		waitFor(t, 30*time.Second, "the agent captures shard "+n, func() bool {
-			_, err := r.ReadHeartbeat(ctx, n)
-			return err == nil
-		})
+		waitCaptured(t, r, n)
 		c.snapshotShard(t, r, n)
 	}
 
@@ -346,14 +380,7 @@ func TestClusterOracle(t *testing.T) {
 			}
 		}
 	}
-	last := marks[len(marks)-1].TS
-	waitFor(t, 60*time.Second, "every shard's covered-through time passes the last mark", func() bool {
-		ag.running(t)
-		cat, err := catalog.Load(ctx, r)
-		must(t, err)
-		ws := cat.ClusterWindows()
-		return len(ws) > 0 && !ws[len(ws)-1].To.Before(last)
-	})
+	waitClusterWindow(t, r, marks[len(marks)-1].TS)
 	if ts, err := oracle.LastOplogTS(ctx, c.shards["idle"].Client()); err != nil || ts != idleFrom {
 		t.Fatalf("the idle shard was written during the run: newest entry %s, was %s (%v)", ts, idleFrom, err)
 	}
@@ -407,6 +434,9 @@ func TestClusterOracle(t *testing.T) {
 		}
 		if len(p.Parts) != len(c.names) {
 			t.Fatalf("point %d: planned %d shards, want %d", i, len(p.Parts), len(c.names))
+		}
+		if !strings.HasPrefix(p.Orphans, restore.OrphansNotSkipped+": the shards' snapshots are not the parts of one cluster snapshot") {
+			t.Fatalf("point %d: per-shard snapshots taken one by one, yet the plan says %q", i, p.Orphans)
 		}
 		if err := oracle.Compare(ctx, target.Client(), m, f); err != nil {
 			t.Fatalf("point %d (%s at mark %d, %s, snapshots %s): %v", i, kind, m.N, m.TS, p.Snapshot.ID, err)

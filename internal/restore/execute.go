@@ -68,7 +68,10 @@ type NamespaceReport struct {
 	Source, Target Namespace
 	Loaded         int64 // documents loaded from the snapshot (into the staging, for a staged restore)
 	Final          int64 // documents in the target when the restore ended
-	Merged               // a staged restore's counts (Plan.Staged); zero otherwise
+	// OrphansSkipped counts, for a cluster, the snapshot's documents not
+	// loaded because their shard did not own them (Plan.Orphans).
+	OrphansSkipped int64
+	Merged         // a staged restore's counts (Plan.Staged); zero otherwise
 }
 
 // Merged counts what a filtered or merging restore did with the documents
@@ -115,6 +118,10 @@ type Report struct {
 	// Sharding is what a restore into a sharded cluster (through its
 	// mongos) did to place the data; nil for any other target.
 	Sharding *Sharding
+
+	// OrphansSkipped counts, for a cluster, the snapshot's documents not
+	// loaded because their shard did not own them (Plan.Orphans).
+	OrphansSkipped int64
 
 	touched map[Namespace]bool // target namespaces the replay wrote to
 }
@@ -201,12 +208,15 @@ func executeDirect(ctx context.Context, r *repo.Repository, client *mongo.Client
 	}
 	rep.Views = len(p.Views)
 	clock.enter("load")
-	loaded, err := load(ctx, r, client, *p, o)
+	loaded, orphans, err := load(ctx, r, client, *p, o)
 	if err != nil {
 		return rep, wrote, err
 	}
 	for _, n := range loaded {
 		rep.Documents += n
+	}
+	for _, n := range orphans {
+		rep.OrphansSkipped += n
 	}
 	clock.enter("replay")
 	idx := newIndexBuilder(client, *p)
@@ -225,6 +235,9 @@ func executeDirect(ctx context.Context, r *repo.Repository, client *mongo.Client
 	clock.enter("count")
 	if rep.Namespaces, err = countTargets(ctx, client, *p, rep, loaded); err != nil {
 		return rep, wrote, err
+	}
+	for i, n := range rep.Namespaces {
+		rep.Namespaces[i].OrphansSkipped = orphans[n.Target]
 	}
 	return rep, wrote, nil
 }

@@ -33,11 +33,16 @@ type LateNamespace struct {
 // creates or writes that the snapshot does not hold (Late, mapped through
 // --ns and --rename), notes the databases it drops, and checks the --ns and
 // --rename names the snapshot does not hold against it: a collection created
-// after the snapshot is restorable, a name found nowhere is a mistake.
-// Resolving a resolved plan does nothing.
+// after the snapshot is restorable, a name found nowhere is a mistake. For a
+// cluster it first reads the cluster snapshot's routing metadata, which
+// decides whether the load skips orphaned documents (Orphans). Resolving a
+// resolved plan does nothing.
 func Resolve(ctx context.Context, r *repo.Repository, p *Plan) error {
 	if p.resolved {
 		return nil
+	}
+	if err := p.prepareOrphans(ctx, r); err != nil {
+		return err
 	}
 	names := newOplogNames()
 	var n int64

@@ -30,22 +30,42 @@ const maxBatchDocs = 1000
 
 // load reads the selected collections' chunks and inserts their documents
 // with unordered bulk inserts of raw BSON, Parallel inserts at a time, while
-// Parallel readers decode the next chunks ahead of them (decodeAhead).
-func load(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan, o Options) (map[Namespace]int64, error) {
+// Parallel readers decode the next chunks ahead of them (decodeAhead). A
+// cluster plan skips orphaned documents (Plan.Orphans): loaded and orphans
+// count, per target namespace, the documents inserted and those skipped.
+func load(ctx context.Context, r *repo.Repository, client *mongo.Client, p Plan, o Options) (loaded, orphans map[Namespace]int64, err error) {
 	var mu sync.Mutex
-	loaded := map[Namespace]int64{}
-	err := decodeAhead(ctx, r, p, o.Parallel, readAheadBudget(p, o.Parallel), func(ctx context.Context, j chunkJob, docs []bson.Raw) error {
+	loaded, orphans = map[Namespace]int64{}, map[Namespace]int64{}
+	bySource := map[Namespace]*orphanCounts{}
+	warnOrphans(o.Log, p)
+	err = decodeAhead(ctx, r, p, o.Parallel, readAheadBudget(p, o.Parallel), func(ctx context.Context, j chunkJob, docs []bson.Raw) error {
 		docs = p.kept(j, docs)
+		var counts orphanCounts
+		docs = p.orphans.owned(j, docs, &counts)
 		if err := insertChunk(ctx, client, j, docs, o); err != nil {
 			return chunkError(p, j, err)
 		}
 		mu.Lock()
 		loaded[j.coll.Target] += int64(len(docs))
+		if p.orphans != nil {
+			orphans[j.coll.Target] += counts.skipped
+			sum := bySource[j.coll.Source]
+			if sum == nil {
+				sum = &orphanCounts{}
+				bySource[j.coll.Source] = sum
+			}
+			sum.skipped += counts.skipped
+			sum.undecided += counts.undecided
+			if sum.why == nil {
+				sum.why = counts.why
+			}
+		}
 		mu.Unlock()
-		o.Progress.addChunk(int64(len(docs)), j.ref.Bytes)
+		o.Progress.addChunk(int64(len(docs))+counts.skipped, j.ref.Bytes) // skipped ones are done too
 		return nil
 	})
-	return loaded, err
+	logOrphans(o.Log, p, bySource)
+	return loaded, orphans, err
 }
 
 // readAheadChunks is how many chunks per inserter decodeAhead may hold:
@@ -190,6 +210,10 @@ func insertOptions(s *Server) *options.InsertManyOptionsBuilder {
 // chunkError names the object that failed and, when the object itself is
 // missing or damaged, where else a restore could start from.
 func chunkError(p Plan, j chunkJob, err error) error {
+	if mongo.IsDuplicateKeyError(err) && len(p.Parts) > 0 && p.orphans == nil {
+		return fmt.Errorf("load %s from snapshot %s into %s: %w; two shards hold a document with this _id: an orphan a chunk migration left, which this restore cannot skip (%s)",
+			j.coll.Source, p.Snapshot.ID, j.coll.Target, err, p.Orphans)
+	}
 	if mongo.IsDuplicateKeyError(err) {
 		// The load writes into collections it created empty, before any
 		// unique index but _id's: a duplicate came from another writer.

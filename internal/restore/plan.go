@@ -77,6 +77,11 @@ type Plan struct {
 	// Filled by Resolve, which reads the segments:
 	Entries int64           // oplog entries to replay
 	Late    []LateNamespace // namespaces the range writes that the snapshot does not hold
+	// Orphans, for a cluster plan, says whether the load skips orphaned
+	// documents (OrphansSkipped: ...) or not and why (OrphansNotSkipped:
+	// ...); "" for a replica set. See prepareOrphans.
+	Orphans string
+	orphans *orphanFilter // nil when Orphans is not OrphansSkipped
 
 	// only restricts a staged plan's documents, per source namespace, to
 	// the _ids of a set (undo stages just the documents a range changed);

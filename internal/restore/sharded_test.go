@@ -10,11 +10,9 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/oracle"
 	"github.com/rewind-backup/rewind/internal/restore"
 	"github.com/rewind-backup/rewind/internal/snapshot"
-	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/testmongos"
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
@@ -53,26 +51,14 @@ func TestClusterRestoreThroughMongos(t *testing.T) {
 	}
 	url, r := c.initRepo(t)
 	c.startAgent(t, url)
-	d, err := source.OpenDeployment(ctx, c.inputs())
-	must(t, err)
-	t.Cleanup(func() {
-		cctx, cancel := cleanupContext()
-		defer cancel()
-		d.Close(cctx)
-	})
-	_, err = snapshot.TakeCluster(ctx, d, r, snapshot.ClusterOptions{Options: snapshot.Options{Parallel: 2, Capture: snapshot.CaptureByAgent, Log: testLogger(t)}})
+	_, err := snapshot.TakeCluster(ctx, c.open(t), r, snapshot.ClusterOptions{Options: snapshot.Options{Parallel: 2, Capture: snapshot.CaptureByAgent, Log: testLogger(t)}})
 	must(t, err)
 	rec := &oracle.Recorder{Client: c.mirror.Client(), Filter: oracle.Filter{Include: c.dbs}, KeepDocs: true}
 	for range 40 {
 		rt.step(ctx, t)
 	}
 	m := rt.mark(ctx, t, rec)
-	waitFor(t, 60*time.Second, "every shard's covered-through time passes the mark", func() bool {
-		cat, err := catalog.Load(ctx, r)
-		must(t, err)
-		ws := cat.ClusterWindows()
-		return len(ws) > 0 && !ws[len(ws)-1].To.Before(m.TS)
-	})
+	waitClusterWindow(t, r, m.TS)
 
 	upstream := testserver.Start(t)
 	mongos := testmongos.Start(t, upstream.Host(), map[string][]string{"alpha": {"EU"}, "gamma": {}})
