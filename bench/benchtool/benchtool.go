@@ -303,6 +303,23 @@ func GenCollection(c int, bytes int) []bson.Raw {
 	return docs
 }
 
+// Chunks splits docs, in order, into runs of at most maxBytes of BSON
+// (a document larger than that is a run of its own): how a snapshot packs
+// a collection into chunks, for benchmarks that write chunks themselves.
+func Chunks(docs []bson.Raw, maxBytes int) [][]bson.Raw {
+	var out [][]bson.Raw
+	for start := 0; start < len(docs); {
+		end, size := start+1, len(docs[start])
+		for end < len(docs) && size+len(docs[end]) <= maxBytes {
+			size += len(docs[end])
+			end++
+		}
+		out = append(out, docs[start:end])
+		start = end
+	}
+	return out
+}
+
 // WorkloadDocuments returns mb MiB (REWIND_BENCH_MB when it is set) of
 // the workload's documents (workload.Documents, seed 16) made of the
 // given value kinds: realistic data for the benchmarks of what rewind does

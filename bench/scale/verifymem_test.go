@@ -65,19 +65,13 @@ func writeSnapshot(ctx context.Context, b *testing.B, url string, mb int) {
 	for c := range colls {
 		docs := benchtool.GenCollection(c, mb<<20/colls)
 		cm := repo.CollectionManifest{DB: "bench", Name: fmt.Sprint("c", c), UUID: fmt.Sprint("u", c), Count: int64(len(docs))}
-		for n, start := 0, 0; start < len(docs); n++ {
-			end, size := start, 0
-			for end < len(docs) && size+len(docs[end]) <= 8<<20 {
-				size += len(docs[end])
-				end++
-			}
-			ref, err := r.WriteChunk(ctx, m.Shard, m.ID, cm.UUID, n, docs[start:end])
+		for n, chunk := range benchtool.Chunks(docs, 8<<20) {
+			ref, err := r.WriteChunk(ctx, m.Shard, m.ID, cm.UUID, n, chunk)
 			if err != nil {
 				b.Fatal(err)
 			}
 			cm.Chunks = append(cm.Chunks, ref)
 			cm.Bytes += ref.Bytes
-			start = end
 		}
 		m.Collections = append(m.Collections, cm)
 	}
