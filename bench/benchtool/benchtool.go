@@ -149,6 +149,40 @@ func MeasureIn(ctx context.Context, tb testing.TB, name string, stdin io.Reader,
 	return r
 }
 
+// MeasurePeak is Measure with the peak RSS the kernel kept over the
+// command's whole life: it runs the command under GNU time (`time -f %M`,
+// the child's ru_maxrss), where Measure polls VmHWM every 20 ms and so
+// misses the peak of a command that ends between two polls (a `rewind list`
+// of 30 ms). GNU time forks a process of ~2 MiB, so the parent's peak that
+// exec carries into ru_maxrss (see watchHWM) is its, not this process's.
+// Without GNU time it fails the benchmark and says how to install it.
+func MeasurePeak(ctx context.Context, tb testing.TB, name string, argv ...string) Run {
+	gnuTime, err := exec.LookPath("time")
+	if err != nil {
+		tb.Fatalf("%s: GNU time is needed to measure peak memory (apt-get install time): %v", name, err)
+	}
+	f, err := os.CreateTemp("", "rewind-bench-maxrss-*")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f.Close()
+	defer os.Remove(f.Name())
+	r := Measure(ctx, tb, name, append([]string{gnuTime, "-f", "%M", "-o", f.Name()}, argv...)...)
+	data, err := os.ReadFile(f.Name())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var kb int64 = -1
+	if fields := strings.Fields(string(data)); len(fields) > 0 {
+		kb, _ = strconv.ParseInt(fields[len(fields)-1], 10, 64)
+	}
+	if kb < 0 {
+		tb.Fatalf("%s: GNU time wrote %q, want the peak RSS in KiB (is %s GNU time?)", name, data, gnuTime)
+	}
+	r.MaxRSS = kb << 10
+	return r
+}
+
 // ProcCPU is another process's CPU time so far, user and system
 // (/proc/PID/stat, in clock ticks of 1/100 s).
 func ProcCPU(tb testing.TB, pid int) time.Duration {
@@ -267,6 +301,23 @@ func GenCollection(c int, bytes int) []bson.Raw {
 		size += len(d)
 	}
 	return docs
+}
+
+// Chunks splits docs, in order, into runs of at most maxBytes of BSON
+// (a document larger than that is a run of its own): how a snapshot packs
+// a collection into chunks, for benchmarks that write chunks themselves.
+func Chunks(docs []bson.Raw, maxBytes int) [][]bson.Raw {
+	var out [][]bson.Raw
+	for start := 0; start < len(docs); {
+		end, size := start+1, len(docs[start])
+		for end < len(docs) && size+len(docs[end]) <= maxBytes {
+			size += len(docs[end])
+			end++
+		}
+		out = append(out, docs[start:end])
+		start = end
+	}
+	return out
 }
 
 // WorkloadDocuments returns mb MiB (REWIND_BENCH_MB when it is set) of

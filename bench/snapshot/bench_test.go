@@ -16,6 +16,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rewind-backup/rewind/bench/benchtool"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
@@ -144,18 +145,11 @@ func BenchmarkEncodeStore(b *testing.B) {
 		var wg sync.WaitGroup
 		for c, docs := range colls {
 			wg.Go(func() {
-				n := 0
-				for start := 0; start < len(docs); {
-					end, bytes := start, 0
-					for end < len(docs) && bytes+len(docs[end]) <= 8<<20 {
-						bytes += len(docs[end])
-						end++
-					}
-					if _, err := r.WriteChunk(ctx, "bench", "s1", "c"+strconv.Itoa(c), n, docs[start:end]); err != nil {
+				for n, chunk := range benchtool.Chunks(docs, 8<<20) {
+					if _, err := r.WriteChunk(ctx, "bench", "s1", "c"+strconv.Itoa(c), n, chunk); err != nil {
 						b.Error(err)
 						return
 					}
-					start, n = end, n+1
 				}
 			})
 		}
