@@ -40,7 +40,36 @@ func Load(ctx context.Context, r *repo.Repository) (Catalog, error) {
 		}
 		c.Shards = append(c.Shards, sh)
 	}
+	if c.Cluster != nil {
+		if err := c.coveredByClusterSnapshot(ctx, r); err != nil {
+			return Catalog{}, err
+		}
+	}
 	return c, nil
+}
+
+// coveredByClusterSnapshot raises each shard's covered-through time to
+// what the newest cluster snapshot proved (repo.ClusterPart.CoveredThrough,
+// at or after its T): a cluster snapshot taken without an agent writes no
+// heartbeat, yet it stored every shard's oplog through T, so the cluster
+// is restorable up to T (Reach uses it on the shard's newest timeline).
+func (c *Catalog) coveredByClusterSnapshot(ctx context.Context, r *repo.Repository) error {
+	ids, err := r.ListClusterSnapshots(ctx)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	m, err := r.ReadClusterManifest(ctx, ids[len(ids)-1])
+	if err != nil {
+		return fmt.Errorf("read cluster snapshot %s: %w", ids[len(ids)-1], err)
+	}
+	for _, p := range m.Parts {
+		for i := range c.Shards {
+			if c.Shards[i].ID == p.Shard && p.CoveredThrough.After(c.Shards[i].Covered) {
+				c.Shards[i].Covered = p.CoveredThrough
+			}
+		}
+	}
+	return nil
 }
 
 // covered reads a shard's covered-through time from its heartbeat; zero
