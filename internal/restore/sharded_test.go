@@ -35,6 +35,10 @@ func TestClusterRestoreThroughMongos(t *testing.T) {
 		"databases": {bson.D{{Key: "_id", Value: c0}, {Key: "primary", Value: "alpha"}}, bson.D{{Key: "_id", Value: c1}, {Key: "primary", Value: "beta"}}},
 		"collections": {bson.D{{Key: "_id", Value: c0 + ".orders"}, {Key: "key", Value: bson.D{{Key: "_id", Value: 1}}}, {Key: "unique", Value: true}},
 			bson.D{{Key: "_id", Value: c1 + ".users"}, {Key: "key", Value: bson.D{{Key: "_id", Value: "hashed"}}}},
+			// The stand-in router spreads every collection over both shards,
+			// so none is unsharded (it would live on its primary alone).
+			bson.D{{Key: "_id", Value: c0 + ".users"}, {Key: "key", Value: bson.D{{Key: "_id", Value: 1}}}},
+			bson.D{{Key: "_id", Value: c1 + ".orders"}, {Key: "key", Value: bson.D{{Key: "_id", Value: 1}}}},
 			bson.D{{Key: "_id", Value: c1 + ".gone"}, {Key: "key", Value: bson.D{{Key: "_id", Value: 1}}}, {Key: "dropped", Value: true}}},
 		"tags": {bson.D{{Key: "_id", Value: "z1"}, {Key: "ns", Value: c0 + ".orders"}, {Key: "tag", Value: "EU"},
 			{Key: "min", Value: bson.D{{Key: "_id", Value: 0}}}, {Key: "max", Value: bson.D{{Key: "_id", Value: 100}}}},
@@ -95,7 +99,7 @@ func assertSharding(t *testing.T, sh *restore.Sharding, c0, c1 string) {
 		colls = append(colls, col.Namespace+" "+col.KeyJSON)
 	}
 	slices.Sort(colls)
-	if want := []string{c0 + `.orders {"_id":1}`, c1 + `.users {"_id":"hashed"}`}; !slices.Equal(colls, want) {
+	if want := []string{c0 + `.orders {"_id":1}`, c0 + `.users {"_id":1}`, c1 + `.orders {"_id":1}`, c1 + `.users {"_id":"hashed"}`}; !slices.Equal(colls, want) {
 		t.Errorf("sharded collections %q, want %q (the dropped one left out)", colls, want)
 	}
 	if len(sh.Zones) != 1 || sh.Zones[0].Zone != "EU" {

@@ -179,8 +179,9 @@ func isHello(name string) bool {
 	return name == "hello" || strings.EqualFold(name, "isMaster")
 }
 
-// command is the request's command document (OP_MSG body section, or the
-// query of a legacy OP_QUERY handshake).
+// command is the request's command document (the OP_MSG body section).
+// The driver speaks OP_MSG only, its handshake included: a legacy OP_QUERY
+// is forwarded untouched.
 func command(op wiremessage.OpCode, body []byte) (bson.Raw, bool) {
 	switch op {
 	case wiremessage.OpMsg:
@@ -196,19 +197,6 @@ func command(op wiremessage.OpCode, body []byte) (bson.Raw, bool) {
 			}
 			_, _, rem, ok = wiremessage.ReadMsgSectionRawDocumentSequence(rem)
 		}
-	case wiremessage.OpQuery:
-		_, rem, ok := wiremessage.ReadQueryFlags(body)
-		if _, rem, ok = wiremessage.ReadQueryFullCollectionName(rem); !ok {
-			return nil, false
-		}
-		if _, rem, ok = wiremessage.ReadQueryNumberToSkip(rem); !ok {
-			return nil, false
-		}
-		if _, rem, ok = wiremessage.ReadQueryNumberToReturn(rem); !ok {
-			return nil, false
-		}
-		q, _, ok := wiremessage.ReadQueryQuery(rem)
-		return bson.Raw(q), ok
 	}
 	return nil, false
 }
@@ -219,22 +207,15 @@ func command(op wiremessage.OpCode, body []byte) (bson.Raw, bool) {
 var notMongos = map[string]bool{"setName": true, "setVersion": true, "hosts": true, "primary": true, "me": true,
 	"secondary": true, "electionId": true, "lastWrite": true, "topologyVersion": true, "msg": true, "compression": true}
 
-// asMongos rewrites a hello reply (OP_MSG or OP_REPLY) as a mongos's.
+// asMongos rewrites a hello reply as a mongos's.
 func asMongos(reply []byte) []byte {
 	_, _, respTo, op, body, _ := wiremessage.ReadHeader(reply)
-	var doc bsoncore.Document
-	switch op {
-	case wiremessage.OpMsg:
-		_, rem, _ := wiremessage.ReadMsgFlags(body)
-		_, rem, _ = wiremessage.ReadMsgSectionType(rem)
-		doc, _, _ = wiremessage.ReadMsgSectionSingleDocument(rem)
-	case wiremessage.OpReply:
-		_, rem, _ := wiremessage.ReadReplyFlags(body)
-		_, rem, _ = wiremessage.ReadReplyCursorID(rem)
-		_, rem, _ = wiremessage.ReadReplyStartingFrom(rem)
-		_, rem, _ = wiremessage.ReadReplyNumberReturned(rem)
-		doc, _, _ = wiremessage.ReadReplyDocument(rem)
+	if op != wiremessage.OpMsg {
+		return reply
 	}
+	_, rem, _ := wiremessage.ReadMsgFlags(body)
+	_, rem, _ = wiremessage.ReadMsgSectionType(rem)
+	doc, _, _ := wiremessage.ReadMsgSectionSingleDocument(rem)
 	out := bson.D{}
 	els, _ := bson.Raw(doc).Elements()
 	for _, e := range els {
@@ -243,9 +224,6 @@ func asMongos(reply []byte) []byte {
 		}
 	}
 	out = append(out, bson.E{Key: "msg", Value: "isdbgrid"})
-	if op == wiremessage.OpReply {
-		return opReply(respTo, out)
-	}
 	return opMsg(respTo, out)
 }
 
@@ -254,17 +232,6 @@ func opMsg(respTo int32, doc bson.D) []byte {
 	idx, msg := wiremessage.AppendHeaderStart(nil, wiremessage.NextRequestID(), respTo, wiremessage.OpMsg)
 	msg = wiremessage.AppendMsgFlags(msg, 0)
 	msg = wiremessage.AppendMsgSectionType(msg, wiremessage.SingleDocument)
-	msg = append(msg, b...)
-	return bsoncore.UpdateLength(msg, idx, int32(len(msg[idx:])))
-}
-
-func opReply(respTo int32, doc bson.D) []byte {
-	b, _ := bson.Marshal(doc)
-	idx, msg := wiremessage.AppendHeaderStart(nil, wiremessage.NextRequestID(), respTo, wiremessage.OpReply)
-	msg = wiremessage.AppendReplyFlags(msg, 0)
-	msg = wiremessage.AppendReplyCursorID(msg, 0)
-	msg = wiremessage.AppendReplyStartingFrom(msg, 0)
-	msg = wiremessage.AppendReplyNumberReturned(msg, 1)
 	msg = append(msg, b...)
 	return bsoncore.UpdateLength(msg, idx, int32(len(msg[idx:])))
 }
