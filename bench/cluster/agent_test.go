@@ -20,7 +20,7 @@ import (
 // default settings) capturing a stand-in cluster of 1 and of 3 shards of
 // $REWIND_BENCH_AGENT_MB MiB each (default $REWIND_BENCH_SHARD_MB). Once
 // the agent's base cluster snapshot is stored, 1,000 writes at 100 per
-// second go to the shards in turn; each write's RPO is the time from its
+// second go to the shards in turn (one writer per shard); each write's RPO is the time from its
 // acknowledgement to when the segment holding its oplog entry appears in
 // the repository (bench/capture's method, one watcher per shard). It
 // reports RPO p50/p99/max (goal p99 ≤ 1 s) and the agent's peak RSS
@@ -83,15 +83,28 @@ func runAgent(b *testing.B, c *standIn, writes int, rate float64) agentRun {
 	}
 	cpu0 := benchtool.ProcCPU(b, agent.Process.Pid)
 	start := time.Now()
-	for k := range writes {
-		time.Sleep(time.Until(start.Add(time.Duration(float64(k) / rate * float64(time.Second)))))
-		i := k % len(c.shards)
-		s := c.shards[i]
-		doc := bson.D{{Key: "_id", Value: k}, {Key: "v", Value: strings.Repeat("x", 100)}}
-		if _, err := s.Client().Database(s.DB("rpo")).Collection("writes").InsertOne(ctx, doc); err != nil {
-			b.Fatal(err)
-		}
-		acks[i][k] = time.Now()
+	// One writer per shard (as independent clients would write), each
+	// taking every n-th write on the common schedule of rate per second.
+	errs := make(chan error, len(c.shards))
+	var writers sync.WaitGroup
+	for i, s := range c.shards {
+		writers.Go(func() {
+			coll := s.Client().Database(s.DB("rpo")).Collection("writes")
+			for k := i; k < writes; k += len(c.shards) {
+				time.Sleep(time.Until(start.Add(time.Duration(float64(k) / rate * float64(time.Second)))))
+				doc := bson.D{{Key: "_id", Value: k}, {Key: "v", Value: strings.Repeat("x", 100)}}
+				if _, err := coll.InsertOne(ctx, doc); err != nil {
+					errs <- err
+					return
+				}
+				acks[i][k] = time.Now()
+			}
+		})
+	}
+	writers.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
 	}
 	elapsed := time.Since(start)
 	for i, s := range c.shards {
