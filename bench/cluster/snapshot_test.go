@@ -101,6 +101,9 @@ type clusterRun struct {
 	// capture); cover: the step that proves every shard's oplog complete
 	// through T, and the manifest.
 	copies, parts, cover time.Duration
+	// copied is when each shard's copy ended, from the start: whether
+	// the parts' copies overlapped or ran one after another.
+	copied []string
 }
 
 type round struct {
@@ -128,8 +131,8 @@ func (r round) table() string {
 			s.copyRate()/1000, secs(s.finish))
 	}
 	for i, cl := range r.clusters {
-		fmt.Fprintf(&sb, "| cluster (3 shards + config server), --parallel %d | %s (%.2f× the slowest shard) | | %s (to the last part's copy end) | | parts done at %s; oplogs proven through T + manifest %s |\n",
-			cl.parallel, secs(cl.wall), r.ratio(i), secs(cl.copies), secs(cl.parts), secs(cl.cover))
+		fmt.Fprintf(&sb, "| cluster (3 shards + config server), --parallel %d | %s (%.2f× the slowest shard) | | %s (to the last part's copy end; %s) | | parts done at %s; oplogs proven through T + manifest %s |\n",
+			cl.parallel, secs(cl.wall), r.ratio(i), secs(cl.copies), strings.Join(cl.copied, ", "), secs(cl.parts), secs(cl.cover))
 	}
 	fmt.Fprintf(&sb, "(%s)\nload average before / after: %s", settleNote, r.load)
 	return sb.String()
@@ -184,6 +187,11 @@ func clusterSnapshot(b *testing.B, d *source.Deployment, dir string, p int) clus
 		b.Fatalf("the cluster snapshot did not log %q: its phases cannot be told apart", partsCopiedMsg)
 	}
 	cl.copies = lb.last("collections copied").Sub(t0)
+	for _, mem := range d.Members {
+		if at, ok := lb.at("collections copied", mem.Name); ok {
+			cl.copied = append(cl.copied, fmt.Sprintf("%s %s", mem.Name, secs(at.Sub(t0))))
+		}
+	}
 	cl.parts = parts.Sub(t0)
 	cl.cover = t0.Add(cl.wall).Sub(parts)
 	return cl
