@@ -19,15 +19,13 @@ import (
 // until its base cluster snapshot is stored and every shard's oplog is
 // known complete through its T (a cluster snapshot alone does not make T
 // restorable: the restore reads how far each shard is complete from the
-// agent's heartbeats), stops the agent, then in the same run restores it merged into one fresh test server with
-// `rewind restore --to T`, T the cluster snapshot's (the binary as a child
-// process: its wall time and peak RSS), and inserts the same documents into another fresh
-// test server with the raw driver (unordered insertMany, --parallel
-// workers, rewind's batch sizes): the ceiling any restore can reach on
-// this server. Not --to latest: on these stand-ins it resolves to the
-// newest entry of the idle config server, whose FerretDB oplog does not
-// advance while idle (MongoDB's config servers and shards log a no-op
-// every 10 s), so it falls before the shards' snapshots. Use -benchtime 1x.
+// agent's heartbeats), stops the agent, then in the same run restores the
+// cluster merged into one fresh test server with `rewind restore --to T`,
+// T the cluster snapshot's (the binary as a child process: its wall time
+// and peak RSS), and inserts the same documents into another fresh test
+// server with the raw driver (unordered insertMany, --parallel workers,
+// rewind's batch sizes): the ceiling any restore can reach on this
+// server. Use -benchtime 1x.
 func BenchmarkClusterRestore(b *testing.B) {
 	ctx := context.Background()
 	c := startStandIn(b, 3, shardMB())
