@@ -2,24 +2,18 @@ package capture
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rewind-backup/rewind/bench/benchtool"
-	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
-	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/storage"
-	"github.com/rewind-backup/rewind/internal/testbin"
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
 
@@ -69,21 +63,14 @@ func runRPO(b *testing.B, writes int, rate float64) rpoResult {
 	if err != nil {
 		b.Fatal(err)
 	}
-	agent := exec.Command(testbin.Rewind(b), "agent", "--source", srv.URI(), "--repo", url,
+	agent := benchtool.StartAgent(b, "--source", srv.URI(), "--repo", url,
 		"--spool-dir", filepath.Join(b.TempDir(), "spool"), "--log-level", "warn")
-	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	agent.Stderr = os.Stderr
-	if err := agent.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = agent.Process.Kill(); _ = agent.Wait() }()
 	time.Sleep(time.Second) // agent connected and tailing
 
-	w := &watcher{r: r, shard: "ferretdb", seen: map[string]time.Time{}}
+	w := &benchtool.SegmentWatcher{R: r, Shard: "ferretdb"}
 	wctx, stopWatch := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); w.run(wctx) }()
+	wg.Go(func() { w.Run(wctx) })
 
 	cpu0 := benchtool.ProcCPU(b, agent.Process.Pid)
 	coll := srv.Client().Database(srv.DB("rpo")).Collection("writes")
@@ -99,97 +86,14 @@ func runRPO(b *testing.B, writes int, rate float64) rpoResult {
 		acks[i] = time.Now()
 	}
 	elapsed := time.Since(start)
-	newest := newestTS(b, srv)
-	deadline := time.Now().Add(30 * time.Second)
-	for w.durable().Before(newest) {
-		if time.Now().After(deadline) {
-			b.Fatalf("entries not durable 30 s after the last write")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	w.WaitDurable(b, benchtool.NewestEntry(b, srv.URI()), 30*time.Second)
 	stopWatch()
 	wg.Wait()
 	cpu := (benchtool.ProcCPU(b, agent.Process.Pid) - cpu0).Seconds() / time.Since(start).Seconds() * 100
 	rss := benchtool.ProcMemory(agent.Process.Pid, "VmHWM") >> 10
 
-	lat := w.latencies(b, srv.DB("rpo")+".writes", acks)
+	lat := w.Latencies(b, srv.DB("rpo")+".writes", acks)
 	slices.Sort(lat)
 	return rpoResult{p50: lat[len(lat)/2], p99: lat[len(lat)*99/100], max: lat[len(lat)-1],
 		writesPerSec: float64(writes) / elapsed.Seconds(), cpu: cpu, rssKB: rss}
-}
-
-// watcher lists the repository every few milliseconds and notes when each
-// segment first appears: that is when its entries became durable.
-type watcher struct {
-	r     *repo.Repository
-	shard string
-	mu    sync.Mutex
-	seen  map[string]time.Time
-	segs  []repo.SegmentInfo
-	last  optime.Timestamp
-}
-
-func (w *watcher) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		segs, err := w.r.ListSegments(context.Background(), w.shard)
-		now := time.Now()
-		if err == nil {
-			w.mu.Lock()
-			for _, s := range segs {
-				if _, ok := w.seen[s.Key]; !ok {
-					w.seen[s.Key] = now
-					w.segs = append(w.segs, s)
-					if s.Last.After(w.last) {
-						w.last = s.Last
-					}
-				}
-			}
-			w.mu.Unlock()
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func (w *watcher) durable() optime.Timestamp {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.last
-}
-
-// latencies maps every write to its entry and the time its segment appeared.
-func (w *watcher) latencies(b *testing.B, ns string, acks []time.Time) []time.Duration {
-	var out []time.Duration
-	for _, s := range w.segs {
-		entries, err := w.r.ReadSegment(context.Background(), s)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, e := range entries {
-			if e.Lookup("ns").StringValue() != ns || e.Lookup("op").StringValue() != "i" {
-				continue
-			}
-			id, ok := e.Lookup("o", "_id").AsInt64OK()
-			if !ok || id < 0 || int(id) >= len(acks) {
-				continue
-			}
-			out = append(out, w.seen[s.Key].Sub(acks[id]))
-		}
-	}
-	if len(out) != len(acks) {
-		b.Fatalf("found %d of %d writes in the repository", len(out), len(acks))
-	}
-	return out
-}
-
-func newestTS(b *testing.B, srv *testserver.Server) optime.Timestamp {
-	src, err := source.Connect(context.Background(), srv.URI())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer src.Close(context.Background())
-	ts, err := src.NewestEntry(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	return ts
 }

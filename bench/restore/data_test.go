@@ -7,14 +7,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rewind-backup/rewind/bench/benchtool"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // dataMB is the data set size: $REWIND_BENCH_MB, default 32 (FerretDB
@@ -120,25 +118,10 @@ func (d dataset) bytesOf(c int) int64 {
 	return n
 }
 
-// batch is one unordered insert: at most 1000 documents and 8 MiB, as
-// rewind's restore batches them.
-type batch struct {
-	coll string
-	docs []bson.Raw
-}
-
-func (d dataset) batches() []batch {
-	var out []batch
+func (d dataset) batches() []benchtool.Batch {
+	var out []benchtool.Batch
 	for c, docs := range d.colls {
-		for len(docs) > 0 {
-			n, size := 0, 0
-			for n < len(docs) && n < 1000 && (n == 0 || size+len(docs[n]) <= 8<<20) {
-				size += len(docs[n])
-				n++
-			}
-			out = append(out, batch{collName(c), docs[:n]})
-			docs = docs[n:]
-		}
+		out = append(out, benchtool.Batches(collName(c), docs)...)
 	}
 	return out
 }
@@ -146,30 +129,5 @@ func (d dataset) batches() []batch {
 // insertAll inserts the data set into db with workers unordered raw-BSON
 // insertMany calls at once: the load of the source and the ceiling.
 func insertAll(ctx context.Context, tb testing.TB, client *mongo.Client, db string, d dataset, workers int) {
-	jobs := make(chan batch)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var firstErr error
-	for range workers {
-		wg.Go(func() {
-			for j := range jobs {
-				docs := make([]any, len(j.docs))
-				for i, doc := range j.docs {
-					docs[i] = doc
-				}
-				_, err := client.Database(db).Collection(j.coll).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-				if err != nil {
-					once.Do(func() { firstErr = fmt.Errorf("insert into %s.%s: %w", db, j.coll, err) })
-				}
-			}
-		})
-	}
-	for _, j := range d.batches() {
-		jobs <- j
-	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		tb.Fatal(firstErr)
-	}
+	benchtool.InsertAll(ctx, tb, client, db, d.batches(), workers)
 }

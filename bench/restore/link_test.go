@@ -3,16 +3,11 @@ package restorebench
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync/atomic"
 	"testing"
-
-	"golang.org/x/time/rate"
 
 	"github.com/rewind-backup/rewind/bench/benchtool"
 	"github.com/rewind-backup/rewind/internal/storage"
@@ -44,8 +39,8 @@ func BenchmarkOneCollectionOverLink(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	l := startLink(b, endpoint.Host, mbps*1e6)
-	remote := fmt.Sprintf("s3://%s?endpoint=http://%s&use_path_style=true&region=us-east-1", s3.Bucket, l.addr())
+	l := benchtool.StartLink(b, endpoint.Host, mbps*1e6)
+	remote := fmt.Sprintf("s3://%s?endpoint=http://%s&use_path_style=true&region=us-east-1", s3.Bucket, l.Addr())
 
 	c := nearest(f.d, 5e6)
 	ns := f.db + "." + collName(c)
@@ -53,17 +48,17 @@ func BenchmarkOneCollectionOverLink(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		tgt := testserver.Start(b)
-		before := l.sent.Load()
+		before := l.Sent()
 		rw := measure(ctx, b, "rewind restore --ns", f.rewind, "restore", "--repo", remote,
 			"--target", tgt.URI(), "--to", "latest", "--ns", ns, "--parallel", fmt.Sprint(parallel))
-		rwBytes := l.sent.Load() - before
+		rwBytes := l.Sent() - before
 		checkCounts(ctx, b, tgt, f, c)
 		tgt.Kill()
 
 		tgt = testserver.Start(b)
-		before = l.sent.Load()
+		before = l.Sent()
 		mr := mongorestoreFrom(ctx, b, remote, s3.Options(), filepath.Join(f.tools, "mongorestore"), tgt, ns)
-		mrBytes := l.sent.Load() - before
+		mrBytes := l.Sent() - before
 		checkCounts(ctx, b, tgt, f, c)
 		tgt.Kill()
 
@@ -143,62 +138,4 @@ func mongorestoreFrom(ctx context.Context, b *testing.B, remote string, opts sto
 	defer rc.Close()
 	return benchtool.MeasureIn(ctx, b, "S3 | mongorestore --archive --nsInclude", rc, bin,
 		"--quiet", "--uri", tgt.URI(), "--archive", "--nsInclude", ns)
-}
-
-// link is a TCP proxy whose answers (server to client) share one rate
-// limit, like a network line between the restoring host and the store.
-type link struct {
-	ln   net.Listener
-	lim  *rate.Limiter
-	sent atomic.Int64 // bytes delivered to clients
-}
-
-func startLink(tb testing.TB, upstream string, bytesPerSec float64) *link {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	l := &link{ln: ln, lim: rate.NewLimiter(rate.Limit(bytesPerSec), 64<<10)}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go l.serve(c, upstream)
-		}
-	}()
-	tb.Cleanup(func() { ln.Close() })
-	return l
-}
-
-func (l *link) addr() string { return l.ln.Addr().String() }
-
-func (l *link) serve(c net.Conn, upstream string) {
-	defer c.Close()
-	u, err := net.Dial("tcp", upstream)
-	if err != nil {
-		return
-	}
-	defer u.Close()
-	go func() {
-		_, _ = io.Copy(u, c) // requests go up unlimited: they are small
-		_ = u.(*net.TCPConn).CloseWrite()
-	}()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := u.Read(buf)
-		if n > 0 {
-			if l.lim.WaitN(context.Background(), n) != nil {
-				return
-			}
-			if _, werr := c.Write(buf[:n]); werr != nil {
-				return
-			}
-			l.sent.Add(int64(n))
-		}
-		if err != nil {
-			return
-		}
-	}
 }
