@@ -127,7 +127,10 @@ func takeCluster(ctx context.Context, d *source.Deployment, r *repo.Repository, 
 // takeParts takes every member's part at once; the parts share
 // o.Parallel copy slots. Parts come back sorted by shard.
 func takeParts(ctx context.Context, d *source.Deployment, r *repo.Repository, o ClusterOptions, writer *repo.Lock, id string) ([]clusterPart, error) {
-	slots := make(chan struct{}, o.Parallel)
+	slots := make(chan []byte, o.Parallel)
+	for range o.Parallel {
+		slots <- nil // a free slot; its buffer is made on first use
+	}
 	var mu sync.Mutex
 	var parts []clusterPart
 	g, gctx := errgroup.WithContext(ctx)

@@ -31,8 +31,9 @@ type copier struct {
 	progress   *Progress
 	log        *slog.Logger
 	// slots, when set, are shared with other copiers (the parts of a
-	// cluster snapshot): a part is copied only while holding one.
-	slots chan struct{}
+	// cluster snapshot): a part is copied only while holding one, and
+	// packed in the slot's buffer (nil until first used).
+	slots chan []byte
 }
 
 // result gathers one collection's chunks as its parts finish.
@@ -123,7 +124,12 @@ func (cp *copier) run(ctx context.Context, cat *catalog) ([]repo.CollectionManif
 			// One packing buffer per worker, reused for every chunk of
 			// every part it copies: memory stays at about one chunk per
 			// worker whatever the data size or the number of collections.
-			w := chunkWriter{cp: cp, buf: make([]byte, 0, cp.chunkBytes)}
+			// A cluster snapshot's parts share their buffers with their
+			// slots instead (copySlot): one per slot, not per worker.
+			w := chunkWriter{cp: cp}
+			if cp.slots == nil {
+				w.buf = make([]byte, 0, cp.chunkBytes)
+			}
 			for p := range parts {
 				w.res = p.res
 				if err := cp.copySlot(gctx, p, &w); err != nil {
@@ -147,17 +153,27 @@ func (cp *copier) run(ctx context.Context, cat *catalog) ([]repo.CollectionManif
 }
 
 // copySlot copies p while holding a shared slot, when there are slots
-// (a cluster snapshot's parts share them).
+// (a cluster snapshot's parts share them). A slot is a packing buffer:
+// memory stays at one chunk per slot however many parts and workers wait
+// for one (each part has --parallel workers).
 func (cp *copier) copySlot(ctx context.Context, p part, w *chunkWriter) error {
 	if cp.slots == nil {
 		return cp.copyPart(ctx, p, w)
 	}
+	var buf []byte
 	select {
-	case cp.slots <- struct{}{}:
+	case buf = <-cp.slots:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { <-cp.slots }()
+	if buf == nil {
+		buf = make([]byte, 0, cp.chunkBytes)
+	}
+	w.buf = buf
+	defer func() {
+		cp.slots <- w.buf[:0]
+		w.buf = nil
+	}()
 	return cp.copyPart(ctx, p, w)
 }
 

@@ -66,7 +66,7 @@ type Options struct {
 // all parts share (--parallel bounds the whole cluster's copy).
 type partOf struct {
 	shard, id string
-	slots     chan struct{}
+	slots     chan []byte
 }
 
 // shardOf is where src's snapshot is stored: its own shard id, the
@@ -180,7 +180,7 @@ func take(ctx context.Context, src *source.Source, r *repo.Repository, o Options
 	}
 	defer rng.stop()
 	id := repo.NewSnapshotID(time.Now())
-	var slots chan struct{}
+	var slots chan []byte
 	if o.part != nil {
 		id, slots = o.part.id, o.part.slots
 	}
