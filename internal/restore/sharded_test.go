@@ -86,6 +86,23 @@ func TestClusterRestoreThroughMongos(t *testing.T) {
 	t.Logf("sharding: %+v", *sh)
 	assertSharding(t, sh, c0, c1)
 	assertCommandOrder(t, mongos.Commands(), c0, c1)
+
+	// --ns one collection, --rename into a new database: the new database
+	// is created on the old one's primary, the collection sharded under
+	// its new name with its old key.
+	moved := upstream.DB("moved")
+	p2, err := restore.Prepare(ctx, r, restore.Request{To: at(m.TS), Include: []string{c0 + ".orders"}, Rename: map[string]string{c0 + ".orders": moved + ".orders"}})
+	must(t, err)
+	defer p2.Release()
+	rep, err = p2.Execute(ctx, tg, restore.Options{Parallel: 2, Log: testLogger(t)})
+	must(t, err)
+	if err := oracle.Compare(ctx, upstream.Client(), m, oracle.Filter{Include: []string{c0 + ".orders"}, Rename: map[string]string{c0 + ".orders": moved + ".orders"}}); err != nil {
+		t.Fatalf("renamed restore through the mongos: %v", err)
+	}
+	if sh := rep.Sharding; sh == nil || len(sh.Collections) != 1 || sh.Collections[0].Namespace != moved+".orders" || sh.Collections[0].KeyJSON != `{"_id":1}` ||
+		len(sh.Databases) != 1 || sh.Databases[0] != (restore.ShardedDatabase{Name: moved, PrimaryShard: "alpha"}) {
+		t.Errorf("renamed restore's sharding %+v, want %s.orders sharded {_id: 1} in %s on alpha", rep.Sharding, moved, moved)
+	}
 }
 
 // assertSharding checks what the report says was placed and skipped.
