@@ -94,6 +94,7 @@ type soak struct {
 	w      *faultWorkload
 
 	began    time.Time
+	rssNote  string // the RSS growth of a run too short for a verdict
 	faults   map[string]int
 	exits    int // agent exits the supervisor saw, killed ones included
 	restores int
