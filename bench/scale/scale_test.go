@@ -81,7 +81,7 @@ func BenchmarkScale(b *testing.B) {
 			oplogPoint(ctx, b, rewind, base, n, func(m measurement) { ms = append(ms, m) })
 		}
 		b.Log("\n" + growthReport(ms))
-		if err := write(out, ms, loadAverage()); err != nil {
+		if err := write(out, ms, benchtool.LoadAverage()); err != nil {
 			b.Fatal(err)
 		}
 		b.Logf("wrote %s", strings.Join([]string{"scale.csv", "scale.md", "scale-time.png", "scale-memory.png"}, ", ")+" to "+out)
@@ -151,18 +151,4 @@ func steps1(stdout string) string {
 		}
 	}
 	return strings.Join(got, "; ")
-}
-
-// loadAverage is /proc/loadavg's first three fields: the machine's load
-// when the run ended, printed next to the numbers.
-func loadAverage() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
