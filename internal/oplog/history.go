@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/source"
@@ -27,7 +29,11 @@ var ErrOtherHistory = errors.New("the source's oplog is not the one this reposit
 // and two replica sets may share one.
 func checkSameHistory(ctx context.Context, r *repo.Repository, src *source.Source, last repo.SegmentInfo) error {
 	at := last.Last
-	raw, held, err := src.EntryAt(ctx, at)
+	stored, err := lastStored(ctx, r, last)
+	if err != nil {
+		return err
+	}
+	raw, held, err := entryAt(ctx, src, at, stored)
 	if err != nil {
 		return err
 	}
@@ -41,18 +47,38 @@ func checkSameHistory(ctx context.Context, r *repo.Repository, src *source.Sourc
 		}
 		return otherHistory(at, oldest, "does not hold it")
 	}
-	entries, err := r.ReadSegment(ctx, last)
-	if errors.Is(err, repo.ErrNeedIdentity) {
+	if stored == nil {
 		return nil // encrypted and no identity here: the timestamp alone must do
 	}
-	if err != nil {
-		return fmt.Errorf("read the repository's newest segment: %w", err)
-	}
-	stored := entries[len(entries)-1]
 	if ts, _ := optime.OfEntry(stored); ts == at && !bytes.Equal(stored, raw) {
 		return otherHistory(at, optime.Zero, "holds a different entry at that timestamp")
 	}
 	return nil
+}
+
+// lastStored reads the newest stored entry, or nil when the repository is
+// encrypted and no identity is here to read it.
+func lastStored(ctx context.Context, r *repo.Repository, last repo.SegmentInfo) (bson.Raw, error) {
+	entries, err := r.ReadSegment(ctx, last)
+	if errors.Is(err, repo.ErrNeedIdentity) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the repository's newest segment: %w", err)
+	}
+	return entries[len(entries)-1], nil
+}
+
+// entryAt looks up the source's oplog entry at at. A source that cannot
+// seek its oplog by ts (FerretDB) would read all of it for that; it gives
+// every entry an _id and finds one by _id with one row read, so there
+// the stored entry's _id is looked up instead (another deployment's entry
+// has another _id: it is then "not held", and refused as such).
+func entryAt(ctx context.Context, src *source.Source, at optime.Timestamp, stored bson.Raw) (bson.Raw, bool, error) {
+	if id, err := stored.LookupErr("_id"); err == nil && !src.Caps.SeekByTS {
+		return src.EntryByID(ctx, id)
+	}
+	return src.EntryAt(ctx, at)
 }
 
 func otherHistory(at, oldest optime.Timestamp, what string) error {

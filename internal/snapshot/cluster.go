@@ -143,7 +143,12 @@ func takeParts(ctx context.Context, d *source.Deployment, r *repo.Repository, o 
 			if err != nil {
 				return fmt.Errorf("shard %s: %w", mem.Name, err)
 			}
-			pm, err := take(gctx, mem.Source, r, po, cat, writer)
+			rng, err := newOplogRange(gctx, mem.Source, r, po, writer)
+			if err != nil {
+				return fmt.Errorf("shard %s: %w", mem.Name, err)
+			}
+			defer rng.stop()
+			pm, err := take(gctx, mem.Source, r, po, cat, rng)
 			if err != nil {
 				return fmt.Errorf("shard %s: %w", mem.Name, err)
 			}

@@ -53,6 +53,9 @@ type oplogRange struct {
 	endAfter time.Time
 	cancel   context.CancelFunc
 	done     chan error // the own capture's result; nil unless it runs
+	// deferred is set when the start is decided after the copy (see
+	// deferredStart); start is zero until then.
+	deferred *deferredStart
 }
 
 // newOplogRange notes the range's start: the oplog's newest entry, or for
@@ -60,6 +63,9 @@ type oplogRange struct {
 // logged later is replayed over the copy.
 func newOplogRange(ctx context.Context, src *source.Source, r *repo.Repository, o Options, writer *repo.Lock) (*oplogRange, error) {
 	g := &oplogRange{src: src, repo: r, shard: o.shardOf(src), o: o, writer: writer}
+	if deferrable(src, writer, o) {
+		return g, g.beginDeferred(ctx)
+	}
 	var err error
 	if g.start, err = src.NewestEntry(ctx); err != nil {
 		return nil, fmt.Errorf("note the snapshot's start: %w", err)
@@ -173,7 +179,12 @@ func (g *oplogRange) finish(ctx context.Context) (optime.Timestamp, error) {
 	g.mu.Lock()
 	g.endAfter = after
 	g.mu.Unlock()
-	if !g.endFromCapture() {
+	if g.deferred != nil {
+		end, quiet, err := g.finishDeferred(ctx, after)
+		if err != nil || quiet {
+			return end, err
+		}
+	} else if !g.endFromCapture() {
 		select {
 		case <-ctx.Done():
 			return optime.Zero, ctx.Err()
@@ -193,6 +204,12 @@ func (g *oplogRange) finish(ctx context.Context) (optime.Timestamp, error) {
 		g.o.Log.Info("waiting for the agent to make the snapshot's oplog range durable", "start", g.start.String(), "end", end.String())
 		return end, waitCovered(ctx, g.repo, g.shard, g.start, end, g.fromEmpty, g.o.WaitTimeout)
 	}
+	return g.captureRange(ctx)
+}
+
+// captureRange runs this snapshot's own capture of the range (the writer
+// lock is held) and returns the range's end once it is durable.
+func (g *oplogRange) captureRange(ctx context.Context) (optime.Timestamp, error) {
 	g.runCapture(ctx)
 	g.o.Log.Info("capturing the snapshot's oplog range (no agent is running)", "start", g.start.String())
 	err := <-g.done
@@ -209,6 +226,9 @@ func (g *oplogRange) finish(ctx context.Context) (optime.Timestamp, error) {
 
 // stop ends a capture still running (after an error) and waits for it.
 func (g *oplogRange) stop() {
+	if g.deferred != nil {
+		g.deferred.cancel()
+	}
 	if g.done != nil {
 		g.cancel()
 		<-g.done

@@ -116,9 +116,16 @@ func Take(ctx context.Context, src *source.Source, r *repo.Repository, o Options
 	}
 	var m repo.Manifest
 	err := withLocks(ctx, r, o.shardOf(src), o, func(ctx context.Context, writer *repo.Lock) error {
+		// The range first: a start decided after the copy reads the oplog
+		// while the catalog is listed and the copy runs (deferredStart).
+		rng, err := newOplogRange(ctx, src, r, o, writer)
+		if err != nil {
+			return err
+		}
+		defer rng.stop()
 		cat, err := listed(ctx, src, o)
 		if err == nil {
-			m, err = take(ctx, src, r, o, cat, writer)
+			m, err = take(ctx, src, r, o, cat, rng)
 		}
 		return err
 	})
@@ -170,15 +177,10 @@ func withLocks(ctx context.Context, r *repo.Repository, shard string, o Options,
 	return err
 }
 
-// take copies, makes the oplog range durable and writes the manifest. The
-// locks are held by the caller; writer is non-nil when this snapshot
-// captures its own oplog range.
-func take(ctx context.Context, src *source.Source, r *repo.Repository, o Options, cat *catalog, writer *repo.Lock) (repo.Manifest, error) {
-	rng, err := newOplogRange(ctx, src, r, o, writer)
-	if err != nil {
-		return repo.Manifest{}, err
-	}
-	defer rng.stop()
+// take copies, makes the oplog range rng durable and writes the manifest.
+// The locks are held by the caller.
+func take(ctx context.Context, src *source.Source, r *repo.Repository, o Options, cat *catalog, rng *oplogRange) (repo.Manifest, error) {
+	var err error
 	id := repo.NewSnapshotID(time.Now())
 	var slots chan []byte
 	if o.part != nil {
@@ -186,7 +188,11 @@ func take(ctx context.Context, src *source.Source, r *repo.Repository, o Options
 	}
 	m := repo.Manifest{ID: id, Shard: rng.shard, Flavor: string(src.Flavor),
 		Start: rng.start, FromEmptyOplog: rng.fromEmpty, Started: time.Now(), Views: cat.views, Users: cat.users, Roles: cat.roles}
-	o.Log.Info("snapshot started", "id", m.ID, "start", m.Start.String(), "empty_oplog", m.FromEmptyOplog,
+	start := m.Start.String()
+	if rng.deferred != nil {
+		start = "decided after the copy"
+	}
+	o.Log.Info("snapshot started", "id", m.ID, "start", start, "empty_oplog", m.FromEmptyOplog,
 		"collections", len(cat.colls), "views", len(cat.views))
 	rng.begin(ctx)
 
@@ -203,6 +209,7 @@ func take(ctx context.Context, src *source.Source, r *repo.Repository, o Options
 	if m.End, err = rng.finish(ctx); err != nil {
 		return repo.Manifest{}, err
 	}
+	m.Start, m.FromEmptyOplog = rng.start, rng.fromEmpty
 	m.Finished = time.Now()
 	if err := r.WriteManifest(ctx, m); err != nil {
 		return repo.Manifest{}, err

@@ -146,6 +146,21 @@ func (s *Source) EntryAt(ctx context.Context, ts optime.Timestamp) (bson.Raw, bo
 	return raw, true, nil
 }
 
+// EntryByID returns the oplog entry whose _id is id, and whether the oplog
+// holds one. FerretDB gives each entry an _id and answers an _id equality
+// query with one row read, unlike a query by ts (MongoDB's entries have
+// no _id: use EntryAt there).
+func (s *Source) EntryByID(ctx context.Context, id bson.RawValue) (bson.Raw, bool, error) {
+	raw, err := s.Oplog().FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read the oplog entry with _id %s: %w", id, explainConnectError(err))
+	}
+	return raw, true, nil
+}
+
 // NewestEntryAtOrBefore returns the timestamp of the newest oplog entry at
 // or before ts (optime.Zero when there is none). It is an index seek only
 // with Caps.SeekByTS; elsewhere it reads the whole oplog.
@@ -161,4 +176,86 @@ func (s *Source) NewestEntryAtOrBefore(ctx context.Context, ts optime.Timestamp)
 		return optime.Zero, fmt.Errorf("read local.oplog.rs: %w", explainConnectError(err))
 	}
 	return optime.OfEntry(raw)
+}
+
+// OplogMark is a cheap fingerprint of the oplog: how many entries it holds
+// and its oldest entry. A capped oplog only grows at its end and drops at
+// its start, so two equal marks taken at two moments mean that no entry was
+// logged or dropped in between. Taking one costs two small reads on every
+// server: collStats, and one entry read in natural order without a sort
+// (which FerretDB answers with a single row, where a sorted query or a
+// filter on ts reads its whole oplog).
+type OplogMark struct {
+	// Count is collStats' count of local.oplog.rs: entries.
+	Count int64
+	// Oldest is the first entry in natural order; zero for an empty oplog.
+	Oldest optime.Timestamp
+}
+
+// MarkOplog returns the oplog's mark (see OplogMark).
+func (s *Source) MarkOplog(ctx context.Context) (OplogMark, error) {
+	var st struct {
+		Count int64 `bson:"count"`
+	}
+	cmd := bson.D{{Key: "collStats", Value: "oplog.rs"}}
+	if err := s.Client.Database("local").RunCommand(ctx, cmd).Decode(&st); err != nil {
+		return OplogMark{}, fmt.Errorf("collStats local.oplog.rs: %w", explainConnectError(err))
+	}
+	opts := options.FindOne().SetProjection(bson.D{{Key: "ts", Value: 1}})
+	raw, err := s.Oplog().FindOne(ctx, bson.D{}, opts).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return OplogMark{Count: st.Count}, nil
+	}
+	if err != nil {
+		return OplogMark{}, fmt.Errorf("read local.oplog.rs: %w", explainConnectError(err))
+	}
+	oldest, err := optime.OfEntry(raw)
+	return OplogMark{Count: st.Count, Oldest: oldest}, err
+}
+
+// OplogScan is what one read of the whole oplog found.
+type OplogScan struct {
+	// Count is the number of entries read.
+	Count int64
+	// Newest is the entry with the greatest ts, and NewestID its _id
+	// (FerretDB gives every entry one; MongoDB's entries have none, and
+	// NewestID is then the zero RawValue).
+	Newest   optime.Timestamp
+	NewestID bson.RawValue
+	// NewestBefore is the greatest ts before the scan's before argument
+	// (zero if none).
+	NewestBefore optime.Timestamp
+}
+
+// ScanOplog reads the timestamp of every oplog entry, in natural order
+// without a sort, which a server without SeekByTS streams instead of
+// sorting its oplog in memory. It is one full read of the oplog: use it
+// where one cannot be avoided, never on MongoDB, which seeks by ts.
+func (s *Source) ScanOplog(ctx context.Context, before optime.Timestamp) (OplogScan, error) {
+	opts := options.Find().SetProjection(bson.D{{Key: "ts", Value: 1}}).SetBatchSize(10000)
+	cur, err := s.Oplog().Find(ctx, bson.D{}, opts)
+	if err != nil {
+		return OplogScan{}, fmt.Errorf("read local.oplog.rs: %w", explainConnectError(err))
+	}
+	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
+	var sc OplogScan
+	for cur.Next(ctx) {
+		ts, err := optime.OfEntry(cur.Current)
+		if err != nil {
+			return OplogScan{}, err
+		}
+		sc.Count++
+		if ts.After(sc.Newest) {
+			sc.Newest = ts
+			sc.NewestID, _ = cur.Current.LookupErr("_id")
+			sc.NewestID = bson.RawValue{Type: sc.NewestID.Type, Value: append([]byte(nil), sc.NewestID.Value...)}
+		}
+		if ts.Before(before) && ts.After(sc.NewestBefore) {
+			sc.NewestBefore = ts
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return OplogScan{}, fmt.Errorf("read local.oplog.rs: %w", explainConnectError(err))
+	}
+	return sc, nil
 }

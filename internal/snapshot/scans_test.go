@@ -1,0 +1,199 @@
+package snapshot_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rewind-backup/rewind/internal/catalog"
+	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/snapshot"
+	"github.com/rewind-backup/rewind/internal/source"
+)
+
+// oplogReads counts the queries a client sends to local.oplog.rs that read
+// the whole oplog on a server that cannot seek it by ts (FerretDB): every
+// find, aggregate or count except a find of one entry with no filter and
+// no sort (pushed down to SQLite as a LIMIT) and a find by _id equality
+// (an index lookup). A getMore continues a read and is not counted.
+type oplogReads struct {
+	mu    sync.Mutex
+	scans []string // the full reads, as sent
+}
+
+func (c *oplogReads) started(_ context.Context, e *event.CommandStartedEvent) {
+	if e.DatabaseName != "local" {
+		return
+	}
+	coll, _ := e.Command.Lookup(e.CommandName).StringValueOK()
+	if coll != "oplog.rs" || e.CommandName != "find" && e.CommandName != "aggregate" && e.CommandName != "count" {
+		return
+	}
+	filter, _ := e.Command.Lookup("filter").DocumentOK()
+	sort, _ := e.Command.Lookup("sort").DocumentOK()
+	limit, _ := e.Command.Lookup("limit").AsInt64OK()
+	if e.CommandName == "find" && len(elements(sort)) == 0 && (byID(filter) || len(elements(filter)) == 0 && limit == 1) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.scans = append(c.scans, e.CommandName+" filter "+filter.String()+" sort "+sort.String())
+}
+
+func (c *oplogReads) scanned() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.scans...)
+}
+
+// byID reports whether filter is only an _id equality to an ObjectID or a
+// string, which FerretDB answers from its _id index.
+func byID(filter bson.Raw) bool {
+	els := elements(filter)
+	if len(els) != 1 || els[0].Key() != "_id" {
+		return false
+	}
+	t := els[0].Value().Type
+	return t == bson.TypeObjectID || t == bson.TypeString
+}
+
+func elements(d bson.Raw) []bson.RawElement {
+	els, _ := d.Elements()
+	return els
+}
+
+// countingSource is e.src with a client of its own whose oplog reads are
+// counted: what a snapshot through it costs the source.
+func countingSource(t *testing.T, e *env) (*source.Source, *oplogReads) {
+	t.Helper()
+	reads := &oplogReads{}
+	c, err := mongo.Connect(options.Client().ApplyURI(e.srv.URI()).SetMonitor(&event.CommandMonitor{Started: reads.started}))
+	must(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = c.Disconnect(ctx)
+	})
+	src := *e.src
+	src.Client = c
+	return &src, reads
+}
+
+func skipWhereOplogSeeks(t *testing.T, src *source.Source) {
+	t.Helper()
+	if src.Caps.SeekByTS {
+		t.Skipf("%s seeks its oplog by ts: its newest entry and a read after a point are index seeks, so their number costs nothing; the count is for a source where each reads the whole oplog (FerretDB)", src.Flavor)
+	}
+}
+
+func assertReads(t *testing.T, reads *oplogReads, most int, what string) {
+	t.Helper()
+	if scans := reads.scanned(); len(scans) > most {
+		t.Fatalf("%s read the whole oplog %d times, want at most %d:\n%s", what, len(scans), most, strings.Join(scans, "\n"))
+	}
+}
+
+// A snapshot with no writes during its copy reads a FerretDB oplog once,
+// while it copies, and its range is the newest entry alone: the last write
+// before the snapshot is a restore point, with nothing to replay.
+func TestQuietSnapshotReadsOplogOnce(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.workload(34, 80, "q")
+	src, reads := countingSource(t, e)
+	skipWhereOplogSeeks(t, src)
+	newest, err := e.src.NewestEntry(ctx) // not counted
+	must(t, err)
+	m, err := snapshot.Take(ctx, src, e.repo, snapshot.Options{Parallel: 2, Log: testLogger(t)})
+	must(t, err)
+	if m.Start != newest || m.End != newest {
+		t.Fatalf("quiet snapshot: range [%s, %s], want [%s, %s] (the last write)", m.Start, m.End, newest, newest)
+	}
+	assertCovered(t, e, m.Shard, m.Start, m.End)
+	cat, err := catalog.Load(ctx, e.repo)
+	must(t, err)
+	found := false
+	for _, sh := range cat.Shards {
+		for _, w := range sh.Windows {
+			found = found || w.Snapshot == m.ID && w.From == newest
+		}
+	}
+	if !found {
+		t.Fatalf("the quiet snapshot %s opens no restore window at the last write %s: %+v", m.ID, newest, cat.Shards)
+	}
+	assertReads(t, reads, 1, "a quiet snapshot")
+}
+
+// A write during the copy changes the oplog: the snapshot then reads it a
+// second time, after the copy, to store the writes to replay, and its range
+// holds them.
+func TestSnapshotWithWritesReadsOplogTwice(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.workload(31, 200, "s")
+	src, reads := countingSource(t, e)
+	skipWhereOplogSeeks(t, src)
+	coll := e.srv.Client().Database(e.srv.DB("during")).Collection("c")
+	var once sync.Once
+	var written bson.Raw
+	p := &snapshot.Progress{OnChunk: func() {
+		once.Do(func() {
+			_, err := coll.InsertOne(ctx, bson.D{{Key: "n", Value: 1}})
+			must(t, err)
+			written, err = e.src.Oplog().FindOne(ctx, bson.D{{Key: "ns", Value: coll.Database().Name() + ".c"}}).Raw()
+			must(t, err)
+		})
+	}}
+	m, err := snapshot.Take(ctx, src, e.repo, snapshot.Options{Parallel: 2, Progress: p, Log: testLogger(t)})
+	must(t, err)
+	if written == nil {
+		t.Fatal("the test wrote nothing during the copy")
+	}
+	w, err := optime.OfEntry(written)
+	must(t, err)
+	if !m.Start.Before(w) || m.End.Before(w) {
+		t.Fatalf("the range [%s, %s] does not hold the write made during the copy (%s)", m.Start, m.End, w)
+	}
+	assertCovered(t, e, m.Shard, m.Start, m.End)
+	assertReads(t, reads, 2, "a snapshot with a write during its copy")
+}
+
+// A second snapshot into the same repository, with no writes since the
+// first, continues the first's timeline without reading the oplog again:
+// the entry is stored already, and proving the source is the one it came
+// from (oplog.ErrOtherHistory) is an _id lookup.
+func TestRepeatSnapshotReadsOplogOnce(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.workload(35, 100, "r")
+	first, err := e.take(snapshot.Options{Parallel: 2})
+	must(t, err)
+	src, reads := countingSource(t, e)
+	skipWhereOplogSeeks(t, src)
+	m, err := snapshot.Take(ctx, src, e.repo, snapshot.Options{Parallel: 2, Log: testLogger(t)})
+	must(t, err)
+	if m.Start != first.End || m.End != first.End {
+		t.Fatalf("second quiet snapshot: range [%s, %s], want [%s, %s]", m.Start, m.End, first.End, first.End)
+	}
+	assertCovered(t, e, m.Shard, first.Start, m.End)
+	assertReads(t, reads, 1, "a second quiet snapshot")
+
+	e.workload(36, 50, "r2")
+	src, reads = countingSource(t, e)
+	newest, err := e.src.NewestEntry(ctx)
+	must(t, err)
+	m, err = snapshot.Take(ctx, src, e.repo, snapshot.Options{Parallel: 2, Log: testLogger(t)})
+	must(t, err)
+	if m.End != newest {
+		t.Fatalf("third snapshot ends at %s, want the newest entry %s", m.End, newest)
+	}
+	assertCovered(t, e, m.Shard, first.Start, m.End)
+	assertReads(t, reads, 2, "a snapshot after writes since the last one")
+}
