@@ -65,8 +65,10 @@ func BenchmarkSnapshotVsMongodump(b *testing.B) {
 		gz.Stored = fileSize(b, filepath.Join(dir, "a.gz"))
 		report(b, docs, size, []run{snap, plain, gz})
 		b.Logf("rewind snapshot log:\n%s", snap.Stderr)
-		b.Logf("rewind snapshot: %s total, of which copying the collections %s (%.2f MB/s); the rest is mostly reading the newest oplog entry, which FerretDB does with a full scan of its oplog (connect, start, end, range capture)",
-			snap.Elapsed.Round(10*time.Millisecond), copyPhase.Round(10*time.Millisecond), float64(size)/1e6/copyPhase.Seconds())
+		b.Logf("rewind snapshot: %s total, of which copying the collections %s (%.2f MB/s) and, after it, making the oplog range durable %s (the end of the one full read of FerretDB's oplog that runs during the copy, or the settle delay, whichever is later); load average %s",
+			snap.Elapsed.Round(10*time.Millisecond), copyPhase.Round(10*time.Millisecond), float64(size)/1e6/copyPhase.Seconds(),
+			phase(snap.Stderr, "collections copied", "snapshot complete").Round(10*time.Millisecond), benchtool.LoadAverage())
+		b.ReportMetric(plain.Elapsed.Seconds()/snap.Elapsed.Seconds(), "rewind/mongodump-speed")
 		b.ReportMetric(float64(size)/1e6/snap.Elapsed.Seconds(), "rewind-MB/s")
 		b.ReportMetric(float64(size)/1e6/plain.Elapsed.Seconds(), "mongodump-MB/s")
 		b.ReportMetric(float64(size)/1e6/gz.Elapsed.Seconds(), "mongodump-gzip-MB/s")
