@@ -21,8 +21,8 @@ import (
 // oplogReads counts the queries a client sends to local.oplog.rs that read
 // the whole oplog on a server that cannot seek it by ts (FerretDB): every
 // find, aggregate or count except a find of one entry with no filter and
-// no sort (pushed down to SQLite as a LIMIT) and a find by _id equality
-// (an index lookup). A getMore continues a read and is not counted.
+// no sort (pushed down to SQLite as a LIMIT), a find by _id equality (an
+// index lookup) and a $collStats aggregate (page statistics). A getMore continues a read and is not counted.
 type oplogReads struct {
 	mu    sync.Mutex
 	scans []string // the full reads, as sent
@@ -34,6 +34,9 @@ func (c *oplogReads) started(_ context.Context, e *event.CommandStartedEvent) {
 	}
 	coll, _ := e.Command.Lookup(e.CommandName).StringValueOK()
 	if coll != "oplog.rs" || e.CommandName != "find" && e.CommandName != "aggregate" && e.CommandName != "count" {
+		return
+	}
+	if e.CommandName == "aggregate" && collStatsOnly(e.Command) {
 		return
 	}
 	filter, _ := e.Command.Lookup("filter").DocumentOK()
@@ -51,6 +54,19 @@ func (c *oplogReads) scanned() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]string(nil), c.scans...)
+}
+
+// collStatsOnly reports whether an aggregate's pipeline is one $collStats
+// stage: statistics, not a read of the entries.
+func collStatsOnly(cmd bson.Raw) bool {
+	p, _ := cmd.Lookup("pipeline").ArrayOK()
+	stages, _ := p.Values()
+	if len(stages) != 1 {
+		return false
+	}
+	st, _ := stages[0].DocumentOK()
+	els := elements(st)
+	return len(els) == 1 && els[0].Key() == "$collStats"
 }
 
 // byID reports whether filter is only an _id equality to an ObjectID or a

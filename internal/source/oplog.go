@@ -182,11 +182,13 @@ func (s *Source) NewestEntryAtOrBefore(ctx context.Context, ts optime.Timestamp)
 // and its oldest entry. A capped oplog only grows at its end and drops at
 // its start, so two equal marks taken at two moments mean that no entry was
 // logged or dropped in between. Taking one costs two small reads on every
-// server: collStats, and one entry read in natural order without a sort
-// (which FerretDB answers with a single row, where a sorted query or a
-// filter on ts reads its whole oplog).
+// server: the $collStats stage's count (a count kept by the storage engine;
+// FerretDB reads SQLite's page statistics, where the collStats command
+// would also run ANALYZE), and one entry read in natural order without a
+// sort (which FerretDB answers with a single row, where a sorted query or
+// a filter on ts reads its whole oplog).
 type OplogMark struct {
-	// Count is collStats' count of local.oplog.rs: entries.
+	// Count is $collStats' count of local.oplog.rs: entries.
 	Count int64
 	// Oldest is the first entry in natural order; zero for an empty oplog.
 	Oldest optime.Timestamp
@@ -195,22 +197,36 @@ type OplogMark struct {
 // MarkOplog returns the oplog's mark (see OplogMark).
 func (s *Source) MarkOplog(ctx context.Context) (OplogMark, error) {
 	var st struct {
-		Count int64 `bson:"count"`
+		Count struct {
+			N int64 `bson:"count"`
+		} `bson:"storageStats"`
+		N int64 `bson:"count"` // where a server puts it at the top level
 	}
-	cmd := bson.D{{Key: "collStats", Value: "oplog.rs"}}
-	if err := s.Client.Database("local").RunCommand(ctx, cmd).Decode(&st); err != nil {
-		return OplogMark{}, fmt.Errorf("collStats local.oplog.rs: %w", explainConnectError(err))
+	pipeline := bson.A{bson.D{{Key: "$collStats", Value: bson.D{{Key: "count", Value: bson.D{}}}}}}
+	cur, err := s.Oplog().Aggregate(ctx, pipeline)
+	if err != nil {
+		return OplogMark{}, fmt.Errorf("$collStats of local.oplog.rs: %w", explainConnectError(err))
 	}
+	if !cur.Next(ctx) {
+		_ = cur.Close(ctx)
+		return OplogMark{}, fmt.Errorf("$collStats of local.oplog.rs answered nothing: %w", explainConnectError(cur.Err()))
+	}
+	err = cur.Decode(&st)
+	_ = cur.Close(ctx)
+	if err != nil {
+		return OplogMark{}, fmt.Errorf("$collStats of local.oplog.rs: %w", err)
+	}
+	count := max(st.Count.N, st.N)
 	opts := options.FindOne().SetProjection(bson.D{{Key: "ts", Value: 1}})
 	raw, err := s.Oplog().FindOne(ctx, bson.D{}, opts).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return OplogMark{Count: st.Count}, nil
+		return OplogMark{Count: count}, nil
 	}
 	if err != nil {
 		return OplogMark{}, fmt.Errorf("read local.oplog.rs: %w", explainConnectError(err))
 	}
 	oldest, err := optime.OfEntry(raw)
-	return OplogMark{Count: st.Count, Oldest: oldest}, err
+	return OplogMark{Count: count, Oldest: oldest}, err
 }
 
 // OplogScan is what one read of the whole oplog found.
