@@ -253,6 +253,9 @@ func (a *Agent) heartbeat(ctx context.Context, w *writer) error {
 			hb := repo.Heartbeat{Shard: u.shard, Host: host, PID: os.Getpid(), Version: a.Version,
 				Started: started, Updated: time.Now(), LastDurable: st.LastDurable(), Lag: st.Lag(),
 				CoveredThrough: st.CoveredThrough(), Error: captureError(st)}
+			if pm := st.LastPollMark(); !pm.Newest.IsZero() {
+				hb.Polled = &repo.PolledOplog{Count: pm.Mark.Count, Oldest: pm.Mark.Oldest, Newest: pm.Newest}
+			}
 			// Bounded by the period: a stalled storage connection delays
 			// the next heartbeat, never stops them.
 			hctx, cancel := context.WithTimeout(ctx, a.HeartbeatEvery)

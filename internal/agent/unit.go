@@ -95,6 +95,7 @@ func (a *Agent) capture(ctx context.Context, u *unit) error {
 			// No no-op entries to prove an idle oplog complete: each
 			// complete poll does (covered-through).
 			c.CaughtUp = u.stats.NoteCaughtUp
+			c.Marked = u.stats.NotePollMark
 		}
 		err := c.Run(ctx)
 		var gap *oplog.GapError

@@ -70,6 +70,8 @@ type Capture struct {
 	Read func(ctx context.Context, out chan<- bson.Raw) error
 	// CaughtUp is passed to the Tailer (see Tailer.CaughtUp).
 	CaughtUp func(last optime.Timestamp, began time.Time)
+	// Marked is passed to the Tailer (see Tailer.Marked).
+	Marked func(mark source.OplogMark, last optime.Timestamp)
 	// PauseOnSpoolError makes a spool write that fails (its filesystem
 	// full or read-only) pause capture and retry until it succeeds, as a
 	// daemon must; unset, the error ends Run, as a one-shot command wants.
@@ -99,6 +101,35 @@ type Stats struct {
 	spoolError      string
 	timeline        string
 	coverage        coverage
+	polled          PollMark
+	// measuredMark is the mark behind the last newest-entry measurement
+	// of a source without SeekByTS (see measureByMark).
+	measuredMark source.OplogMark
+	hasMeasured  bool
+}
+
+// PollMark is a poll's proof of the oplog's newest entry on a source that
+// cannot seek its oplog by ts (see Tailer.Marked): Mark was taken just
+// before the poll began, and Newest is the newest entry capture had read
+// when it ended. While the oplog's mark still equals Mark, Newest is its
+// newest entry. Zero until such a poll ends.
+type PollMark struct {
+	Mark   source.OplogMark
+	Newest optime.Timestamp
+}
+
+// NotePollMark records a poll's mark: use it as Capture.Marked.
+func (s *Stats) NotePollMark(mark source.OplogMark, newest optime.Timestamp) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.polled = PollMark{Mark: mark, Newest: newest}
+}
+
+// LastPollMark is the newest poll's mark (see PollMark).
+func (s *Stats) LastPollMark() PollMark {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.polled
 }
 
 func pack(ts optime.Timestamp) uint64  { return uint64(ts.T)<<32 | uint64(ts.I) }
@@ -177,7 +208,7 @@ func (c *Capture) Run(ctx context.Context) error {
 		read := c.Read
 		if read == nil {
 			t := &Tailer{Source: c.Source, After: c.Resume.After, Inclusive: c.Resume.Inclusive, FromStart: c.Resume.FromStart,
-				Log: c.Log, CaughtUp: c.CaughtUp}
+				Log: c.Log, CaughtUp: c.CaughtUp, Marked: c.Marked}
 			read = t.Run
 		}
 		tailErr = read(readCtx, entries)

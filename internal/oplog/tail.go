@@ -54,6 +54,13 @@ type Tailer struct {
 	// began has then been passed on. (A MongoDB cursor is tailed without
 	// end, so it is never called there.)
 	CaughtUp func(last optime.Timestamp, began time.Time)
+	// Marked, when set, is called after CaughtUp with the oplog's mark
+	// (source.OplogMark) taken just before that poll began, and the newest
+	// entry passed on: while the oplog's mark still equals it, that entry
+	// is the oplog's newest and nothing after it was logged. A snapshot
+	// takes its start from it without reading the oplog (the agent
+	// publishes it in its heartbeat).
+	Marked func(mark source.OplogMark, last optime.Timestamp)
 	// StallTimeout bounds every request to the source (opening the cursor,
 	// each batch, the commit point): one that gets no answer within it
 	// fails, the connection is dropped, and Run retries on a new one. A
@@ -67,6 +74,9 @@ type Tailer struct {
 
 	// slow is the stall bound grown by allowSlow; zero: StallTimeout.
 	slow time.Duration
+	// marked is the mark taken before the last complete poll (see poll).
+	marked    source.OplogMark
+	hasMarked bool
 }
 
 // maxStallGrowth caps how far allowSlow grows the stall bound: far, since
@@ -103,7 +113,7 @@ func (t *Tailer) Run(ctx context.Context, out chan<- bson.Raw) error {
 	pause := minPollPause
 	for ctx.Err() == nil {
 		began := time.Now()
-		n, err := t.readOnce(ctx, &last, &inclusive, out)
+		n, err := t.poll(ctx, &last, &inclusive, out)
 		var gap *GapError
 		switch {
 		case errors.As(err, &gap):
@@ -120,6 +130,9 @@ func (t *Tailer) Run(ctx context.Context, out chan<- bson.Raw) error {
 		backoff = 100 * time.Millisecond
 		if t.CaughtUp != nil && !t.Source.Caps.ReliableTailableCursor {
 			t.CaughtUp(last, began)
+		}
+		if t.Marked != nil && t.hasMarked {
+			t.Marked(t.marked, last)
 		}
 		if n == 0 || !t.Source.Caps.ReliableTailableCursor {
 			// A cursor that died without news is re-opened after a pause,
@@ -226,6 +239,32 @@ func (t *Tailer) maxRetry() time.Duration {
 // It returns how many new entries it passed on. The first entry it sees must
 // be last itself (unless starting inclusively): that proves nothing between
 // last and the next entry fell off the oplog.
+// poll reads the oplog once. On a polled source that cannot seek its oplog
+// by ts (FerretDB), where every poll reads and decodes the whole oplog, it
+// first takes the oplog's mark (two one-row reads): a mark equal to the one
+// taken before the last complete poll means nothing was logged or dropped
+// since, so that poll's result stands and the read is skipped. An idle
+// agent then costs such a server two small reads per poll, not a full
+// read, and the poll still counts as caught up (CaughtUp): every entry
+// there is was passed on.
+func (t *Tailer) poll(ctx context.Context, last *optime.Timestamp, inclusive *bool, out chan<- bson.Raw) (int, error) {
+	if t.Source.Caps.ReliableTailableCursor || t.Source.Caps.SeekByTS {
+		return t.readOnce(ctx, last, inclusive, out)
+	}
+	mark, err := bounded(ctx, t.stallTimeout(), t.Source.MarkOplog)
+	if err != nil {
+		return 0, err
+	}
+	if t.hasMarked && mark == t.marked {
+		return 0, nil
+	}
+	n, err := t.readOnce(ctx, last, inclusive, out)
+	if err == nil {
+		t.marked, t.hasMarked = mark, true
+	}
+	return n, err
+}
+
 func (t *Tailer) readOnce(ctx context.Context, last *optime.Timestamp, inclusive *bool, out chan<- bson.Raw) (int, error) {
 	filter := bson.D{{Key: "ts", Value: bson.D{{Key: "$gte", Value: bson.Timestamp{T: last.T, I: last.I}}}}}
 	opened := time.Now()

@@ -41,14 +41,21 @@ func measure(ctx context.Context, src *source.Source, stats *Stats) {
 	began := time.Now()
 	mctx, cancel := context.WithTimeout(ctx, measureTimeout)
 	defer cancel()
-	newest, err := src.NewestEntry(mctx)
-	if err != nil {
-		stats.sourceAnswered(ctx.Err() != nil, began) // ctx ended: the agent stops, not the source
-		return
-	}
-	stats.sourceNewest.Store(pack(newest))
-	if oldest, err := src.OldestEntry(mctx); err == nil {
-		stats.sourceOldest.Store(pack(oldest))
+	if !src.Caps.SeekByTS {
+		if !measureByMark(mctx, src, stats) {
+			stats.sourceAnswered(ctx.Err() != nil, began)
+			return
+		}
+	} else {
+		newest, err := src.NewestEntry(mctx)
+		if err != nil {
+			stats.sourceAnswered(ctx.Err() != nil, began) // ctx ended: the agent stops, not the source
+			return
+		}
+		stats.sourceNewest.Store(pack(newest))
+		if oldest, err := src.OldestEntry(mctx); err == nil {
+			stats.sourceOldest.Store(pack(oldest))
+		}
 	}
 	if size, max, err := src.OplogFill(mctx); err == nil {
 		stats.oplogFilling.Store(filling(size, max))
@@ -111,4 +118,33 @@ func (s *Stats) OplogWindow() (d time.Duration, ok bool) {
 		return 0, false
 	}
 	return time.Duration(int64(newest.T)-int64(oldest.T)) * time.Second, true
+}
+
+// measureByMark measures a source that cannot seek its oplog by ts
+// (FerretDB), where finding the newest entry reads the whole oplog: the
+// oplog's mark gives the oldest entry, and the newest is read only when
+// the mark differs from the one behind the last measurement (nothing
+// logged since: the newest is still the one measured). It reports whether
+// the source answered.
+func measureByMark(ctx context.Context, src *source.Source, stats *Stats) bool {
+	mark, err := src.MarkOplog(ctx)
+	if err != nil {
+		return false
+	}
+	stats.sourceOldest.Store(pack(mark.Oldest))
+	stats.mu.Lock()
+	same := stats.measuredMark == mark && stats.hasMeasured
+	stats.mu.Unlock()
+	if same {
+		return true
+	}
+	newest, err := src.NewestEntry(ctx)
+	if err != nil {
+		return false
+	}
+	stats.sourceNewest.Store(pack(newest))
+	stats.mu.Lock()
+	stats.measuredMark, stats.hasMeasured = mark, true
+	stats.mu.Unlock()
+	return true
 }

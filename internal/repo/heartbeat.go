@@ -29,6 +29,20 @@ type Heartbeat struct {
 	// Error is the shard's capture error while it fails (storage or
 	// source), "" while it captures.
 	Error string `bson:"error,omitempty"`
+	// Polled is set on a source that cannot seek its oplog by ts
+	// (FerretDB): the proof of its newest entry from the agent's newest
+	// complete poll (oplog.PollMark). Nil elsewhere.
+	Polled *PolledOplog `bson:"polled,omitempty"`
+}
+
+// PolledOplog is the oplog's mark (source.OplogMark: its entry count and
+// oldest entry) taken just before an agent's poll began, and the newest
+// entry capture had read when that poll ended. While the source's mark
+// still equals Count and Oldest, Newest is the oplog's newest entry.
+type PolledOplog struct {
+	Count  int64            `bson:"count"`
+	Oldest optime.Timestamp `bson:"oldest"`
+	Newest optime.Timestamp `bson:"newest"`
 }
 
 // Covered is CoveredThrough, or LastDurable in a heartbeat that has none.

@@ -165,3 +165,41 @@ func (g *oplogRange) storeQuiet(ctx context.Context, sc source.OplogScan) error 
 	}
 	return nil
 }
+
+// fromAgentPoll takes the start from the running agent's newest complete
+// poll, on a source that cannot seek its oplog by ts, when the oplog's mark
+// still equals the one the agent took before that poll (its heartbeat
+// publishes both, repo.PolledOplog): nothing was logged since, so the
+// newest entry the poll read is the oplog's newest, found without reading
+// the oplog. It reports false (the start is then read from the oplog) for
+// any other source, without such a heartbeat, or after a change.
+func (g *oplogRange) fromAgentPoll(ctx context.Context) bool {
+	if g.writer != nil || g.o.part != nil || g.src.Caps.SeekByTS || g.src.Caps.MajorityReads {
+		return false
+	}
+	hb, err := g.repo.ReadHeartbeat(ctx, g.shard)
+	if err != nil || hb.Polled == nil {
+		return false
+	}
+	mark, err := g.src.MarkOplog(ctx)
+	if err != nil || mark.Count != hb.Polled.Count || mark.Oldest != hb.Polled.Oldest {
+		return false
+	}
+	g.start, g.agentMark = hb.Polled.Newest, &mark
+	g.o.Log.Info("the start is the newest entry of the agent's last poll: nothing was logged since", "start", g.start.String())
+	return true
+}
+
+// newestAtEnd is the oplog's newest entry once the copy has ended: the
+// start itself when it came from the agent's poll and the oplog's mark is
+// still the same (nothing logged during the copy), else read from the
+// oplog.
+func (g *oplogRange) newestAtEnd(ctx context.Context) (optime.Timestamp, error) {
+	if g.agentMark != nil {
+		if mark, err := g.src.MarkOplog(ctx); err == nil && mark == *g.agentMark {
+			g.o.Log.Info("no entry was logged during the copy: nothing to replay", "start", g.start.String())
+			return g.start, nil
+		}
+	}
+	return g.src.NewestEntry(ctx)
+}

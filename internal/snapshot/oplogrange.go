@@ -56,6 +56,9 @@ type oplogRange struct {
 	// deferred is set when the start is decided after the copy (see
 	// deferredStart); start is zero until then.
 	deferred *deferredStart
+	// agentMark is the oplog's mark when the start came from an agent's
+	// poll (see fromAgentPoll); nil otherwise.
+	agentMark *source.OplogMark
 }
 
 // newOplogRange notes the range's start: the oplog's newest entry, or for
@@ -65,6 +68,9 @@ func newOplogRange(ctx context.Context, src *source.Source, r *repo.Repository, 
 	g := &oplogRange{src: src, repo: r, shard: o.shardOf(src), o: o, writer: writer}
 	if deferrable(src, writer, o) {
 		return g, g.beginDeferred(ctx)
+	}
+	if g.fromAgentPoll(ctx) {
+		return g, nil
 	}
 	var err error
 	if g.start, err = src.NewestEntry(ctx); err != nil {
@@ -190,7 +196,7 @@ func (g *oplogRange) finish(ctx context.Context) (optime.Timestamp, error) {
 			return optime.Zero, ctx.Err()
 		case <-time.After(time.Until(after)):
 		}
-		e, err := g.src.NewestEntry(ctx)
+		e, err := g.newestAtEnd(ctx)
 		if err != nil {
 			return optime.Zero, fmt.Errorf("note the snapshot's end: %w", err)
 		}

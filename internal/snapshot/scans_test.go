@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -16,81 +15,15 @@ import (
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/source"
+	"github.com/rewind-backup/rewind/internal/testserver"
 )
-
-// oplogReads counts the queries a client sends to local.oplog.rs that read
-// the whole oplog on a server that cannot seek it by ts (FerretDB): every
-// find, aggregate or count except a find of one entry with no filter and
-// no sort (pushed down to SQLite as a LIMIT), a find by _id equality (an
-// index lookup) and a $collStats aggregate (page statistics). A getMore continues a read and is not counted.
-type oplogReads struct {
-	mu    sync.Mutex
-	scans []string // the full reads, as sent
-}
-
-func (c *oplogReads) started(_ context.Context, e *event.CommandStartedEvent) {
-	if e.DatabaseName != "local" {
-		return
-	}
-	coll, _ := e.Command.Lookup(e.CommandName).StringValueOK()
-	if coll != "oplog.rs" || e.CommandName != "find" && e.CommandName != "aggregate" && e.CommandName != "count" {
-		return
-	}
-	if e.CommandName == "aggregate" && collStatsOnly(e.Command) {
-		return
-	}
-	filter, _ := e.Command.Lookup("filter").DocumentOK()
-	sort, _ := e.Command.Lookup("sort").DocumentOK()
-	limit, _ := e.Command.Lookup("limit").AsInt64OK()
-	if e.CommandName == "find" && len(elements(sort)) == 0 && (byID(filter) || len(elements(filter)) == 0 && limit == 1) {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.scans = append(c.scans, e.CommandName+" filter "+filter.String()+" sort "+sort.String())
-}
-
-func (c *oplogReads) scanned() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.scans...)
-}
-
-// collStatsOnly reports whether an aggregate's pipeline is one $collStats
-// stage: statistics, not a read of the entries.
-func collStatsOnly(cmd bson.Raw) bool {
-	p, _ := cmd.Lookup("pipeline").ArrayOK()
-	stages, _ := p.Values()
-	if len(stages) != 1 {
-		return false
-	}
-	st, _ := stages[0].DocumentOK()
-	els := elements(st)
-	return len(els) == 1 && els[0].Key() == "$collStats"
-}
-
-// byID reports whether filter is only an _id equality to an ObjectID or a
-// string, which FerretDB answers from its _id index.
-func byID(filter bson.Raw) bool {
-	els := elements(filter)
-	if len(els) != 1 || els[0].Key() != "_id" {
-		return false
-	}
-	t := els[0].Value().Type
-	return t == bson.TypeObjectID || t == bson.TypeString
-}
-
-func elements(d bson.Raw) []bson.RawElement {
-	els, _ := d.Elements()
-	return els
-}
 
 // countingSource is e.src with a client of its own whose oplog reads are
 // counted: what a snapshot through it costs the source.
-func countingSource(t *testing.T, e *env) (*source.Source, *oplogReads) {
+func countingSource(t *testing.T, e *env) (*source.Source, *testserver.OplogReads) {
 	t.Helper()
-	reads := &oplogReads{}
-	c, err := mongo.Connect(options.Client().ApplyURI(e.srv.URI()).SetMonitor(&event.CommandMonitor{Started: reads.started}))
+	mon, reads := testserver.CountOplogReads()
+	c, err := mongo.Connect(options.Client().ApplyURI(e.srv.URI()).SetMonitor(mon))
 	must(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -109,9 +42,9 @@ func skipWhereOplogSeeks(t *testing.T, src *source.Source) {
 	}
 }
 
-func assertReads(t *testing.T, reads *oplogReads, most int, what string) {
+func assertReads(t *testing.T, reads *testserver.OplogReads, most int, what string) {
 	t.Helper()
-	if scans := reads.scanned(); len(scans) > most {
+	if scans := reads.Scans(); len(scans) > most {
 		t.Fatalf("%s read the whole oplog %d times, want at most %d:\n%s", what, len(scans), most, strings.Join(scans, "\n"))
 	}
 }
