@@ -7,10 +7,12 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 
 	"github.com/rewind-backup/rewind/bench/benchtool"
 	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
@@ -50,11 +53,16 @@ func BenchmarkSnapshotVsMongodump(b *testing.B) {
 		dir := filepath.Join(tmp, strconv.Itoa(i))
 		repoURL := "file://" + filepath.Join(dir, "repo")
 		measure(ctx, b, "rewind init", rewind, "init", "--repo", repoURL)
+		stopAgent := func() {}
+		if os.Getenv("REWIND_BENCH_AGENT") != "" {
+			stopAgent = besideAgent(ctx, b, rewind, srv.URI(), repoURL, dir)
+		}
 		snap := measure(ctx, b, "rewind snapshot --parallel 4", rewind, "--log-format", "json", "snapshot",
 			"--source", srv.URI(), "--repo", repoURL, "--ns", db+".*", "--parallel", "4")
 		snap.Stored = diskBytes(b, filepath.Join(dir, "repo", "data"))
 		copyPhase := phase(snap.Stderr, "snapshot started", "collections copied")
 		if os.Getenv("REWIND_BENCH_REWIND_ONLY") != "" {
+			stopAgent()
 			report(b, docs, size, []run{snap})
 			b.Logf("rewind snapshot: copy phase %s", copyPhase.Round(10*time.Millisecond))
 			continue
@@ -63,6 +71,7 @@ func BenchmarkSnapshotVsMongodump(b *testing.B) {
 		plain.Stored = fileSize(b, filepath.Join(dir, "a"))
 		gz := measure(ctx, b, "mongodump --archive --gzip", dump, "--quiet", "--uri", srv.URI(), "--db", db, "--gzip", "--archive="+filepath.Join(dir, "a.gz"))
 		gz.Stored = fileSize(b, filepath.Join(dir, "a.gz"))
+		stopAgent()
 		report(b, docs, size, []run{snap, plain, gz})
 		b.Logf("rewind snapshot log:\n%s", snap.Stderr)
 		b.Logf("rewind snapshot: %s total, of which copying the collections %s (%.2f MB/s) and, after it, making the oplog range durable %s (the end of the one full read of FerretDB's oplog that runs during the copy, or the settle delay, whichever is later); load average %s",
@@ -162,5 +171,50 @@ func BenchmarkEncodeStore(b *testing.B) {
 		}
 		st.Close()
 		b.StartTimer()
+	}
+}
+
+// besideAgent starts `rewind agent` on the repository (its default
+// settings: a heartbeat every 10 s) and returns once the agent has taken
+// its base snapshot and its heartbeat proves the oplog's newest entry as
+// it is now (repo.PolledOplog), as a long-running agent's does on an idle
+// source: both tools then run beside it. It returns the agent's stop.
+func besideAgent(ctx context.Context, b *testing.B, rewind, uri, url, dir string) func() {
+	agent := exec.Command(rewind, "agent", "--source", uri, "--repo", url, "--spool-dir", filepath.Join(dir, "spool"),
+		"--api-listen", "", "--log-level", "warn")
+	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	agent.Stderr = os.Stderr
+	if err := agent.Start(); err != nil {
+		b.Fatal(err)
+	}
+	stop := func() { _ = agent.Process.Kill(); _ = agent.Wait() }
+	b.Cleanup(stop)
+	st, err := storage.Open(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	r, err := repo.Open(ctx, st, repo.OpenOptions{Location: url})
+	if err != nil {
+		b.Fatal(err)
+	}
+	src, err := source.Connect(ctx, uri)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close(ctx)
+	began := time.Now()
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		snaps, _ := r.ListSnapshots(ctx, src.Shard())
+		hb, err := r.ReadHeartbeat(ctx, src.Shard())
+		mark, merr := src.MarkOplog(ctx)
+		if len(snaps) > 0 && err == nil && merr == nil && hb.Polled != nil &&
+			hb.Polled.Count == mark.Count && hb.Polled.Oldest == mark.Oldest && !hb.LastDurable.Before(hb.Polled.Newest) {
+			b.Logf("the agent took its base snapshot and proved the oplog's newest entry %s in %s", hb.Polled.Newest, time.Since(began).Round(time.Second))
+			return stop
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("within 5 minutes the agent took no base snapshot or its heartbeat proved no newest entry (%+v)", hb)
+		}
 	}
 }
