@@ -74,7 +74,7 @@ func BenchmarkSnapshotVsMongodump(b *testing.B) {
 		stopAgent()
 		report(b, docs, size, []run{snap, plain, gz})
 		b.Logf("rewind snapshot log:\n%s", snap.Stderr)
-		b.Logf("rewind snapshot: %s total, of which copying the collections %s (%.2f MB/s) and, after it, making the oplog range durable %s (the end of the one full read of FerretDB's oplog that runs during the copy, or the settle delay, whichever is later); load average %s",
+		b.Logf("rewind snapshot: %s total, of which copying the collections %s (%.2f MB/s) and, after it, making the oplog range durable %s (the settle delay, and without an agent the end of the one full read of FerretDB's oplog that runs during the copy); load average %s",
 			snap.Elapsed.Round(10*time.Millisecond), copyPhase.Round(10*time.Millisecond), float64(size)/1e6/copyPhase.Seconds(),
 			phase(snap.Stderr, "collections copied", "snapshot complete").Round(10*time.Millisecond), benchtool.LoadAverage())
 		b.ReportMetric(plain.Elapsed.Seconds()/snap.Elapsed.Seconds(), "rewind/mongodump-speed")
