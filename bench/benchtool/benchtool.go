@@ -26,6 +26,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/rewind-backup/rewind/internal/repo"
+	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testserver"
 	"github.com/rewind-backup/rewind/internal/workload"
 )
@@ -356,4 +358,21 @@ func Load(tb testing.TB, client *mongo.Client, db string, colls, totalMB int) (d
 		docs += len(all)
 	}
 	return docs, size
+}
+
+// OpenRepo opens the repository at url (closed when tb ends), failing tb
+// if it cannot.
+func OpenRepo(tb testing.TB, url string) *repo.Repository {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := storage.Open(ctx, url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	r, err := repo.Open(ctx, st, repo.OpenOptions{Location: url})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
 }

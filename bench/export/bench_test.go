@@ -21,8 +21,6 @@ import (
 	"github.com/rewind-backup/rewind/bench/benchtool"
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/oracle"
-	"github.com/rewind-backup/rewind/internal/repo"
-	"github.com/rewind-backup/rewind/internal/storage"
 	"github.com/rewind-backup/rewind/internal/testbin"
 	"github.com/rewind-backup/rewind/internal/testserver"
 )
@@ -124,15 +122,7 @@ func startAgent(b *testing.B, rewind, dir, source, url string) func() {
 // waitRepo polls the repository's catalog until cond holds for its shard.
 func waitRepo(b *testing.B, url, what string, cond func(catalog.Shard) bool) {
 	ctx := context.Background()
-	st, err := storage.Open(ctx, url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	r, err := repo.Open(ctx, st, repo.OpenOptions{Location: url})
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := benchtool.OpenRepo(b, url)
 	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
 		cat, err := catalog.Load(ctx, r)
 		if err == nil && len(cat.Shards) == 1 && cond(cat.Shards[0]) {

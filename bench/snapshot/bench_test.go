@@ -189,15 +189,7 @@ func besideAgent(ctx context.Context, b *testing.B, rewind, uri, url, dir string
 	}
 	stop := func() { _ = agent.Process.Kill(); _ = agent.Wait() }
 	b.Cleanup(stop)
-	st, err := storage.Open(ctx, url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	r, err := repo.Open(ctx, st, repo.OpenOptions{Location: url})
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := benchtool.OpenRepo(b, url)
 	src, err := source.Connect(ctx, uri)
 	if err != nil {
 		b.Fatal(err)

@@ -43,18 +43,11 @@ func TestIdlePollsSkipTheRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mon, reads := testserver.CountOplogReads()
-	c, err := mongo.Connect(options.Client().ApplyURI(srv.URI()).SetMonitor(mon))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Disconnect(ctx) }()
-	src := *plain
-	src.Client = c
+	src, reads := counted(t, srv, plain)
 
 	var caughtUp atomic.Int64
 	var marked atomic.Pointer[optime.Timestamp]
-	tl := &Tailer{Source: &src, After: newest, Inclusive: true,
+	tl := &Tailer{Source: src, After: newest, Inclusive: true,
 		CaughtUp: func(optime.Timestamp, time.Time) { caughtUp.Add(1) },
 		Marked:   func(_ source.OplogMark, last optime.Timestamp) { marked.Store(&last) }}
 	rctx, cancel := context.WithCancel(ctx)
@@ -128,23 +121,16 @@ func TestMeasureReadsTheNewestOnlyAfterAChange(t *testing.T) {
 	if plain.Caps.SeekByTS {
 		t.Skipf("%s seeks its oplog by ts: its newest entry is an index seek", plain.Flavor)
 	}
-	mon, reads := testserver.CountOplogReads()
-	c, err := mongo.Connect(options.Client().ApplyURI(srv.URI()).SetMonitor(mon))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Disconnect(ctx) }()
-	src := *plain
-	src.Client = c
+	src, reads := counted(t, srv, plain)
 	stats := &Stats{}
 	for range 3 {
-		measure(ctx, &src, stats)
+		measure(ctx, src, stats)
 	}
 	if n := len(reads.Scans()); n != 1 {
 		t.Fatalf("3 measurements of an idle oplog read it whole %d times, want once", n)
 	}
 	insert(2)
-	measure(ctx, &src, stats)
+	measure(ctx, src, stats)
 	newest, err := plain.NewestEntry(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -152,4 +138,19 @@ func TestMeasureReadsTheNewestOnlyAfterAChange(t *testing.T) {
 	if got := stats.SourceNewest(); got != newest || len(reads.Scans()) != 2 {
 		t.Fatalf("after a write: measured newest %s (want %s), %d full reads (want 2)", got, newest, len(reads.Scans()))
 	}
+}
+
+// counted is plain with a client of its own whose full oplog reads are
+// counted (testserver.OplogReads).
+func counted(t *testing.T, srv *testserver.Server, plain *source.Source) (*source.Source, *testserver.OplogReads) {
+	t.Helper()
+	mon, reads := testserver.CountOplogReads()
+	c, err := mongo.Connect(options.Client().ApplyURI(srv.URI()).SetMonitor(mon))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+	src := *plain
+	src.Client = c
+	return &src, reads
 }

@@ -3,7 +3,6 @@ package snapshot_test
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/snapshot"
-	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // With an agent capturing, a snapshot taken by hand does not capture
@@ -112,31 +110,13 @@ func TestSnapshotBesideIdleAgentReadsNoOplog(t *testing.T) {
 // A write during the copy changes the oplog's mark: the snapshot then reads
 // its end from the oplog, and the range holds the write.
 func TestSnapshotBesideAgentWithWriteDuringCopy(t *testing.T) {
-	ctx := context.Background()
 	e := newEnv(t)
 	e.workload(38, 80, "w")
 	startAgent(t, e)
 	waitAgentPolled(t, e)
-	coll := e.srv.Client().Database(e.srv.DB("during")).Collection("c")
-	var once sync.Once
-	var written bson.Raw
-	p := &snapshot.Progress{OnChunk: func() {
-		once.Do(func() {
-			_, err := coll.InsertOne(ctx, bson.D{{Key: "n", Value: 1}})
-			must(t, err)
-			written, err = e.src.Oplog().FindOne(ctx, bson.D{{Key: "ns", Value: coll.Database().Name() + ".c"}}).Raw()
-			must(t, err)
-		})
-	}}
+	p, written := writeDuringCopy(t, e)
 	m, err := e.take(snapshot.Options{Parallel: 2, Progress: p, WaitTimeout: time.Minute})
 	must(t, err)
-	if written == nil {
-		t.Fatal("the test wrote nothing during the copy")
-	}
-	w, err := optime.OfEntry(written)
-	must(t, err)
-	if !m.Start.Before(w) || m.End.Before(w) {
-		t.Fatalf("the range [%s, %s] does not hold the write made during the copy (%s)", m.Start, m.End, w)
-	}
+	assertHolds(t, m, written())
 	assertCovered(t, e, m.Shard, m.Start, m.End)
 }

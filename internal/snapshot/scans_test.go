@@ -13,6 +13,7 @@ import (
 
 	"github.com/rewind-backup/rewind/internal/catalog"
 	"github.com/rewind-backup/rewind/internal/optime"
+	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/snapshot"
 	"github.com/rewind-backup/rewind/internal/source"
 	"github.com/rewind-backup/rewind/internal/testserver"
@@ -89,27 +90,10 @@ func TestSnapshotWithWritesReadsOplogTwice(t *testing.T) {
 	e.workload(31, 200, "s")
 	src, reads := countingSource(t, e)
 	skipWhereOplogSeeks(t, src)
-	coll := e.srv.Client().Database(e.srv.DB("during")).Collection("c")
-	var once sync.Once
-	var written bson.Raw
-	p := &snapshot.Progress{OnChunk: func() {
-		once.Do(func() {
-			_, err := coll.InsertOne(ctx, bson.D{{Key: "n", Value: 1}})
-			must(t, err)
-			written, err = e.src.Oplog().FindOne(ctx, bson.D{{Key: "ns", Value: coll.Database().Name() + ".c"}}).Raw()
-			must(t, err)
-		})
-	}}
+	p, written := writeDuringCopy(t, e)
 	m, err := snapshot.Take(ctx, src, e.repo, snapshot.Options{Parallel: 2, Progress: p, Log: testLogger(t)})
 	must(t, err)
-	if written == nil {
-		t.Fatal("the test wrote nothing during the copy")
-	}
-	w, err := optime.OfEntry(written)
-	must(t, err)
-	if !m.Start.Before(w) || m.End.Before(w) {
-		t.Fatalf("the range [%s, %s] does not hold the write made during the copy (%s)", m.Start, m.End, w)
-	}
+	assertHolds(t, m, written())
 	assertCovered(t, e, m.Shard, m.Start, m.End)
 	assertReads(t, reads, 2, "a snapshot with a write during its copy")
 }
@@ -145,4 +129,40 @@ func TestRepeatSnapshotReadsOplogOnce(t *testing.T) {
 	}
 	assertCovered(t, e, m.Shard, first.Start, m.End)
 	assertReads(t, reads, 2, "a snapshot after writes since the last one")
+}
+
+// writeDuringCopy returns a snapshot progress whose first chunk makes one
+// insert, and what returns that insert's oplog timestamp once the
+// snapshot has ended.
+func writeDuringCopy(t *testing.T, e *env) (*snapshot.Progress, func() optime.Timestamp) {
+	t.Helper()
+	ctx := context.Background()
+	coll := e.srv.Client().Database(e.srv.DB("during")).Collection("c")
+	var once sync.Once
+	var written bson.Raw
+	p := &snapshot.Progress{OnChunk: func() {
+		once.Do(func() {
+			_, err := coll.InsertOne(ctx, bson.D{{Key: "n", Value: 1}})
+			must(t, err)
+			written, err = e.src.Oplog().FindOne(ctx, bson.D{{Key: "ns", Value: coll.Database().Name() + ".c"}}).Raw()
+			must(t, err)
+		})
+	}}
+	return p, func() optime.Timestamp {
+		t.Helper()
+		if written == nil {
+			t.Fatal("the test wrote nothing during the copy")
+		}
+		w, err := optime.OfEntry(written)
+		must(t, err)
+		return w
+	}
+}
+
+// assertHolds checks that m's range holds the entry at w.
+func assertHolds(t *testing.T, m repo.Manifest, w optime.Timestamp) {
+	t.Helper()
+	if !m.Start.Before(w) || m.End.Before(w) {
+		t.Fatalf("the range [%s, %s] does not hold the write made during the copy (%s)", m.Start, m.End, w)
+	}
 }
