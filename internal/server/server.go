@@ -218,14 +218,18 @@ func (s *Server) syncState(ctx context.Context) {
 			return
 		case <-time.After(s.lockRefresh()):
 		}
+		// Read under the lock that POST, PATCH and DELETE hold while they
+		// save: a read taken before one of them saved and applied after it
+		// would undo it (a removed deployment started again).
+		s.mu.Lock()
 		kept, err := loadState(s.stateDir)
+		if err == nil {
+			s.reconcileLocked(kept)
+		}
+		s.mu.Unlock()
 		if err != nil {
 			s.Log.Warn("read the deployments added over the API failed", "err", err)
-			continue
 		}
-		s.mu.Lock()
-		s.reconcileLocked(kept)
-		s.mu.Unlock()
 	}
 }
 
