@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/rewind-backup/rewind/internal/catalog"
@@ -116,6 +117,14 @@ func (s *scheduler) nextDue(ctx context.Context) (bool, string) {
 // take takes one snapshot: a cluster snapshot for a cluster. The agent
 // captures the oplog itself, so the snapshot only waits for it.
 func (s *scheduler) take(ctx context.Context) error {
+	// A snapshot's copy buffers and encoders raise the live heap for its
+	// length, and the collector's next goal to twice that; the agent then
+	// allocates slowly and its heap stays at that high water for minutes
+	// after the snapshot (its RSS with it: the soak saw one process go
+	// from 52 to 101 MiB while its heap after each collection stayed at
+	// 24-31 MB). Collecting and returning the memory at the end brings the
+	// goal back to what capture needs.
+	defer debug.FreeOSMemory()
 	if s.cluster != nil {
 		return s.cluster.take(ctx, s)
 	}
