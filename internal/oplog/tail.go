@@ -54,12 +54,12 @@ type Tailer struct {
 	// began has then been passed on. (A MongoDB cursor is tailed without
 	// end, so it is never called there.)
 	CaughtUp func(last optime.Timestamp, began time.Time)
-	// Marked, when set, is called after CaughtUp with the oplog's mark
-	// (source.OplogMark) taken just before that poll began, and the newest
-	// entry passed on: while the oplog's mark still equals it, that entry
-	// is the oplog's newest and nothing after it was logged. A snapshot
-	// takes its start from it without reading the oplog (the agent
-	// publishes it in its heartbeat).
+	// Marked, when set, is called after each poll that took the oplog's
+	// mark (source.OplogMark) just before it began, with that mark and the
+	// newest entry passed on: while the oplog's mark still equals it, that
+	// entry is the oplog's newest and nothing after it was logged. A
+	// snapshot takes its start from it without reading the oplog (the
+	// agent publishes it in its heartbeat).
 	Marked func(mark source.OplogMark, last optime.Timestamp)
 	// StallTimeout bounds every request to the source (opening the cursor,
 	// each batch, the commit point): one that gets no answer within it
@@ -77,6 +77,8 @@ type Tailer struct {
 	// marked is the mark taken before the last complete poll (see poll).
 	marked    source.OplogMark
 	hasMarked bool
+	// busy: the last poll passed entries on (see poll).
+	busy bool
 }
 
 // maxStallGrowth caps how far allowSlow grows the stall bound: far, since
@@ -130,9 +132,6 @@ func (t *Tailer) Run(ctx context.Context, out chan<- bson.Raw) error {
 		backoff = 100 * time.Millisecond
 		if t.CaughtUp != nil && !t.Source.Caps.ReliableTailableCursor {
 			t.CaughtUp(last, began)
-		}
-		if t.Marked != nil && t.hasMarked {
-			t.Marked(t.marked, last)
 		}
 		if n == 0 || !t.Source.Caps.ReliableTailableCursor {
 			// A cursor that died without news is re-opened after a pause,
@@ -241,28 +240,42 @@ func (t *Tailer) maxRetry() time.Duration {
 // last and the next entry fell off the oplog.
 // poll reads the oplog once. On a polled source that cannot seek its oplog
 // by ts (FerretDB), where every poll reads and decodes the whole oplog, it
-// first takes the oplog's mark (two one-row reads): a mark equal to the one
-// taken before the last complete poll means nothing was logged or dropped
-// since, so that poll's result stands and the read is skipped. An idle
+// first takes the oplog's mark (two one-row reads), unless the last poll
+// found entries: a mark equal to the one taken before the last complete
+// marked read means nothing was logged or dropped since, so that read's
+// result stands and this one is skipped. An idle
 // agent then costs such a server two small reads per poll, not a full
 // read, and the poll still counts as caught up (CaughtUp): every entry
 // there is was passed on.
 func (t *Tailer) poll(ctx context.Context, last *optime.Timestamp, inclusive *bool, out chan<- bson.Raw) (int, error) {
-	if t.Source.Caps.ReliableTailableCursor || t.Source.Caps.SeekByTS {
-		return t.readOnce(ctx, last, inclusive, out)
+	if t.Source.Caps.ReliableTailableCursor || t.Source.Caps.SeekByTS || t.busy {
+		// Busy: the last poll found entries, so this one will most likely
+		// find more; its mark would only add to its cost.
+		n, err := t.readOnce(ctx, last, inclusive, out)
+		t.busy = n > 0
+		return n, err
 	}
 	mark, err := bounded(ctx, t.stallTimeout(), t.Source.MarkOplog)
 	if err != nil {
 		return 0, err
 	}
 	if t.hasMarked && mark == t.marked {
+		t.noteMarked(mark, *last)
 		return 0, nil
 	}
 	n, err := t.readOnce(ctx, last, inclusive, out)
 	if err == nil {
 		t.marked, t.hasMarked = mark, true
+		t.noteMarked(mark, *last)
 	}
+	t.busy = n > 0
 	return n, err
+}
+
+func (t *Tailer) noteMarked(mark source.OplogMark, last optime.Timestamp) {
+	if t.Marked != nil && !last.IsZero() {
+		t.Marked(mark, last)
+	}
 }
 
 func (t *Tailer) readOnce(ctx context.Context, last *optime.Timestamp, inclusive *bool, out chan<- bson.Raw) (int, error) {
