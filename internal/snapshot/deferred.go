@@ -132,6 +132,14 @@ func (g *oplogRange) finishDeferred(ctx context.Context, after time.Time) (end o
 // stored timeline up to it (one more read of the oplog, for the entries
 // logged since that timeline's end).
 func (g *oplogRange) storeQuiet(ctx context.Context, sc source.OplogScan) error {
+	// The range capture proves the source is the deployment the stored
+	// timeline came from (oplog.ErrOtherHistory); a quiet range that needs
+	// no capture must prove it too, or another deployment's snapshot would
+	// open a window on this one's timeline. One segment read and one
+	// lookup by _id here.
+	if err := oplog.CheckContinues(ctx, g.repo, g.shard, g.src); err != nil {
+		return err
+	}
 	if g.fromEmpty {
 		return nil
 	}

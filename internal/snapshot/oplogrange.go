@@ -69,6 +69,13 @@ func newOplogRange(ctx context.Context, src *source.Source, r *repo.Repository, 
 	if deferrable(src, writer, o) {
 		return g, g.beginDeferred(ctx)
 	}
+	if writer == nil {
+		// The agent's capture proved its source continues the stored
+		// timeline, not this snapshot's source: prove this one does.
+		if err := oplog.CheckContinues(ctx, r, g.shard, src); err != nil {
+			return nil, err
+		}
+	}
 	if g.fromAgentPoll(ctx) {
 		return g, nil
 	}

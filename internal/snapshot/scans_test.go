@@ -2,6 +2,7 @@ package snapshot_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rewind-backup/rewind/internal/catalog"
+	"github.com/rewind-backup/rewind/internal/oplog"
 	"github.com/rewind-backup/rewind/internal/optime"
 	"github.com/rewind-backup/rewind/internal/repo"
 	"github.com/rewind-backup/rewind/internal/snapshot"
@@ -164,5 +166,64 @@ func assertHolds(t *testing.T, m repo.Manifest, w optime.Timestamp) {
 	t.Helper()
 	if !m.Start.Before(w) || m.End.Before(w) {
 		t.Fatalf("the range [%s, %s] does not hold the write made during the copy (%s)", m.Start, m.End, w)
+	}
+}
+
+// Another deployment's quiet snapshot into this repository is refused
+// (oplog.ErrOtherHistory), as the range capture refuses a busy one: its
+// newest entry lies within the stored timeline, which would otherwise
+// cover its range and replay this deployment's writes onto its data. So
+// is an empty deployment's.
+func TestQuietSnapshotOfAnotherDeploymentIsRefused(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	if e.srv.External() {
+		t.Skip("needs two deployments: $REWIND_TEST_MONGODB_URI names one")
+	}
+	other := testserver.Start(t)
+	empty := testserver.Start(t)
+	insert := func(s *testserver.Server, v int) {
+		t.Helper()
+		_, err := s.Client().Database(s.DB("o")).Collection("c").InsertOne(ctx, bson.D{{Key: "v", Value: v}})
+		must(t, err)
+	}
+	insert(e.srv, 1)
+	_, err := e.take(snapshot.Options{Parallel: 2})
+	must(t, err)
+	nextSecond(t, e.src)
+	insert(other, 1) // the other deployment's newest entry: inside this timeline-to-be
+	nextSecond(t, e.src)
+	insert(e.srv, 2)
+	_, err = e.take(snapshot.Options{Parallel: 2})
+	must(t, err)
+	for name, s := range map[string]*testserver.Server{"another deployment": other, "an empty deployment": empty} {
+		src, err := source.Connect(ctx, s.URI())
+		must(t, err)
+		defer src.Close(ctx)
+		m, err := snapshot.Take(ctx, src, e.repo, snapshot.Options{Parallel: 2, Log: testLogger(t)})
+		if !errors.Is(err, oplog.ErrOtherHistory) {
+			t.Errorf("snapshot of %s into this repository: range [%s, %s], error %v; want ErrOtherHistory", name, m.Start, m.End, err)
+		}
+	}
+}
+
+// nextSecond waits until the server's clock is in a later second than now,
+// so the next entry's timestamp sorts after every earlier one's second.
+func nextSecond(t *testing.T, src *source.Source) {
+	t.Helper()
+	ctx := context.Background()
+	now, err := src.ClockTimestamp(ctx)
+	must(t, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := src.ClockTimestamp(ctx)
+		must(t, err)
+		if c.T > now.T {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server's clock did not pass %s within 10 s", now)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
