@@ -376,6 +376,13 @@ func TestClusterShardAlert(t *testing.T) {
 		_, err := r.ReadHeartbeat(context.Background(), "beta")
 		return err == nil
 	})
+	// The agent takes its first cluster snapshot at start: a shard killed
+	// during it would fail it too (snapshot_failed, an alert about the
+	// deployment, not a shard), which is not what this test is about.
+	waitFor(t, 30*time.Second, "the agent's first cluster snapshot", func() bool {
+		ids, err := r.ListClusterSnapshots(context.Background())
+		return err == nil && len(ids) > 0
+	})
 
 	c.shards["beta"].Kill()
 	var fired alert.Event

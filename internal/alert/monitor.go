@@ -82,9 +82,16 @@ func New(d Deps) *Monitor {
 		d.Log = slog.Default()
 	}
 	host, _ := os.Hostname()
-	return &Monitor{d: d, tracker: newTracker(historyLen), notifier: NewNotifier(d.Config.Webhooks, d.Log), shardStorage: map[string]*storageWatch{},
+	m := &Monitor{d: d, tracker: newTracker(historyLen), notifier: NewNotifier(d.Config.Webhooks, d.Log), shardStorage: map[string]*storageWatch{},
 		base: Event{Deployment: d.Deployment, Shard: d.Shard, SourceHost: SourceHosts(d.Source.Reveal()), Details: map[string]any{},
 			Agent: AgentInfo{Host: host, PID: os.Getpid(), Version: d.Version}}}
+	if d.Units != nil {
+		// A cluster: an alert about the deployment (a failed cluster
+		// snapshot, a topology change) is no one shard's; capture alerts
+		// name theirs (Condition.Shard).
+		m.base.Shard = ""
+	}
+	return m
 }
 
 // Notifier is the monitor's webhook sender (tests tune its retries).
